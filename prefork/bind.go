@@ -1,0 +1,188 @@
+package prefork
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// ListenSpec says what socket to bind. Network is a Go network name: "tcp",
+// "tcp4", "tcp6", "udp", "udp4", "udp6", "unix" (stream) or "unixgram".
+type ListenSpec struct {
+	Network string
+	Address string      // host:port (port 0: any free port) or a socket path
+	Backlog int         // listen(2) backlog for stream sockets; 0: the kernel's default
+	Mode    fs.FileMode // mode of a UNIX socket file; 0: 0660
+	UID     int         // owner of a UNIX socket file; -1: unchanged
+	GID     int         // group of a UNIX socket file; -1: unchanged
+}
+
+// Listener is a bound socket held by the master for a daemon's whole life and
+// handed to every worker as an inherited fd.
+type Listener struct {
+	Spec ListenSpec
+	Addr net.Addr // the real bound address: port 0 resolved
+	file *os.File
+}
+
+// File returns the socket's fd as a file, for exec.Cmd.ExtraFiles.
+func (l *Listener) File() *os.File { return l.file }
+
+// Proto returns "tcp", "udp", "unix" or "unixgram": the protocol without address family.
+func (l *Listener) Proto() string {
+	switch l.Spec.Network {
+	case "tcp", "tcp4", "tcp6":
+		return "tcp"
+	case "udp", "udp4", "udp6":
+		return "udp"
+	}
+	return l.Spec.Network
+}
+
+// String renders the listener as "proto address", e.g. "tcp 127.0.0.1:41234".
+func (l *Listener) String() string { return l.Proto() + " " + l.Addr.String() }
+
+// IsUnix reports whether the listener is a UNIX socket with a file on disk.
+func (l *Listener) IsUnix() bool {
+	return l.Spec.Network == "unix" || l.Spec.Network == "unixgram"
+}
+
+// Close closes the master's fd and, for a UNIX socket, removes its file.
+// Workers that still hold the fd keep serving on it until they exit.
+func (l *Listener) Close() error {
+	if l == nil || l.file == nil {
+		return nil
+	}
+	err := l.file.Close()
+	if l.IsUnix() {
+		if rerr := os.Remove(l.Spec.Address); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+			err = rerr
+		}
+	}
+	l.file = nil
+	return err
+}
+
+// ErrAddrInUse is wrapped by Bind's error when a live process already listens
+// on a UNIX socket path.
+var ErrAddrInUse = errors.New("address in use")
+
+// Bind binds a listener. A stale UNIX socket file (nothing accepts on it) is
+// removed first; a live one, or a path that is not a socket, is an error.
+// The returned fd is in blocking mode, as systemd hands sockets over.
+func Bind(ctx context.Context, spec ListenSpec) (*Listener, error) {
+	switch spec.Network {
+	case "unix", "unixgram":
+		if err := removeStaleSocket(ctx, spec.Address); err != nil {
+			return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
+		}
+		if err := os.MkdirAll(filepath.Dir(spec.Address), 0o755); err != nil {
+			return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
+		}
+	}
+	lc := net.ListenConfig{}
+	var (
+		file *os.File
+		addr net.Addr
+		err  error
+	)
+	switch spec.Network {
+	case "tcp", "tcp4", "tcp6", "unix":
+		var l net.Listener
+		l, err = lc.Listen(ctx, spec.Network, spec.Address)
+		if err != nil {
+			return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
+		}
+		addr = l.Addr()
+		switch t := l.(type) {
+		case *net.TCPListener:
+			file, err = t.File()
+		case *net.UnixListener:
+			t.SetUnlinkOnClose(false)
+			file, err = t.File()
+		}
+		l.Close()
+	case "udp", "udp4", "udp6", "unixgram":
+		var pc net.PacketConn
+		pc, err = lc.ListenPacket(ctx, spec.Network, spec.Address)
+		if err != nil {
+			return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
+		}
+		addr = pc.LocalAddr()
+		switch t := pc.(type) {
+		case *net.UDPConn:
+			file, err = t.File()
+		case *net.UnixConn:
+			file, err = t.File()
+		}
+		pc.Close()
+	default:
+		return nil, fmt.Errorf("bind %q: unknown network", spec.Network)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
+	}
+	l := &Listener{Spec: spec, Addr: addr, file: file}
+	fd := int(file.Fd()) // Fd puts the file in blocking mode, which is what workers expect
+	if spec.Backlog > 0 && (spec.Network == "unix" || spec.Proto() == "tcp") {
+		// Go listens with the kernel's somaxconn; listen(2) again sets the daemon's backlog.
+		if err := syscall.Listen(fd, spec.Backlog); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("bind %s: listen backlog %d: %w", l, spec.Backlog, err)
+		}
+	}
+	if l.IsUnix() {
+		mode := spec.Mode
+		if mode == 0 {
+			mode = 0o660
+		}
+		if err := os.Chmod(spec.Address, mode); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("bind %s: %w", l, err)
+		}
+		if spec.UID >= 0 || spec.GID >= 0 {
+			if err := os.Lchown(spec.Address, spec.UID, spec.GID); err != nil {
+				l.Close()
+				return nil, fmt.Errorf("bind %s: %w", l, err)
+			}
+		}
+	}
+	return l, nil
+}
+
+// Proto returns the spec's protocol without address family.
+func (s ListenSpec) Proto() string {
+	return (&Listener{Spec: s}).Proto()
+}
+
+// removeStaleSocket removes path if it is a UNIX socket nobody accepts on.
+func removeStaleSocket(ctx context.Context, path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != fs.ModeSocket {
+		return fmt.Errorf("%s exists and is not a socket; not removing it", path)
+	}
+	d := net.Dialer{Timeout: time.Second}
+	for _, network := range []string{"unix", "unixgram"} {
+		c, err := d.DialContext(ctx, network, path)
+		if err == nil {
+			c.Close()
+			return fmt.Errorf("%s: %w: another process listens on it", path, ErrAddrInUse)
+		}
+		if !errors.Is(err, syscall.ECONNREFUSED) && !errors.Is(err, syscall.EPROTOTYPE) {
+			return fmt.Errorf("probe %s: %w", path, err)
+		}
+	}
+	return os.Remove(path)
+}

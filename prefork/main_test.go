@@ -1,0 +1,29 @@
+package prefork
+
+import (
+	"fmt"
+	"os"
+	"testing"
+)
+
+// testHelpers are programs the test binary impersonates when started with
+// NSFD_TEST_HELPER=name; test files register theirs in init.
+var testHelpers = map[string]func(){}
+
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == ShimArg {
+		err := RunShim(os.Args[2:])
+		fmt.Fprintln(os.Stderr, "nsfd exec:", err)
+		os.Exit(127)
+	}
+	if name := os.Getenv("NSFD_TEST_HELPER"); name != "" {
+		h, ok := testHelpers[name]
+		if !ok {
+			fmt.Fprintln(os.Stderr, "unknown test helper", name)
+			os.Exit(2)
+		}
+		h()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}

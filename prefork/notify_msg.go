@@ -1,0 +1,85 @@
+package prefork
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"unicode/utf8"
+)
+
+// Message is one parsed notify datagram. A datagram may carry several
+// newline-separated KEY=VALUE words; unknown keys (systemd's MAINPID=,
+// ERRNO=, ...) are accepted and ignored, as sd_notify(3) peers expect.
+type Message struct {
+	Ready    bool
+	Stopping bool
+	Watchdog bool
+	// WatchdogTrigger is WATCHDOG=trigger: the worker asks to be treated as hung.
+	WatchdogTrigger bool
+	Busy     int    // -1: not in the message; 0: idle; 1: busy
+	Status   string // STATUS= text, when HasStatus
+	// HasStatus reports whether the message carried a STATUS= word.
+	HasStatus bool
+}
+
+// ErrMalformed is wrapped by ParseMessage's error for a datagram that breaks
+// the protocol; the master drops such datagrams and counts them.
+var ErrMalformed = errors.New("malformed notify message")
+
+// ParseMessage parses a notify datagram. It fails for an empty or oversized
+// datagram, invalid UTF-8, a NUL byte, a line that is not KEY=VALUE, or a
+// known key with a value it does not define.
+func ParseMessage(b []byte) (Message, error) {
+	m := Message{Busy: -1}
+	if len(b) == 0 {
+		return m, fmt.Errorf("%w: empty", ErrMalformed)
+	}
+	if len(b) > MaxNotifySize {
+		return m, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(b), MaxNotifySize)
+	}
+	if !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0 {
+		return m, fmt.Errorf("%w: not UTF-8 text", ErrMalformed)
+	}
+	for line := range bytes.SplitSeq(b, []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		key, val, ok := bytes.Cut(line, []byte("="))
+		if !ok || len(key) == 0 {
+			return m, fmt.Errorf("%w: %q is not KEY=VALUE", ErrMalformed, line)
+		}
+		switch string(key) {
+		case "READY":
+			if string(val) != "1" {
+				return m, fmt.Errorf("%w: READY=%s", ErrMalformed, val)
+			}
+			m.Ready = true
+		case "STOPPING":
+			if string(val) != "1" {
+				return m, fmt.Errorf("%w: STOPPING=%s", ErrMalformed, val)
+			}
+			m.Stopping = true
+		case "WATCHDOG":
+			switch string(val) {
+			case "1":
+				m.Watchdog = true
+			case "trigger":
+				m.WatchdogTrigger = true
+			default:
+				return m, fmt.Errorf("%w: WATCHDOG=%s", ErrMalformed, val)
+			}
+		case "BUSY":
+			switch string(val) {
+			case "1":
+				m.Busy = 1
+			case "0":
+				m.Busy = 0
+			default:
+				return m, fmt.Errorf("%w: BUSY=%s", ErrMalformed, val)
+			}
+		case "STATUS":
+			m.Status, m.HasStatus = string(val), true
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,122 @@
+package prefork
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// notifySocket is the master's end of NOTIFY_SOCKET for one daemon: a bound
+// unixgram socket with SO_PASSCRED, so every datagram arrives with the
+// sender's pid as the kernel saw it. A worker cannot speak for another.
+type notifySocket struct {
+	path string
+	conn *net.UnixConn
+}
+
+// note is one datagram as read, with the sender's pid.
+type note struct {
+	pid int
+	msg Message
+	err error // malformed or without credentials
+}
+
+func listenNotify(path string) (*notifySocket, error) {
+	if len(path) >= len(unix.RawSockaddrUnix{}.Path) {
+		return nil, fmt.Errorf("notify socket %s: path longer than %d bytes; choose a shorter run_dir", path, len(unix.RawSockaddrUnix{}.Path)-1)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+		if serr == nil {
+			// Room for bursts of BUSY/IDLE from many workers.
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("notify socket: SO_PASSCRED: %w", err)
+	}
+	// Workers may run as another user: any local process may send, and the
+	// peer credentials say who did.
+	if err := os.Chmod(path, 0o666); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	return &notifySocket{path: path, conn: conn}, nil
+}
+
+// read delivers datagrams to out until the socket is closed.
+func (s *notifySocket) read(out chan<- note, done <-chan struct{}) {
+	buf := make([]byte, MaxNotifySize+1)
+	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+	for {
+		n, oobn, flags, _, err := s.conn.ReadMsgUnix(buf, oob)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		nt := note{pid: -1}
+		switch {
+		case flags&unix.MSG_TRUNC != 0 || n > MaxNotifySize:
+			nt.err = fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxNotifySize)
+		default:
+			nt.pid = credPID(oob[:oobn])
+			if nt.pid <= 0 {
+				nt.err = fmt.Errorf("%w: no sender credentials", ErrMalformed)
+			} else {
+				nt.msg, nt.err = ParseMessage(buf[:n])
+			}
+		}
+		select {
+		case out <- nt:
+		case <-done:
+			return
+		}
+	}
+}
+
+func credPID(oob []byte) int {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return -1
+	}
+	for i := range msgs {
+		if c, err := unix.ParseUnixCredentials(&msgs[i]); err == nil {
+			return int(c.Pid)
+		}
+	}
+	return -1
+}
+
+func (s *notifySocket) close() error {
+	err := s.conn.Close()
+	if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+		err = rerr
+	}
+	return err
+}

@@ -1,0 +1,380 @@
+package prefork
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Helpers for the pool tests; they use raw sockets, not the worker-side API,
+// so the master side is tested on its own.
+func init() {
+	testHelpers["pool-echo"] = func() {
+		fmt.Printf("pid=%d listen_pid=%s fds=%s names=%s worker=%s daemon=%s\n", os.Getpid(),
+			os.Getenv(EnvListenPID), os.Getenv(EnvListenFDs), os.Getenv(EnvListenFDNames),
+			os.Getenv(EnvWorker), os.Getenv(EnvDaemon))
+		signal.Ignore(syscall.SIGINT)
+		l, err := net.FileListener(os.NewFile(3, "listener"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(3)
+		}
+		rawNotify(NotifyReady)
+		term := make(chan os.Signal, 1)
+		signal.Notify(term, syscall.SIGTERM)
+		go func() { <-term; os.Exit(0) }()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				os.Exit(4)
+			}
+			rawNotify(NotifyBusy)
+			r := bufio.NewReader(c)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					break
+				}
+				io.WriteString(c, line)
+			}
+			c.Close()
+			rawNotify(NotifyIdle)
+		}
+	}
+	testHelpers["pool-exit"] = func() {
+		fmt.Println("exiting at once")
+		os.Exit(1)
+	}
+	testHelpers["pool-silent"] = func() { // never READY, never exits on its own
+		select {}
+	}
+	testHelpers["pool-stubborn"] = func() { // ignores SIGTERM
+		signal.Ignore(syscall.SIGTERM)
+		rawNotify(NotifyReady)
+		fmt.Println("stubborn ready")
+		select {}
+	}
+}
+
+func rawNotify(msg string) {
+	path := os.Getenv(EnvNotifySocket)
+	if path == "" {
+		return
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	c.Write([]byte(msg))
+	c.Close()
+}
+
+// lines collects worker output for assertions.
+type lines struct {
+	mu  sync.Mutex
+	buf []string
+}
+
+func (l *lines) capture(pid int, stream string, r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		l.mu.Lock()
+		l.buf = append(l.buf, fmt.Sprintf("%d %s %s", pid, stream, sc.Text()))
+		l.mu.Unlock()
+	}
+}
+
+func (l *lines) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.buf...)
+}
+
+func waitFor(tb testing.TB, what string, d time.Duration, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func newTestPool(t *testing.T, helper string, mod func(*Config)) (*Pool, *Listener, *lines) {
+	t.Helper()
+	ctx := context.Background()
+	l, err := Bind(ctx, ListenSpec{Network: "tcp", Address: "127.0.0.1:0", UID: -1, GID: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &lines{}
+	cfg := Config{
+		Name:            "t",
+		Node:            "testnode",
+		Command:         []string{exe},
+		Env:             []string{"NSFD_TEST_HELPER=" + helper},
+		Listeners:       []*Listener{l},
+		NotifyPath:      t.TempDir() + "/n.sock",
+		Notify:          true,
+		Policy:          PolicyOptions{MinServers: 3, MaxServers: 10, MinSpareServers: 0, MaxSpareServers: 5, MinChildTTL: time.Hour},
+		ReadyTimeout:    5 * time.Second,
+		GracefulTimeout: 5 * time.Second,
+		StartSeconds:    50 * time.Millisecond,
+		StartRetries:    3,
+		BackoffInitial:  20 * time.Millisecond,
+		BackoffMax:      time.Second,
+		Exec:            ExecOptions{Umask: -1, UID: -1, GID: -1},
+		Output:          out.capture,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p, err := NewPool(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Stop(ctx)
+	})
+	return p, l, out
+}
+
+func status(t *testing.T, p *Pool) Status {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := p.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func readyWorkers(st Status) []int {
+	var pids []int
+	for _, w := range st.Workers {
+		if w.State == "idle" || w.State == "busy" {
+			pids = append(pids, w.PID)
+		}
+	}
+	return pids
+}
+
+func echoOnce(t *testing.T, addr net.Addr, msg string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr.String(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "%s\n", msg)
+	got, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || got != msg+"\n" {
+		t.Fatalf("echo %q: got %q, %v", msg, got, err)
+	}
+}
+
+func TestPoolStartsWorkersWithInheritedListener(t *testing.T) {
+	p, l, out := newTestPool(t, "pool-echo", nil)
+	waitFor(t, "3 ready workers", 10*time.Second, func() bool { return len(readyWorkers(status(t, p))) == 3 })
+	st := status(t, p)
+	if st.State != PoolRunning {
+		t.Fatalf("state %s, want running", st.State)
+	}
+	echoOnce(t, l.Addr, "hello")
+	// Each worker saw its own pid in LISTEN_PID (the shim execs in place) and the protocol variables.
+	waitFor(t, "3 start lines", 5*time.Second, func() bool { return len(out.all()) >= 3 })
+	slots := map[string]bool{}
+	for _, line := range out.all() {
+		f := strings.Fields(line) // "<pid> stdout pid=.. listen_pid=.. fds=1 names=t worker=N daemon=t"
+		if f[2] != "pid="+f[0] || f[3] != "listen_pid="+f[0] {
+			t.Errorf("LISTEN_PID is not the worker's pid: %s", line)
+		}
+		if f[4] != "fds=1" || f[5] != "names=t" || f[7] != "daemon=t" {
+			t.Errorf("protocol variables: %s", line)
+		}
+		slots[f[6]] = true
+	}
+	if len(slots) != 3 {
+		t.Errorf("want 3 distinct slots, got %v", slots)
+	}
+	// Workers are direct children of this process.
+	for _, w := range st.Workers {
+		if ppid := parentOf(t, w.PID); ppid != os.Getpid() {
+			t.Errorf("worker %d has parent %d, want %d", w.PID, ppid, os.Getpid())
+		}
+	}
+}
+
+func parentOf(t *testing.T, pid int) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+func TestPoolReplacesKilledWorker(t *testing.T) {
+	p, l, _ := newTestPool(t, "pool-echo", func(c *Config) {
+		c.Policy.MinServers = 2
+		c.Policy.MaxSpareServers = 2
+		c.StartSeconds = time.Millisecond
+	})
+	waitFor(t, "2 ready workers", 10*time.Second, func() bool { return len(readyWorkers(status(t, p))) == 2 })
+	victim := readyWorkers(status(t, p))[0]
+	syscall.Kill(victim, syscall.SIGKILL)
+	waitFor(t, "a replacement", 10*time.Second, func() bool {
+		pids := readyWorkers(status(t, p))
+		if len(pids) != 2 {
+			return false
+		}
+		for _, pid := range pids {
+			if pid == victim {
+				return false
+			}
+		}
+		return true
+	})
+	if st := status(t, p); st.Restarts != 1 {
+		t.Errorf("restarts = %d, want 1", st.Restarts)
+	}
+	echoOnce(t, l.Addr, "still here")
+}
+
+func TestPoolGoesFatalAfterStartRetries(t *testing.T) {
+	var mu sync.Mutex
+	var states []PoolState
+	p, _, out := newTestPool(t, "pool-exit", func(c *Config) {
+		c.Observer = func(e Event) {
+			if e.Kind == EventState {
+				mu.Lock()
+				states = append(states, e.State)
+				mu.Unlock()
+			}
+		}
+	})
+	waitFor(t, "fatal", 10*time.Second, func() bool { return status(t, p).State == PoolFatal })
+	st := status(t, p)
+	if st.FailedStarts != 3 {
+		t.Errorf("failed starts = %d, want 3", st.FailedStarts)
+	}
+	// One round of 3 workers, then one probe per retry.
+	if st.Spawns != 3+2 {
+		t.Errorf("spawns = %d, want 5", st.Spawns)
+	}
+	mu.Lock()
+	if states[len(states)-1] != PoolFatal || !containsState(states, PoolBackoff) {
+		t.Errorf("states %v: want backoff then fatal", states)
+	}
+	mu.Unlock()
+	if len(out.all()) == 0 {
+		t.Error("worker output was lost")
+	}
+	// A restart starts it again from scratch.
+	if err := p.Restart(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "fatal again", 10*time.Second, func() bool { return status(t, p).Spawns >= 10 })
+}
+
+func containsState(s []PoolState, want PoolState) bool {
+	for _, x := range s {
+		if x == want {
+			return true
+		}
+	}
+	return false
+}
+
+func TestPoolKillsWorkerNotReadyInTime(t *testing.T) {
+	var mu sync.Mutex
+	causes := map[string]int{}
+	p, _, _ := newTestPool(t, "pool-silent", func(c *Config) {
+		c.Policy.MinServers = 1
+		c.Policy.MaxSpareServers = 1
+		c.Policy.MaxServers = 2
+		c.ReadyTimeout = 100 * time.Millisecond
+		c.Observer = func(e Event) {
+			if e.Kind == EventExit {
+				mu.Lock()
+				causes[e.Cause]++
+				mu.Unlock()
+			}
+		}
+	})
+	waitFor(t, "fatal", 10*time.Second, func() bool { return status(t, p).State == PoolFatal })
+	mu.Lock()
+	defer mu.Unlock()
+	if causes["ready-timeout"] != 3 {
+		t.Errorf("exit causes %v, want 3 ready-timeout", causes)
+	}
+}
+
+func TestPoolStopKillsStubbornWorkerAfterGrace(t *testing.T) {
+	p, _, _ := newTestPool(t, "pool-stubborn", func(c *Config) {
+		c.Policy.MinServers = 1
+		c.Policy.MaxSpareServers = 1
+		c.Policy.MaxServers = 2
+		c.GracefulTimeout = 200 * time.Millisecond
+	})
+	waitFor(t, "ready", 10*time.Second, func() bool { return len(readyWorkers(status(t, p))) == 1 })
+	pid := readyWorkers(status(t, p))[0]
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 200*time.Millisecond {
+		t.Errorf("stopped after %v, before graceful_timeout", d)
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		t.Errorf("worker %d still alive", pid)
+	}
+	if st := status(t, p); st.State != PoolStopped {
+		t.Errorf("state %s", st.State)
+	}
+}
+
+func TestPoolIgnoresForeignAndMalformedNotify(t *testing.T) {
+	p, _, _ := newTestPool(t, "pool-echo", func(c *Config) { c.Policy.MinServers = 1; c.Policy.MaxSpareServers = 1; c.Policy.MaxServers = 2 })
+	waitFor(t, "ready", 10*time.Second, func() bool { return len(readyWorkers(status(t, p))) == 1 })
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: p.cfg.NotifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, m := range []string{"READY=1", "garbage", "BUSY=7", strings.Repeat("x", MaxNotifySize+10)} {
+		c.Write([]byte(m))
+	}
+	waitFor(t, "4 dropped datagrams", 5*time.Second, func() bool { return status(t, p).Malformed == 4 })
+	if st := status(t, p); st.State != PoolRunning || len(st.Workers) != 1 {
+		t.Fatalf("pool disturbed: %+v", st)
+	}
+}

@@ -1,0 +1,180 @@
+package prefork
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// ShimArg is the first argument that turns the nsfd binary into the exec shim:
+// `nsfd __nsfd_exec [flags] -- command args...`. The shim runs in the forked
+// worker process itself, sets what os/exec cannot (LISTEN_PID = its own pid,
+// which exec keeps), applies the daemon's process settings and execs the
+// command in place, so the worker stays a direct child of the master.
+const ShimArg = "__nsfd_exec"
+
+// ExecOptions are the process settings the shim applies before exec.
+type ExecOptions struct {
+	Dir     string            // working directory (inside Chroot, if set)
+	Chroot  string            // change root before exec
+	Umask   int               // -1: inherited
+	UID     int               // -1: unchanged
+	GID     int               // -1: unchanged
+	Groups  []int             // supplementary groups when UID is set; empty: none
+	Rlimits map[string]uint64 // "nofile", "core", ... ; unix.RLIM_INFINITY for unlimited
+}
+
+var rlimitNames = map[string]int{
+	"as":      unix.RLIMIT_AS,
+	"core":    unix.RLIMIT_CORE,
+	"cpu":     unix.RLIMIT_CPU,
+	"fsize":   unix.RLIMIT_FSIZE,
+	"memlock": unix.RLIMIT_MEMLOCK,
+	"nofile":  unix.RLIMIT_NOFILE,
+	"nproc":   unix.RLIMIT_NPROC,
+	"stack":   unix.RLIMIT_STACK,
+}
+
+// shimArgs renders o as the shim's flags.
+func (o ExecOptions) shimArgs() []string {
+	var a []string
+	if o.Dir != "" {
+		a = append(a, "-cwd", o.Dir)
+	}
+	if o.Chroot != "" {
+		a = append(a, "-chroot", o.Chroot)
+	}
+	if o.Umask >= 0 {
+		a = append(a, "-umask", strconv.FormatInt(int64(o.Umask), 8))
+	}
+	if o.UID >= 0 {
+		a = append(a, "-uid", strconv.Itoa(o.UID))
+	}
+	if o.GID >= 0 {
+		a = append(a, "-gid", strconv.Itoa(o.GID))
+	}
+	if len(o.Groups) > 0 {
+		s := make([]string, len(o.Groups))
+		for i, g := range o.Groups {
+			s[i] = strconv.Itoa(g)
+		}
+		a = append(a, "-groups", strings.Join(s, ","))
+	}
+	for name, v := range o.Rlimits {
+		a = append(a, "-rlimit", name+"="+strconv.FormatUint(v, 10))
+	}
+	return a
+}
+
+// RunShim is the exec shim's main: args are the arguments after ShimArg. It
+// only returns on error; the caller prints it and exits 127.
+func RunShim(args []string) error {
+	fs := flag.NewFlagSet("nsfd "+ShimArg, flag.ContinueOnError)
+	var (
+		cwd     = fs.String("cwd", "", "")
+		chroot  = fs.String("chroot", "", "")
+		umask   = fs.String("umask", "", "")
+		uid     = fs.Int("uid", -1, "")
+		gid     = fs.Int("gid", -1, "")
+		groups  = fs.String("groups", "", "")
+		ppid    = fs.Int("ppid", 0, "")
+		rlimits []string
+	)
+	fs.Func("rlimit", "", func(s string) error { rlimits = append(rlimits, s); return nil })
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	argv := fs.Args()
+	if len(argv) == 0 {
+		return errors.New("no command")
+	}
+	for _, r := range rlimits {
+		name, val, _ := strings.Cut(r, "=")
+		res, ok := rlimitNames[name]
+		if !ok {
+			return fmt.Errorf("unknown rlimit %q", name)
+		}
+		v, err := strconv.ParseUint(val, 10, 64)
+		if err != nil {
+			return fmt.Errorf("rlimit %s: %w", name, err)
+		}
+		if err := unix.Setrlimit(res, &unix.Rlimit{Cur: v, Max: v}); err != nil {
+			return fmt.Errorf("set rlimit %s=%d: %w", name, v, err)
+		}
+	}
+	// Resolve the program before chroot only when it is not to be found inside it.
+	if *chroot != "" {
+		if err := unix.Chroot(*chroot); err != nil {
+			return fmt.Errorf("chroot %s: %w", *chroot, err)
+		}
+		if err := os.Chdir("/"); err != nil {
+			return fmt.Errorf("chdir / in chroot: %w", err)
+		}
+	}
+	if *cwd != "" {
+		if err := os.Chdir(*cwd); err != nil {
+			return fmt.Errorf("chdir: %w", err)
+		}
+	}
+	if *uid >= 0 || *gid >= 0 {
+		var gs []int
+		if *groups != "" {
+			for _, g := range strings.Split(*groups, ",") {
+				n, err := strconv.Atoi(g)
+				if err != nil {
+					return fmt.Errorf("groups: %w", err)
+				}
+				gs = append(gs, n)
+			}
+		}
+		if err := unix.Setgroups(gs); err != nil {
+			return fmt.Errorf("setgroups: %w", err)
+		}
+		if *gid >= 0 {
+			if err := unix.Setresgid(*gid, *gid, *gid); err != nil {
+				return fmt.Errorf("setgid %d: %w", *gid, err)
+			}
+		}
+		if *uid >= 0 {
+			if err := unix.Setresuid(*uid, *uid, *uid); err != nil {
+				return fmt.Errorf("setuid %d: %w", *uid, err)
+			}
+		}
+		// A change of credentials clears the parent-death signal: set it again,
+		// and leave at once if the master died in between.
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
+			return fmt.Errorf("set parent-death signal: %w", err)
+		}
+		if *ppid > 0 && os.Getppid() != *ppid {
+			return errors.New("master is gone")
+		}
+	}
+	if *umask != "" {
+		m, err := strconv.ParseUint(*umask, 8, 32)
+		if err != nil {
+			return fmt.Errorf("umask: %w", err)
+		}
+		unix.Umask(int(m))
+	}
+	path, err := exec.LookPath(argv[0])
+	if err != nil {
+		return err
+	}
+	env := os.Environ()
+	pid := strconv.Itoa(os.Getpid())
+	env = append(env, EnvListenPID+"="+pid)
+	if os.Getenv(EnvWatchdogUSec) != "" {
+		env = append(env, EnvWatchdogPID+"="+pid)
+	}
+	if err := syscall.Exec(path, argv, env); err != nil {
+		return fmt.Errorf("exec %s: %w", path, err)
+	}
+	return nil
+}
