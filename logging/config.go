@@ -1,0 +1,144 @@
+package logging
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// Targets a Sink can write to.
+const (
+	TargetFile   = "file"
+	TargetStderr = "stderr"
+	TargetSyslog = "syslog" // not implemented yet: Open refuses it
+)
+
+// Formats of the records a Sink writes.
+const (
+	FormatText = "text"
+	FormatJSON = "json"
+)
+
+// Streams of a worker's output, as they appear in its records.
+const (
+	StreamStdout = "stdout"
+	StreamStderr = "stderr"
+)
+
+// Defaults applied by Open to a Config's zero fields.
+const (
+	DefaultFormat      = FormatText
+	DefaultLevel       = "info"
+	DefaultBuffer      = 16384    // records
+	DefaultBufferBytes = 32 << 20 // bytes of record data
+	DefaultMaxFiles    = 5        // rotated files kept when MaxSize is set
+)
+
+// MaxLineBytes is the longest worker line written as one record; longer lines
+// are split into several records (at a UTF-8 character boundary).
+const MaxLineBytes = 64 << 10
+
+// TimeLayout is the layout of every record's time, in UTC.
+const TimeLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// ErrInvalidConfig is wrapped by the error Open returns for a Config it
+// cannot use.
+var ErrInvalidConfig = errors.New("invalid log config")
+
+// ErrClosed is returned by Reopen on a closed Sink.
+var ErrClosed = errors.New("log sink closed")
+
+// Config says where and how a Sink writes. Open applies the defaults and
+// validates it; the zero Config writes text records at level info to stderr.
+type Config struct {
+	// Target is "file" or "stderr" ("syslog" is not implemented yet).
+	// Empty means "file" when File is set, "stderr" otherwise.
+	Target string
+	// File is the log file, for target "file". Its directory is created.
+	File string
+	// Format is "text" (default) or "json".
+	Format string
+	// Level is the least severe master record written: trace, debug, info
+	// (default), warn or error; Net::Server's log_level 0-4 is accepted too.
+	// Worker lines are written whatever the level.
+	Level string
+	// MaxSize, when > 0, rotates the file once it would grow past this many
+	// bytes: nsfd.log -> nsfd.log.1 -> nsfd.log.2 ...
+	MaxSize int64
+	// MaxFiles is how many rotated files are kept; default DefaultMaxFiles.
+	MaxFiles int
+	// Buffer is how many records wait for the writer before new ones are
+	// dropped; default DefaultBuffer.
+	Buffer int
+	// BufferBytes bounds the memory of the waiting records; default
+	// DefaultBufferBytes.
+	BufferBytes int64
+}
+
+// withDefaults returns cfg with its zero fields set and checks it.
+func (cfg Config) withDefaults() (Config, hclog.Level, error) {
+	if cfg.Target == "" {
+		cfg.Target = TargetStderr
+		if cfg.File != "" {
+			cfg.Target = TargetFile
+		}
+	}
+	switch cfg.Target {
+	case TargetFile:
+		if cfg.File == "" {
+			return cfg, 0, fmt.Errorf("%w: target file needs a file", ErrInvalidConfig)
+		}
+	case TargetStderr:
+	case TargetSyslog:
+		return cfg, 0, fmt.Errorf("%w: target syslog is not supported yet", ErrInvalidConfig)
+	default:
+		return cfg, 0, fmt.Errorf("%w: target %q (want file or stderr)", ErrInvalidConfig, cfg.Target)
+	}
+	if cfg.Format == "" {
+		cfg.Format = DefaultFormat
+	}
+	if cfg.Format != FormatText && cfg.Format != FormatJSON {
+		return cfg, 0, fmt.Errorf("%w: format %q (want text or json)", ErrInvalidConfig, cfg.Format)
+	}
+	if cfg.Level == "" {
+		cfg.Level = DefaultLevel
+	}
+	level, err := ParseLevel(cfg.Level)
+	if err != nil {
+		return cfg, 0, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if cfg.MaxSize < 0 || cfg.MaxFiles < 0 || cfg.Buffer < 0 || cfg.BufferBytes < 0 {
+		return cfg, 0, fmt.Errorf("%w: max size, max files and buffer sizes must not be negative", ErrInvalidConfig)
+	}
+	if cfg.MaxFiles == 0 {
+		cfg.MaxFiles = DefaultMaxFiles
+	}
+	if cfg.Buffer == 0 {
+		cfg.Buffer = DefaultBuffer
+	}
+	if cfg.BufferBytes == 0 {
+		cfg.BufferBytes = DefaultBufferBytes
+	}
+	return cfg, level, nil
+}
+
+// ParseLevel maps a level name (trace, debug, info, warn or warning, error;
+// any case) or a Net::Server log_level (0 error, 1 warn, 2 and 3 info,
+// 4 debug) to an hclog level.
+func ParseLevel(s string) (hclog.Level, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "trace":
+		return hclog.Trace, nil
+	case "debug", "4":
+		return hclog.Debug, nil
+	case "info", "2", "3":
+		return hclog.Info, nil
+	case "warn", "warning", "1":
+		return hclog.Warn, nil
+	case "error", "0":
+		return hclog.Error, nil
+	}
+	return hclog.NoLevel, fmt.Errorf("level %q (want trace, debug, info, warn, error or 0-4)", s)
+}

@@ -1,0 +1,318 @@
+package logging
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// entry is one record waiting in the buffer.
+type entry struct {
+	master bool        // data is a record hclog formatted
+	level  hclog.Level // of a master record
+	time   time.Time   // of a worker line
+	daemon string
+	pid    int
+	stream string
+	data   []byte // the hclog record, or the worker's line; owned by the entry
+}
+
+// size is what the entry counts against Config.BufferBytes.
+func (e *entry) size() int64 { return int64(len(e.data) + len(e.daemon) + len(e.stream) + 64) }
+
+// Sink is the central log. Its methods are safe for concurrent use; none of
+// those that write a record ever waits for the target.
+type Sink struct {
+	logger   hclog.Logger // the master's root logger, writing into the buffer
+	queue    chan entry
+	maxBytes int64
+
+	mu     sync.RWMutex // guards closed against the sends into queue
+	closed bool
+
+	bytes   atomic.Int64  // data bytes in queue
+	dropped atomic.Uint64 // records dropped, ever
+
+	reopenc  chan chan error
+	stop     chan struct{} // closed by Close
+	stopOnce sync.Once
+	done     chan struct{} // closed when the writer has finished
+	closeErr error         // set by the writer before done is closed
+
+	// Owned by the writer goroutine.
+	target    target
+	fmt       *formatter
+	direct    hclog.Logger // writes straight to the target: the drop reports
+	reported  uint64       // dropped count already reported
+	sinceDrop int          // records written since an unreported drop
+	failing   bool         // the last write to the target failed
+	errOut    io.Writer    // where write failures are reported
+}
+
+// Open validates cfg, opens its target and starts the writer goroutine.
+// Close the Sink to stop it.
+func Open(cfg Config) (*Sink, error) {
+	cfg, level, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	var t target
+	switch cfg.Target {
+	case TargetFile:
+		if t, err = openFileTarget(cfg.File, cfg.MaxSize, cfg.MaxFiles); err != nil {
+			return nil, err
+		}
+	default:
+		t = newStderrTarget()
+	}
+	return start(cfg, level, t, os.Stderr), nil
+}
+
+// openWith is Open with a given target, for tests.
+func openWith(cfg Config, t target, errOut io.Writer) (*Sink, error) {
+	cfg, level, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return start(cfg, level, t, errOut), nil
+}
+
+func start(cfg Config, level hclog.Level, t target, errOut io.Writer) *Sink {
+	s := &Sink{
+		queue:    make(chan entry, cfg.Buffer),
+		maxBytes: cfg.BufferBytes,
+		reopenc:  make(chan chan error),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		target:   t,
+		fmt:      newFormatter(cfg.Format == FormatJSON),
+		errOut:   errOut,
+	}
+	opts := func(out io.Writer, level hclog.Level) *hclog.LoggerOptions {
+		return &hclog.LoggerOptions{
+			Name:               ModuleRoot,
+			Level:              level,
+			Output:             out,
+			JSONFormat:         cfg.Format == FormatJSON,
+			JSONEscapeDisabled: true,
+			TimeFormat:         TimeLayout,
+			TimeFn:             func() time.Time { return time.Now().UTC() },
+			Color:              hclog.ColorOff,
+		}
+	}
+	s.logger = hclog.New(opts(bufferWriter{s}, level))
+	s.direct = hclog.New(opts(directWriter{s}, hclog.Trace))
+	go s.run()
+	return s
+}
+
+// Logger returns the master's root logger, named "nsfd"; Named("echo") on it
+// gives the logger of daemon echo, module "nsfd.echo". Its records below the
+// configured level are not written.
+func (s *Sink) Logger() hclog.Logger { return s.logger }
+
+// Dropped returns how many records were dropped since Open: because the
+// buffer was full, because the target failed to write them, or because they
+// came after Close.
+func (s *Sink) Dropped() uint64 { return s.dropped.Load() }
+
+// Reopen closes the log file and opens it again at its path, for logrotate
+// (which renames the file, then signals SIGUSR1). Records still in the buffer
+// go to the new file. It waits for the writer goroutine, so for a target that
+// is stuck it returns ctx's error. On a closed Sink it returns ErrClosed.
+func (s *Sink) Reopen(ctx context.Context) error {
+	req := make(chan error, 1)
+	select {
+	case s.reopenc <- req:
+	case <-s.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops taking records, writes every record already buffered, closes
+// the target and returns its error. If ctx ends first, Close returns ctx's
+// error and the writer finishes in the background; calling Close again waits
+// again. Close is idempotent; records written after it are dropped.
+func (s *Sink) Close(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.stop)
+	})
+	select {
+	case <-s.done:
+		return s.closeErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// enqueue puts e into the buffer, or drops and counts it. It never blocks
+// (but for the instant Close takes to mark the Sink closed).
+func (s *Sink) enqueue(e entry) {
+	n := e.size()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		s.dropped.Add(1)
+		return
+	}
+	if s.bytes.Add(n) > s.maxBytes {
+		s.bytes.Add(-n)
+		s.dropped.Add(1)
+		return
+	}
+	select {
+	case s.queue <- e:
+	default:
+		s.bytes.Add(-n)
+		s.dropped.Add(1)
+	}
+}
+
+// run is the writer goroutine: it owns the target and drains the buffer.
+func (s *Sink) run() {
+	defer close(s.done)
+	for {
+		select {
+		case e := <-s.queue:
+			s.write(e)
+		case req := <-s.reopenc:
+			err := s.target.Reopen()
+			if err != nil {
+				err = fmt.Errorf("reopen log: %w", err)
+			}
+			req <- err
+		case <-s.stop:
+			s.drain()
+			s.reportDropped(true)
+			s.closeErr = s.target.Close()
+			return
+		}
+	}
+}
+
+// drain writes what is left in the buffer. Close marked the Sink closed
+// before it closed stop: nothing is sent to queue any more, so once the queue
+// is empty it stays empty.
+func (s *Sink) drain() {
+	for {
+		select {
+		case e := <-s.queue:
+			s.write(e)
+		default:
+			return
+		}
+	}
+}
+
+// write formats e and writes it to the target, then reports drops if due.
+func (s *Sink) write(e entry) {
+	s.bytes.Add(-e.size())
+	var p []byte
+	level := hclog.Info
+	if e.master {
+		p = s.fmt.master(e.data)
+		if e.level != hclog.NoLevel {
+			level = e.level
+		}
+	} else {
+		p = s.fmt.worker(e.time, e.daemon, e.pid, e.stream, e.data)
+	}
+	if !s.writeTarget(level, p) {
+		s.dropped.Add(1)
+	}
+	s.reportDropped(false)
+}
+
+// writeTarget writes one record and reports whether it was written. The
+// first failure of a run of them is reported on errOut.
+func (s *Sink) writeTarget(level hclog.Level, p []byte) bool {
+	err := s.target.Write(level, p)
+	var w warning
+	switch {
+	case err == nil:
+		s.failing = false
+		return true
+	case errors.As(err, &w):
+		fmt.Fprintf(s.errOut, "nsfd: log: %v\n", err)
+		s.failing = false
+		return true
+	default:
+		if !s.failing {
+			fmt.Fprintf(s.errOut, "nsfd: log: write failed, dropping records: %v\n", err)
+		}
+		s.failing = true
+		return false
+	}
+}
+
+// reportDropped writes "N log lines dropped" for the drops not yet reported,
+// once the writer has caught up: when the buffer is empty, or when it has
+// written a buffer's worth of records since it noticed them (everything that
+// was buffered before the drops), or when force is set.
+func (s *Sink) reportDropped(force bool) {
+	total := s.dropped.Load()
+	if total == s.reported {
+		s.sinceDrop = 0
+		return
+	}
+	s.sinceDrop++
+	if !force && len(s.queue) > 0 && s.sinceDrop <= cap(s.queue) {
+		return
+	}
+	n := total - s.reported
+	s.reported, s.sinceDrop = total, 0
+	s.direct.Warn(fmt.Sprintf("%d log lines dropped", n), "total", total)
+}
+
+// bufferWriter is the hclog output of the master logger: each Write is one
+// whole record (hclog formats a record into its own buffer and hands it over
+// in a single Write or LevelWrite), which is copied into the buffer.
+type bufferWriter struct{ s *Sink }
+
+var _ hclog.LevelWriter = bufferWriter{}
+
+// Write enqueues p as one master record of no particular level.
+func (w bufferWriter) Write(p []byte) (int, error) {
+	return w.LevelWrite(hclog.NoLevel, p)
+}
+
+// LevelWrite enqueues p as one master record at level.
+func (w bufferWriter) LevelWrite(level hclog.Level, p []byte) (int, error) {
+	w.s.enqueue(entry{master: true, level: level, data: append([]byte(nil), p...)})
+	return len(p), nil
+}
+
+// directWriter is the hclog output of the writer goroutine's own records: it
+// writes them to the target at once. Only the writer goroutine may use it.
+type directWriter struct{ s *Sink }
+
+var _ hclog.LevelWriter = directWriter{}
+
+// Write writes p as one master record of no particular level.
+func (w directWriter) Write(p []byte) (int, error) {
+	return w.LevelWrite(hclog.NoLevel, p)
+}
+
+// LevelWrite formats and writes p to the target.
+func (w directWriter) LevelWrite(level hclog.Level, p []byte) (int, error) {
+	w.s.writeTarget(level, w.s.fmt.master(p))
+	return len(p), nil
+}

@@ -1,0 +1,51 @@
+package logging
+
+import (
+	"io"
+	"os"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// target is where the writer goroutine puts records: a file, stderr, and
+// later syslog. Only the writer goroutine calls its methods, so an
+// implementation needs no locking.
+type target interface {
+	// Write writes one formatted record, p, which ends in a newline. The
+	// level lets a target such as syslog pick a severity. Write must not
+	// retain p.
+	Write(level hclog.Level, p []byte) error
+	// Reopen closes and reopens the underlying file or connection, for
+	// logrotate; a target without one returns nil.
+	Reopen() error
+	// Close releases the target; no method is called after it.
+	Close() error
+}
+
+// streamTarget writes to an io.Writer it does not own, such as os.Stderr.
+type streamTarget struct {
+	w io.Writer
+}
+
+var _ target = (*streamTarget)(nil)
+
+func newStderrTarget() *streamTarget { return &streamTarget{w: os.Stderr} }
+
+// Write writes p in one call.
+func (t *streamTarget) Write(_ hclog.Level, p []byte) error {
+	_, err := t.w.Write(p)
+	return err
+}
+
+// Reopen does nothing: there is nothing to reopen.
+func (t *streamTarget) Reopen() error { return nil }
+
+// Close does nothing: the writer is not the target's to close.
+func (t *streamTarget) Close() error { return nil }
+
+// warning is an error from a target that wrote the record all the same: it
+// is reported, but the record is not counted as dropped.
+type warning struct{ err error }
+
+func (w warning) Error() string { return w.err.Error() }
+func (w warning) Unwrap() error { return w.err }
