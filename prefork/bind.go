@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ListenSpec says what socket to bind. Network is a Go network name: "tcp",
@@ -128,8 +130,16 @@ func Bind(ctx context.Context, spec ListenSpec) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
 	}
+	// Hand workers a blocking socket, as systemd does, and keep a file whose Fd
+	// never touches the flags again: Fd on the pollable file from File() sets
+	// blocking mode on the shared socket, and os/exec calls Fd on every spawn,
+	// which would flip workers that made it non-blocking.
+	file, err = plainFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
+	}
 	l := &Listener{Spec: spec, Addr: addr, file: file}
-	fd := int(file.Fd()) // Fd puts the file in blocking mode, which is what workers expect
+	fd := int(file.Fd())
 	if spec.Backlog > 0 && (spec.Network == "unix" || spec.Proto() == "tcp") {
 		// Go listens with the kernel's somaxconn; listen(2) again sets the daemon's backlog.
 		if err := syscall.Listen(fd, spec.Backlog); err != nil {
@@ -185,4 +195,15 @@ func removeStaleSocket(ctx context.Context, path string) error {
 		}
 	}
 	return os.Remove(path)
+}
+
+// plainFile returns a blocking, non-pollable copy of f's fd and closes f.
+func plainFile(f *os.File) (*os.File, error) {
+	defer f.Close()
+	fd := f.Fd() // sets blocking mode
+	nfd, err := unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("dup: %w", err)
+	}
+	return os.NewFile(uintptr(nfd), f.Name()), nil
 }

@@ -218,7 +218,7 @@ func NewPool(cfg Config) (*Pool, error) {
 	}
 	return &Pool{
 		cfg:      cfg,
-		notes:    make(chan note, 256),
+		notes:    make(chan note, 4096),
 		exits:    make(chan exitEvent),
 		reqs:     make(chan func()),
 		stop:     make(chan struct{}),

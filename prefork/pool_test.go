@@ -129,7 +129,7 @@ func newTestPool(t *testing.T, helper string, mod func(*Config)) (*Pool, *Listen
 		Name:            "t",
 		Node:            "testnode",
 		Command:         []string{exe},
-		Env:             []string{"NSFD_TEST_HELPER=" + helper},
+		Env:             []string{"NSFD_TEST_HELPER=" + helper, "GORACE=atexit_sleep_ms=0"},
 		Listeners:       []*Listener{l},
 		NotifyPath:      t.TempDir() + "/n.sock",
 		Notify:          true,
@@ -329,10 +329,13 @@ func TestPoolKillsWorkerNotReadyInTime(t *testing.T) {
 		}
 	})
 	waitFor(t, "fatal", 10*time.Second, func() bool { return status(t, p).State == PoolFatal })
-	mu.Lock()
-	defer mu.Unlock()
-	if causes["ready-timeout"] != 3 {
-		t.Errorf("exit causes %v, want 3 ready-timeout", causes)
+	waitFor(t, "3 ready-timeout exits", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return causes["ready-timeout"] >= 3
+	})
+	if st := status(t, p); st.Spawns != 3 {
+		t.Errorf("spawns = %d, want 3", st.Spawns)
 	}
 }
 

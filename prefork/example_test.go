@@ -1,0 +1,91 @@
+package prefork_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/nsfd/nsfd/prefork"
+)
+
+// A complete worker: the main of a program that nsfd starts as
+// `command = ../bin/myworker`. Serve takes the listeners nsfd passed, reports
+// READY=1 and BUSY=1/BUSY=0, and drains on SIGTERM.
+func ExampleServe() {
+	err := prefork.Serve(context.Background(), prefork.HandlerFunc(func(ctx context.Context, c net.Conn) {
+		io.Copy(c, c) // echo until the client closes
+	}))
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// Outside nsfd a Server can serve listeners of its own; here one on
+// loopback, stopped by cancelling the context.
+func ExampleServer() {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv := &prefork.Server{
+		Handler: prefork.HandlerFunc(func(ctx context.Context, c net.Conn) {
+			line, _ := bufio.NewReader(c).ReadString('\n')
+			fmt.Fprintf(c, "hello, %s", line)
+		}),
+		Concurrency: 4,
+		Listeners:   []net.Listener{l},
+	}
+	done := make(chan error)
+	go func() { done <- srv.Serve(ctx) }()
+
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Fprintln(c, "world")
+	reply, _ := bufio.NewReader(c).ReadString('\n')
+	fmt.Print(reply)
+	c.Close()
+
+	cancel()
+	fmt.Println("Serve returned:", <-done)
+	// Output:
+	// hello, world
+	// Serve returned: <nil>
+}
+
+// Notify sends one datagram; here the example plays the master's part and
+// reads it.
+func ExampleNotify() {
+	dir, err := os.MkdirTemp("", "notify")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "notify.sock")
+	master, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer master.Close()
+	os.Setenv(prefork.EnvNotifySocket, path) // nsfd sets it for its workers
+	defer os.Unsetenv(prefork.EnvNotifySocket)
+
+	if err := prefork.Notify(prefork.NotifyReady, prefork.NotifyStatus+"cache warm"); err != nil {
+		log.Fatal(err)
+	}
+	buf := make([]byte, prefork.MaxNotifySize)
+	n, err := master.Read(buf)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("%q\n", buf[:n])
+	// Output:
+	// "READY=1\nSTATUS=cache warm"
+}
