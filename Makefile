@@ -1,0 +1,36 @@
+# nsfd — make is the front door: `make run`, `make test`, `make bench`.
+GO          ?= go
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BIN         := bin
+EXAMPLES    := echo http
+
+.PHONY: all build run test vet staticcheck unit bench clean
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/nsfd ./cmd/nsfd
+	@for e in $(EXAMPLES); do $(GO) build -o $(BIN)/$$e ./examples/$$e || exit 1; done
+
+# Runs the master in the foreground on the sample etc/ (^C drains and exits).
+run: build
+	@echo "nsfd: central log in var/log/nsfd.log; try: nc 127.0.0.1 7001"
+	$(BIN)/nsfd run --etc etc
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run $(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+test: vet staticcheck unit
+
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 3s ./bench/...
+
+clean:
+	rm -rf $(BIN) var

@@ -1,0 +1,223 @@
+// Command nsfd is the nsfd master and its command-line client.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/nsfd/nsfd/config"
+	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/supervisor"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = ""
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == prefork.ShimArg {
+		err := prefork.RunShim(os.Args[2:])
+		fmt.Fprintln(os.Stderr, "nsfd exec:", err)
+		os.Exit(127)
+	}
+	os.Exit(NewMain().Run(context.Background(), os.Args[1:]))
+}
+
+// Main is the CLI: verbs, flags and exit codes; the work is in the packages.
+type Main struct {
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// NewMain returns a Main on the process's stdout and stderr.
+func NewMain() *Main { return &Main{Stdout: os.Stdout, Stderr: os.Stderr} }
+
+// usageError is an error in the command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+const usage = `usage: nsfd [--etc DIR] COMMAND [flags]
+
+commands:
+  run       run the master in the foreground on etc/ (SIGTERM drains and exits)
+  check     validate etc/ and print every error
+  version   print the version
+
+--etc DIR is accepted by every command; default $NSFD_ETC, else ./etc.
+`
+
+// Run runs one command line and returns the exit status.
+func (m *Main) Run(ctx context.Context, args []string) int {
+	err := m.run(ctx, args)
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(m.Stderr, "nsfd: %s\n\n%s", ue.msg, usage)
+		return exitUsage
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(m.Stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(m.Stderr, "nsfd: %v\n", err)
+		return exitFailure
+	}
+}
+
+func defaultEtc() string {
+	if e := os.Getenv("NSFD_ETC"); e != "" {
+		return e
+	}
+	return "etc"
+}
+
+// flags returns a flag set with --etc, for a verb.
+func (m *Main) flags(verb string, etc *string) *flag.FlagSet {
+	fs := flag.NewFlagSet("nsfd "+verb, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(etc, "etc", *etc, "configuration directory")
+	return fs
+}
+
+func (m *Main) parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{err.Error()}
+	}
+	return nil
+}
+
+func (m *Main) run(ctx context.Context, args []string) error {
+	etc := defaultEtc()
+	global := m.flags("", &etc)
+	if err := m.parse(global, args); err != nil {
+		return err
+	}
+	args = global.Args()
+	if len(args) == 0 {
+		return &usageError{"no command"}
+	}
+	verb, args := args[0], args[1:]
+	switch verb {
+	case "run":
+		return m.runMaster(ctx, etc, args)
+	case "check":
+		return m.check(etc, args)
+	case "version":
+		fs := m.flags(verb, &etc)
+		if err := m.parse(fs, args); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "nsfd %s (%s %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	case supervisor.BuiltinArg:
+		return supervisor.RunBuiltin(ctx, args)
+	}
+	return &usageError{fmt.Sprintf("unknown command %q", verb)}
+}
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func (m *Main) check(etc string, args []string) error {
+	fs := m.flags("check", &etc)
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	if err := config.Check(etc); err != nil {
+		var es config.Errors
+		if errors.As(err, &es) {
+			for _, e := range es {
+				fmt.Fprintln(m.Stderr, e)
+			}
+			return fmt.Errorf("%s: %d error(s)", etc, len(es))
+		}
+		return err
+	}
+	set, err := config.Load(etc)
+	if err != nil {
+		return err
+	}
+	for _, d := range set.Daemons {
+		for _, w := range d.Warnings {
+			fmt.Fprintln(m.Stderr, "warning:", w)
+		}
+	}
+	fmt.Fprintf(m.Stdout, "%s: ok, %d daemon(s)\n", etc, len(set.Daemons))
+	return nil
+}
+
+func (m *Main) runMaster(ctx context.Context, etc string, args []string) error {
+	fs := m.flags("run", &etc)
+	logStderr := fs.Bool("log-stderr", false, "write the central log to stderr")
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &usageError{"run takes no arguments"}
+	}
+	s, err := supervisor.New(supervisor.Options{EtcDir: etc, LogStderr: *logStderr})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTTIN, syscall.SIGTTOU)
+	defer signal.Stop(sigs)
+	go func() {
+		for {
+			select {
+			case sig := <-sigs:
+				switch sig {
+				case syscall.SIGTERM, syscall.SIGINT:
+					s.Logger().Info("signal received; draining", "signal", sig.String())
+					cancel()
+				case syscall.SIGUSR1:
+					s.ReopenLogs()
+				case syscall.SIGTTIN, syscall.SIGTTOU:
+					delta := 1
+					if sig == syscall.SIGTTOU {
+						delta = -1
+					}
+					if err := s.Scale(ctx, "", delta); err != nil {
+						s.Logger().Error("scale", "error", err)
+					}
+				case syscall.SIGHUP:
+					s.Reload(ctx)
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return s.Run(ctx)
+}
