@@ -16,8 +16,8 @@ type Message struct {
 	Watchdog bool
 	// WatchdogTrigger is WATCHDOG=trigger: the worker asks to be treated as hung.
 	WatchdogTrigger bool
-	Busy     int    // -1: not in the message; 0: idle; 1: busy
-	Status   string // STATUS= text, when HasStatus
+	Busy            int    // -1: not in the message; 0: idle; 1: busy
+	Status          string // STATUS= text, when HasStatus
 	// HasStatus reports whether the message carried a STATUS= word.
 	HasStatus bool
 }
