@@ -30,7 +30,7 @@ type Config struct {
 
 	ReadyTimeout    time.Duration // type = notify: kill a worker not ready by then
 	GracefulTimeout time.Duration // SIGTERM, then SIGKILL after this
-	StartSeconds    time.Duration // a worker exiting sooner is a failed start
+	StartPeriod    time.Duration // a worker exiting sooner is a failed start
 	StartRetries    int           // failed starts in a row before the pool goes fatal
 	BackoffInitial  time.Duration
 	BackoffMax      time.Duration
@@ -411,6 +411,16 @@ func (p *Pool) run() {
 // step applies timeouts and the spare-server policy, and sets p.wake.
 func (p *Pool) step(now time.Time) {
 	p.wake = time.Time{}
+	p.timeouts(now)
+	if !p.stopping && !p.fatal {
+		p.applyPolicy(now)
+		p.timeouts(now) // arm the deadlines of workers the policy just started
+	}
+	p.setState(p.computeState(now))
+}
+
+// timeouts kills workers past a deadline and arms p.wake for the next one.
+func (p *Pool) timeouts(now time.Time) {
 	for _, w := range p.workers {
 		switch {
 		case w.cause != "":
@@ -443,7 +453,7 @@ func (p *Pool) step(now time.Time) {
 		}
 		// A worker that has lived start_seconds after being ready ends a run of failed starts.
 		if p.failedStarts > 0 && w.ready && w.cause == "" {
-			ok := w.started.Add(p.cfg.StartSeconds)
+			ok := w.started.Add(p.cfg.StartPeriod)
 			if !now.Before(ok) {
 				p.failedStarts = 0
 				p.nextSpawn = time.Time{}
@@ -452,10 +462,6 @@ func (p *Pool) step(now time.Time) {
 			}
 		}
 	}
-	if !p.stopping && !p.fatal {
-		p.applyPolicy(now)
-	}
-	p.setState(p.computeState(now))
 }
 
 func (p *Pool) applyPolicy(now time.Time) {
@@ -700,7 +706,7 @@ func (p *Pool) handleExit(ex exitEvent, now time.Time) {
 	ev := Event{Kind: EventExit, PID: w.pid, Slot: w.slot, Requests: w.requests, ExitCode: code, Signal: sig}
 	desc := describeExit(code, sig)
 	switch {
-	case w.cause == "ready-timeout", w.cause == "" && (lived < p.cfg.StartSeconds || !w.ready):
+	case w.cause == "ready-timeout", w.cause == "" && (lived < p.cfg.StartPeriod || !w.ready):
 		ev.Cause = "failed-start"
 		if w.cause == "ready-timeout" {
 			ev.Cause = "ready-timeout"

@@ -136,7 +136,7 @@ func newTestPool(t *testing.T, helper string, mod func(*Config)) (*Pool, *Listen
 		Policy:          PolicyOptions{MinServers: 3, MaxServers: 10, MinSpareServers: 0, MaxSpareServers: 5, MinChildTTL: time.Hour},
 		ReadyTimeout:    5 * time.Second,
 		GracefulTimeout: 5 * time.Second,
-		StartSeconds:    50 * time.Millisecond,
+		StartPeriod:    50 * time.Millisecond,
 		StartRetries:    3,
 		BackoffInitial:  20 * time.Millisecond,
 		BackoffMax:      time.Second,
@@ -244,7 +244,7 @@ func TestPoolReplacesKilledWorker(t *testing.T) {
 	p, l, _ := newTestPool(t, "pool-echo", func(c *Config) {
 		c.Policy.MinServers = 2
 		c.Policy.MaxSpareServers = 2
-		c.StartSeconds = time.Millisecond
+		c.StartPeriod = time.Millisecond
 	})
 	waitFor(t, "2 ready workers", 10*time.Second, func() bool { return len(readyWorkers(status(t, p))) == 2 })
 	victim := readyWorkers(status(t, p))[0]

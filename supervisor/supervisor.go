@@ -213,7 +213,7 @@ func (s *Supervisor) poolConfig(d *config.Daemon, ls []*prefork.Listener, exec p
 		MaxRequestsJitter: d.MaxRequestsJitter,
 		ReadyTimeout:      d.ReadyTimeout,
 		GracefulTimeout:   d.GracefulTimeout,
-		StartSeconds:      d.StartSeconds,
+		StartPeriod:      d.StartPeriod,
 		StartRetries:      d.StartRetries,
 		BackoffInitial:    d.BackoffInitial,
 		BackoffMax:        d.BackoffMax,

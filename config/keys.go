@@ -1,0 +1,291 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/ini.v1"
+)
+
+// Which file a key belongs to, KeyDoc.File.
+const (
+	FileMaster = MasterFileName // etc/nsfd.ini
+	FileDaemon = "NAME.ini"     // a daemon file, etc/NAME.ini or etc/NAME.conf
+)
+
+// EnvSection is the section of a daemon file that holds environment variables.
+const EnvSection = "env"
+
+// KeyDoc describes one configuration key. Keys is the single source of the
+// known keys: the unknown-key check, the typo hints and docs/config.md all
+// come from it.
+type KeyDoc struct {
+	File    string // FileMaster or FileDaemon
+	Section string // "" for a daemon file's default section
+	Name    string // "*" for any name (the [env] section)
+	Default string // rendered default; empty when there is none
+	Doc     string // one line; for an Ignored key, why it is ignored
+	Repeat  bool   // may be given more than once
+	Ignored bool   // a Net::Server key that loads with a warning
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// Keys lists every key nsfd knows, in the order docs/config.md shows them.
+var Keys = []KeyDoc{
+	{File: FileMaster, Section: "nsfd", Name: "node_name", Default: "the host name", Doc: "name of this host in the registry"},
+	{File: FileMaster, Section: "nsfd", Name: "run_dir", Default: DefaultRunDir, Doc: "directory for the control socket, notify sockets and default UNIX listeners"},
+	{File: FileMaster, Section: "nsfd", Name: "control_socket", Default: "RUN_DIR/" + DefaultControlSocketName, Doc: "UNIX socket of the control API (`nsfd status`, `reload`, ...)"},
+	{File: FileMaster, Section: "nsfd", Name: "control_group", Doc: "group allowed on the control socket (mode 0660); empty: owner only (0600)"},
+	{File: FileMaster, Section: "nsfd", Name: "metrics_addr", Doc: "host:port to serve metrics over HTTP; empty: metrics only on the control socket"},
+
+	{File: FileMaster, Section: "registry", Name: "type", Default: DefaultRegistryType, Doc: "`sqlite` (one host) or `postgres` (many hosts sharing one registry)"},
+	{File: FileMaster, Section: "registry", Name: "dsn", Default: DefaultRegistryDSN, Doc: "SQLite file (relative to etc/) or a PostgreSQL URL / key=value string"},
+	{File: FileMaster, Section: "registry", Name: "heartbeat", Default: DefaultHeartbeat.String(), Doc: "how often the master refreshes its daemons' heartbeat"},
+
+	{File: FileMaster, Section: "log", Name: "target", Default: DefaultLogTarget, Doc: "`file`, `syslog` or `stderr`"},
+	{File: FileMaster, Section: "log", Name: "file", Default: DefaultLogFile, Doc: "central log file, for target = file"},
+	{File: FileMaster, Section: "log", Name: "format", Default: DefaultLogFormat, Doc: "`text` or `json`"},
+	{File: FileMaster, Section: "log", Name: "level", Default: DefaultLogLevel, Doc: "`trace`, `debug`, `info`, `warn` or `error`; Net::Server's 0-4 map to error, warn, info, info, debug"},
+	{File: FileMaster, Section: "log", Name: "max_size", Default: "0", Doc: "rotate the log file at this size: bytes, or with K, M, G (KiB, MiB, GiB; all powers of 1024); 0: never"},
+	{File: FileMaster, Section: "log", Name: "max_files", Default: "0", Doc: "rotated log files kept"},
+	{File: FileMaster, Section: "log", Name: "syslog_addr", Doc: "empty: the local syslog socket; or `udp://host:port`, `tcp://host:port`, `unix:///path`"},
+	{File: FileMaster, Section: "log", Name: "syslog_ident", Default: DefaultSyslogIdent, Doc: "syslog tag"},
+	{File: FileMaster, Section: "log", Name: "syslog_facility", Default: DefaultSyslogFacility, Doc: "syslog facility: `daemon`, `user`, `local0`...`local7`, ..."},
+
+	{File: FileDaemon, Name: "command", Doc: "the worker's argv, split like a POSIX shell would (quotes, backslashes) but never run through one; a program path with a slash is relative to the file; required unless `builtin` is set"},
+	{File: FileDaemon, Name: "builtin", Doc: "a worker built into nsfd instead of a command: `queue`"},
+	{File: FileDaemon, Name: "daemon_name", Default: "the file name without extension", Doc: "the daemon's name in the registry"},
+	{File: FileDaemon, Name: "port", Repeat: true, Doc: "a listener, Net::Server syntax: `host:port[/proto][/IPv4|/IPv6]`, `[::1]:80`, `7001`, `/path.sock|unix`; repeatable; at least one unless `builtin` is set (a builtin gets RUN_DIR/NAME.sock)"},
+	{File: FileDaemon, Name: "host", Default: "*", Doc: "host of a `port` that names none; `*`: all addresses"},
+	{File: FileDaemon, Name: "proto", Default: ProtoTCP, Doc: "protocol of a `port` that names none: `tcp`, `udp`, `unix` or `unixdgram`"},
+	{File: FileDaemon, Name: "ipv", Default: "*", Doc: "address family of a `port` that names none: `4`, `6` or `*` (both)"},
+	{File: FileDaemon, Name: "listen", Default: itoa(DefaultListenBacklog), Doc: "listen backlog of each socket"},
+	{File: FileDaemon, Name: "socket_mode", Default: "0" + strconv.FormatUint(uint64(DefaultSocketMode), 8), Doc: "mode (octal) of UNIX socket files"},
+	{File: FileDaemon, Name: "type", Default: DefaultType, Doc: "`simple` (ready once started) or `notify` (ready after READY=1)"},
+	{File: FileDaemon, Name: "min_servers", Default: itoa(DefaultMinServers), Doc: "workers kept running at least"},
+	{File: FileDaemon, Name: "max_servers", Default: itoa(DefaultMaxServers), Doc: "workers running at most"},
+	{File: FileDaemon, Name: "min_spare_servers", Default: itoa(DefaultMinSpareServers), Doc: "idle workers wanted at least (≤ min_servers, ≤ max_spare_servers)"},
+	{File: FileDaemon, Name: "max_spare_servers", Default: itoa(DefaultMaxSpareServers), Doc: "idle workers kept at most (< max_servers)"},
+	{File: FileDaemon, Name: "max_requests", Default: itoa(DefaultMaxRequests), Doc: "requests a worker serves before it is replaced; 0: unlimited"},
+	{File: FileDaemon, Name: "max_requests_jitter", Default: "0", Doc: "up to this many requests added at random to max_requests, so workers do not all retire at once"},
+	{File: FileDaemon, Name: "min_child_ttl", Default: DefaultMinChildTTL.String(), Doc: "a surplus idle worker is not retired sooner than this after a spawn"},
+	{File: FileDaemon, Name: "ready_timeout", Default: DefaultReadyTimeout.String(), Doc: "time a new worker has to become ready"},
+	{File: FileDaemon, Name: "graceful_timeout", Default: DefaultGracefulTimeout.String(), Doc: "time between SIGTERM and SIGKILL when a worker stops"},
+	{File: FileDaemon, Name: "start_seconds", Default: DefaultStartPeriod.String(), Doc: "a worker that exits sooner counts as a failed start"},
+	{File: FileDaemon, Name: "start_retries", Default: itoa(DefaultStartRetries), Doc: "consecutive failed starts before the daemon goes fatal"},
+	{File: FileDaemon, Name: "backoff_initial", Default: DefaultBackoffInitial.String(), Doc: "first delay before restarting after a failed start; doubles each time"},
+	{File: FileDaemon, Name: "backoff_max", Default: DefaultBackoffMax.String(), Doc: "longest delay between restarts"},
+	{File: FileDaemon, Name: "watchdog", Default: "0", Doc: "a worker that sends no WATCHDOG=1 for this long is replaced; 0: no watchdog"},
+	{File: FileDaemon, Name: "user", Doc: "user the workers run as"},
+	{File: FileDaemon, Name: "group", Doc: "group the workers run as"},
+	{File: FileDaemon, Name: "groups", Doc: "supplementary groups (comma or space separated); empty: cleared"},
+	{File: FileDaemon, Name: "chroot", Doc: "directory the workers are chrooted into"},
+	{File: FileDaemon, Name: "umask", Default: "inherited", Doc: "umask (octal) of the workers"},
+	{File: FileDaemon, Name: "cwd", Default: "the master's", Doc: "working directory of the workers"},
+	{File: FileDaemon, Name: "limit_nofile", Default: "inherited", Doc: "RLIMIT_NOFILE: an integer or `unlimited`"},
+	{File: FileDaemon, Name: "limit_core", Default: "inherited", Doc: "RLIMIT_CORE (bytes)"},
+	{File: FileDaemon, Name: "limit_nproc", Default: "inherited", Doc: "RLIMIT_NPROC"},
+	{File: FileDaemon, Name: "limit_as", Default: "inherited", Doc: "RLIMIT_AS (bytes)"},
+	{File: FileDaemon, Name: "limit_memlock", Default: "inherited", Doc: "RLIMIT_MEMLOCK (bytes)"},
+	{File: FileDaemon, Name: "limit_stack", Default: "inherited", Doc: "RLIMIT_STACK (bytes)"},
+	{File: FileDaemon, Name: "limit_fsize", Default: "inherited", Doc: "RLIMIT_FSIZE (bytes)"},
+	{File: FileDaemon, Name: "limit_cpu", Default: "inherited", Doc: "RLIMIT_CPU (seconds)"},
+	{File: FileDaemon, Name: "env_file", Doc: "file of KEY=VALUE lines (`#` comments, optional `export `, quotes stripped) added to the environment before [env]"},
+	{File: FileDaemon, Name: "encoding", Default: DefaultEncoding, Doc: "message encoding clients use: `json` or `json+gzip`"},
+	{File: FileDaemon, Name: "requires", Doc: "daemons (comma or space separated) started before this one and stopped after it"},
+	{File: FileDaemon, Section: EnvSection, Name: "*", Doc: "[env] `NAME = value`: an environment variable of the workers; wins over env_file"},
+
+	{File: FileDaemon, Name: "background", Ignored: true, Doc: "the master does not fork into the background; the service manager runs it"},
+	{File: FileDaemon, Name: "setsid", Ignored: true, Doc: "the master does not fork into the background; the service manager runs it"},
+	{File: FileDaemon, Name: "serialize", Ignored: true, Doc: "workers accept on their own; no accept lock is needed"},
+	{File: FileDaemon, Name: "lock_file", Ignored: true, Doc: "workers accept on their own; no accept lock is needed"},
+	{File: FileDaemon, Name: "pid_file", Ignored: true, Doc: "the master handles this; see `nsfd status`"},
+	{File: FileDaemon, Name: "log_file", Ignored: true, Doc: "workers' output goes to the central log; see [log] in nsfd.ini"},
+	{File: FileDaemon, Name: "log_level", Ignored: true, Doc: "the central log's level applies; see [log] in nsfd.ini"},
+	{File: FileDaemon, Name: "syslog_ident", Ignored: true, Doc: "the central log applies; see [log] in nsfd.ini"},
+	{File: FileDaemon, Name: "syslog_logopt", Ignored: true, Doc: "the central log applies; see [log] in nsfd.ini"},
+	{File: FileDaemon, Name: "syslog_facility", Ignored: true, Doc: "the central log applies; see [log] in nsfd.ini"},
+	{File: FileDaemon, Name: "check_for_dead", Ignored: true, Doc: "the master learns of exits at once, without polling"},
+	{File: FileDaemon, Name: "check_for_waiting", Ignored: true, Doc: "the master reacts to each status message, without polling"},
+	{File: FileDaemon, Name: "check_for_spawn", Ignored: true, Doc: "the master reacts to each status message, without polling"},
+	{File: FileDaemon, Name: "child_communication", Ignored: true, Doc: "workers report over NOTIFY_SOCKET"},
+	{File: FileDaemon, Name: "leave_children_open_on_hup", Ignored: true, Doc: "a reload rolls the workers gracefully"},
+	{File: FileDaemon, Name: "node_name", Ignored: true, Doc: "the node name is set in nsfd.ini"},
+	{File: FileDaemon, Name: "no_close_by_child", Ignored: true, Doc: "the master handles this"},
+}
+
+// lookupKey returns the KeyDoc of name in section of file, or nil.
+func lookupKey(file, section, name string) *KeyDoc {
+	for i := range Keys {
+		k := &Keys[i]
+		if k.File == file && k.Section == section && (k.Name == name || k.Name == "*") {
+			return k
+		}
+	}
+	return nil
+}
+
+// sections returns the sections of file that hold keys, in table order.
+func sections(file string) []string {
+	var out []string
+	for _, k := range Keys {
+		if k.File == file && !slices.Contains(out, k.Section) {
+			out = append(out, k.Section)
+		}
+	}
+	return out
+}
+
+// checkKeys holds a file's entries against the key table. It reports
+// unknown sections, unknown keys and keys set more than once that may not
+// repeat, turns ignored Net::Server keys into warnings, and returns the
+// entries of the keys to apply, in file order. An entry with an empty value
+// is left out, so the key keeps its default; in [env] it sets an empty value.
+func checkKeys(rf *rawFile, file string) (known []entry, warnings, errs Errors) {
+	secs := sections(file)
+	for _, h := range rf.Headers {
+		if !slices.Contains(secs, h.Name) || h.Name == "" && file == FileMaster {
+			errs = append(errs, unknownSection(rf.Path, h.Line, h.Name, file))
+		}
+	}
+	first := map[string]int{}
+	for _, e := range rf.Entries {
+		if !slices.Contains(secs, e.Section) && e.Section != "" {
+			continue // reported with its header
+		}
+		k := lookupKey(file, e.Section, e.Key)
+		if k == nil {
+			errs = append(errs, unknownKey(rf.Path, e, file))
+			continue
+		}
+		id := e.Section + "." + e.Key
+		if line, dup := first[id]; dup && !k.Repeat {
+			errs = append(errs, &Error{File: rf.Path, Line: e.Line, Key: e.Key,
+				Msg: fmt.Sprintf("set more than once (first on line %d)", line)})
+			continue
+		}
+		first[id] = e.Line
+		if k.Ignored {
+			warnings = append(warnings, &Error{File: rf.Path, Line: e.Line, Key: e.Key, Msg: "ignored under nsfd: " + k.Doc})
+			continue
+		}
+		if e.Value != "" || k.Name == "*" {
+			known = append(known, e)
+		}
+	}
+	return known, warnings, errs
+}
+
+// unknownKey builds the error for a key the table does not know, with the
+// nearest known key of the same section as a hint, or else the section the
+// key belongs in.
+func unknownKey(path string, e entry, file string) *Error {
+	err := &Error{File: path, Line: e.Line, Key: e.Key, Msg: "unknown key"}
+	if file == FileMaster {
+		if e.Section == "" {
+			err.Msg = "key outside a section"
+		} else {
+			err.Msg = "unknown key in [" + e.Section + "]"
+		}
+	}
+	var names []string
+	for _, k := range Keys {
+		if k.File == file && k.Section == e.Section && k.Name != "*" {
+			names = append(names, k.Name)
+		}
+	}
+	if s := nearest(e.Key, names); s != "" {
+		err.Hint = "did you mean " + strconv.Quote(s) + "?"
+		return err
+	}
+	for _, k := range Keys {
+		if k.File == file && k.Name == e.Key && k.Section != e.Section {
+			if k.Section == "" {
+				err.Hint = "it belongs before any section"
+			} else {
+				err.Hint = "it belongs in [" + k.Section + "]"
+			}
+			return err
+		}
+	}
+	return err
+}
+
+// unknownSection builds the error for a section header the table does not know.
+func unknownSection(path string, line int, name, file string) *Error {
+	shown := name
+	if shown == "" {
+		shown = ini.DefaultSection
+	}
+	err := &Error{File: path, Line: line, Msg: "unknown section [" + shown + "]"}
+	var names []string
+	for _, s := range sections(file) {
+		if s != "" {
+			names = append(names, s)
+		}
+	}
+	if s := nearest(name, names); s != "" {
+		err.Hint = "did you mean [" + s + "]?"
+	}
+	return err
+}
+
+// nearest returns the candidate closest to s by edit distance (ignoring
+// case) if it is close enough to be a likely typo, else a candidate that s
+// is a prefix of or that is a prefix of s; else "".
+func nearest(s string, candidates []string) string {
+	best, bestD := "", 0
+	ls := strings.ToLower(strings.TrimSpace(s))
+	if len(ls) > 64 {
+		return "" // no key is that long; spare the quadratic distance
+	}
+	for _, c := range candidates {
+		d := levenshtein(ls, strings.ToLower(c))
+		if best == "" || d < bestD {
+			best, bestD = c, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	limit := 2
+	if n := len([]rune(best)); n <= 4 {
+		limit = 1
+	}
+	if bestD <= limit {
+		return best
+	}
+	// A prefix: "node" for "node_name", "environment" for "env".
+	for _, c := range candidates {
+		lc := strings.ToLower(c)
+		if len(ls) >= 3 && len(lc) >= 3 && (strings.HasPrefix(lc, ls) || strings.HasPrefix(ls, lc)) {
+			return c
+		}
+	}
+	return ""
+}
+
+// levenshtein is the edit distance between a and b, by runes.
+func levenshtein(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}

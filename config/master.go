@@ -1,0 +1,194 @@
+package config
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// LoadMaster reads etcDir/nsfd.ini. A missing file yields a Master with every
+// default. etcDir is made absolute, and so are the paths in the result;
+// relative paths in the file resolve against etcDir. Every key belongs to a
+// section: a key above the first [section] is an error (whose hint names the
+// section it belongs in). The error is Errors, every problem in the file.
+func LoadMaster(etcDir string) (*Master, error) {
+	m, errs := loadMaster(etcDir)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return m, nil
+}
+
+// defaultMaster is the Master of an etc directory without nsfd.ini.
+func defaultMaster(etcDir string) *Master {
+	dir, err := filepath.Abs(etcDir)
+	if err != nil {
+		dir = filepath.Clean(etcDir)
+	}
+	node, err := os.Hostname()
+	if err != nil || node == "" {
+		node = "localhost"
+	}
+	m := &Master{
+		File:     filepath.Join(dir, MasterFileName),
+		Dir:      dir,
+		NodeName: node,
+		RunDir:   resolve(dir, DefaultRunDir),
+		Registry: Registry{
+			Type:      DefaultRegistryType,
+			DSN:       resolve(dir, DefaultRegistryDSN),
+			Heartbeat: DefaultHeartbeat,
+		},
+		Log: Log{
+			Target:         DefaultLogTarget,
+			File:           resolve(dir, DefaultLogFile),
+			Format:         DefaultLogFormat,
+			Level:          DefaultLogLevel,
+			SyslogIdent:    DefaultSyslogIdent,
+			SyslogFacility: DefaultSyslogFacility,
+		},
+	}
+	m.ControlSocket = filepath.Join(m.RunDir, DefaultControlSocketName)
+	return m
+}
+
+// resolve makes p absolute against dir.
+func resolve(dir, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(dir, p)
+}
+
+// loadMaster is LoadMaster returning the defaults along with any errors, so
+// that Check can go on to the daemon files.
+func loadMaster(etcDir string) (*Master, Errors) {
+	m := defaultMaster(etcDir)
+	path := filepath.Join(etcDir, MasterFileName)
+	data, err := readFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, nil
+	}
+	if err != nil {
+		return m, Errors{readError(path, err)}
+	}
+	rf, errs := parseINI(path, data)
+	if len(errs) > 0 {
+		return m, errs
+	}
+	known, warns, errs := checkKeys(rf, FileMaster)
+	m.Warnings = warns
+	l := &keyLoader{path: path, errs: errs, lines: map[string]int{}}
+	var dsn, controlSocket *entry
+	for _, e := range known {
+		l.lines[e.Section+"."+e.Key] = e.Line
+		v := e.Value
+		switch e.Section + "." + e.Key {
+		case "nsfd.node_name":
+			if strings.ContainsAny(v, " \t") {
+				l.fail(e, "must not contain blanks")
+			} else {
+				m.NodeName = v
+			}
+		case "nsfd.run_dir":
+			m.RunDir = resolve(m.Dir, v)
+		case "nsfd.control_socket":
+			controlSocket = &e
+		case "nsfd.control_group":
+			m.ControlGroup = v
+		case "nsfd.metrics_addr":
+			if err := checkHostPort(v); err != nil {
+				l.fail(e, err.Error())
+			} else {
+				m.MetricsAddr = v
+			}
+		case "registry.type":
+			l.oneOf(e, &m.Registry.Type, registryTypes)
+		case "registry.dsn":
+			dsn = &e
+		case "registry.heartbeat":
+			l.duration(e, &m.Registry.Heartbeat)
+		case "log.target":
+			l.oneOf(e, &m.Log.Target, logTargets)
+		case "log.file":
+			m.Log.File = resolve(m.Dir, v)
+		case "log.format":
+			l.oneOf(e, &m.Log.Format, logFormats)
+		case "log.level":
+			if lv, err := parseLogLevel(v); err != nil {
+				l.fail(e, err.Error())
+			} else {
+				m.Log.Level = lv
+			}
+		case "log.max_size":
+			if n, err := parseSize(v); err != nil {
+				l.fail(e, err.Error())
+			} else {
+				m.Log.MaxSize = n
+			}
+		case "log.max_files":
+			l.count(e, &m.Log.MaxFiles)
+		case "log.syslog_addr":
+			if err := checkSyslogAddr(v); err != nil {
+				l.fail(e, err.Error())
+			} else {
+				m.Log.SyslogAddr = v
+			}
+		case "log.syslog_ident":
+			m.Log.SyslogIdent = v
+		case "log.syslog_facility":
+			l.oneOf(e, &m.Log.SyslogFacility, syslogFacilities)
+		default:
+			l.fail(e, "internal error: no loader for this key")
+		}
+	}
+	m.ControlSocket = filepath.Join(m.RunDir, DefaultControlSocketName)
+	if controlSocket != nil {
+		m.ControlSocket = resolve(m.Dir, controlSocket.Value)
+	}
+	if dsn != nil {
+		m.Registry.DSN = dsn.Value
+	}
+	l.errs = append(l.errs, validateMaster(m, l, dsn)...)
+	if m.Registry.Type == "sqlite" {
+		m.Registry.DSN = resolve(m.Dir, m.Registry.DSN)
+	}
+	sortErrors(l.errs)
+	return m, l.errs
+}
+
+// maxFileSize bounds the configuration files nsfd reads.
+const maxFileSize = 1 << 20
+
+// readFile reads a configuration file: a regular file of at most
+// maxFileSize bytes, so that a FIFO or a device in etc/ cannot hang a load.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file")}
+	}
+	if fi.Size() > maxFileSize {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: errors.New("larger than 1 MiB")}
+	}
+	return io.ReadAll(io.LimitReader(f, maxFileSize+1))
+}
+
+// readError is the error of a file that cannot be read.
+func readError(path string, err error) *Error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return &Error{File: path, Msg: "cannot read: " + err.Error()}
+}

@@ -1,0 +1,176 @@
+package config
+
+import (
+	"os"
+	"time"
+)
+
+// Defaults of Net::Server::PreFork and of nsfd's own supervision keys.
+const (
+	DefaultMinServers        = 5
+	DefaultMaxServers        = 50
+	DefaultMinSpareServers   = 2
+	DefaultMaxSpareServers   = 10
+	DefaultMaxRequests       = 1000
+	DefaultMinChildTTL       = 10 * time.Second
+	DefaultReadyTimeout      = 30 * time.Second
+	DefaultGracefulTimeout   = 10 * time.Second
+	DefaultStartPeriod      = 1 * time.Second
+	DefaultStartRetries      = 5
+	DefaultBackoffInitial    = 100 * time.Millisecond
+	DefaultBackoffMax        = 30 * time.Second
+	DefaultListenBacklog     = 1024
+	DefaultSocketMode        = os.FileMode(0o660)
+	DefaultHeartbeat         = 5 * time.Second
+	DefaultEncoding          = "json"
+	DefaultType              = TypeSimple
+	DefaultRegistryType      = "sqlite"
+	DefaultLogTarget         = "file"
+	DefaultLogFormat         = "text"
+	DefaultLogLevel          = "info"
+	DefaultSyslogIdent       = "nsfd"
+	DefaultSyslogFacility    = "daemon"
+	DefaultRunDir            = "../var/run"
+	DefaultControlSocketName = "nsfd.sock"
+	DefaultLogFile           = "../var/log/nsfd.log"
+	DefaultRegistryDSN       = "../var/registry.db"
+)
+
+// Worker start-up types: how the master learns that a new worker is ready.
+const (
+	// TypeSimple workers count as ready as soon as they have been executed.
+	TypeSimple = "simple"
+	// TypeNotify workers are ready once they send READY=1 on NOTIFY_SOCKET.
+	TypeNotify = "notify"
+)
+
+// Listener protocols, as Net::Server names them.
+const (
+	ProtoTCP       = "tcp"
+	ProtoUDP       = "udp"
+	ProtoUnix      = "unix"      // UNIX stream socket
+	ProtoUnixgram  = "unixdgram" // UNIX datagram socket
+	MasterFileName = "nsfd.ini"
+)
+
+// Master is the configuration of the master itself, read from etc/nsfd.ini.
+// A missing nsfd.ini yields a Master with every default.
+type Master struct {
+	File          string // absolute path of nsfd.ini (may not exist)
+	Dir           string // absolute etc directory
+	NodeName      string // [nsfd] node_name; default: the host name
+	RunDir        string // [nsfd] run_dir, absolute
+	ControlSocket string // [nsfd] control_socket, absolute
+	ControlGroup  string // [nsfd] control_group; empty: mode 0600
+	MetricsAddr   string // [nsfd] metrics_addr; empty: metrics only on the control socket
+
+	Registry Registry
+	Log      Log
+
+	Warnings []*Error // non-fatal remarks (deprecated or ignored keys)
+}
+
+// Registry is the [registry] section of nsfd.ini.
+type Registry struct {
+	Type      string        // sqlite | postgres
+	DSN       string        // file path (absolute) for sqlite, URL or key=value string for postgres
+	Heartbeat time.Duration // how often the master refreshes heartbeat_at
+}
+
+// Log is the [log] section of nsfd.ini.
+type Log struct {
+	Target         string // file | syslog | stderr
+	File           string // absolute path, for target = file
+	Format         string // text | json
+	Level          string // trace | debug | info | warn | error (Net::Server's 0-4 accepted)
+	MaxSize        int64  // bytes; 0: no size rotation
+	MaxFiles       int    // rotated files kept
+	SyslogAddr     string // empty: local socket; udp://host:port or tcp://host:port
+	SyslogIdent    string
+	SyslogFacility string
+}
+
+// Daemon is one daemon file, etc/NAME.ini (or a Net::Server conf file).
+type Daemon struct {
+	Name string // file name without extension, or daemon_name
+	File string // absolute path of the file
+	Dir  string // directory of the file; relative paths resolve against it
+
+	Command []string // argv; Command[0] resolved against Dir when it contains a slash
+	Builtin string   // a worker built into nsfd ("queue"); Command is empty then
+
+	Listeners  []Listen
+	Backlog    int         // listen
+	SocketMode os.FileMode // mode of UNIX socket files
+
+	Type              string // simple | notify
+	MinServers        int
+	MaxServers        int
+	MinSpareServers   int
+	MaxSpareServers   int
+	MaxRequests       int // 0: unlimited
+	MaxRequestsJitter int
+	MinChildTTL       time.Duration
+	ReadyTimeout      time.Duration
+	GracefulTimeout   time.Duration
+	StartPeriod      time.Duration // a worker exiting sooner counts as a failed start
+	StartRetries      int           // consecutive failed starts before the daemon goes fatal
+	BackoffInitial    time.Duration
+	BackoffMax        time.Duration
+	Watchdog          time.Duration // 0: no watchdog
+
+	User   string
+	Group  string
+	Groups []string // supplementary groups; empty: cleared
+	Chroot string
+	Cwd    string
+	Umask  int // -1: inherited
+	Limits map[string]uint64
+
+	Env      []string // KEY=VALUE: env_file first, then [env]; later wins
+	Encoding string
+	Requires []string
+
+	Hash     string   // digest of the effective configuration, for change detection
+	Warnings []*Error // non-fatal remarks (Net::Server keys that do not apply under a supervisor)
+}
+
+// Listen is one listener of a daemon, parsed from Net::Server's port syntax.
+type Listen struct {
+	Proto string // tcp | udp | unix | unixdgram
+	Addr  string // host:port for tcp/udp (port may be 0), absolute path for unix
+	IPv   int    // 0 (any), 4 or 6: restricts the address family for tcp/udp
+}
+
+// String renders the listener in Net::Server syntax.
+func (l Listen) String() string {
+	s := l.Addr + "/" + l.Proto
+	if l.IPv != 0 {
+		s += "/IPv" + string(rune('0'+l.IPv))
+	}
+	return s
+}
+
+// Network returns the Go network name ("tcp4", "udp6", "unix", "unixgram").
+func (l Listen) Network() string {
+	switch l.Proto {
+	case ProtoUnix:
+		return "unix"
+	case ProtoUnixgram:
+		return "unixgram"
+	}
+	switch l.IPv {
+	case 4:
+		return l.Proto + "4"
+	case 6:
+		return l.Proto + "6"
+	}
+	return l.Proto
+}
+
+// Set is the whole desired configuration: the master and every daemon.
+type Set struct {
+	Master  *Master
+	Daemons []*Daemon        // sorted by name, valid ones only
+	Errors  map[string]error // file path -> error, for daemon files that failed
+}
