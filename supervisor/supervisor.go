@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -124,7 +125,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		s.errs[file] = err
 		s.log.Error("daemon file not loaded", "file", file, "error", err)
 	}
-	for _, d := range startOrder(set.Daemons) {
+	for _, d := range slices.Concat(set.StartOrder()...) {
 		for _, w := range d.Warnings {
 			s.log.Named(d.Name).Warn(w.Error())
 		}
@@ -359,34 +360,6 @@ func (s *Supervisor) ReopenLogs() {
 		return
 	}
 	s.log.Info("log reopened")
-}
-
-// startOrder sorts daemons so that each comes after those it requires.
-// Cycles have been refused by the config loader.
-func startOrder(ds []*config.Daemon) []*config.Daemon {
-	byName := map[string]*config.Daemon{}
-	for _, d := range ds {
-		byName[d.Name] = d
-	}
-	seen := map[string]bool{}
-	var out []*config.Daemon
-	var visit func(d *config.Daemon)
-	visit = func(d *config.Daemon) {
-		if seen[d.Name] {
-			return
-		}
-		seen[d.Name] = true
-		for _, r := range d.Requires {
-			if rd := byName[r]; rd != nil {
-				visit(rd)
-			}
-		}
-		out = append(out, d)
-	}
-	for _, d := range ds {
-		visit(d)
-	}
-	return out
 }
 
 // Reload re-reads etc/ and applies the difference. Not in this version:
