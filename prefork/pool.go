@@ -346,20 +346,42 @@ func (p *Pool) SetPolicy(ctx context.Context, o PolicyOptions, maxRequests, jitt
 	})
 }
 
+// Update replaces the pool's configuration (a reload that changed more than
+// pool sizes) and rolls the workers onto it: new workers start with the new
+// command, environment and listeners, and the old ones get SIGTERM only once
+// the new ones are ready. The notify socket and the name stay. A fatal pool
+// starts again.
+func (p *Pool) Update(ctx context.Context, cfg Config) error {
+	if err := cfg.setDefaults(); err != nil {
+		return err
+	}
+	return p.do(ctx, func() {
+		cfg.Name, cfg.NotifyPath = p.cfg.Name, p.cfg.NotifyPath
+		p.cfg = cfg
+		p.roll()
+		p.cfg.Logger.Info("configuration changed; rolling the workers")
+	})
+}
+
 // Restart rolls the pool: new workers start on the same listeners and the
 // old ones get SIGTERM only once the new ones are ready. A fatal pool starts
 // again from scratch.
 func (p *Pool) Restart(ctx context.Context) error {
 	return p.do(ctx, func() {
-		p.gen++
-		p.fatal, p.failedStarts, p.nextSpawn = false, 0, time.Time{}
-		for _, w := range p.workers {
-			if w.cause == "" {
-				w.replaced = true
-			}
-		}
+		p.roll()
 		p.cfg.Logger.Info("rolling restart")
 	})
+}
+
+// roll marks every current worker for replacement and clears a fatal state.
+func (p *Pool) roll() {
+	p.gen++
+	p.fatal, p.failedStarts, p.nextSpawn = false, 0, time.Time{}
+	for _, w := range p.workers {
+		if w.cause == "" {
+			w.replaced = true
+		}
+	}
 }
 
 func (p *Pool) run() {
@@ -451,8 +473,9 @@ func (p *Pool) timeouts(now time.Time) {
 				p.wakeAt(deadline)
 			}
 		}
-		// A worker that has lived start_seconds after being ready ends a run of failed starts.
-		if p.failedStarts > 0 && w.ready && w.cause == "" {
+		// A worker of the current start attempt that has lived start_period
+		// and is ready ends a run of failed starts; older workers prove nothing.
+		if p.failedStarts > 0 && w.ready && w.cause == "" && !w.replaced && w.attempt == p.attempt {
 			ok := w.started.Add(p.cfg.StartPeriod)
 			if !now.Before(ok) {
 				p.failedStarts = 0
@@ -465,14 +488,20 @@ func (p *Pool) timeouts(now time.Time) {
 }
 
 func (p *Pool) applyPolicy(now time.Time) {
-	// Replaced workers go once no replacement is still starting.
-	starting := false
+	// Replaced workers go once no replacement is still starting and enough
+	// replacements are ready: a new configuration that fails to start leaves
+	// the old workers serving.
+	starting, ready := false, 0
 	for _, w := range p.workers {
-		if w.cause == "" && !w.replaced && !w.ready {
-			starting = true
+		if w.cause == "" && !w.replaced {
+			if w.ready {
+				ready++
+			} else {
+				starting = true
+			}
 		}
 	}
-	if !starting {
+	if !starting && ready >= p.cfg.Policy.MinServers {
 		for _, w := range p.workers {
 			if w.replaced && w.cause == "" {
 				p.terminate(w, "replaced", now)

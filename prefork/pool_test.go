@@ -381,3 +381,45 @@ func TestPoolIgnoresForeignAndMalformedNotify(t *testing.T) {
 		t.Fatalf("pool disturbed: %+v", st)
 	}
 }
+
+func TestPoolUpdateRollsAndKeepsOldWorkersIfNewOnesFail(t *testing.T) {
+	p, l, _ := newTestPool(t, "pool-echo", func(c *Config) {
+		c.Policy.MinServers = 2
+		c.Policy.MaxSpareServers = 2
+	})
+	waitFor(t, "2 ready workers", 10*time.Second, func() bool { return len(readyWorkers(status(t, p))) == 2 })
+	old := readyWorkers(status(t, p))
+	cfg := p.cfg
+
+	// A broken new configuration: the new workers fail, the old ones keep serving.
+	bad := cfg
+	bad.Env = []string{"NSFD_TEST_HELPER=pool-exit", "GORACE=atexit_sleep_ms=0"}
+	if err := p.Update(context.Background(), bad); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "fatal", 10*time.Second, func() bool { return status(t, p).State == PoolFatal })
+	for _, pid := range old {
+		if syscall.Kill(pid, 0) != nil {
+			t.Fatalf("old worker %d stopped although its replacement failed", pid)
+		}
+	}
+	echoOnce(t, l.Addr, "old workers still serve")
+
+	// A good one: every worker is new, and none was lost in between.
+	if err := p.Update(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "2 new workers only", 10*time.Second, func() bool {
+		st := status(t, p)
+		if len(st.Workers) != 2 || len(readyWorkers(st)) != 2 {
+			return false
+		}
+		for _, w := range st.Workers {
+			if w.PID == old[0] || w.PID == old[1] {
+				return false
+			}
+		}
+		return true
+	})
+	echoOnce(t, l.Addr, "new workers serve")
+}

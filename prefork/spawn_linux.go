@@ -51,14 +51,15 @@ func (p *Pool) startProcess(slot int) (*os.Process, error) {
 		return nil, fmt.Errorf("start %s: %w", c.Command[0], err)
 	}
 	pid := cmd.Process.Pid
+	output := c.Output // p.cfg may be replaced by Update while the streams are read
 	for _, s := range []struct {
 		name string
 		r    *os.File
 	}{{"stdout", outR}, {"stderr", errR}} {
 		go func() {
 			defer s.r.Close()
-			if c.Output != nil {
-				c.Output(pid, s.name, s.r)
+			if output != nil {
+				output(pid, s.name, s.r)
 			} else {
 				_, _ = io.Copy(io.Discard, s.r)
 			}
