@@ -207,3 +207,32 @@ func plainFile(f *os.File) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(nfd), f.Name()), nil
 }
+
+// Adjust applies a changed spec to a listener kept across a reload: the
+// mode and owner of a UNIX socket file. Network and address must match.
+func (l *Listener) Adjust(spec ListenSpec) error {
+	if spec.Network != l.Spec.Network || spec.Address != l.Spec.Address {
+		return fmt.Errorf("adjust %s: spec is for %s %s", l, spec.Network, spec.Address)
+	}
+	if l.IsUnix() {
+		mode := spec.Mode
+		if mode == 0 {
+			mode = 0o660
+		}
+		if err := os.Chmod(spec.Address, mode); err != nil {
+			return fmt.Errorf("adjust %s: %w", l, err)
+		}
+		if spec.UID >= 0 || spec.GID >= 0 {
+			if err := os.Lchown(spec.Address, spec.UID, spec.GID); err != nil {
+				return fmt.Errorf("adjust %s: %w", l, err)
+			}
+		}
+	}
+	if spec.Backlog > 0 && spec.Backlog != l.Spec.Backlog && (spec.Network == "unix" || spec.Proto() == "tcp") {
+		if err := syscall.Listen(int(l.file.Fd()), spec.Backlog); err != nil {
+			return fmt.Errorf("adjust %s: listen backlog %d: %w", l, spec.Backlog, err)
+		}
+	}
+	l.Spec = spec
+	return nil
+}

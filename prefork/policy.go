@@ -9,11 +9,11 @@ import (
 
 // PolicyOptions are Net::Server::PreFork's pool-size options.
 type PolicyOptions struct {
-	MinServers      int           // workers kept alive at all times
-	MaxServers      int           // never more workers than this
-	MinSpareServers int           // idle workers wanted at all times (up to MaxServers)
-	MaxSpareServers int           // idle workers above this are retired
-	MinChildTTL     time.Duration // no worker is retired sooner than this after its start
+	MinServers      int           `json:"min_servers"`       // workers kept alive at all times
+	MaxServers      int           `json:"max_servers"`       // never more workers than this
+	MinSpareServers int           `json:"min_spare_servers"` // idle workers wanted at all times (up to MaxServers)
+	MaxSpareServers int           `json:"max_spare_servers"` // idle workers above this are retired
+	MinChildTTL     time.Duration `json:"min_child_ttl"`     // no worker is retired sooner than this after its start
 }
 
 // Validate applies Net::Server::PreFork's rules.

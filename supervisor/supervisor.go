@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -25,37 +24,46 @@ type Options struct {
 	// Shim is the argv prefix that runs prefork's exec shim (and nsfd's
 	// builtins); default: this executable.
 	Shim []string
-	// LogStderr sends the central log to stderr whatever nsfd.ini says (tests, `run --log-stderr`).
+	// LogStderr sends the central log to stderr whatever nsfd.ini says.
 	LogStderr bool
+	// Version is reported by the status API.
+	Version string
 }
 
 // Supervisor is the master: it owns one pool per daemon and the central log.
 // Its state is owned by the goroutine running Run; other goroutines send it
 // requests.
 type Supervisor struct {
-	opts   Options
-	master *config.Master
-	sink   *logging.Sink
-	log    hclog.Logger
+	opts    Options
+	master  *config.Master
+	sink    *logging.Sink
+	log     hclog.Logger
+	metrics *metrics
+	started time.Time
 
-	reqs chan func()
+	reqs   chan func()
+	drains sync.WaitGroup // daemons draining in the background
 
 	// Owned by Run's goroutine.
-	daemons map[string]*daemon
-	errs    map[string]error // daemon file -> config error
+	daemons   map[string]*daemon
+	errs      map[string]error // daemon file -> config error, for files with no running daemon
+	masterErr error            // nsfd.ini failed to load at the last reload
+	reloads   int
+	ctx       context.Context // Run's context
 }
 
-// daemon is one running daemon: its config, its listeners and its pool.
+// daemon is one daemon the master knows: its config, its listeners and its pool.
 type daemon struct {
 	cfg       *config.Daemon
 	listeners []*prefork.Listener
-	pool      *prefork.Pool
-	state     prefork.PoolState
+	pool      *prefork.Pool // nil when stopped
+	configErr error         // its file failed to load: it runs on its last good config
+	stopped   bool          // stopped by `nsfd stop`
+	draining  bool          // being stopped in the background
+	drained   chan struct{} // closed when a drain ends
 }
 
-// New loads the configuration in opts.EtcDir and opens the central log.
-// A broken nsfd.ini is an error; a broken daemon file is logged and that
-// daemon is left out.
+// New loads nsfd.ini from opts.EtcDir and opens the central log.
 func New(opts Options) (*Supervisor, error) {
 	if opts.EtcDir == "" {
 		opts.EtcDir = "etc"
@@ -85,7 +93,7 @@ func New(opts Options) (*Supervisor, error) {
 		MaxFiles: m.Log.MaxFiles,
 	}
 	if opts.LogStderr {
-		lc.Target = "stderr"
+		lc.Target = logging.TargetStderr
 	}
 	sink, err := logging.Open(lc)
 	if err != nil {
@@ -96,10 +104,12 @@ func New(opts Options) (*Supervisor, error) {
 		master:  m,
 		sink:    sink,
 		log:     sink.Logger(),
+		started: time.Now(),
 		reqs:    make(chan func()),
 		daemons: make(map[string]*daemon),
 		errs:    make(map[string]error),
 	}
+	s.metrics = newMetrics(s)
 	for _, w := range m.Warnings {
 		s.log.Warn(w.Error())
 	}
@@ -109,37 +119,47 @@ func New(opts Options) (*Supervisor, error) {
 // Logger is the master's logger.
 func (s *Supervisor) Logger() hclog.Logger { return s.log }
 
-// Run starts every daemon and supervises them until ctx ends, then drains
-// every daemon (dependents first) and closes the central log.
-func (s *Supervisor) Run(ctx context.Context) error {
+// Master is the master's configuration as loaded at start.
+func (s *Supervisor) Master() *config.Master { return s.master }
+
+// Run starts every daemon, serves the control socket, watches etc/, and
+// supervises until ctx ends; then it drains every daemon (dependents first)
+// and closes the central log. ready, if not nil, is called once after the
+// first start of every daemon.
+func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	defer s.closeSink()
+	s.ctx = ctx
 	if err := os.MkdirAll(s.master.RunDir, 0o755); err != nil {
 		return fmt.Errorf("run dir: %w", err)
 	}
-	set, err := config.Load(s.opts.EtcDir)
+	ctl, err := s.listenControl()
 	if err != nil {
 		return err
 	}
-	s.log.Info("nsfd starting", "etc", s.opts.EtcDir, "node", s.master.NodeName, "pid", os.Getpid(), "daemons", len(set.Daemons))
-	for file, err := range set.Errors {
-		s.errs[file] = err
-		s.log.Error("daemon file not loaded", "file", file, "error", err)
+	defer ctl.close()
+	w, err := s.watch(ctx)
+	if err != nil {
+		s.log.Warn("not watching etc/ for changes; use SIGHUP or `nsfd reload`", "error", err)
 	}
-	for _, d := range slices.Concat(set.StartOrder()...) {
-		for _, w := range d.Warnings {
-			s.log.Named(d.Name).Warn(w.Error())
-		}
-		if err := s.startDaemon(ctx, d); err != nil {
-			s.log.Error("cannot start daemon", "daemon", d.Name, "error", err)
-		}
+	s.log.Info("nsfd starting", "etc", s.opts.EtcDir, "node", s.master.NodeName, "pid", os.Getpid(), "control", s.master.ControlSocket)
+	s.reload(ctx, "start")
+	if ready != nil {
+		ready()
+	}
+	var events <-chan struct{}
+	if w != nil {
+		events = w.changes
 	}
 	for {
 		select {
 		case f := <-s.reqs:
 			f()
+		case <-events:
+			s.reload(ctx, "etc/ changed")
 		case <-ctx.Done():
 			s.log.Info("stopping: draining every daemon")
 			s.stopAll()
+			s.drains.Wait()
 			s.log.Info("nsfd stopped")
 			return nil
 		}
@@ -153,25 +173,17 @@ func (s *Supervisor) closeSink() {
 }
 
 // startDaemon binds d's listeners and starts its pool.
-func (s *Supervisor) startDaemon(ctx context.Context, d *config.Daemon) error {
-	log := s.log.Named(d.Name)
+func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
+	d := dm.cfg
 	exec, err := execOptions(d)
 	if err != nil {
 		return err
 	}
-	var ls []*prefork.Listener
-	for _, spec := range d.Listeners {
-		l, err := prefork.Bind(ctx, listenSpec(d, spec, exec))
-		if err != nil {
-			for _, l := range ls {
-				l.Close()
-			}
-			return err
-		}
-		ls = append(ls, l)
+	ls, err := s.bindListeners(ctx, d, exec, nil)
+	if err != nil {
+		return err
 	}
-	dm := &daemon{cfg: d, listeners: ls, state: prefork.PoolStarting}
-	pool, err := prefork.NewPool(s.poolConfig(d, ls, exec, log, dm))
+	pool, err := prefork.NewPool(s.poolConfig(dm, d, ls, exec))
 	if err != nil {
 		closeAll(ls)
 		return err
@@ -180,58 +192,97 @@ func (s *Supervisor) startDaemon(ctx context.Context, d *config.Daemon) error {
 		closeAll(ls)
 		return err
 	}
-	dm.pool = pool
-	s.daemons[d.Name] = dm
+	dm.pool, dm.listeners, dm.stopped = pool, ls, false
 	addrs := make([]string, len(ls))
 	for i, l := range ls {
 		addrs[i] = l.String()
 	}
-	log.Info("daemon started", "listeners", addrs, "min_servers", d.MinServers)
+	s.log.Named(d.Name).Info("daemon started", "listeners", addrs, "min_servers", d.MinServers)
 	return nil
 }
 
-func (s *Supervisor) poolConfig(d *config.Daemon, ls []*prefork.Listener, exec prefork.ExecOptions, log hclog.Logger, dm *daemon) prefork.Config {
+// bindListeners binds d's listeners, reusing those of reuse that listen on
+// the same address (a reload keeps its sockets open).
+func (s *Supervisor) bindListeners(ctx context.Context, d *config.Daemon, exec prefork.ExecOptions, reuse []*prefork.Listener) ([]*prefork.Listener, error) {
+	var ls, fresh []*prefork.Listener
+	for _, l := range d.Listeners {
+		spec := listenSpec(d, l, exec)
+		if old := findListener(reuse, spec); old != nil {
+			if err := old.Adjust(spec); err != nil {
+				closeAll(fresh)
+				return nil, err
+			}
+			ls = append(ls, old)
+			continue
+		}
+		nl, err := prefork.Bind(ctx, spec)
+		if err != nil {
+			closeAll(fresh)
+			return nil, err
+		}
+		ls, fresh = append(ls, nl), append(fresh, nl)
+	}
+	return ls, nil
+}
+
+func findListener(ls []*prefork.Listener, spec prefork.ListenSpec) *prefork.Listener {
+	for _, l := range ls {
+		if l.Spec.Network == spec.Network && l.Spec.Address == spec.Address {
+			return l
+		}
+	}
+	return nil
+}
+
+func (s *Supervisor) poolConfig(dm *daemon, d *config.Daemon, ls []*prefork.Listener, exec prefork.ExecOptions) prefork.Config {
 	cmd := d.Command
 	if d.Builtin != "" {
 		cmd = append([]string{s.opts.Shim[0], BuiltinArg, d.Builtin}, d.Command...)
 	}
+	name := d.Name
 	return prefork.Config{
-		Name:       d.Name,
+		Name:       name,
 		Node:       s.master.NodeName,
 		Command:    cmd,
 		Env:        d.Env,
 		Listeners:  ls,
-		NotifyPath: filepath.Join(s.master.RunDir, "notify", d.Name+".sock"),
+		NotifyPath: filepath.Join(s.master.RunDir, "notify", name+".sock"),
 		Notify:     d.Type == config.TypeNotify,
-		Policy: prefork.PolicyOptions{
-			MinServers:      d.MinServers,
-			MaxServers:      d.MaxServers,
-			MinSpareServers: d.MinSpareServers,
-			MaxSpareServers: d.MaxSpareServers,
-			MinChildTTL:     d.MinChildTTL,
-		},
+		Policy:     policyOf(d),
 		MaxRequests:       d.MaxRequests,
 		MaxRequestsJitter: d.MaxRequestsJitter,
 		ReadyTimeout:      d.ReadyTimeout,
 		GracefulTimeout:   d.GracefulTimeout,
-		StartPeriod:      d.StartPeriod,
+		StartPeriod:       d.StartPeriod,
 		StartRetries:      d.StartRetries,
 		BackoffInitial:    d.BackoffInitial,
 		BackoffMax:        d.BackoffMax,
 		Watchdog:          d.Watchdog,
 		Exec:              exec,
 		Shim:              s.opts.Shim,
-		Logger:            log,
+		Logger:            s.log.Named(name),
 		Output: func(pid int, stream string, r io.Reader) {
-			s.sink.Capture(d.Name, pid, stream, r)
+			s.sink.Capture(name, pid, stream, r)
 		},
-		Observer: func(e prefork.Event) { s.observe(dm, e) },
+		Observer: func(e prefork.Event) { s.observe(e) },
+	}
+}
+
+// policyOf returns d's pool-size options.
+func policyOf(d *config.Daemon) prefork.PolicyOptions {
+	return prefork.PolicyOptions{
+		MinServers:      d.MinServers,
+		MaxServers:      d.MaxServers,
+		MinSpareServers: d.MinSpareServers,
+		MaxSpareServers: d.MaxSpareServers,
+		MinChildTTL:     d.MinChildTTL,
 	}
 }
 
 // observe is called from a pool's goroutine: it must not block on the
 // supervisor's own loop.
-func (s *Supervisor) observe(dm *daemon, e prefork.Event) {
+func (s *Supervisor) observe(e prefork.Event) {
+	s.metrics.observe(e)
 	if e.Kind == prefork.EventState {
 		lvl := hclog.Info
 		if e.State == prefork.PoolFatal {
@@ -241,36 +292,58 @@ func (s *Supervisor) observe(dm *daemon, e prefork.Event) {
 	}
 }
 
-// stopAll drains every daemon, each after the daemons that require it.
-func (s *Supervisor) stopAll() {
-	dependents := map[string][]string{}
-	for name, d := range s.daemons {
+// drain stops the given daemons in the background, each after those of
+// them that require it, then calls done on Run's goroutine for each.
+func (s *Supervisor) drain(ds []*daemon, done func(*daemon)) {
+	names := map[string]*daemon{}
+	for _, d := range ds {
+		names[d.cfg.Name] = d
+		d.draining = true
+		d.drained = make(chan struct{})
+	}
+	dependents := map[string][]*daemon{}
+	for _, d := range ds {
 		for _, r := range d.cfg.Requires {
-			dependents[r] = append(dependents[r], name)
+			if names[r] != nil {
+				dependents[r] = append(dependents[r], d)
+			}
 		}
 	}
-	done := map[string]chan struct{}{}
-	for name := range s.daemons {
-		done[name] = make(chan struct{})
-	}
-	var wg sync.WaitGroup
-	for name, d := range s.daemons {
-		wg.Add(1)
+	for _, d := range ds {
+		s.drains.Add(1)
 		go func() {
-			defer wg.Done()
-			defer close(done[name])
-			for _, dep := range dependents[name] {
-				<-done[dep]
+			defer s.drains.Done()
+			for _, dep := range dependents[d.cfg.Name] {
+				<-dep.drained
 			}
-			s.stopDaemon(d)
+			s.stopPool(d)
+			close(d.drained)
+			if done != nil {
+				// Run may be gone at shutdown; then nobody needs the answer.
+				_ = s.do(context.Background(), func() { d.draining = false; done(d) })
+			}
 		}()
 	}
-	wg.Wait()
+}
+
+// stopAll drains every daemon and waits.
+func (s *Supervisor) stopAll() {
+	var ds []*daemon
+	for _, d := range s.daemons {
+		if d.pool != nil && !d.draining {
+			ds = append(ds, d)
+		}
+	}
+	s.drain(ds, nil)
+	s.drains.Wait()
 	s.daemons = map[string]*daemon{}
 }
 
-// stopDaemon drains one daemon's pool and closes its listeners.
-func (s *Supervisor) stopDaemon(d *daemon) {
+// stopPool drains one daemon's pool and closes its listeners.
+func (s *Supervisor) stopPool(d *daemon) {
+	if d.pool == nil {
+		return
+	}
 	// Bounded: the pool SIGKILLs after graceful_timeout; allow for reaping.
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.GracefulTimeout+10*time.Second)
 	defer cancel()
@@ -303,67 +376,167 @@ func (s *Supervisor) do(ctx context.Context, f func()) error {
 	}
 }
 
-// ErrNoDaemon is returned for a daemon name the master does not run.
+// ErrNoDaemon is returned for a daemon name the master does not know.
 var ErrNoDaemon = errors.New("no such daemon")
 
-// Scale moves min_servers and max_servers of one daemon (name) or of every
-// daemon (name "") by delta, as Net::Server's SIGTTIN/SIGTTOU do.
-func (s *Supervisor) Scale(ctx context.Context, name string, delta int) error {
-	var pools []*prefork.Pool
-	err := s.do(ctx, func() {
-		for n, d := range s.daemons {
-			if name == "" || n == name {
-				pools = append(pools, d.pool)
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	if name != "" && len(pools) == 0 {
-		return fmt.Errorf("scale %s: %w", name, ErrNoDaemon)
-	}
-	for _, p := range pools {
-		if _, err := p.Scale(ctx, delta); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+// ErrDaemonStopped is returned when an operation needs a running daemon.
+var ErrDaemonStopped = errors.New("daemon is stopped")
 
-// Status returns a snapshot of every daemon, sorted by name.
-func (s *Supervisor) Status(ctx context.Context) ([]prefork.Status, error) {
+// Scale moves min_servers and max_servers of one daemon (name) or of every
+// daemon (name "") by delta, as Net::Server's SIGTTIN/SIGTTOU do; with abs,
+// n is the new min_servers and max_servers moves by the same amount.
+func (s *Supervisor) Scale(ctx context.Context, name string, n int, abs bool) ([]prefork.PolicyOptions, error) {
 	var pools []*prefork.Pool
-	if err := s.do(ctx, func() {
-		for _, d := range s.daemons {
+	var err error
+	if derr := s.do(ctx, func() {
+		for dn, d := range s.daemons {
+			if name != "" && dn != name {
+				continue
+			}
+			if d.pool == nil || d.draining {
+				if name != "" {
+					err = fmt.Errorf("scale %s: %w", name, ErrDaemonStopped)
+				}
+				continue
+			}
 			pools = append(pools, d.pool)
 		}
-	}); err != nil {
+		if name != "" && s.daemons[name] == nil {
+			err = fmt.Errorf("scale %s: %w", name, ErrNoDaemon)
+		}
+	}); derr != nil {
+		return nil, derr
+	}
+	if err != nil {
 		return nil, err
 	}
-	out := make([]prefork.Status, 0, len(pools))
+	var out []prefork.PolicyOptions
 	for _, p := range pools {
-		st, err := p.Status(ctx)
+		delta := n
+		if abs {
+			st, err := p.Status(ctx)
+			if err != nil {
+				return nil, err
+			}
+			delta = n - st.Policy.MinServers
+		}
+		o, err := p.Scale(ctx, delta)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, st)
+		out = append(out, o)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-// ReopenLogs reopens the central log file (logrotate's SIGUSR1).
-func (s *Supervisor) ReopenLogs() {
-	if err := s.sink.Reopen(context.Background()); err != nil {
-		s.log.Error("reopen log", "error", err)
-		return
+// Start starts a daemon stopped with Stop.
+func (s *Supervisor) Start(ctx context.Context, name string) error {
+	var err error
+	if derr := s.do(ctx, func() {
+		d := s.daemons[name]
+		switch {
+		case d == nil:
+			err = fmt.Errorf("start %s: %w", name, ErrNoDaemon)
+		case d.draining:
+			err = fmt.Errorf("start %s: still stopping; try again", name)
+		case d.pool != nil:
+			// Already running: nothing to do, as systemctl start.
+		default:
+			err = s.startDaemon(s.ctx, d)
+		}
+	}); derr != nil {
+		return derr
 	}
-	s.log.Info("log reopened")
+	return err
 }
 
-// Reload re-reads etc/ and applies the difference. Not in this version:
-// the request is logged and the running state is kept.
-func (s *Supervisor) Reload(ctx context.Context) {
-	s.log.Warn("reload requested; live reload is not available in this version, keeping the running configuration")
+// Stop drains a daemon and closes its listeners; it stays stopped across
+// reloads until Start or Restart.
+func (s *Supervisor) Stop(ctx context.Context, name string) error {
+	var (
+		err  error
+		wait chan struct{}
+	)
+	if derr := s.do(ctx, func() {
+		d := s.daemons[name]
+		switch {
+		case d == nil:
+			err = fmt.Errorf("stop %s: %w", name, ErrNoDaemon)
+		case d.draining:
+			wait = d.drained
+		case d.pool == nil:
+		default:
+			d.stopped = true
+			s.drain([]*daemon{d}, func(d *daemon) { d.pool, d.listeners = nil, nil })
+			wait = d.drained
+		}
+	}); derr != nil {
+		return derr
+	}
+	if err != nil || wait == nil {
+		return err
+	}
+	select {
+	case <-wait:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Restart rolls a running daemon's workers (new ones first, old ones
+// stopped once the new are ready), or starts a stopped one. A fatal daemon
+// starts again from scratch.
+func (s *Supervisor) Restart(ctx context.Context, name string) error {
+	var (
+		pool *prefork.Pool
+		err  error
+	)
+	if derr := s.do(ctx, func() {
+		d := s.daemons[name]
+		switch {
+		case d == nil:
+			err = fmt.Errorf("restart %s: %w", name, ErrNoDaemon)
+		case d.draining:
+			err = fmt.Errorf("restart %s: still stopping; try again", name)
+		case d.pool == nil:
+			err = s.startDaemon(s.ctx, d)
+		default:
+			pool = d.pool
+		}
+	}); derr != nil {
+		return derr
+	}
+	if err != nil || pool == nil {
+		return err
+	}
+	return pool.Restart(ctx)
+}
+
+// ReopenLogs reopens the central log file (logrotate's SIGUSR1).
+func (s *Supervisor) ReopenLogs(ctx context.Context) error {
+	if err := s.sink.Reopen(ctx); err != nil {
+		s.log.Error("reopen log", "error", err)
+		return err
+	}
+	s.log.Info("log reopened")
+	return nil
+}
+
+// sortedDaemons returns the known daemons sorted by name.
+func (s *Supervisor) sortedDaemons() []*daemon {
+	out := make([]*daemon, 0, len(s.daemons))
+	for _, d := range s.daemons {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b *daemon) int {
+		switch {
+		case a.cfg.Name < b.cfg.Name:
+			return -1
+		case a.cfg.Name > b.cfg.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
 }

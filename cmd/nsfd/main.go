@@ -54,9 +54,13 @@ func (e *usageError) Error() string { return e.msg }
 const usage = `usage: nsfd [--etc DIR] COMMAND [flags]
 
 commands:
-  run       run the master in the foreground on etc/ (SIGTERM drains and exits)
-  check     validate etc/ and print every error
-  version   print the version
+  run                      run the master in the foreground on etc/ (SIGTERM drains and exits)
+  check                    validate etc/ and print every error
+  status [NAME] [--json]   daemons, listeners, workers, config errors
+  reload                   re-read etc/ and apply the difference (also SIGHUP, or any file change)
+  start|stop|restart NAME  a daemon; restart rolls its workers without dropping a connection
+  scale NAME +N|-N|N       move min_servers and max_servers
+  version                  print the version
 
 --etc DIR is accepted by every command; default $NSFD_ETC, else ./etc.
 `
@@ -121,6 +125,8 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return m.runMaster(ctx, etc, args)
 	case "check":
 		return m.check(etc, args)
+	case "status", "reload", "start", "stop", "restart", "scale":
+		return m.ctlVerb(ctx, verb, etc, args)
 	case "version":
 		fs := m.flags(verb, &etc)
 		if err := m.parse(fs, args); err != nil {
@@ -184,7 +190,7 @@ func (m *Main) runMaster(ctx context.Context, etc string, args []string) error {
 	if fs.NArg() > 0 {
 		return &usageError{"run takes no arguments"}
 	}
-	s, err := supervisor.New(supervisor.Options{EtcDir: etc, LogStderr: *logStderr})
+	s, err := supervisor.New(supervisor.Options{EtcDir: etc, LogStderr: *logStderr, Version: version()})
 	if err != nil {
 		return err
 	}
@@ -202,13 +208,13 @@ func (m *Main) runMaster(ctx context.Context, etc string, args []string) error {
 					s.Logger().Info("signal received; draining", "signal", sig.String())
 					cancel()
 				case syscall.SIGUSR1:
-					s.ReopenLogs()
+					s.ReopenLogs(ctx)
 				case syscall.SIGTTIN, syscall.SIGTTOU:
 					delta := 1
 					if sig == syscall.SIGTTOU {
 						delta = -1
 					}
-					if err := s.Scale(ctx, "", delta); err != nil {
+					if _, err := s.Scale(ctx, "", delta, false); err != nil {
 						s.Logger().Error("scale", "error", err)
 					}
 				case syscall.SIGHUP:
@@ -219,5 +225,5 @@ func (m *Main) runMaster(ctx context.Context, etc string, args []string) error {
 			}
 		}
 	}()
-	return s.Run(ctx)
+	return s.Run(ctx, nil)
 }

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nsfd/nsfd/config"
+	"github.com/nsfd/nsfd/supervisor"
+)
+
+// ctlClient talks to a running master over its control socket.
+type ctlClient struct {
+	socket string
+	http   *http.Client
+}
+
+func newCtlClient(etc string) (*ctlClient, error) {
+	m, err := config.LoadMaster(etc)
+	if err != nil {
+		return nil, err
+	}
+	c := &ctlClient{socket: m.ControlSocket}
+	c.http = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", c.socket)
+		},
+	}}
+	return c, nil
+}
+
+// errUnreachable is wrapped when the master cannot be reached.
+var errUnreachable = errors.New("cannot reach the master")
+
+// call sends one request and decodes the JSON answer into out.
+func (c *ctlClient) call(ctx context.Context, method, path string, q url.Values, out any) error {
+	u := "http://nsfd" + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w at %s (is `nsfd run` running with this --etc?): %v", errUnreachable, c.socket, unwrapNet(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(body, &e) == nil && e.Error != "" {
+			return errors.New(e.Error)
+		}
+		return fmt.Errorf("master answered %s", resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*json.RawMessage); ok {
+		*raw = body
+		return nil
+	}
+	return json.Unmarshal(body, out)
+}
+
+func unwrapNet(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return op.Err
+	}
+	return err
+}
+
+// ctlVerb runs status, reload, start, stop, restart and scale.
+func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) error {
+	fs := m.flags(verb, &etc)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	args = fs.Args()
+	want := map[string][2]int{"status": {0, 1}, "reload": {0, 0}, "start": {1, 1}, "stop": {1, 1}, "restart": {1, 1}, "scale": {2, 2}}[verb]
+	if len(args) < want[0] || len(args) > want[1] {
+		use := map[string]string{"status": "status [NAME]", "reload": "reload", "scale": "scale NAME +N|-N|N"}[verb]
+		if use == "" {
+			use = verb + " NAME"
+		}
+		return &usageError{"usage: nsfd " + use}
+	}
+	c, err := newCtlClient(etc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var raw json.RawMessage
+	switch verb {
+	case "status":
+		q := url.Values{}
+		if len(args) == 1 {
+			q.Set("name", args[0])
+		}
+		if err := c.call(ctx, "GET", "/v1/status", q, &raw); err != nil {
+			return err
+		}
+		if *asJSON {
+			_, err := m.Stdout.Write(raw)
+			return err
+		}
+		var st supervisor.Status
+		if err := json.Unmarshal(raw, &st); err != nil {
+			return err
+		}
+		printStatus(m.Stdout, st)
+		if len(st.Errors) > 0 || st.ConfigError != "" {
+			return errConfigProblems
+		}
+		return nil
+	case "reload":
+		if err := c.call(ctx, "POST", "/v1/reload", nil, &raw); err != nil {
+			return err
+		}
+		if *asJSON {
+			_, err := m.Stdout.Write(raw)
+			return err
+		}
+		var r supervisor.ReloadResult
+		if err := json.Unmarshal(raw, &r); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "reloaded: added %s, removed %s, resized %s, rolled %s\n",
+			list(r.Added), list(r.Removed), list(r.Resized), list(r.Rolled))
+		for file, e := range r.Errors {
+			fmt.Fprintf(m.Stderr, "error: %s: %s\n", file, e)
+		}
+		if len(r.Errors) > 0 {
+			return errConfigProblems
+		}
+		return nil
+	case "scale":
+		if _, _, err := supervisor.ParseScale(args[1]); err != nil {
+			return &usageError{err.Error()}
+		}
+		q := url.Values{"n": {args[1]}}
+		if err := c.call(ctx, "POST", "/v1/daemons/"+url.PathEscape(args[0])+"/scale", q, &raw); err != nil {
+			return err
+		}
+		if *asJSON {
+			_, err := m.Stdout.Write(raw)
+			return err
+		}
+		var r struct {
+			Policy struct {
+				Min int `json:"min_servers"`
+				Max int `json:"max_servers"`
+			} `json:"policy"`
+		}
+		json.Unmarshal(raw, &r)
+		fmt.Fprintf(m.Stdout, "%s: min_servers %d, max_servers %d\n", args[0], r.Policy.Min, r.Policy.Max)
+		return nil
+	default: // start, stop, restart
+		if err := c.call(ctx, "POST", "/v1/daemons/"+url.PathEscape(args[0])+"/"+verb, nil, &raw); err != nil {
+			return err
+		}
+		if *asJSON {
+			_, err := m.Stdout.Write(raw)
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "%s: %s\n", args[0], map[string]string{"start": "started", "stop": "stopped", "restart": "restarting"}[verb])
+		return nil
+	}
+}
+
+// errConfigProblems makes `status` and `reload` exit 1 when a file fails to load.
+var errConfigProblems = errors.New("configuration has errors (see above)")
+
+func list(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, " ")
+}
+
+func printStatus(w io.Writer, st supervisor.Status) {
+	fmt.Fprintf(w, "nsfd %s pid %d on %s, up %s, %d reload(s), etc %s\n",
+		st.Version, st.PID, st.Node, since(st.Started), st.Reloads, st.Etc)
+	if st.ConfigError != "" {
+		fmt.Fprintf(w, "config error: %s\n", st.ConfigError)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, d := range st.Daemons {
+		fmt.Fprintf(tw, "\n%s\t%s\t%s\trequests %d\trestarts %d\n", d.Name, d.State, strings.Join(d.Listeners, ", "), d.Requests, d.Restarts)
+		if d.ConfigError != "" {
+			fmt.Fprintf(tw, "  config error: %s\n", d.ConfigError)
+		}
+		if len(d.Workers) > 0 {
+			fmt.Fprintf(tw, "  PID\tSLOT\tSTATE\tREQUESTS\tUPTIME\tSTATUS\n")
+		}
+		for _, wk := range d.Workers {
+			fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\n", wk.PID, wk.Slot, wk.State, wk.Requests, since(wk.Started), wk.Status)
+		}
+	}
+	tw.Flush()
+	for _, e := range st.Errors {
+		fmt.Fprintf(w, "\nerror: %s\n", e.Error)
+	}
+}
+
+func since(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return time.Since(t).Round(time.Second).String()
+}

@@ -1,0 +1,234 @@
+package supervisor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/nsfd/nsfd/prefork"
+)
+
+// The control API: HTTP+JSON on a UNIX socket.
+//
+//	GET  /v1/status[?name=NAME]           Status
+//	POST /v1/reload                        ReloadResult
+//	POST /v1/daemons/{name}/start          {}
+//	POST /v1/daemons/{name}/stop           {}
+//	POST /v1/daemons/{name}/restart        {}
+//	POST /v1/daemons/{name}/scale?n=+2     {"policy": PolicyOptions}   (n: +N, -N or N)
+//	GET  /metrics                          Prometheus text format
+//
+// Errors are {"error": "..."} with 400 (bad request), 403 (caller not
+// allowed), 404 (no such daemon), 409 (wrong state) or 500.
+type control struct {
+	l       *prefork.Listener
+	srv     *http.Server
+	metrics *http.Server
+}
+
+type credsKey struct{}
+
+// listenControl serves the control API on the control socket (and metrics
+// on metrics_addr, if set). The socket is 0600, or 0660 with control_group
+// as its group; every caller's uid is checked through peer credentials.
+func (s *Supervisor) listenControl() (*control, error) {
+	spec := prefork.ListenSpec{Network: "unix", Address: s.master.ControlSocket, Mode: 0o600, UID: -1, GID: -1}
+	var gid = -1
+	if g := s.master.ControlGroup; g != "" {
+		n, err := lookupGroup(g)
+		if err != nil {
+			return nil, fmt.Errorf("control_group %q: %w", g, err)
+		}
+		gid, spec.Mode, spec.GID = n, 0o660, n
+	}
+	l, err := prefork.Bind(context.Background(), spec)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	nl, err := net.FileListener(l.File())
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.handleStatus)
+	mux.HandleFunc("POST /v1/reload", s.handleReload)
+	mux.HandleFunc("POST /v1/daemons/{name}/{verb}", s.handleDaemon)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	c := &control{l: l}
+	c.srv = &http.Server{
+		Handler:           s.authorize(mux, gid),
+		ReadHeaderTimeout: 5 * time.Second,
+		ConnContext: func(ctx context.Context, conn net.Conn) context.Context {
+			return context.WithValue(ctx, credsKey{}, peerCreds(conn))
+		},
+	}
+	go c.srv.Serve(nl)
+	if addr := s.master.MetricsAddr; addr != "" {
+		ml, err := net.Listen("tcp", addr)
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("metrics_addr %s: %w", addr, err)
+		}
+		mm := http.NewServeMux()
+		mm.Handle("GET /metrics", s.metrics.handler())
+		c.metrics = &http.Server{Handler: mm, ReadHeaderTimeout: 5 * time.Second}
+		go c.metrics.Serve(ml)
+		s.log.Info("metrics", "addr", ml.Addr().String())
+	}
+	return c, nil
+}
+
+func (c *control) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c.srv.Shutdown(ctx)
+	if c.metrics != nil {
+		c.metrics.Shutdown(ctx)
+	}
+	c.l.Close()
+}
+
+// peerCreds returns the caller's credentials, or nil.
+func peerCreds(conn net.Conn) *unix.Ucred {
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		return nil
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	var cred *unix.Ucred
+	raw.Control(func(fd uintptr) {
+		cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	return cred
+}
+
+// authorize lets in root, the master's own uid, and members of control_group.
+func (s *Supervisor) authorize(next http.Handler, gid int) http.Handler {
+	self := uint32(os.Geteuid())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cred, _ := r.Context().Value(credsKey{}).(*unix.Ucred)
+		if cred == nil || !(cred.Uid == 0 || cred.Uid == self || (gid >= 0 && inGroup(cred, gid))) {
+			who := "unknown"
+			if cred != nil {
+				who = "uid " + strconv.Itoa(int(cred.Uid))
+			}
+			s.log.Warn("control request refused", "caller", who, "path", r.URL.Path)
+			writeError(w, http.StatusForbidden, fmt.Errorf("%s may not control this master", who))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func inGroup(cred *unix.Ucred, gid int) bool {
+	if int(cred.Gid) == gid {
+		return true
+	}
+	u, err := user.LookupId(strconv.Itoa(int(cred.Uid)))
+	if err != nil {
+		return false
+	}
+	gids, err := u.GroupIds()
+	return err == nil && slices.Contains(gids, strconv.Itoa(gid))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+func errorCode(err error) int {
+	switch {
+	case errors.Is(err, ErrNoDaemon):
+		return http.StatusNotFound
+	case errors.Is(err, ErrDaemonStopped):
+		return http.StatusConflict
+	}
+	return http.StatusInternalServerError
+}
+
+func (s *Supervisor) handleStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Status(r.Context(), r.URL.Query().Get("name"))
+	if err != nil {
+		writeError(w, errorCode(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Supervisor) handleReload(w http.ResponseWriter, r *http.Request) {
+	res, err := s.Reload(r.Context())
+	if err != nil {
+		writeError(w, errorCode(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Supervisor) handleDaemon(w http.ResponseWriter, r *http.Request) {
+	name, verb := r.PathValue("name"), r.PathValue("verb")
+	var err error
+	switch verb {
+	case "start":
+		err = s.Start(r.Context(), name)
+	case "stop":
+		err = s.Stop(r.Context(), name)
+	case "restart":
+		err = s.Restart(r.Context(), name)
+	case "scale":
+		n, abs, perr := ParseScale(r.URL.Query().Get("n"))
+		if perr != nil {
+			writeError(w, http.StatusBadRequest, perr)
+			return
+		}
+		var ps []prefork.PolicyOptions
+		ps, err = s.Scale(r.Context(), name, n, abs)
+		if err == nil {
+			writeJSON(w, http.StatusOK, map[string]any{"policy": ps[0]})
+			return
+		}
+	default:
+		writeError(w, http.StatusNotFound, fmt.Errorf("unknown verb %q", verb))
+		return
+	}
+	if err != nil {
+		writeError(w, errorCode(err), err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{})
+}
+
+// ParseScale parses `nsfd scale`'s argument: +N or -N (relative) or N (absolute).
+func ParseScale(s string) (n int, abs bool, err error) {
+	if s == "" {
+		return 0, false, errors.New("scale: missing +N, -N or N")
+	}
+	abs = !strings.HasPrefix(s, "+") && !strings.HasPrefix(s, "-")
+	n, err = strconv.Atoi(s)
+	if err != nil || (abs && n < 1) {
+		return 0, false, fmt.Errorf("scale: %q is not +N, -N or a number of servers ≥ 1", s)
+	}
+	return n, abs, nil
+}

@@ -1,0 +1,105 @@
+package supervisor
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nsfd/nsfd/prefork"
+)
+
+// metrics are the master's Prometheus metrics. Counters of events come
+// from the pools' observers; gauges of the present state are read from a
+// status snapshot at scrape time.
+type metrics struct {
+	reg      *prometheus.Registry
+	spawns   *prometheus.CounterVec
+	exits    *prometheus.CounterVec
+	restarts *prometheus.CounterVec
+	reloads  prometheus.Counter
+}
+
+func newMetrics(s *Supervisor) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		spawns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nsfd_worker_spawns_total", Help: "Workers started.",
+		}, []string{"daemon"}),
+		exits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nsfd_worker_exits_total", Help: "Workers exited, by cause (stopped, retired, replaced, exited, crashed, failed-start, watchdog, ready-timeout).",
+		}, []string{"daemon", "cause"}),
+		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nsfd_worker_restarts_total", Help: "Workers started again after an unplanned exit.",
+		}, []string{"daemon"}),
+		reloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nsfd_reloads_total", Help: "Configuration reloads, the first start included.",
+		}),
+	}
+	m.reg.MustRegister(m.spawns, m.exits, m.restarts, m.reloads,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "nsfd_log_lines_dropped_total", Help: "Log lines dropped because the central log sink was too slow.",
+		}, func() float64 { return float64(s.sink.Dropped()) }),
+		&stateCollector{s: s},
+	)
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// observe counts a pool event; called from pools' goroutines.
+func (m *metrics) observe(e prefork.Event) {
+	switch e.Kind {
+	case prefork.EventSpawn:
+		m.spawns.WithLabelValues(e.Pool).Inc()
+	case prefork.EventExit:
+		m.exits.WithLabelValues(e.Pool, e.Cause).Inc()
+		switch e.Cause {
+		case "crashed", "exited", "failed-start", "watchdog", "ready-timeout":
+			m.restarts.WithLabelValues(e.Pool).Inc()
+		}
+	}
+}
+
+var (
+	workersDesc  = prometheus.NewDesc("nsfd_workers", "Workers by state.", []string{"daemon", "state"}, nil)
+	requestsDesc = prometheus.NewDesc("nsfd_requests_total", "Requests served (BUSY=1 reports).", []string{"daemon"}, nil)
+	daemonDesc   = prometheus.NewDesc("nsfd_daemon_up", "1 when the daemon is running, by state.", []string{"daemon", "state"}, nil)
+)
+
+// stateCollector reads the present state at scrape time.
+type stateCollector struct{ s *Supervisor }
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- workersDesc
+	ch <- requestsDesc
+	ch <- daemonDesc
+}
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := c.s.Status(ctx, "")
+	if err != nil {
+		return
+	}
+	for _, d := range st.Daemons {
+		counts := map[string]int{"starting": 0, "idle": 0, "busy": 0, "stopping": 0}
+		for _, w := range d.Workers {
+			counts[w.State]++
+		}
+		for state, n := range counts {
+			ch <- prometheus.MustNewConstMetric(workersDesc, prometheus.GaugeValue, float64(n), d.Name, state)
+		}
+		ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue, float64(d.Requests), d.Name)
+		up := 0.0
+		if d.State == string(prefork.PoolRunning) {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(daemonDesc, prometheus.GaugeValue, up, d.Name, d.State)
+	}
+}

@@ -1,0 +1,120 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/nsfd/nsfd/prefork"
+)
+
+// DaemonStatus is one daemon in a Status.
+type DaemonStatus struct {
+	Name        string                 `json:"name"`
+	File        string                 `json:"file"`
+	State       string                 `json:"state"`                  // starting, running, backoff, fatal, stopping, stopped
+	ConfigError string                 `json:"config_error,omitempty"` // its file fails to load; it runs on its last good config
+	Listeners   []string               `json:"listeners"`              // "tcp 127.0.0.1:7001": real addresses
+	Workers     []prefork.WorkerStatus `json:"workers"`
+	Policy      prefork.PolicyOptions  `json:"policy"`
+	Spawns      int                    `json:"spawns"`
+	Restarts    int                    `json:"restarts"`
+	Requests    int                    `json:"requests"`
+	Malformed   int                    `json:"notify_malformed"`
+	Since       time.Time              `json:"since"`
+}
+
+// FileError is a daemon file that fails to load and has no running daemon.
+type FileError struct {
+	File  string `json:"file"`
+	Error string `json:"error"`
+}
+
+// Status is what `nsfd status` shows.
+type Status struct {
+	Node        string         `json:"node"`
+	PID         int            `json:"pid"`
+	Etc         string         `json:"etc"`
+	Version     string         `json:"version"`
+	Started     time.Time      `json:"started"`
+	Reloads     int            `json:"reloads"`
+	LogDropped  uint64         `json:"log_dropped"`
+	ConfigError string         `json:"config_error,omitempty"` // nsfd.ini fails to load: nothing changes until it does
+	Daemons     []DaemonStatus `json:"daemons"`
+	Errors      []FileError    `json:"errors"`
+}
+
+// Status returns a snapshot of the master and of its daemons (or of one
+// daemon, when name is set).
+func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
+	type entry struct {
+		st   DaemonStatus
+		pool *prefork.Pool
+	}
+	var (
+		entries []entry
+		out     = Status{Node: s.master.NodeName, PID: os.Getpid(), Etc: s.opts.EtcDir, Version: s.opts.Version, Started: s.started}
+		missing bool
+	)
+	err := s.do(ctx, func() {
+		out.Reloads = s.reloads
+		if s.masterErr != nil {
+			out.ConfigError = s.masterErr.Error()
+		}
+		for file, err := range s.errs {
+			out.Errors = append(out.Errors, FileError{File: file, Error: err.Error()})
+		}
+		for _, d := range s.sortedDaemons() {
+			if name != "" && d.cfg.Name != name {
+				continue
+			}
+			e := entry{st: DaemonStatus{Name: d.cfg.Name, File: d.cfg.File, State: string(prefork.PoolStopped), Policy: policyOf(d.cfg)}}
+			if d.configErr != nil {
+				e.st.ConfigError = d.configErr.Error()
+			}
+			for _, l := range d.listeners {
+				e.st.Listeners = append(e.st.Listeners, l.String())
+			}
+			if d.pool != nil {
+				e.pool = d.pool
+			}
+			entries = append(entries, e)
+		}
+		missing = name != "" && len(entries) == 0
+	})
+	if err != nil {
+		return out, err
+	}
+	if missing {
+		return out, fmt.Errorf("status %s: %w", name, ErrNoDaemon)
+	}
+	sort.Slice(out.Errors, func(i, j int) bool { return out.Errors[i].File < out.Errors[j].File })
+	out.LogDropped = s.sink.Dropped()
+	out.Daemons = []DaemonStatus{}
+	for _, e := range entries {
+		if e.pool != nil {
+			ps, err := e.pool.Status(ctx)
+			if err != nil {
+				return out, err
+			}
+			e.st.State = string(ps.State)
+			e.st.Workers = ps.Workers
+			e.st.Policy = ps.Policy
+			e.st.Spawns, e.st.Restarts, e.st.Requests, e.st.Malformed = ps.Spawns, ps.Restarts, ps.Requests, ps.Malformed
+			e.st.Since = ps.Since
+		}
+		if e.st.Workers == nil {
+			e.st.Workers = []prefork.WorkerStatus{}
+		}
+		if e.st.Listeners == nil {
+			e.st.Listeners = []string{}
+		}
+		out.Daemons = append(out.Daemons, e.st)
+	}
+	if out.Errors == nil {
+		out.Errors = []FileError{}
+	}
+	return out, nil
+}
