@@ -126,7 +126,11 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 			return err
 		}
 		printStatus(m.Stdout, st)
-		if len(st.Errors) > 0 || st.ConfigError != "" {
+		bad := len(st.Errors) > 0 || st.ConfigError != ""
+		for _, d := range st.Daemons {
+			bad = bad || d.ConfigError != ""
+		}
+		if bad {
 			return errConfigProblems
 		}
 		return nil

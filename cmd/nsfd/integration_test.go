@@ -36,6 +36,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755) // tests run the CLI as nobody too
 	binDir = dir
 	repoDir, _ = filepath.Abs("../..")
 	builds := [][]string{

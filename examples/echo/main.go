@@ -8,8 +8,8 @@
 // Each line a client sends comes back unchanged; the greeting, if set, is
 // sent once when a client connects. Datagram listeners (port = …/udp) echo
 // each datagram back to its sender. When the worker drains (SIGTERM), it
-// finishes the line it is answering, answers lines it has already read, and
-// closes the connection; an idle connection is closed at once.
+// finishes the line it is answering and closes the connection; a client
+// that has not sent its line yet gets a second to do so.
 //
 // Flags:
 //
@@ -70,9 +70,10 @@ var _ prefork.Handler = (*echo)(nil)
 
 // ServeConn echoes lines until the client leaves or the worker drains.
 func (e *echo) ServeConn(ctx context.Context, c net.Conn) {
-	// Draining: a read that would wait fails at once; lines already
-	// buffered are still answered.
-	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now()) })
+	// Draining: a client gets drainGrace to send the line it is sending (a
+	// connection accepted just before the drain has not sent it yet); the
+	// answer to the line in progress is written, then the connection closes.
+	stop := context.AfterFunc(ctx, func() { c.SetReadDeadline(time.Now().Add(drainGrace)) })
 	defer stop()
 	if e.greeting != "" {
 		if _, err := io.WriteString(c, e.greeting+"\n"); err != nil {
@@ -86,11 +87,14 @@ func (e *echo) ServeConn(ctx context.Context, c net.Conn) {
 			return // a partial line cut off by draining is dropped
 		}
 		e.wait()
-		if _, werr := io.WriteString(c, line); werr != nil || err != nil {
+		if _, werr := io.WriteString(c, line); werr != nil || err != nil || ctx.Err() != nil {
 			return
 		}
 	}
 }
+
+// drainGrace is how long a draining worker still waits for a client's line.
+const drainGrace = time.Second
 
 // servePackets echoes each datagram to its sender until Serve stops it.
 func (e *echo) servePackets(ctx context.Context, pc net.PacketConn) {

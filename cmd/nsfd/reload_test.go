@@ -1,0 +1,422 @@
+package main
+
+// End-to-end tests of live reload, the control socket and its CLI verbs.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type statusJSON struct {
+	Reloads int `json:"reloads"`
+	Daemons []struct {
+		Name        string   `json:"name"`
+		State       string   `json:"state"`
+		ConfigError string   `json:"config_error"`
+		Listeners   []string `json:"listeners"`
+		Workers     []struct {
+			PID   int    `json:"pid"`
+			State string `json:"state"`
+		} `json:"workers"`
+	} `json:"daemons"`
+	Errors []struct{ File, Error string } `json:"errors"`
+}
+
+// status asks the master's control socket directly (the CLI's own output
+// is tested in TestControlCLI; this is cheaper to poll).
+func (e *env) status() statusJSON {
+	e.t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", filepath.Join(e.dir, "var/run/nsfd.sock"))
+		},
+	}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get("http://nsfd/v1/status")
+	if err != nil {
+		e.t.Fatalf("status: %v", err)
+	}
+	defer resp.Body.Close()
+	var st statusJSON
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		e.t.Fatalf("status: %v", err)
+	}
+	return st
+}
+
+// daemon returns a daemon's entry in st, or nil.
+func (st statusJSON) daemon(name string) *struct {
+	Name        string   `json:"name"`
+	State       string   `json:"state"`
+	ConfigError string   `json:"config_error"`
+	Listeners   []string `json:"listeners"`
+	Workers     []struct {
+		PID   int    `json:"pid"`
+		State string `json:"state"`
+	} `json:"workers"`
+} {
+	for i := range st.Daemons {
+		if st.Daemons[i].Name == name {
+			return &st.Daemons[i]
+		}
+	}
+	return nil
+}
+
+func (e *env) pids(name string) map[int]bool {
+	out := map[int]bool{}
+	if d := e.status().daemon(name); d != nil {
+		for _, w := range d.Workers {
+			out[w.PID] = true
+		}
+	}
+	return out
+}
+
+// waitReady waits for the control socket to answer.
+func (e *env) waitReady() {
+	e.t.Helper()
+	waitFor(e.t, "control socket", 15*time.Second, func() bool {
+		c, err := net.Dial("unix", filepath.Join(e.dir, "var/run/nsfd.sock"))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+}
+
+// load keeps n clients busy against addr, each doing one echo per
+// connection, until stop is called; it returns the counts.
+type load struct {
+	ok, failed atomic.Int64
+	stop       chan struct{}
+	wg         sync.WaitGroup
+	mu         sync.Mutex
+	errs       []string
+}
+
+func startLoad(addr string, n int) *load {
+	l := &load{stop: make(chan struct{})}
+	for i := range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for j := 0; ; j++ {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				if err := tryEcho(addr, fmt.Sprintf("client %d request %d", i, j)); err != nil {
+					l.failed.Add(1)
+					l.mu.Lock()
+					if len(l.errs) < 5 {
+						l.errs = append(l.errs, err.Error())
+					}
+					l.mu.Unlock()
+				} else {
+					l.ok.Add(1)
+				}
+			}
+		}()
+	}
+	return l
+}
+
+func (l *load) finish(t *testing.T) {
+	t.Helper()
+	close(l.stop)
+	l.wg.Wait()
+	t.Logf("load: %d requests ok, %d failed", l.ok.Load(), l.failed.Load())
+	if l.failed.Load() > 0 {
+		t.Errorf("%d requests failed, want 0: %v", l.failed.Load(), l.errs)
+	}
+	if l.ok.Load() == 0 {
+		t.Error("no request succeeded")
+	}
+}
+
+func TestNewFileStartsDaemonAndRemovalDrainsIt(t *testing.T) {
+	e := newEnv(t)
+	e.write("echo.ini", echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n"))
+	m := e.start()
+	m.addr("echo")
+	e.waitReady()
+
+	start := time.Now()
+	e.write("extra.ini", echoConf("min_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 4\n"))
+	var addr string
+	waitFor(t, "extra to answer", 10*time.Second, func() bool {
+		d := e.status().daemon("extra")
+		if d == nil || d.State != "running" || len(d.Listeners) == 0 {
+			return false
+		}
+		addr = strings.Fields(d.Listeners[0])[1]
+		return tryEcho(addr, "new daemon") == nil
+	})
+	t.Logf("file drop to answering: %v (target 150ms)", time.Since(start))
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("new daemon took %v to answer", d)
+	}
+	pids := e.pids("extra")
+
+	os.Remove(filepath.Join(e.etc, "extra.ini"))
+	waitFor(t, "extra gone from status", 15*time.Second, func() bool { return e.status().daemon("extra") == nil })
+	for pid := range pids {
+		if alive(pid) {
+			t.Errorf("worker %d of the removed daemon still runs", pid)
+		}
+	}
+	if err := tryEcho(addr, "gone"); err == nil {
+		t.Error("the removed daemon's port still answers")
+	}
+	if e.status().daemon("echo") == nil {
+		t.Error("echo disappeared")
+	}
+}
+
+func TestVimStyleSaveReloadsOnce(t *testing.T) {
+	e := newEnv(t)
+	e.write("echo.ini", echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n"))
+	m := e.start()
+	m.addr("echo")
+	e.waitReady()
+	before := e.status().Reloads
+
+	// What vim does with backupcopy=no: probe file, rename the original away, write the new file, drop the backup.
+	path := filepath.Join(e.etc, "echo.ini")
+	os.WriteFile(filepath.Join(e.etc, "4913"), nil, 0o644)
+	os.Remove(filepath.Join(e.etc, "4913"))
+	os.WriteFile(filepath.Join(e.etc, ".echo.ini.swp"), []byte("swap"), 0o644)
+	os.Rename(path, path+"~")
+	os.WriteFile(path, []byte(echoConf("min_servers = 2\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 3\n")), 0o644)
+	os.Remove(path + "~")
+
+	waitFor(t, "2 workers", 10*time.Second, func() bool { return len(e.pids("echo")) == 2 })
+	// Let any straggling event be processed: a reload request is answered only
+	// after the loop has handled everything queued before it.
+	after := e.status().Reloads
+	if after-before != 1 {
+		t.Errorf("%d reloads for one save, want exactly 1", after-before)
+	}
+	if !strings.Contains(e.log(), `resized=["echo"]`) {
+		t.Error("a pool-size change should be applied in place")
+	}
+}
+
+func TestRollingChangesDropNoConnection(t *testing.T) {
+	e := newEnv(t)
+	conf := func(gen int) string {
+		return echoConf(fmt.Sprintf("min_servers = 4\nmin_spare_servers = 1\nmax_spare_servers = 3\nmax_servers = 12\ngraceful_timeout = 5s\n[env]\nGENERATION = %d\n", gen))
+	}
+	e.write("echo.ini", conf(0))
+	m := e.start()
+	addr := m.addr("echo")
+	e.waitReady()
+	waitFor(t, "4 workers", 15*time.Second, func() bool { return len(e.pids("echo")) == 4 })
+	first := e.pids("echo")
+
+	l := startLoad(addr, 16)
+	for gen := 1; gen <= 20; gen++ {
+		before := e.status().Reloads
+		e.write("echo.ini", conf(gen))
+		waitFor(t, "reload "+strconv.Itoa(gen), 10*time.Second, func() bool { return e.status().Reloads > before })
+	}
+	// The last roll completes: only new workers, none of the first ones.
+	waitFor(t, "the roll to finish", 20*time.Second, func() bool {
+		for pid := range e.pids("echo") {
+			if first[pid] {
+				return false
+			}
+		}
+		return true
+	})
+	// The same with `nsfd restart`.
+	before := e.pids("echo")
+	if out, errOut, code := e.nsfd("restart", "echo"); code != 0 {
+		t.Fatalf("nsfd restart: %d %s %s", code, out, errOut)
+	}
+	waitFor(t, "restart to roll every worker", 20*time.Second, func() bool {
+		now := e.pids("echo")
+		for pid := range now {
+			if before[pid] {
+				return false
+			}
+		}
+		return len(now) >= 4
+	})
+	l.finish(t)
+}
+
+func TestBrokenEditKeepsOldConfigUntilFixed(t *testing.T) {
+	e := newEnv(t)
+	good := echoConf("min_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 4\n")
+	e.write("echo.ini", good)
+	m := e.start()
+	addr := m.addr("echo")
+	e.waitReady()
+	waitFor(t, "2 workers", 15*time.Second, func() bool { return len(e.pids("echo")) == 2 })
+	pids := e.pids("echo")
+
+	e.write("echo.ini", good+"min_sever = 3\n")
+	waitFor(t, "the error in status", 10*time.Second, func() bool {
+		d := e.status().daemon("echo")
+		return d != nil && strings.Contains(d.ConfigError, "echo.ini:8: key \"min_sever\": unknown key")
+	})
+	echo(t, addr, "old workers still serve")
+	for pid := range pids {
+		if !alive(pid) {
+			t.Fatalf("worker %d was stopped by a broken edit", pid)
+		}
+	}
+	out, _, code := e.nsfd("status")
+	if code != 1 || !strings.Contains(out, "config error:") {
+		t.Errorf("human status (exit %d) does not show the error:\n%s", code, out)
+	}
+	if !strings.Contains(e.log(), "echo.ini:8") {
+		t.Error("the error is not in the log")
+	}
+
+	// Fixed: applied (min_servers 3 now).
+	e.write("echo.ini", strings.Replace(good, "min_servers = 2", "min_servers = 3", 1))
+	waitFor(t, "the fix to apply", 10*time.Second, func() bool {
+		d := e.status().daemon("echo")
+		return d != nil && d.ConfigError == "" && len(d.Workers) == 3
+	})
+}
+
+func TestBrokenMasterConfigKeepsEverything(t *testing.T) {
+	e := newEnv(t)
+	e.write("echo.ini", echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n"))
+	m := e.start()
+	addr := m.addr("echo")
+	e.waitReady()
+	ini, _ := os.ReadFile(filepath.Join(e.etc, "nsfd.ini"))
+	e.write("nsfd.ini", string(ini)+"[registry]\ntype = oracle\n")
+	e.write("other.ini", echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n"))
+	waitFor(t, "the master config error in the log", 10*time.Second, func() bool {
+		return strings.Contains(e.log(), "nsfd.ini does not load; keeping the running configuration")
+	})
+	if e.status().daemon("other") != nil {
+		t.Error("a daemon was added although nsfd.ini is broken")
+	}
+	echo(t, addr, "still serving")
+}
+
+func TestControlCLI(t *testing.T) {
+	e := newEnv(t)
+	e.write("echo.ini", echoConf("min_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 6\n"))
+	// Nothing runs yet: the CLI says where it looked.
+	_, errOut, code := e.nsfd("status")
+	if code != 1 || !strings.Contains(errOut, "cannot reach the master at "+filepath.Join(e.dir, "var/run/nsfd.sock")) {
+		t.Fatalf("status without a master: %d %q", code, errOut)
+	}
+	m := e.start()
+	addr := m.addr("echo")
+	e.waitReady()
+	fi, err := os.Stat(filepath.Join(e.dir, "var/run/nsfd.sock"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("control socket mode %v, %v; want 0600", fi.Mode(), err)
+	}
+
+	waitFor(t, "2 idle workers", 10*time.Second, func() bool {
+		d := e.status().daemon("echo")
+		return d != nil && d.State == "running" && len(d.Workers) == 2 && d.Workers[0].State == "idle" && d.Workers[1].State == "idle"
+	})
+	st := e.status()
+	d := st.daemon("echo")
+	if d == nil || d.State != "running" || len(d.Workers) != 2 || d.Workers[0].PID == 0 || d.Listeners[0] != "tcp "+addr {
+		t.Fatalf("status --json: %+v", st)
+	}
+	out, _, code := e.nsfd("status", "echo")
+	if code != 0 || !strings.Contains(out, "echo") || !strings.Contains(out, "PID") {
+		t.Errorf("status echo:\n%s", out)
+	}
+	if _, errOut, code := e.nsfd("status", "nope"); code != 1 || !strings.Contains(errOut, "no such daemon") {
+		t.Errorf("status of an unknown daemon: %d %q", code, errOut)
+	}
+	if _, _, code := e.nsfd("scale", "echo"); code != 2 {
+		t.Errorf("scale without a number: exit %d, want 2", code)
+	}
+	if out, _, code := e.nsfd("scale", "echo", "+2"); code != 0 || !strings.Contains(out, "min_servers 4, max_servers 8") {
+		t.Errorf("scale +2: %d %q", code, out)
+	}
+	waitFor(t, "4 workers", 10*time.Second, func() bool { return len(e.pids("echo")) == 4 })
+	if out, _, code := e.nsfd("scale", "echo", "3"); code != 0 || !strings.Contains(out, "min_servers 3, max_servers 7") {
+		t.Errorf("scale 3: %d %q", code, out)
+	}
+	if _, _, code := e.nsfd("stop", "echo"); code != 0 {
+		t.Fatal("stop failed")
+	}
+	if d := e.status().daemon("echo"); d.State != "stopped" || len(d.Workers) != 0 {
+		t.Errorf("after stop: %+v", d)
+	}
+	if tryEcho(addr, "stopped") == nil {
+		t.Error("a stopped daemon answers")
+	}
+	if _, _, code := e.nsfd("start", "echo"); code != 0 {
+		t.Fatal("start failed")
+	}
+	// Port 0 was bound again: a new port.
+	waitFor(t, "echo back", 10*time.Second, func() bool {
+		d := e.status().daemon("echo")
+		return d.State == "running" && tryEcho(strings.Fields(d.Listeners[0])[1], "started") == nil
+	})
+	if out, _, code := e.nsfd("reload"); code != 0 || !strings.Contains(out, "reloaded") {
+		t.Errorf("reload: %d %q", code, out)
+	}
+
+	// Another uid is refused: it cannot even open the 0600 socket, and the
+	// master checks peer credentials behind that.
+	cmd := exec.Command(filepath.Join(binDir, "nsfd"), "--etc", e.etc, "status")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	os.Chmod(e.dir, 0o755)
+	outb, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(outb), "permission denied") {
+		t.Errorf("nobody ran nsfd status: %v\n%s", err, outb)
+	}
+	// Even with the socket opened up, the credential check refuses.
+	os.Chmod(filepath.Join(e.dir, "var/run/nsfd.sock"), 0o666)
+	os.Chmod(filepath.Join(e.dir, "var/run"), 0o755)
+	os.Chmod(filepath.Join(e.dir, "var"), 0o755)
+	os.Chmod(e.etc, 0o755)
+	os.Chmod(filepath.Join(e.etc, "nsfd.ini"), 0o644)
+	cmd = exec.Command(filepath.Join(binDir, "nsfd"), "--etc", e.etc, "status")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	outb, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(outb), "uid 65534 may not control this master") {
+		t.Errorf("nobody with an open socket: %v\n%s", err, outb)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t)
+	e.write("echo.ini", echoConf("min_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 4\n"))
+	m := e.start()
+	addr := m.addr("echo")
+	e.waitReady()
+	echo(t, addr, "count me")
+	out, err := exec.Command("curl", "-s", "--unix-socket", filepath.Join(e.dir, "var/run/nsfd.sock"), "http://nsfd/metrics").Output()
+	if err != nil {
+		t.Skipf("curl: %v", err)
+	}
+	for _, want := range []string{`nsfd_workers{daemon="echo",state="idle"}`, `nsfd_worker_spawns_total{daemon="echo"} 2`, "nsfd_reloads_total 1", "nsfd_log_lines_dropped_total 0", `nsfd_requests_total{daemon="echo"}`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
