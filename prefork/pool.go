@@ -190,6 +190,8 @@ type Pool struct {
 
 	startOnce sync.Once
 	stopOnce  sync.Once
+	settled   chan struct{} // closed once the pool first runs, goes fatal or stops
+	settle    sync.Once
 	nsock     *notifySocket
 	sockDone  chan struct{}
 
@@ -224,6 +226,7 @@ func NewPool(cfg Config) (*Pool, error) {
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
 		sockDone: make(chan struct{}),
+		settled:  make(chan struct{}),
 		workers:  make(map[int]*worker),
 		state:    PoolStarting,
 	}, nil
@@ -249,6 +252,10 @@ func (p *Pool) Start(ctx context.Context) error {
 	})
 	return err
 }
+
+// Settled is closed once the pool has first come up (a worker is ready),
+// gone fatal, or stopped: what a master waits for before it reports ready.
+func (p *Pool) Settled() <-chan struct{} { return p.settled }
 
 // Done is closed once the pool has stopped and every worker has exited.
 func (p *Pool) Done() <-chan struct{} { return p.done }
@@ -576,6 +583,10 @@ func (p *Pool) setState(s PoolState) {
 		return
 	}
 	p.state = s
+	switch s {
+	case PoolRunning, PoolFatal, PoolStopped:
+		p.settle.Do(func() { close(p.settled) })
+	}
 	p.since = time.Now()
 	p.observe(Event{Kind: EventState, State: s})
 }

@@ -34,6 +34,10 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 	r := ReloadResult{Errors: map[string]string{}}
 	first := s.reloads == 0
 	s.reloads++
+	if !first {
+		s.sdReloading()
+		defer s.sdReady()
+	}
 	s.metrics.reloads.Inc()
 	if _, err := config.LoadMaster(s.opts.EtcDir); err != nil {
 		s.masterErr = err

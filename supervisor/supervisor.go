@@ -143,9 +143,13 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	}
 	s.log.Info("nsfd starting", "etc", s.opts.EtcDir, "node", s.master.NodeName, "pid", os.Getpid(), "control", s.master.ControlSocket)
 	s.reload(ctx, "start")
-	if ready != nil {
-		ready()
-	}
+	s.whenSettled(ctx, func() {
+		s.sdReady()
+		if ready != nil {
+			ready()
+		}
+	})
+	s.sdWatchdog(ctx)
 	var events <-chan struct{}
 	if w != nil {
 		events = w.changes
@@ -157,6 +161,7 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 		case <-events:
 			s.reload(ctx, "etc/ changed")
 		case <-ctx.Done():
+			s.sdNotify(prefork.NotifyStopping)
 			s.log.Info("stopping: draining every daemon")
 			s.stopAll()
 			s.drains.Wait()
@@ -164,6 +169,31 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 			return nil
 		}
 	}
+}
+
+// whenSettled runs f on Run's goroutine once every daemon started so far
+// has come up, gone fatal or stopped (bounded by its ready_timeout).
+func (s *Supervisor) whenSettled(ctx context.Context, f func()) {
+	var waits []<-chan struct{}
+	limit := time.Duration(0)
+	for _, d := range s.daemons {
+		if d.pool != nil {
+			waits = append(waits, d.pool.Settled())
+			limit = max(limit, d.cfg.ReadyTimeout)
+		}
+	}
+	go func() {
+		timeout := time.After(limit + 5*time.Second)
+		for _, w := range waits {
+			select {
+			case <-w:
+			case <-timeout:
+			case <-ctx.Done():
+				return
+			}
+		}
+		_ = s.do(ctx, f)
+	}()
 }
 
 func (s *Supervisor) closeSink() {

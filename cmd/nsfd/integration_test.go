@@ -481,3 +481,67 @@ func TestCheckAndVersion(t *testing.T) {
 		t.Fatalf("unknown verb: %d %q", code, errOut)
 	}
 }
+
+// TestSystemdNotify plays systemd: the master's NOTIFY_SOCKET is the test's
+// socket, and it must say READY=1 once its daemons are up, RELOADING=1 then
+// READY=1 around a reload, and STOPPING=1 on SIGTERM.
+func TestSystemdNotify(t *testing.T) {
+	e := newEnv(t)
+	e.write("echo.ini", echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n"))
+	sock := filepath.Join(e.dir, "systemd.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	msgs := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	next := func(want string) string {
+		t.Helper()
+		for {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					t.Fatalf("socket closed waiting for %s", want)
+				}
+				if strings.Contains(m, want) {
+					return m
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("no %s from the master", want)
+			}
+		}
+	}
+	t.Setenv("NOTIFY_SOCKET", sock)
+	m := e.start()
+	ready := next("READY=1")
+	if !strings.Contains(ready, "STATUS=1 daemon(s) started") {
+		t.Errorf("READY without a status summary: %q", ready)
+	}
+	// The daemon is up when READY=1 arrives.
+	if len(m.workers("echo")) != 1 {
+		t.Errorf("READY=1 before the daemons started")
+	}
+	m.cmd.Process.Signal(syscall.SIGHUP)
+	if r := next("RELOADING=1"); !strings.Contains(r, "MONOTONIC_USEC=") {
+		t.Errorf("RELOADING=1 without MONOTONIC_USEC: %q", r)
+	}
+	next("READY=1")
+	m.cmd.Process.Signal(syscall.SIGTERM)
+	next("STOPPING=1")
+	<-m.exited
+	// Workers never see the master's NOTIFY_SOCKET.
+	if strings.Contains(e.log(), sock) {
+		t.Error("the master's NOTIFY_SOCKET leaked")
+	}
+}
