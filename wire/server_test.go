@@ -1,0 +1,593 @@
+package wire
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// testTimeout bounds every wait in these tests, so a bug fails a test
+// instead of hanging it.
+const testTimeout = 10 * time.Second
+
+// logRecorder collects what a server logs.
+type logRecorder struct {
+	tb      testing.TB
+	mu      sync.Mutex
+	lines   []string
+	changed chan struct{} // closed and replaced on each line
+}
+
+func newLogRecorder(tb testing.TB) *logRecorder {
+	return &logRecorder{tb: tb, changed: make(chan struct{})}
+}
+
+func (l *logRecorder) logf(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	l.mu.Lock()
+	l.lines = append(l.lines, s)
+	close(l.changed)
+	l.changed = make(chan struct{})
+	l.mu.Unlock()
+	l.tb.Log("server log: " + s)
+}
+
+// waitFor waits until a logged line contains all of subs, and reports
+// whether one did before the test timeout.
+func (l *logRecorder) waitFor(subs ...string) bool {
+	timeout := time.After(testTimeout)
+	for {
+		l.mu.Lock()
+		changed := l.changed
+		for _, s := range l.lines {
+			all := true
+			for _, sub := range subs {
+				all = all && strings.Contains(s, sub)
+			}
+			if all {
+				l.mu.Unlock()
+				return true
+			}
+		}
+		l.mu.Unlock()
+		select {
+		case <-changed:
+		case <-timeout:
+			return false
+		}
+	}
+}
+
+// testServer is a Server on loopback TCP, stopped at cleanup.
+type testServer struct {
+	addr string
+	log  *logRecorder
+}
+
+func startServer(tb testing.TB, h Handler, opts ServerOptions) *testServer {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	rec := newLogRecorder(tb)
+	if opts.ErrorLog == nil {
+		opts.ErrorLog = rec.logf
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- (&Server{Handler: h, Options: opts}).Serve(ctx, l) }()
+	tb.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("Serve: %v", err)
+			}
+		case <-time.After(testTimeout):
+			tb.Error("Serve did not return after cancel")
+		}
+	})
+	return &testServer{addr: l.Addr().String(), log: rec}
+}
+
+func dialRaw(tb testing.TB, addr string) net.Conn {
+	tb.Helper()
+	nc, err := net.DialTimeout("tcp", addr, testTimeout)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(testTimeout))
+	return nc
+}
+
+func dialConn(tb testing.TB, addr string, codec string) *Conn {
+	tb.Helper()
+	return NewConn(dialRaw(tb, addr), mustLookup(tb, codec), 0)
+}
+
+func mustCall(tb testing.TB, c *Conn, req *Request) *Response {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	resp, err := c.Call(ctx, req)
+	if err != nil {
+		tb.Fatalf("Call(%v): %v", req, err)
+	}
+	return resp
+}
+
+// readResponse reads one response frame from a raw connection.
+func readResponse(tb testing.TB, nc net.Conn, codec string) (*Response, error) {
+	tb.Helper()
+	frame, err := ReadFrame(nc, nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	resp := new(Response)
+	if err := mustLookup(tb, codec).Decode(frame, resp); err != nil {
+		tb.Fatalf("decode response %q: %v", frame, err)
+	}
+	return resp, nil
+}
+
+// expectClosed checks that the server closed nc: reading gives EOF or a
+// reset, not a timeout.
+func expectClosed(tb testing.TB, nc net.Conn) {
+	tb.Helper()
+	nc.SetReadDeadline(time.Now().Add(testTimeout))
+	_, err := io.Copy(io.Discard, nc)
+	if isTimeout(err) {
+		tb.Fatalf("connection still open: %v", err)
+	}
+}
+
+// testMux is a daemon with a few commands.
+func testMux() *Mux {
+	m := NewMux()
+	m.RouteFunc("echo", func(ctx context.Context, req *Request) *Response {
+		return &Response{Code: CodeOK, Data: req.Data}
+	})
+	m.RouteFunc("panic", func(ctx context.Context, req *Request) *Response {
+		panic("boom")
+	})
+	m.RouteFunc("nil", func(ctx context.Context, req *Request) *Response { return nil })
+	m.RouteFunc("big", func(ctx context.Context, req *Request) *Response {
+		return OK(strings.Repeat("x", 2000))
+	})
+	m.RouteFunc("bye", func(ctx context.Context, req *Request) *Response {
+		return Failf(CodeSessionLimitClosed, "go away")
+	})
+	return m
+}
+
+func echoReq(i int) *Request {
+	return &Request{Command: "echo", ID: fmt.Sprint("id-", i), Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))}
+}
+
+func TestServeManyRequestsPerConnection(t *testing.T) {
+	for _, codec := range []string{CodecJSON, CodecJSONGzip} {
+		t.Run(codec, func(t *testing.T) {
+			srv := startServer(t, testMux(), ServerOptions{Codec: codec})
+			c := dialConn(t, srv.addr, codec)
+			for i := range 200 {
+				resp := mustCall(t, c, echoReq(i))
+				if resp.Code != CodeOK || resp.Message != Message(CodeOK) {
+					t.Fatalf("call %d: %d %s", i, resp.Code, resp.Message)
+				}
+				if want := fmt.Sprintf(`{"n":%d}`, i); string(resp.Data) != want {
+					t.Fatalf("call %d: data %s, want %s", i, resp.Data, want)
+				}
+				if resp.Meta.Transaction != fmt.Sprint("id-", i) {
+					t.Fatalf("call %d: transaction %q", i, resp.Meta.Transaction)
+				}
+			}
+		})
+	}
+}
+
+func TestServeMeta(t *testing.T) {
+	srv := startServer(t, testMux(), ServerOptions{})
+	c := dialConn(t, srv.addr, CodecJSON)
+	r1 := mustCall(t, c, &Request{Command: "echo", User: "ann", Pass: "secret"})
+	r2 := mustCall(t, c, &Request{Command: "echo"})
+	if r1.Meta.Transaction == "" || r2.Meta.Transaction == "" || r1.Meta.Transaction == r2.Meta.Transaction {
+		t.Errorf("generated transactions %q, %q", r1.Meta.Transaction, r2.Meta.Transaction)
+	}
+	if r1.Meta.User != "ann" || r2.Meta.User != "" {
+		t.Errorf("users %q, %q", r1.Meta.User, r2.Meta.User)
+	}
+	if r1.Meta.Duration < 0 {
+		t.Errorf("duration %v", r1.Meta.Duration)
+	}
+}
+
+func TestServePipelined(t *testing.T) {
+	srv := startServer(t, testMux(), ServerOptions{})
+	nc := dialRaw(t, srv.addr)
+	var frames []byte
+	for i := range 5 {
+		var err error
+		if frames, err = AppendFrame(frames, mustLookup(t, CodecJSON), echoReq(i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := nc.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		resp, err := readResponse(t, nc, CodecJSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Meta.Transaction != fmt.Sprint("id-", i) {
+			t.Errorf("response %d is for %q", i, resp.Meta.Transaction)
+		}
+	}
+}
+
+func TestServeGarbageFrame(t *testing.T) {
+	for _, codec := range []string{CodecJSON, CodecJSONGzip} {
+		t.Run(codec, func(t *testing.T) {
+			srv := startServer(t, testMux(), ServerOptions{Codec: codec})
+			nc := dialRaw(t, srv.addr)
+			garbage := make([]byte, 16<<10)
+			rng := rand.New(rand.NewPCG(1, 2))
+			for i := range garbage {
+				garbage[i] = byte(rng.Uint32())
+			}
+			for range 2 {
+				if err := WriteFrame(nc, garbage); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := readResponse(t, nc, codec)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if resp.Code != CodeSyntaxError || !strings.HasPrefix(resp.Message, Message(CodeSyntaxError)) {
+					t.Errorf("garbage answered %d %q", resp.Code, resp.Message)
+				}
+			}
+			// The connection is still usable.
+			c := NewConn(nc, mustLookup(t, codec), 0)
+			if resp := mustCall(t, c, echoReq(1)); resp.Code != CodeOK {
+				t.Errorf("after garbage: %d %s", resp.Code, resp.Message)
+			}
+		})
+	}
+}
+
+func TestServeEmptyAndNullFrames(t *testing.T) {
+	srv := startServer(t, testMux(), ServerOptions{})
+	nc := dialRaw(t, srv.addr)
+	for _, payload := range []string{"", "null", "[]", `{"command":1}`, `{"command":"echo"} x`} {
+		WriteFrame(nc, []byte(payload))
+		resp, err := readResponse(t, nc, CodecJSON)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := CodeSyntaxError
+		if payload == "null" {
+			want = CodeMissingParam // decodes to a request without a command
+		}
+		if resp.Code != want {
+			t.Errorf("%q answered %d %s, want %d", payload, resp.Code, resp.Message, want)
+		}
+	}
+}
+
+func TestServeOversizedFrame(t *testing.T) {
+	srv := startServer(t, testMux(), ServerOptions{})
+	nc := dialRaw(t, srv.addr)
+	if _, err := nc.Write([]byte{0xff, 0xff, 0xff, 0xff, 'x', 'y'}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := readResponse(t, nc, CodecJSON)
+	if err != nil {
+		t.Fatalf("no response to an oversized frame: %v", err)
+	}
+	if resp.Code != CodeFailedClosing {
+		t.Errorf("oversized frame answered %d %s", resp.Code, resp.Message)
+	}
+	expectClosed(t, nc)
+
+	// A new connection is served.
+	c := dialConn(t, srv.addr, CodecJSON)
+	if resp := mustCall(t, c, echoReq(1)); resp.Code != CodeOK {
+		t.Errorf("next connection: %d", resp.Code)
+	}
+	if !srv.log.waitFor("frame too large") {
+		t.Error("oversized frame not logged")
+	}
+}
+
+func TestServeConfiguredMaxFrame(t *testing.T) {
+	srv := startServer(t, testMux(), ServerOptions{MaxFrame: 1000})
+	c := dialConn(t, srv.addr, CodecJSON)
+	// A response over the limit is replaced by an error.
+	resp := mustCall(t, c, &Request{Command: "big"})
+	if resp.Code != CodeCommandFailed || !strings.Contains(resp.Message, "frame too large") {
+		t.Errorf("big response: %d %s", resp.Code, resp.Message)
+	}
+	// A request over the limit closes the connection.
+	nc := dialRaw(t, srv.addr)
+	WriteFrame(nc, bytes.Repeat([]byte{' '}, 1001))
+	expectClosed(t, nc)
+	if resp := mustCall(t, c, echoReq(2)); resp.Code != CodeOK {
+		t.Errorf("other connection: %d", resp.Code)
+	}
+}
+
+// tcpPair returns both ends of a loopback TCP connection.
+func tcpPair(tb testing.TB) (client, server net.Conn) {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	client = dialRaw(tb, l.Addr().String())
+	server, err = l.Accept()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { server.Close() })
+	return client, server
+}
+
+// serveConnAsync runs ServeConn and returns a channel for its result.
+func serveConnAsync(ctx context.Context, tb testing.TB, c net.Conn, h Handler, opts ServerOptions) <-chan error {
+	if opts.ErrorLog == nil {
+		opts.ErrorLog = newLogRecorder(tb).logf
+	}
+	done := make(chan error, 1)
+	go func() { done <- ServeConn(ctx, c, h, opts) }()
+	return done
+}
+
+func waitDone(tb testing.TB, done <-chan error) error {
+	tb.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(testTimeout):
+		tb.Fatal("ServeConn did not return")
+		return nil
+	}
+}
+
+func TestServeConnTruncatedFrame(t *testing.T) {
+	client, server := tcpPair(t)
+	done := serveConnAsync(context.Background(), t, server, testMux(), ServerOptions{})
+	client.Write([]byte{0, 0, 0, 100})
+	client.Write([]byte(`{"command":`))
+	client.Close()
+	if err := waitDone(t, done); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("ServeConn = %v, want io.ErrUnexpectedEOF", err)
+	}
+
+	// Through Serve: the next client is served.
+	srv := startServer(t, testMux(), ServerOptions{})
+	nc := dialRaw(t, srv.addr)
+	nc.Write([]byte{0, 0, 0, 100, '{'})
+	nc.Close()
+	c := dialConn(t, srv.addr, CodecJSON)
+	if resp := mustCall(t, c, echoReq(1)); resp.Code != CodeOK {
+		t.Errorf("next client: %d", resp.Code)
+	}
+}
+
+func TestServeConnCleanClose(t *testing.T) {
+	client, server := tcpPair(t)
+	done := serveConnAsync(context.Background(), t, server, testMux(), ServerOptions{})
+	c := NewConn(client, nil, 0)
+	mustCall(t, c, echoReq(1))
+	c.Close()
+	if err := waitDone(t, done); err != nil {
+		t.Errorf("ServeConn after a clean close = %v", err)
+	}
+}
+
+func TestServeUnknownCommand(t *testing.T) {
+	srv := startServer(t, testMux(), ServerOptions{})
+	c := dialConn(t, srv.addr, CodecJSON)
+	resp := mustCall(t, c, &Request{Command: "frobnicate"})
+	if resp.Code != CodeUnknownCommand || resp.Message != `Unknown command: "frobnicate"` {
+		t.Errorf("unknown command: %d %q", resp.Code, resp.Message)
+	}
+	if err := resp.Err(); !errors.Is(err, &Error{Code: CodeUnknownCommand}) {
+		t.Errorf("Err() = %v", err)
+	}
+	if resp := mustCall(t, c, echoReq(1)); resp.Code != CodeOK {
+		t.Errorf("next: %d", resp.Code)
+	}
+}
+
+func TestServeHandlerPanic(t *testing.T) {
+	srv := startServer(t, testMux(), ServerOptions{})
+	c := dialConn(t, srv.addr, CodecJSON)
+	resp := mustCall(t, c, &Request{Command: "panic", ID: "p1"})
+	if resp.Code != CodeCommandFailed || resp.Meta.Transaction != "p1" {
+		t.Errorf("panic answered %d %q %q", resp.Code, resp.Message, resp.Meta.Transaction)
+	}
+	if strings.Contains(resp.Message, "boom") {
+		t.Errorf("panic value leaked to the client: %q", resp.Message)
+	}
+	if !srv.log.waitFor("panic", "boom") {
+		t.Error("panic not logged")
+	}
+	if resp := mustCall(t, c, echoReq(1)); resp.Code != CodeOK {
+		t.Errorf("after panic: %d", resp.Code)
+	}
+	resp = mustCall(t, c, &Request{Command: "nil"})
+	if resp.Code != CodeCommandFailed {
+		t.Errorf("nil response answered %d", resp.Code)
+	}
+}
+
+func TestServeUnknownCodec(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = (&Server{Handler: testMux(), Options: ServerOptions{Codec: "xml"}}).Serve(context.Background(), l)
+	if !errors.Is(err, ErrUnknownCodec) {
+		t.Errorf("Serve = %v, want ErrUnknownCodec", err)
+	}
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("listener not closed: %v", err)
+	}
+	_, server := tcpPair(t)
+	if err := ServeConn(context.Background(), server, testMux(), ServerOptions{Codec: "xml"}); !errors.Is(err, ErrUnknownCodec) {
+		t.Errorf("ServeConn = %v, want ErrUnknownCodec", err)
+	}
+	if err := Serve(context.Background(), l, nil); err == nil {
+		t.Error("Serve without a handler succeeded")
+	}
+}
+
+func TestServeConnCancelIdle(t *testing.T) {
+	client, server := tcpPair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := serveConnAsync(ctx, t, server, testMux(), ServerOptions{})
+	c := NewConn(client, nil, 0)
+	mustCall(t, c, echoReq(1))
+	cancel()
+	if err := waitDone(t, done); err != nil {
+		t.Errorf("ServeConn after cancel = %v", err)
+	}
+	expectClosed(t, client)
+}
+
+func TestServeConnCancelInFlight(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	m := NewMux()
+	m.RouteFunc("slow", func(ctx context.Context, req *Request) *Response {
+		close(started)
+		<-release
+		return OK("done")
+	})
+	client, server := tcpPair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := serveConnAsync(ctx, t, server, m, ServerOptions{})
+	c := NewConn(client, nil, 0)
+	type result struct {
+		resp *Response
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := c.Call(context.Background(), &Request{Command: "slow"})
+		got <- result{resp, err}
+	}()
+	<-started
+	cancel()
+	close(release)
+	r := <-got
+	if r.err != nil || r.resp.Code != CodeOK || string(r.resp.Data) != `"done"` {
+		t.Fatalf("in-flight call: %+v, %v", r.resp, r.err)
+	}
+	if err := waitDone(t, done); err != nil {
+		t.Errorf("ServeConn = %v", err)
+	}
+	expectClosed(t, client)
+}
+
+func TestServeCancelWaitsForConnections(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	m := NewMux()
+	m.RouteFunc("slow", func(ctx context.Context, req *Request) *Response {
+		close(started)
+		<-release
+		return OK(nil)
+	})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- Serve(ctx, l, m) }()
+
+	idle := dialConn(t, l.Addr().String(), CodecJSON)
+	mustCall(t, idle, &Request{Command: "nothing"})
+	busy := dialConn(t, l.Addr().String(), CodecJSON)
+	got := make(chan *Response, 1)
+	go func() {
+		resp, _ := busy.Call(context.Background(), &Request{Command: "slow"})
+		got <- resp
+	}()
+	<-started
+	cancel()
+	expectClosed(t, idle.NetConn())
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned %v with a request in flight", err)
+	default:
+	}
+	close(release)
+	if resp := <-got; resp == nil || resp.Code != CodeOK {
+		t.Errorf("in-flight response: %+v", resp)
+	}
+	if err := waitDone(t, served); err != nil {
+		t.Errorf("Serve = %v", err)
+	}
+}
+
+func TestServeConnIdleTimeout(t *testing.T) {
+	client, server := tcpPair(t)
+	done := serveConnAsync(context.Background(), t, server, testMux(), ServerOptions{IdleTimeout: 50 * time.Millisecond})
+	c := NewConn(client, nil, 0)
+	mustCall(t, c, echoReq(1))
+	if err := waitDone(t, done); err != nil {
+		t.Errorf("ServeConn after idle timeout = %v", err)
+	}
+	expectClosed(t, client)
+}
+
+func TestServeConnCancelledBeforeStart(t *testing.T) {
+	client, server := tcpPair(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := ServeConn(ctx, server, testMux(), ServerOptions{}); err != nil {
+		t.Errorf("ServeConn = %v", err)
+	}
+	expectClosed(t, client)
+}
+
+func TestServeGzipBomb(t *testing.T) {
+	srv := startServer(t, testMux(), ServerOptions{Codec: CodecJSONGzip, MaxFrame: 1 << 20})
+	var comp bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&comp, gzip.BestSpeed)
+	zw.Write([]byte(`{"command":"echo","data":"`))
+	zw.Write(make([]byte, 8<<20))
+	zw.Close()
+	nc := dialRaw(t, srv.addr)
+	if err := WriteFrame(nc, comp.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := readResponse(t, nc, CodecJSONGzip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Code != CodeValueRange || !strings.Contains(resp.Message, "decoded message too large") {
+		t.Errorf("bomb answered %d %q", resp.Code, resp.Message)
+	}
+	c := NewConn(nc, mustLookup(t, CodecJSONGzip), 1<<20)
+	if resp := mustCall(t, c, echoReq(1)); resp.Code != CodeOK {
+		t.Errorf("after the bomb: %d", resp.Code)
+	}
+}
