@@ -96,6 +96,7 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 		s.drain(gone, func(d *daemon) {
 			if s.daemons[d.cfg.Name] == d {
 				delete(s.daemons, d.cfg.Name)
+				s.reg.remove(d.cfg.Name)
 			}
 		})
 	}
@@ -144,6 +145,7 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 				r.Rolled = append(r.Rolled, d.Name)
 			}
 			cur.cfg = d
+			s.reg.define(record(d, cur.listeners))
 		}
 	}
 	sort.Strings(r.Added)

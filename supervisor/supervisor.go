@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/nsfd/nsfd/config"
 	"github.com/nsfd/nsfd/logging"
 	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/registry"
 )
 
 // Options configure a Supervisor.
@@ -39,6 +41,7 @@ type Supervisor struct {
 	sink    *logging.Sink
 	log     hclog.Logger
 	metrics *metrics
+	reg     *registrar
 	started time.Time
 
 	reqs   chan func()
@@ -110,6 +113,8 @@ func New(opts Options) (*Supervisor, error) {
 		errs:    make(map[string]error),
 	}
 	s.metrics = newMetrics(s)
+	s.reg = newRegistrar(m.Registry.Type, m.Registry.DSN, m.NodeName, m.Registry.Heartbeat, s.log.Named("registry"))
+	s.reg.counters = s.workerCounters
 	for _, w := range m.Warnings {
 		s.log.Warn(w.Error())
 	}
@@ -141,7 +146,12 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	if err != nil {
 		s.log.Warn("not watching etc/ for changes; use SIGHUP or `nsfd reload`", "error", err)
 	}
-	s.log.Info("nsfd starting", "etc", s.opts.EtcDir, "node", s.master.NodeName, "pid", os.Getpid(), "control", s.master.ControlSocket)
+	s.log.Info("nsfd starting", "etc", s.opts.EtcDir, "node", s.master.NodeName, "pid", os.Getpid(), "control", s.master.ControlSocket,
+		"registry", s.master.Registry.Type+" "+registry.Redact(s.master.Registry.DSN))
+	// The registry outlives the daemons' drain, so their rows go last.
+	rctx, rcancel := context.WithCancel(context.Background())
+	go s.reg.run(rctx)
+	defer func() { rcancel(); <-s.reg.done }()
 	s.reload(ctx, "start")
 	s.whenSettled(ctx, func() {
 		s.sdReady()
@@ -223,6 +233,7 @@ func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
 		return err
 	}
 	dm.pool, dm.listeners, dm.stopped = pool, ls, false
+	s.reg.define(record(d, ls))
 	addrs := make([]string, len(ls))
 	for i, l := range ls {
 		addrs[i] = l.String()
@@ -313,6 +324,22 @@ func policyOf(d *config.Daemon) prefork.PolicyOptions {
 // supervisor's own loop.
 func (s *Supervisor) observe(e prefork.Event) {
 	s.metrics.observe(e)
+	switch e.Kind {
+	case prefork.EventSpawn:
+		s.reg.workerStarted(e.Pool, e.PID, e.Slot)
+	case prefork.EventExit:
+		how := e.Cause
+		if e.Signal != "" {
+			how += ": signal " + e.Signal
+		} else {
+			how += ": exit status " + strconv.Itoa(e.ExitCode)
+		}
+		s.reg.workerExited(e.Pool, e.PID, how)
+	case prefork.EventState:
+		if e.State != prefork.PoolStopped {
+			s.reg.state(e.Pool, string(e.State))
+		}
+	}
 	if e.Kind == prefork.EventState {
 		lvl := hclog.Info
 		if e.State == prefork.PoolFatal {
@@ -354,6 +381,33 @@ func (s *Supervisor) drain(ds []*daemon, done func(*daemon)) {
 			}
 		}()
 	}
+}
+
+// record is what the registry holds of a daemon.
+func record(d *config.Daemon, ls []*prefork.Listener) registry.Daemon {
+	rec := registry.Daemon{Name: d.Name, Encoding: d.Encoding, ConfigHash: d.Hash}
+	for _, l := range ls {
+		rec.Endpoints = append(rec.Endpoints, registry.Endpoint{Proto: l.Proto(), Address: l.Addr.String()})
+	}
+	return rec
+}
+
+// workerCounters reads every daemon's workers and request counters, for
+// the registrar's periodic sync.
+func (s *Supervisor) workerCounters(ctx context.Context) map[string][]registry.Worker {
+	st, err := s.Status(ctx, "")
+	if err != nil {
+		return nil
+	}
+	out := map[string][]registry.Worker{}
+	for _, d := range st.Daemons {
+		ws := []registry.Worker{}
+		for _, w := range d.Workers {
+			ws = append(ws, registry.Worker{PID: w.PID, Slot: w.Slot, State: w.State, StartedAt: w.Started, Requests: int64(w.Requests)})
+		}
+		out[d.Name] = ws
+	}
+	return out
 }
 
 // stopAll drains every daemon and waits.
@@ -497,7 +551,10 @@ func (s *Supervisor) Stop(ctx context.Context, name string) error {
 		case d.pool == nil:
 		default:
 			d.stopped = true
-			s.drain([]*daemon{d}, func(d *daemon) { d.pool, d.listeners = nil, nil })
+			s.drain([]*daemon{d}, func(d *daemon) {
+				d.pool, d.listeners = nil, nil
+				s.reg.remove(d.cfg.Name)
+			})
 			wait = d.drained
 		}
 	}); derr != nil {

@@ -60,6 +60,7 @@ commands:
   reload                   re-read etc/ and apply the difference (also SIGHUP, or any file change)
   start|stop|restart NAME  a daemon; restart rolls its workers without dropping a connection
   scale NAME +N|-N|N       move min_servers and max_servers
+  resolve NAME [--json]    a daemon's endpoints, from the registry (works with the master down)
   version                  print the version
 
 --etc DIR is accepted by every command; default $NSFD_ETC, else ./etc.
@@ -125,6 +126,8 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return m.runMaster(ctx, etc, args)
 	case "check":
 		return m.check(etc, args)
+	case "resolve":
+		return m.resolve(ctx, etc, args)
 	case "status", "reload", "start", "stop", "restart", "scale":
 		return m.ctlVerb(ctx, verb, etc, args)
 	case "version":

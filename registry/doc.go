@@ -1,0 +1,35 @@
+// Package registry is nsfd's central registry: where daemons are found by
+// name. It succeeds Net::Server::Framework's `services` table, keyed on
+// (node, name) rather than on the name alone, so that several hosts may run
+// the same daemon and clients spread over them.
+//
+// The master of each node writes it: Register once a daemon's listeners are
+// bound and its first worker is ready (with the real, bound addresses),
+// WorkerStarted and WorkerExited on spawns and exits, SyncWorkers with the
+// request counters now and then, Heartbeat every `[registry] heartbeat`,
+// SetState(StateStopping) then Unregister when a daemon stops, and PurgeNode
+// on start-up to clear what a crashed predecessor left. None of this is on
+// the request path: a request never causes a write. Clients and
+// `nsfd resolve` read it with Resolve, which returns only running daemons
+// whose heartbeat is fresh, the local node's endpoints first.
+//
+// Two engines share one schema (schema.go) and one implementation:
+//
+//	registry.Open(ctx, "sqlite", "/var/lib/nsfd/registry.db")          // one host
+//	registry.Open(ctx, "postgres", "postgres://nsfd:pw@db/nsfd")       // many hosts, one namespace
+//
+// SQLite runs in WAL mode with a busy timeout, so the master, `nsfd resolve`
+// and clients may open the same file at once; PostgreSQL is how several hosts
+// share a registry. Open applies the schema migrations in a transaction
+// (versions in schema_migrations), serialized between processes.
+//
+// The tables, as `sqlite3 var/registry.db .schema` shows them; times are unix
+// milliseconds:
+//
+//	daemons(node, name, state, encoding, master_pid, config_hash, started_at, heartbeat_at, last_exit)
+//	endpoints(node, daemon, seq, proto, address)        -- cascade-deleted with the daemon
+//	workers(node, daemon, pid, slot, state, started_at, requests, last_exit)  -- likewise
+//
+// Passwords in a PostgreSQL DSN never appear in an error; Redact hides them
+// for logs.
+package registry

@@ -1,0 +1,172 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+)
+
+// A migration is one step of the schema, applied once, in version order, by
+// Open. Its statements are written once for both engines in the SQL they
+// share; dialect.render fills in the few words they spell differently
+// ({{now}}, {{autoid}}). Never edit a released migration: add the next one.
+//
+// The spool of async calls (DESIGN.md) is migration 2 when it comes:
+//
+//	CREATE TABLE spool (id {{autoid}}, daemon TEXT NOT NULL, status TEXT NOT NULL, …)
+type migration struct {
+	version int
+	name    string
+	stmts   []string
+}
+
+// Times are unix milliseconds in BIGINT columns: they compare correctly and
+// read the same on both engines. Endpoints keep their registration order in
+// seq; Resolve's ordering depends on it.
+var migrations = []migration{
+	{1, "daemons, endpoints, workers", []string{
+		`CREATE TABLE daemons (
+			node         TEXT    NOT NULL,
+			name         TEXT    NOT NULL,
+			state        TEXT    NOT NULL,
+			encoding     TEXT    NOT NULL DEFAULT '',
+			master_pid   INTEGER NOT NULL,
+			config_hash  TEXT    NOT NULL DEFAULT '',
+			started_at   BIGINT  NOT NULL,
+			heartbeat_at BIGINT  NOT NULL,
+			last_exit    TEXT    NOT NULL DEFAULT '',
+			PRIMARY KEY (node, name)
+		)`,
+		// Resolve: WHERE name = ? AND state = 'running'.
+		`CREATE INDEX daemons_by_name ON daemons (name, state)`,
+		// PurgeStale.
+		`CREATE INDEX daemons_by_heartbeat ON daemons (heartbeat_at)`,
+		`CREATE TABLE endpoints (
+			node    TEXT    NOT NULL,
+			daemon  TEXT    NOT NULL,
+			seq     INTEGER NOT NULL,
+			proto   TEXT    NOT NULL,
+			address TEXT    NOT NULL,
+			PRIMARY KEY (node, daemon, seq),
+			FOREIGN KEY (node, daemon) REFERENCES daemons (node, name) ON DELETE CASCADE
+		)`,
+		`CREATE TABLE workers (
+			node       TEXT    NOT NULL,
+			daemon     TEXT    NOT NULL,
+			pid        INTEGER NOT NULL,
+			slot       INTEGER NOT NULL,
+			state      TEXT    NOT NULL,
+			started_at BIGINT  NOT NULL,
+			requests   BIGINT  NOT NULL DEFAULT 0,
+			last_exit  TEXT    NOT NULL DEFAULT '',
+			PRIMARY KEY (node, daemon, pid),
+			FOREIGN KEY (node, daemon) REFERENCES daemons (node, name) ON DELETE CASCADE
+		)`,
+	}},
+}
+
+// schemaVersion is the version Open brings a registry to.
+func schemaVersion() int { return migrations[len(migrations)-1].version }
+
+// migrate applies the missing migrations in one transaction. A registry that
+// is already current costs one read and takes no write lock, so clients that
+// only resolve can open it cheaply and concurrently. Two masters opening a new
+// registry at once are serialized by the dialect's lock (BEGIN IMMEDIATE for
+// SQLite, an advisory lock for PostgreSQL); the second finds the work done.
+func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
+	var v sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v); err == nil &&
+		v.Valid && int(v.Int64) >= schemaVersion() {
+		return nil
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer tx.Rollback() // after Commit, a no-op
+	if d.lockMigrations != "" {
+		if _, err := tx.ExecContext(ctx, d.lockMigrations); err != nil {
+			return fmt.Errorf("migrate: lock: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER NOT NULL PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at BIGINT  NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	applied := map[int]bool{}
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("migrate: %w", err)
+		}
+		applied[v] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	insert := d.render(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, {{now}})`)
+	for _, m := range migrations {
+		if applied[m.version] {
+			continue
+		}
+		for _, stmt := range m.stmts {
+			if _, err := tx.ExecContext(ctx, d.render(stmt)); err != nil {
+				return fmt.Errorf("migrate: version %d (%s): %w", m.version, m.name, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, insert, m.version, m.name); err != nil {
+			return fmt.Errorf("migrate: version %d: %w", m.version, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// A dialect is what differs between the engines: placeholders, a few SQL
+// words, error classification and locking.
+type dialect struct {
+	// now is an SQL expression for the current time in unix milliseconds.
+	now string
+	// autoID is the column definition of an auto-incremented primary key.
+	autoID string
+	// numbered: placeholders are $1, $2, … rather than ?.
+	numbered bool
+	// lockMigrations is run first in the migration transaction.
+	lockMigrations string
+	// isForeignKey reports a foreign-key violation: the daemon row a
+	// worker refers to is missing.
+	isForeignKey func(error) bool
+	// scrub removes secrets from an error's text.
+	scrub func(error) error
+}
+
+// render turns the shared SQL text into the dialect's.
+func (d *dialect) render(q string) string {
+	q = strings.NewReplacer("{{now}}", d.now, "{{autoid}}", d.autoID).Replace(q)
+	if !d.numbered {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			fmt.Fprintf(&b, "$%d", n)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
