@@ -282,14 +282,14 @@ func (s *Supervisor) poolConfig(dm *daemon, d *config.Daemon, ls []*prefork.List
 	}
 	name := d.Name
 	return prefork.Config{
-		Name:       name,
-		Node:       s.master.NodeName,
-		Command:    cmd,
-		Env:        d.Env,
-		Listeners:  ls,
-		NotifyPath: filepath.Join(s.master.RunDir, "notify", name+".sock"),
-		Notify:     d.Type == config.TypeNotify,
-		Policy:     policyOf(d),
+		Name:              name,
+		Node:              s.master.NodeName,
+		Command:           cmd,
+		Env:               d.Env,
+		Listeners:         ls,
+		NotifyPath:        filepath.Join(s.master.RunDir, "notify", name+".sock"),
+		Notify:            d.Type == config.TypeNotify,
+		Policy:            policyOf(d),
 		MaxRequests:       d.MaxRequests,
 		MaxRequestsJitter: d.MaxRequestsJitter,
 		ReadyTimeout:      d.ReadyTimeout,

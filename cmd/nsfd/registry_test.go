@@ -133,4 +133,3 @@ func TestRegistryAfterMasterCrash(t *testing.T) {
 		t.Error("the clean-up of the crashed master's rows is not in the log")
 	}
 }
-
