@@ -56,7 +56,9 @@ func runTests(m *testing.M) int {
 			return 1
 		}
 	}
-	return m.Run()
+	code := m.Run()
+	pg.Close()
+	return code
 }
 
 // env is a temp etc/ and var/ for one master.

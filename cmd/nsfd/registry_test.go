@@ -7,11 +7,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nsfd/nsfd/registry"
+	"github.com/nsfd/nsfd/registry/pgtest"
 )
 
 // rows lists the registry the env's nsfd.ini names.
@@ -131,5 +134,92 @@ func TestRegistryAfterMasterCrash(t *testing.T) {
 	}
 	if !strings.Contains(e.log(), "removed what a previous master on this node left in the registry") {
 		t.Error("the clean-up of the crashed master's rows is not in the log")
+	}
+}
+
+// pg is one PostgreSQL cluster for the package's tests, started on first use.
+var pg = pgtest.Shared()
+
+func TestRegistryPostgresTwoNodes(t *testing.T) {
+	dsn := pg.Get(t).NewDatabase(t)
+	reg := "[registry]\ntype = postgres\ndsn = " + dsn + "\nheartbeat = 500ms\n"
+	conf := echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n")
+	a, b := newEnv(t), newEnv(t)
+	a.write("nsfd.ini", "[nsfd]\nnode_name = alpha\nrun_dir = ../var/run\n[log]\nfile = ../var/log/nsfd.log\n"+reg)
+	b.write("nsfd.ini", "[nsfd]\nnode_name = beta\nrun_dir = ../var/run\n[log]\nfile = ../var/log/nsfd.log\n"+reg)
+	a.write("echo.ini", conf)
+	b.write("echo.ini", conf)
+	ma, mb := a.start(), b.start()
+	addrA, addrB := ma.addr("echo"), mb.addr("echo")
+
+	// Each node resolves both, its own first.
+	for _, c := range []struct {
+		e           *env
+		first, then string
+	}{{a, addrA, addrB}, {b, addrB, addrA}} {
+		want := "tcp " + c.first + "\ntcp " + c.then + "\n"
+		var out string
+		waitFor(t, "both nodes registered", 15*time.Second, func() bool {
+			out, _, _ = c.e.nsfd("resolve", "echo")
+			return out == want
+		})
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			echo(t, strings.Fields(line)[1], "via postgres")
+		}
+	}
+	if !strings.Contains(a.log(), "registry=\"postgres host=") || strings.Contains(a.log(), "password") {
+		t.Error("registry line missing from the log")
+	}
+	// One master stops: its rows go, the other node's stay.
+	if code := ma.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, d := range a.rows("postgres", dsn) {
+		if d.Node == "alpha" {
+			t.Errorf("alpha's row survived its master: %+v", d)
+		}
+	}
+	if out, _, code := a.nsfd("resolve", "echo"); code != 0 || out != "tcp "+addrB+"\n" {
+		t.Errorf("after alpha stopped, resolve from alpha = %q (%d), want beta's endpoint", out, code)
+	}
+}
+
+func TestRegistryPostgresDownDaemonsKeepServing(t *testing.T) {
+	srv := pgtest.New(t) // its own cluster: this test stops it
+	dsn := srv.DSN()
+	e := newEnv(t)
+	e.setRegistry("[registry]\ntype = postgres\ndsn = " + dsn + "\nheartbeat = 200ms\n")
+	e.write("echo.ini", echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n"))
+	m := e.start()
+	addr := m.addr("echo")
+	waitFor(t, "registered", 10*time.Second, func() bool { _, _, code := e.nsfd("resolve", "echo"); return code == 0 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := srv.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the failure in the log", 10*time.Second, func() bool {
+		return strings.Contains(e.log(), "registry unreachable")
+	})
+	// Daemons keep serving, and a worker replaced meanwhile is no problem.
+	for i := range 5 {
+		echo(t, addr, "registry down "+strconv.Itoa(i))
+	}
+	pids := m.workers("echo")
+	syscall.Kill(pids[0], syscall.SIGKILL)
+	waitFor(t, "replacement", 10*time.Second, func() bool { ws := m.workers("echo"); return len(ws) == 1 && ws[0] != pids[0] })
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "registered again", 15*time.Second, func() bool {
+		out, _, code := e.nsfd("resolve", "echo")
+		return code == 0 && out == "tcp "+addr+"\n"
+	})
+	if n := strings.Count(e.log(), "registry unreachable"); n > 3 {
+		t.Errorf("the registry failure was logged %d times; want once per change", n)
+	}
+	if !strings.Contains(e.log(), "registry reachable again") {
+		t.Error("recovery not logged")
 	}
 }
