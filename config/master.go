@@ -181,6 +181,9 @@ func readFile(path string) ([]byte, error) {
 	if fi.Size() > maxFileSize {
 		return nil, &fs.PathError{Op: "read", Path: path, Err: errors.New("larger than 1 MiB")}
 	}
+	if err := checkTrusted(fi); err != nil {
+		return nil, &fs.PathError{Op: "read", Path: path, Err: err}
+	}
 	return io.ReadAll(io.LimitReader(f, maxFileSize+1))
 }
 
@@ -189,6 +192,9 @@ func readError(path string, err error) *Error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err
+	}
+	if errors.Is(err, ErrUntrusted) {
+		return &Error{File: path, Msg: err.Error(), Err: err}
 	}
 	return &Error{File: path, Msg: "cannot read: " + err.Error()}
 }

@@ -420,3 +420,49 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestWorldWritableDaemonFileRefused(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the check applies to a master running as root")
+	}
+	e := newEnv(t)
+	conf := echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n")
+	e.write("echo.ini", conf)
+	e.write("bad.ini", conf)
+	os.Chmod(filepath.Join(e.etc, "bad.ini"), 0o666)
+	m := e.start()
+	addr := m.addr("echo")
+	e.waitReady()
+	waitFor(t, "bad.ini's error in status", 10*time.Second, func() bool {
+		for _, fe := range e.status().Errors {
+			if strings.Contains(fe.Error, "bad.ini: refused: writable by every user (mode 0666") {
+				return true
+			}
+		}
+		return false
+	})
+	if e.status().daemon("bad") != nil {
+		t.Fatal("a world-writable daemon file was started")
+	}
+	if !strings.Contains(e.log(), "bad.ini: refused: writable by every user") {
+		t.Error("the refusal is not in the log")
+	}
+	if _, errOut, code := e.nsfd("check"); code != 1 || !strings.Contains(errOut, "bad.ini: refused") {
+		t.Errorf("nsfd check: %d %q", code, errOut)
+	}
+
+	// A running daemon whose file becomes world-writable keeps its workers and is not rolled.
+	pids := e.pids("echo")
+	os.Chmod(filepath.Join(e.etc, "echo.ini"), 0o666)
+	e.write("echo.ini", conf+"[env]\nX = 1\n") // a change that would roll the workers
+	waitFor(t, "echo's refusal in status", 10*time.Second, func() bool {
+		d := e.status().daemon("echo")
+		return d != nil && strings.Contains(d.ConfigError, "refused: writable by every user")
+	})
+	for pid := range pids {
+		if !alive(pid) {
+			t.Errorf("worker %d was restarted from a world-writable file", pid)
+		}
+	}
+	echo(t, addr, "still the old config")
+}
