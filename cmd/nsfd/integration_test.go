@@ -547,3 +547,52 @@ func TestSystemdNotify(t *testing.T) {
 		t.Error("the master's NOTIFY_SOCKET leaked")
 	}
 }
+
+// procIDs returns a process's Uid, Gid and Groups lines from /proc/PID/status.
+func procIDs(pid int) (uid, gid, groups string) {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		v = strings.Join(strings.Fields(v), " ")
+		switch k {
+		case "Uid":
+			uid = v
+		case "Gid":
+			gid = v
+		case "Groups":
+			groups = v
+		}
+	}
+	return
+}
+
+func TestWorkersDropToDaemonUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch users")
+	}
+	e := newEnv(t)
+	os.Chmod(e.dir, 0o755) // nobody must reach its notify socket under var/run
+	sock := filepath.Join(e.dir, "var", "run", "echo.sock")
+	e.write("echo.ini", "command = "+filepath.Join(binDir, "echo")+"\nport = "+sock+"|unix\ntype = notify\nuser = nobody\nsocket_mode = 0640\numask = 027\n"+
+		"min_servers = 2\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 3\n")
+	m := e.start()
+	m.addr("echo")
+	waitFor(t, "2 workers ready", 15*time.Second, func() bool {
+		return strings.Count(e.log(), "stdout: echo worker") == 2 && len(m.workers("echo")) == 2
+	})
+	for _, pid := range m.workers("echo") {
+		uid, gid, groups := procIDs(pid)
+		if uid != "65534 65534 65534 65534" || gid != "65534 65534 65534 65534" || groups != "" {
+			t.Errorf("worker %d: Uid %q Gid %q Groups %q; want nobody's everywhere and no groups", pid, uid, gid, groups)
+		}
+	}
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if st.Uid != 65534 || fi.Mode().Perm() != 0o640 {
+		t.Errorf("socket owner %d mode %v; want nobody and 0640", st.Uid, fi.Mode().Perm())
+	}
+	echo(t, sock, "as nobody")
+}
