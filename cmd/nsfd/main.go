@@ -61,6 +61,7 @@ commands:
   start|stop|restart NAME  a daemon; restart rolls its workers without dropping a connection
   scale NAME +N|-N|N       move min_servers and max_servers
   resolve NAME [--json]    a daemon's endpoints, from the registry (works with the master down)
+  service ACTION           install|uninstall|start|stop|restart|status nsfd as a systemd/launchd service
   version                  print the version
 
 --etc DIR is accepted by every command; default $NSFD_ETC, else ./etc.
@@ -128,6 +129,8 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return m.check(etc, args)
 	case "resolve":
 		return m.resolve(ctx, etc, args)
+	case "service":
+		return m.service(ctx, etc, args)
 	case "status", "reload", "start", "stop", "restart", "scale":
 		return m.ctlVerb(ctx, verb, etc, args)
 	case "version":
