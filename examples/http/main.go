@@ -9,15 +9,12 @@
 // and drains on SIGTERM (or SIGINT, SIGHUP) with http.Server.Shutdown:
 // STOPPING=1, no new connections, requests in progress finish.
 //
-// Busy and idle are counted in requests, through http.Server.ConnState: a
-// connection is busy from the moment a request arrives on it (StateActive)
-// until the response is written and it goes back to keep-alive
-// (StateIdle) or closes. The worker reports BUSY=1 when --concurrency
-// requests are in progress at once and BUSY=0 when one of them finishes,
-// so with the default of 1 the master sees every request, as max_requests
-// wants. Unlike prefork.Serve, net/http keeps accepting while busy — a
-// goroutine per connection is cheap — so BUSY here only tells the master to
-// start spare workers; it does not stop this one taking connections.
+// Like a Net::Server::PreFork child, a worker holds at most --concurrency
+// connections (default 1): while they are all taken it does not accept, so
+// the kernel hands the next connection to another worker. It reports BUSY=1
+// when it takes its last free slot and BUSY=0 when one frees up, so with the
+// default of 1 the master counts every connection, as max_requests wants
+// (clients that keep connections alive make several requests count as one).
 package main
 
 import (
@@ -60,12 +57,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return prefork.ErrNoListeners
 	}
 
-	busy := &busyCounter{limit: max(*concurrency, 1)}
+	sl := newSlots(max(*concurrency, 1))
+	for i, l := range ls {
+		ls[i] = &limitListener{Listener: l, slots: sl}
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from %d\n", os.Getpid())
 	})
-	srv := &http.Server{Handler: mux, ConnState: busy.connState, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()
@@ -95,40 +95,63 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	return err
 }
 
-// busyCounter turns connection states into BUSY=1/BUSY=0.
-type busyCounter struct {
-	limit  int
-	mu     sync.Mutex // held across the count change and its message, so BUSY words alternate
-	active map[net.Conn]bool
-	n      int
+// slots bounds the connections a worker holds at once and reports
+// BUSY=1/BUSY=0 as it fills and frees.
+type slots struct {
+	free  chan struct{} // a token per connection held
+	mu    sync.Mutex    // held across the count change and its message, so BUSY words alternate
+	n     int
+	limit int
 }
 
-func (b *busyCounter) connState(c net.Conn, st http.ConnState) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.active == nil {
-		b.active = make(map[net.Conn]bool)
+func newSlots(limit int) *slots { return &slots{free: make(chan struct{}, limit), limit: limit} }
+
+func (s *slots) taken() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.n++
+	if s.n == s.limit {
+		notify(prefork.NotifyBusy)
 	}
-	switch st {
-	case http.StateActive:
-		if b.active[c] {
-			return
-		}
-		b.active[c] = true
-		b.n++
-		if b.n == b.limit {
-			notify(prefork.NotifyBusy)
-		}
-	case http.StateIdle, http.StateHijacked, http.StateClosed:
-		if !b.active[c] {
-			return
-		}
-		delete(b.active, c)
-		if b.n == b.limit {
-			notify(prefork.NotifyIdle)
-		}
-		b.n--
+}
+
+func (s *slots) freed() {
+	s.mu.Lock()
+	if s.n == s.limit {
+		notify(prefork.NotifyIdle)
 	}
+	s.n--
+	s.mu.Unlock()
+	<-s.free
+}
+
+// limitListener accepts only while the worker has a free slot.
+type limitListener struct {
+	net.Listener
+	slots *slots
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	l.slots.free <- struct{}{} // wait for a free slot before taking a connection
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.slots.free
+		return nil, err
+	}
+	l.slots.taken()
+	return &slotConn{Conn: c, release: sync.OnceFunc(l.slots.freed)}, nil
+}
+
+// slotConn frees its slot when closed.
+type slotConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *slotConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
 }
 
 // watchdog sends WATCHDOG=1 at half the interval the master asked for.

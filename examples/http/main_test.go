@@ -13,7 +13,9 @@ import (
 	"github.com/nsfd/nsfd/prefork"
 )
 
-func TestBusyPerRequest(t *testing.T) {
+// TestBusyPerConnection: with one slot, each connection is a BUSY=1/BUSY=0
+// pair, and a second connection waits until the first one is closed.
+func TestBusyPerConnection(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "n.sock")
 	notes, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
@@ -22,16 +24,16 @@ func TestBusyPerRequest(t *testing.T) {
 	defer notes.Close()
 	t.Setenv(prefork.EnvNotifySocket, path)
 
-	busy := &busyCounter{limit: 1}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	}))
-	srv.Config.ConnState = busy.connState
+	srv.Listener = &limitListener{Listener: srv.Listener, slots: newSlots(1)}
 	srv.Start()
 	defer srv.Close()
 
-	client := srv.Client() // keep-alive: one connection, two requests
-	for range 2 {
+	// A new connection per request, as DisableKeepAlives does.
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	for range 3 {
 		resp, err := client.Get(srv.URL)
 		if err != nil {
 			t.Fatal(err)
@@ -41,7 +43,7 @@ func TestBusyPerRequest(t *testing.T) {
 	}
 	buf := make([]byte, prefork.MaxNotifySize)
 	var got []string
-	for len(got) < 4 {
+	for len(got) < 6 {
 		notes.SetReadDeadline(time.Now().Add(5 * time.Second))
 		n, err := notes.Read(buf)
 		if err != nil {
@@ -49,7 +51,7 @@ func TestBusyPerRequest(t *testing.T) {
 		}
 		got = append(got, string(buf[:n]))
 	}
-	if want := "BUSY=1 BUSY=0 BUSY=1 BUSY=0"; strings.Join(got, " ") != want {
+	if want := "BUSY=1 BUSY=0 BUSY=1 BUSY=0 BUSY=1 BUSY=0"; strings.Join(got, " ") != want {
 		t.Fatalf("notify %q, want %s", got, want)
 	}
 }
