@@ -12,7 +12,7 @@ import (
 const (
 	TargetFile   = "file"
 	TargetStderr = "stderr"
-	TargetSyslog = "syslog" // not implemented yet: Open refuses it
+	TargetSyslog = "syslog"
 )
 
 // Formats of the records a Sink writes.
@@ -34,6 +34,9 @@ const (
 	DefaultBuffer      = 16384    // records
 	DefaultBufferBytes = 32 << 20 // bytes of record data
 	DefaultMaxFiles    = 5        // rotated files kept when MaxSize is set
+
+	DefaultSyslogIdent    = "nsfd"
+	DefaultSyslogFacility = "daemon"
 )
 
 // MaxLineBytes is the longest worker line written as one record; longer lines
@@ -53,8 +56,8 @@ var ErrClosed = errors.New("log sink closed")
 // Config says where and how a Sink writes. Open applies the defaults and
 // validates it; the zero Config writes text records at level info to stderr.
 type Config struct {
-	// Target is "file" or "stderr" ("syslog" is not implemented yet).
-	// Empty means "file" when File is set, "stderr" otherwise.
+	// Target is "file", "stderr" or "syslog". Empty means "file" when File
+	// is set, "stderr" otherwise.
 	Target string
 	// File is the log file, for target "file". Its directory is created.
 	File string
@@ -75,6 +78,20 @@ type Config struct {
 	// BufferBytes bounds the memory of the waiting records; default
 	// DefaultBufferBytes.
 	BufferBytes int64
+
+	// SyslogAddr is where target "syslog" sends its messages: empty for the
+	// local syslog socket (/dev/log, /var/run/syslog or /var/run/log),
+	// "udp://host:port" or "tcp://host:port" for a remote receiver (RFC 5424
+	// messages), "unix:///path" or "unixgram:///path" for another local
+	// socket. See the package documentation.
+	SyslogAddr string
+	// SyslogIdent is the syslog tag (APP-NAME) of every message; default
+	// DefaultSyslogIdent. Characters syslog does not allow there become '_'.
+	SyslogIdent string
+	// SyslogFacility is the facility of every message, by its syslog.conf
+	// name: kern, user, mail, daemon (default), auth, syslog, lpr, news,
+	// uucp, cron, authpriv, ftp, local0 ... local7.
+	SyslogFacility string
 }
 
 // withDefaults returns cfg with its zero fields set and checks it.
@@ -92,9 +109,20 @@ func (cfg Config) withDefaults() (Config, hclog.Level, error) {
 		}
 	case TargetStderr:
 	case TargetSyslog:
-		return cfg, 0, fmt.Errorf("%w: target syslog is not supported yet", ErrInvalidConfig)
+		if cfg.SyslogIdent == "" {
+			cfg.SyslogIdent = DefaultSyslogIdent
+		}
+		if cfg.SyslogFacility == "" {
+			cfg.SyslogFacility = DefaultSyslogFacility
+		}
+		if _, ok := syslogFacilities[cfg.SyslogFacility]; !ok {
+			return cfg, 0, fmt.Errorf("%w: syslog facility %q (want daemon, user, local0...local7, ...)", ErrInvalidConfig, cfg.SyslogFacility)
+		}
+		if _, err := parseSyslogAddr(cfg.SyslogAddr, nil); err != nil {
+			return cfg, 0, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+		}
 	default:
-		return cfg, 0, fmt.Errorf("%w: target %q (want file or stderr)", ErrInvalidConfig, cfg.Target)
+		return cfg, 0, fmt.Errorf("%w: target %q (want file, stderr or syslog)", ErrInvalidConfig, cfg.Target)
 	}
 	if cfg.Format == "" {
 		cfg.Format = DefaultFormat

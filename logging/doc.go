@@ -43,4 +43,46 @@
 // nsfd.log.1, nsfd.log.1 becomes nsfd.log.2, and so on, keeping
 // Config.MaxFiles rotated files. The stderr target writes to the process's
 // standard error, for running in the foreground or under systemd's journal.
+//
+// # Syslog
+//
+// The syslog target sends one message per record: per worker line, per
+// master record. nsfd writes the messages itself (log/syslog is frozen and
+// missing on some platforms). With Config.SyslogAddr empty it speaks to the
+// local syslog socket, the first of /dev/log, /var/run/syslog and
+// /var/run/log that accepts a datagram (or else a stream) connection, in the
+// format syslog(3) uses there and rsyslog, syslog-ng and journald expect,
+// RFC 3164 without a hostname:
+//
+//	<30>Nov 24 19:15:00 nsfd[999]: echo[1234] stdout: the worker's line
+//
+// "unix:///path" and "unixgram:///path" name another local socket. With
+// "udp://host:port" or "tcp://host:port" it sends RFC 5424 messages, over
+// TCP with RFC 6587 octet-counting framing:
+//
+//	<30>1 2026-11-24T19:15:00.125Z host nsfd 999 - [nsfd@32473 daemon="echo" pid="1234" stream="stdout"] echo[1234] stdout: the worker's line
+//	<28>1 2026-11-24T19:15:00.130Z host nsfd 999 - - nsfd.echo: worker exited: pid=1234
+//
+// The tag (APP-NAME) is Config.SyslogIdent and the pid (PROCID) the
+// master's; the daemon, the worker's pid and the stream are in the text, and
+// for RFC 5424 in structured data too. The text is the record as the file
+// would have it, without its time (and without a master record's level);
+// with Format "json" it is the JSON object. The facility is
+// Config.SyslogFacility; the severity is a master record's level (debug,
+// info, warning, err), and for worker lines info for stdout and notice for
+// stderr. Datagrams are cut at 65,000 bytes.
+//
+// A connection that fails is made again: at once for the record whose write
+// failed, then with a back-off from 100ms to 10s during which records are
+// dropped and counted. Before each write on a stream connection nsfd checks,
+// without blocking, whether the receiver has closed it, so that a receiver
+// that restarted does not cost a line. (Lines a receiver had not read when
+// it went away are lost with its connection, as with any plain TCP syslog.)
+// Reopen connects again. Open fails when no local socket can be connected
+// to; a remote receiver that is down at Open is tried again later.
+//
+// # Reading the log
+//
+// [Tail] shows the last lines of the central file and follows it across
+// rotation, as `nsfd logs [-f] [-n N] [--daemon NAME]` does.
 package logging

@@ -2,6 +2,7 @@ package logging_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"time"
@@ -49,4 +50,30 @@ func ExampleSink_Capture() {
 	<-captured
 	<-captured
 	log.Info("worker exited", "pid", pid, "error", err)
+}
+
+// ExampleTail shows the last two records of daemon echo, as
+// `nsfd logs -n 2 --daemon echo` does.
+func ExampleTail() {
+	dir, err := os.MkdirTemp("", "nsfd-example")
+	if err != nil {
+		return
+	}
+	defer os.RemoveAll(dir)
+	path := dir + "/nsfd.log"
+	os.WriteFile(path, []byte(`2026-11-24T19:15:00.100Z [INFO]  nsfd.echo: worker started: pid=1234
+2026-11-24T19:15:00.125Z echo[1234] stdout: hello
+2026-11-24T19:15:00.130Z web[1300] stderr: GET /
+2026-11-24T19:15:00.150Z [WARN]  nsfd.echo: worker exited: pid=1234
+2026-11-24T19:15:00.160Z [INFO]  nsfd: reloaded
+`), 0o600)
+
+	opts := logging.FollowOptions{Lines: 2, Daemon: "echo"}
+	logging.Tail(context.Background(), path, opts, func(line []byte, rec logging.Record) error {
+		fmt.Printf("%s %d %q\n", rec.Level, rec.PID, rec.Message)
+		return nil
+	})
+	// Output:
+	// info 1234 "hello"
+	// warn 1234 "worker exited"
 }

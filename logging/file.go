@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-
-	"github.com/hashicorp/go-hclog"
 )
 
 // File and directory modes of the log file.
@@ -61,7 +59,7 @@ func (t *fileTarget) open() error {
 // (a file holds at least one record, however large). A failed rotation does
 // not keep p from being written: it comes back as a warning, and is tried
 // again once another maxSize bytes have been written.
-func (t *fileTarget) Write(_ hclog.Level, p []byte) error {
+func (t *fileTarget) Write(_ *entry, p []byte) error {
 	var rotErr error
 	if t.maxSize > 0 && t.size > 0 && t.size+int64(len(p)) > t.maxSize {
 		if rotErr = t.rotate(); rotErr != nil {

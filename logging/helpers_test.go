@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 )
 
 // openTest opens a Sink with target t (a file in a temporary directory when
@@ -133,7 +131,7 @@ type memTarget struct {
 
 var _ target = (*memTarget)(nil)
 
-func (t *memTarget) Write(_ hclog.Level, p []byte) error {
+func (t *memTarget) Write(_ *entry, p []byte) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.b.Write(p)
@@ -180,8 +178,8 @@ func newGatedTarget(t target) *gatedTarget {
 	return &gatedTarget{target: t, gate: make(chan struct{}), entered: make(chan struct{})}
 }
 
-func (g *gatedTarget) Write(level hclog.Level, p []byte) error {
+func (g *gatedTarget) Write(e *entry, p []byte) error {
 	g.once.Do(func() { close(g.entered) })
 	<-g.gate
-	return g.target.Write(level, p)
+	return g.target.Write(e, p)
 }

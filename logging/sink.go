@@ -17,7 +17,7 @@ import (
 type entry struct {
 	master bool        // data is a record hclog formatted
 	level  hclog.Level // of a master record
-	time   time.Time   // of a worker line
+	time   time.Time   // when the line was read or the record logged
 	daemon string
 	pid    int
 	stream string
@@ -26,6 +26,15 @@ type entry struct {
 
 // size is what the entry counts against Config.BufferBytes.
 func (e *entry) size() int64 { return int64(len(e.data) + len(e.daemon) + len(e.stream) + 64) }
+
+// lvl is the entry's level: a master record's own, Info for worker lines and
+// for master records of no particular level.
+func (e *entry) lvl() hclog.Level {
+	if !e.master || e.level == hclog.NoLevel {
+		return hclog.Info
+	}
+	return e.level
+}
 
 // Sink is the central log. Its methods are safe for concurrent use; none of
 // those that write a record ever waits for the target.
@@ -49,10 +58,12 @@ type Sink struct {
 	// Owned by the writer goroutine.
 	target    target
 	fmt       *formatter
+	cur       entry        // the record being written
 	direct    hclog.Logger // writes straight to the target: the drop reports
 	reported  uint64       // dropped count already reported
 	sinceDrop int          // records written since an unreported drop
 	failing   bool         // the last write to the target failed
+	directOK  bool         // the last record of direct reached the target
 	errOut    io.Writer    // where write failures are reported
 }
 
@@ -67,6 +78,10 @@ func Open(cfg Config) (*Sink, error) {
 	switch cfg.Target {
 	case TargetFile:
 		if t, err = openFileTarget(cfg.File, cfg.MaxSize, cfg.MaxFiles); err != nil {
+			return nil, err
+		}
+	case TargetSyslog:
+		if t, err = openSyslogTarget(cfg, localSyslogPaths); err != nil {
 			return nil, err
 		}
 	default:
@@ -124,9 +139,11 @@ func (s *Sink) Logger() hclog.Logger { return s.logger }
 func (s *Sink) Dropped() uint64 { return s.dropped.Load() }
 
 // Reopen closes the log file and opens it again at its path, for logrotate
-// (which renames the file, then signals SIGUSR1). Records still in the buffer
-// go to the new file. It waits for the writer goroutine, so for a target that
-// is stuck it returns ctx's error. On a closed Sink it returns ErrClosed.
+// (which renames the file, then signals SIGUSR1); for target syslog it
+// closes the connection and connects again. Records still in the buffer go
+// to the new file or connection. It waits for the writer goroutine, so for a
+// target that is stuck it returns ctx's error. On a closed Sink it returns
+// ErrClosed.
 func (s *Sink) Reopen(ctx context.Context) error {
 	req := make(chan error, 1)
 	select {
@@ -226,16 +243,15 @@ func (s *Sink) drain() {
 func (s *Sink) write(e entry) {
 	s.bytes.Add(-e.size())
 	var p []byte
-	level := hclog.Info
 	if e.master {
 		p = s.fmt.master(e.data)
-		if e.level != hclog.NoLevel {
-			level = e.level
-		}
 	} else {
 		p = s.fmt.worker(e.time, e.daemon, e.pid, e.stream, e.data)
 	}
-	if !s.writeTarget(level, p) {
+	s.cur = e // a field, so that the target's pointer costs no allocation
+	ok := s.writeTarget(&s.cur, p)
+	s.cur = entry{}
+	if !ok {
 		s.dropped.Add(1)
 	}
 	s.reportDropped(false)
@@ -243,8 +259,8 @@ func (s *Sink) write(e entry) {
 
 // writeTarget writes one record and reports whether it was written. The
 // first failure of a run of them is reported on errOut.
-func (s *Sink) writeTarget(level hclog.Level, p []byte) bool {
-	err := s.target.Write(level, p)
+func (s *Sink) writeTarget(e *entry, p []byte) bool {
+	err := s.target.Write(e, p)
 	var w warning
 	switch {
 	case err == nil:
@@ -266,7 +282,8 @@ func (s *Sink) writeTarget(level hclog.Level, p []byte) bool {
 // reportDropped writes "N log lines dropped" for the drops not yet reported,
 // once the writer has caught up: when the buffer is empty, or when it has
 // written a buffer's worth of records since it noticed them (everything that
-// was buffered before the drops), or when force is set.
+// was buffered before the drops), or when force is set. A report the target
+// failed to write is tried again later, its count growing.
 func (s *Sink) reportDropped(force bool) {
 	total := s.dropped.Load()
 	if total == s.reported {
@@ -278,8 +295,11 @@ func (s *Sink) reportDropped(force bool) {
 		return
 	}
 	n := total - s.reported
-	s.reported, s.sinceDrop = total, 0
+	s.sinceDrop = 0
 	s.direct.Warn(fmt.Sprintf("%d log lines dropped", n), "total", total)
+	if s.directOK {
+		s.reported = total
+	}
 }
 
 // bufferWriter is the hclog output of the master logger: each Write is one
@@ -296,7 +316,7 @@ func (w bufferWriter) Write(p []byte) (int, error) {
 
 // LevelWrite enqueues p as one master record at level.
 func (w bufferWriter) LevelWrite(level hclog.Level, p []byte) (int, error) {
-	w.s.enqueue(entry{master: true, level: level, data: append([]byte(nil), p...)})
+	w.s.enqueue(entry{master: true, level: level, time: time.Now(), data: append([]byte(nil), p...)})
 	return len(p), nil
 }
 
@@ -311,8 +331,9 @@ func (w directWriter) Write(p []byte) (int, error) {
 	return w.LevelWrite(hclog.NoLevel, p)
 }
 
-// LevelWrite formats and writes p to the target.
+// LevelWrite formats and writes p to the target, noting whether that worked.
 func (w directWriter) LevelWrite(level hclog.Level, p []byte) (int, error) {
-	w.s.writeTarget(level, w.s.fmt.master(p))
+	e := entry{master: true, level: level, time: time.Now(), data: p}
+	w.s.directOK = w.s.writeTarget(&e, w.s.fmt.master(p))
 	return len(p), nil
 }

@@ -1,6 +1,7 @@
 package logging
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -146,6 +147,94 @@ func TestStalledSink(t *testing.T) {
 	}
 }
 
+// TestStalledSinkCapture: workers writing 100,000 lines through pipes while
+// the target is stalled never block, and every line is either in the file or
+// counted as dropped, in the same way as TestStalledSink.
+func TestStalledSinkCapture(t *testing.T) {
+	const workers, perWorker, buffer = 4, 25000, 1000
+	path := filepath.Join(t.TempDir(), "nsfd.log")
+	ft, err := openFileTarget(path, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gt := newGatedTarget(ft)
+	s, _ := openTest(t, Config{Buffer: buffer}, gt)
+	s.Logger().Info("stall")
+	waitDone(t, "first write to the target", gt.entered)
+
+	// Each worker writes its lines into a pipe, as a worker process does
+	// into its stdout; Capture reads the other end.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		for w := range workers {
+			r, pw, err := os.Pipe()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			wg.Go(func() {
+				defer r.Close()
+				if err := s.Capture(fmt.Sprintf("w%d", w), 100+w, StreamStdout, r); err != nil {
+					t.Errorf("capture: %v", err)
+				}
+			})
+			wg.Go(func() {
+				defer pw.Close()
+				bw := bufio.NewWriter(pw)
+				for i := range perWorker {
+					fmt.Fprintf(bw, "line %d\n", i)
+				}
+				if err := bw.Flush(); err != nil {
+					t.Errorf("pipe: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+	}()
+	waitDone(t, "workers writing while the target is stalled", done)
+	close(gt.gate)
+	closeSink(t, s)
+
+	last := make([]int, workers)
+	for i := range last {
+		last[i] = -1
+	}
+	written := 0
+	var report Record
+	for _, r := range parseLines(t, readLines(t, path)) {
+		switch {
+		case r.Module == ModuleRoot && r.Message == "stall":
+			continue
+		case r.Module == ModuleRoot && strings.HasSuffix(r.Message, " log lines dropped"):
+			report = r
+			continue
+		}
+		w := r.PID - 100
+		n, err := strconv.Atoi(strings.TrimPrefix(r.Message, "line "))
+		if w < 0 || w >= workers || r.Daemon != fmt.Sprintf("w%d", w) || err != nil {
+			t.Fatalf("unexpected record %+v", r)
+		}
+		if n <= last[w] {
+			t.Fatalf("worker %d: line %d after line %d", w, n, last[w])
+		}
+		last[w] = n
+		written++
+	}
+	dropped := s.Dropped()
+	t.Logf("%d lines in the file, %d dropped", written, dropped)
+	if uint64(written)+dropped != workers*perWorker {
+		t.Fatalf("%d lines in the file + %d dropped != %d written", written, dropped, workers*perWorker)
+	}
+	if written != buffer {
+		t.Errorf("%d lines in the file, want the %d the buffer held", written, buffer)
+	}
+	if want := fmt.Sprintf("%d log lines dropped", dropped); report.Message != want {
+		t.Errorf("drop report %+v, want %q", report, want)
+	}
+}
+
 // TestDropsReportedOnceCaughtUp: the report comes after the records that were
 // buffered when the drops happened, not before.
 func TestDropsReportedOnceCaughtUp(t *testing.T) {
@@ -282,7 +371,7 @@ func TestWriteFailure(t *testing.T) {
 
 type failTarget struct{ memTarget }
 
-func (*failTarget) Write(hclog.Level, []byte) error { return errors.New("disk full") }
+func (*failTarget) Write(*entry, []byte) error { return errors.New("disk full") }
 
 // TestCaptureLines: final lines without newline, CRLF, long lines, control
 // characters.
@@ -375,7 +464,9 @@ func TestCaptureReadError(t *testing.T) {
 func TestOpenConfig(t *testing.T) {
 	bad := []Config{
 		{Target: "file"},
-		{Target: "syslog"},
+		{Target: "syslog", SyslogFacility: "local9"},
+		{Target: "syslog", SyslogAddr: "tcp://host"},
+		{Target: "syslog", SyslogAddr: "unix://dev/log"},
 		{Target: "kafka"},
 		{Format: "xml"},
 		{Level: "loud"},
@@ -439,7 +530,7 @@ func TestParseLevel(t *testing.T) {
 
 type discardTarget struct{ memTarget }
 
-func (*discardTarget) Write(hclog.Level, []byte) error { return nil }
+func (*discardTarget) Write(*entry, []byte) error { return nil }
 
 // BenchmarkWorkerLine measures what a pipe reader pays per line, with the
 // writer formatting and writing in parallel (to a target that discards).

@@ -3,18 +3,17 @@ package logging
 import (
 	"io"
 	"os"
-
-	"github.com/hashicorp/go-hclog"
 )
 
-// target is where the writer goroutine puts records: a file, stderr, and
-// later syslog. Only the writer goroutine calls its methods, so an
-// implementation needs no locking.
+// target is where the writer goroutine puts records: a file, stderr or
+// syslog. Only the writer goroutine calls its methods, so an implementation
+// needs no locking.
 type target interface {
-	// Write writes one formatted record, p, which ends in a newline. The
-	// level lets a target such as syslog pick a severity. Write must not
-	// retain p.
-	Write(level hclog.Level, p []byte) error
+	// Write writes one record: e, which p holds in the Sink's format (text
+	// or json) as one line ending in a newline. A file writes p as it is; a
+	// syslog target builds its message from e's level, stream, daemon and
+	// pid and from p. Write must not retain e's data or p.
+	Write(e *entry, p []byte) error
 	// Reopen closes and reopens the underlying file or connection, for
 	// logrotate; a target without one returns nil.
 	Reopen() error
@@ -32,7 +31,7 @@ var _ target = (*streamTarget)(nil)
 func newStderrTarget() *streamTarget { return &streamTarget{w: os.Stderr} }
 
 // Write writes p in one call.
-func (t *streamTarget) Write(_ hclog.Level, p []byte) error {
+func (t *streamTarget) Write(_ *entry, p []byte) error {
 	_, err := t.w.Write(p)
 	return err
 }
