@@ -94,6 +94,10 @@ func New(opts Options) (*Supervisor, error) {
 		Level:    m.Log.Level,
 		MaxSize:  m.Log.MaxSize,
 		MaxFiles: m.Log.MaxFiles,
+
+		SyslogAddr:     m.Log.SyslogAddr,
+		SyslogIdent:    m.Log.SyslogIdent,
+		SyslogFacility: m.Log.SyslogFacility,
 	}
 	if opts.LogStderr {
 		lc.Target = logging.TargetStderr

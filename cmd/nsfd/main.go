@@ -61,6 +61,8 @@ commands:
   start|stop|restart NAME  a daemon; restart rolls its workers without dropping a connection
   scale NAME +N|-N|N       move min_servers and max_servers
   resolve NAME [--json]    a daemon's endpoints, from the registry (works with the master down)
+  logs [-f] [-n N] [--daemon NAME] [--json]
+                           the central log's last lines; -f follows it across rotation
   service ACTION           install|uninstall|start|stop|restart|status nsfd as a systemd/launchd service
   version                  print the version
 
@@ -129,6 +131,8 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return m.check(etc, args)
 	case "resolve":
 		return m.resolve(ctx, etc, args)
+	case "logs":
+		return m.logs(ctx, etc, args)
 	case "service":
 		return m.service(ctx, etc, args)
 	case "status", "reload", "start", "stop", "restart", "scale":
