@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin
 EXAMPLES    := echo http
 
-.PHONY: all build run test vet staticcheck unit bench clean
+.PHONY: all build run setup test vet staticcheck unit bench clean
 
 all: build
 
@@ -27,10 +27,15 @@ staticcheck:
 unit:
 	$(GO) test -race -count=1 ./...
 
-test: vet staticcheck unit
+# What the tests need on a fresh machine (PostgreSQL for the registry tests,
+# systemd-analyze for the unit check): installed when root, else named.
+setup:
+	@bash .ci/setup
+
+test: setup vet staticcheck unit
 
 bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 3s ./bench/...
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./bench/...
 
 clean:
 	rm -rf $(BIN) var
