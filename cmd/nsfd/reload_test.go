@@ -168,9 +168,14 @@ func TestNewFileStartsDaemonAndRemovalDrainsIt(t *testing.T) {
 		addr = strings.Fields(d.Listeners[0])[1]
 		return tryEcho(addr, "new daemon") == nil
 	})
-	t.Logf("file drop to answering: %v (target 150ms)", time.Since(start))
-	if d := time.Since(start); d > 3*time.Second {
-		t.Errorf("new daemon took %v to answer", d)
+	answered := time.Since(start)
+	waitFor(t, "extra to resolve", 10*time.Second, func() bool {
+		out, _, code := e.nsfd("resolve", "extra")
+		return code == 0 && out == "tcp "+addr+"\n"
+	})
+	t.Logf("file drop to answering: %v, to resolving: %v (target 150ms)", answered, time.Since(start))
+	if answered > 3*time.Second {
+		t.Errorf("new daemon took %v to answer", answered)
 	}
 	pids := e.pids("extra")
 
@@ -184,6 +189,10 @@ func TestNewFileStartsDaemonAndRemovalDrainsIt(t *testing.T) {
 	if err := tryEcho(addr, "gone"); err == nil {
 		t.Error("the removed daemon's port still answers")
 	}
+	waitFor(t, "extra unregistered", 10*time.Second, func() bool {
+		_, _, code := e.nsfd("resolve", "extra")
+		return code == 1
+	})
 	if e.status().daemon("echo") == nil {
 		t.Error("echo disappeared")
 	}
