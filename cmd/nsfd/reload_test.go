@@ -475,3 +475,49 @@ func TestWorldWritableDaemonFileRefused(t *testing.T) {
 	}
 	echo(t, addr, "still the old config")
 }
+
+func TestReplacedEtcDirIsWatchedAgain(t *testing.T) {
+	e := newEnv(t)
+	conf := echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n")
+	e.write("echo.ini", conf)
+	m := e.start()
+	m.addr("echo")
+	e.waitReady()
+
+	// Replace etc/ wholesale, as a deploy tool that swaps directories does.
+	ini, _ := os.ReadFile(filepath.Join(e.etc, "nsfd.ini"))
+	if err := os.Rename(e.etc, e.etc+".old"); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(e.etc, 0o755)
+	e.write("nsfd.ini", string(ini))
+	e.write("echo.ini", conf)
+	e.write("second.ini", conf)
+	waitFor(t, "the new etc/ to apply", 10*time.Second, func() bool {
+		d := e.status().daemon("second")
+		return d != nil && d.State == "running"
+	})
+	// And it is watched: a later change applies too.
+	os.Remove(filepath.Join(e.etc, "second.ini"))
+	waitFor(t, "second removed", 10*time.Second, func() bool { return e.status().daemon("second") == nil })
+}
+
+func TestRequiresOrder(t *testing.T) {
+	e := newEnv(t)
+	conf := echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n")
+	e.write("a.ini", conf+"requires = b\n")
+	e.write("b.ini", conf+"requires = c\n")
+	e.write("c.ini", conf)
+	m := e.start()
+	m.addr("a")
+	waitFor(t, "3 daemons", 15*time.Second, func() bool { return len(m.workers("echo")) == 3 })
+	m.stop()
+	// Started c, b, a; stopped a, b, c.
+	idx := func(s string) int { return strings.Index(e.log(), s) }
+	if !(idx("nsfd.c: daemon started") < idx("nsfd.b: daemon started") && idx("nsfd.b: daemon started") < idx("nsfd.a: daemon started")) {
+		t.Error("daemons did not start in requires order")
+	}
+	if !(idx("nsfd.a: daemon stopped") < idx("nsfd.b: daemon stopped") && idx("nsfd.b: daemon stopped") < idx("nsfd.c: daemon stopped")) {
+		t.Error("daemons did not stop in reverse requires order")
+	}
+}
