@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -216,7 +217,7 @@ func (r *registrar) run(ctx context.Context) {
 			if reg != nil {
 				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				r.mu.Lock()
-				names := slicesKeys(r.daemons)
+				names := slices.Collect(maps.Keys(r.daemons))
 				r.mu.Unlock()
 				for _, n := range names {
 					if err := reg.Unregister(sctx, r.node, n); err != nil {
@@ -270,14 +271,6 @@ func (r *registrar) run(ctx context.Context) {
 			}
 		}
 	}
-}
-
-func slicesKeys(m map[string]*regDaemon) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 func (r *registrar) markAllDirty() {
