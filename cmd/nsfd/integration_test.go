@@ -596,3 +596,40 @@ func TestWorkersDropToDaemonUser(t *testing.T) {
 	}
 	echo(t, sock, "as nobody")
 }
+
+func TestProcessSettings(t *testing.T) {
+	e := newEnv(t)
+	work := filepath.Join(e.dir, "work")
+	os.Mkdir(work, 0o755)
+	e.write("env.ini", "command = /bin/sh -c 'echo cwd=`pwd` umask=`umask` nofile=`ulimit -n` core=`ulimit -c` greeting=\"$GREETING\"; exec sleep 1000'\n"+
+		"port = 127.0.0.1:0\ncwd = "+work+"\numask = 027\nlimit_nofile = 256\nlimit_core = 0\nenv_file = env.txt\n"+
+		"min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n[env]\nGREETING = hello there\n")
+	e.write("env.txt", "# from env_file\nGREETING=overridden by [env]\nOTHER=1\n")
+	e.start()
+	want := "cwd=" + work + " umask=0027 nofile=256 core=0 greeting=hello there"
+	waitFor(t, "the worker's settings in the log", 10*time.Second, func() bool { return strings.Contains(e.log(), want) })
+}
+
+func TestChroot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chroot needs root")
+	}
+	e := newEnv(t)
+	root := filepath.Join(e.dir, "jail")
+	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+	build := exec.Command("go", "build", "-o", filepath.Join(root, "bin", "echo"), "./examples/echo")
+	build.Dir, build.Env = repoDir, append(os.Environ(), "CGO_ENABLED=0") // static: the jail has no libc
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	e.write("jailed.ini", "command = /bin/echo\nchroot = "+root+"\nuser = nobody\nport = 127.0.0.1:0\n"+
+		"min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n")
+	m := e.start()
+	addr := m.addr("jailed")
+	waitFor(t, "the jailed worker", 10*time.Second, func() bool { return len(m.workers("echo")) == 1 })
+	pid := m.workers("echo")[0]
+	if r, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/root"); err != nil || r != root {
+		t.Errorf("worker root = %q, %v; want %s", r, err, root)
+	}
+	echo(t, addr, "from the jail")
+}
