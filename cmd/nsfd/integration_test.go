@@ -633,3 +633,28 @@ func TestChroot(t *testing.T) {
 	}
 	echo(t, addr, "from the jail")
 }
+
+func TestNonRootMaster(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to become nobody")
+	}
+	e := newEnv(t)
+	conf := echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n")
+	e.write("mine.ini", conf)
+	e.write("other.ini", conf+"user = root\n")
+	filepath.Walk(e.dir, func(p string, _ os.FileInfo, _ error) error { return os.Lchown(p, 65534, 65534) })
+	os.Chmod(e.dir, 0o755)
+	cmd := exec.Command(filepath.Join(binDir, "nsfd"), "run", "--etc", e.etc)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	waitFor(t, "mine to run and other to be refused", 15*time.Second, func() bool {
+		l := e.log()
+		return strings.Contains(l, "nsfd.mine: daemon state: state=running") &&
+			strings.Contains(l, "other.ini: user/group set: the master is not root; run nsfd as root or remove them")
+	})
+}
