@@ -6,11 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -414,6 +416,7 @@ func TestControlCLI(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	e := newEnv(t)
+	e.write("nsfd.ini", "[nsfd]\nrun_dir = ../var/run\nmetrics_addr = 127.0.0.1:0\n[log]\nfile = ../var/log/nsfd.log\n")
 	e.write("echo.ini", echoConf("min_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 4\n"))
 	m := e.start()
 	addr := m.addr("echo")
@@ -427,6 +430,24 @@ func TestMetrics(t *testing.T) {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	// The same on metrics_addr, over TCP.
+	var maddr string
+	waitFor(t, "the metrics address in the log", 10*time.Second, func() bool {
+		mm := regexp.MustCompile(`nsfd: metrics: addr=(\S+)`).FindStringSubmatch(e.log())
+		if mm != nil {
+			maddr = mm[1]
+		}
+		return mm != nil
+	})
+	resp, err := http.Get("http://" + maddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), `nsfd_worker_spawns_total{daemon="echo"} 2`) {
+		t.Errorf("metrics_addr serves:\n%s", body)
 	}
 }
 
