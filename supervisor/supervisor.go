@@ -45,6 +45,7 @@ type Supervisor struct {
 	started time.Time
 
 	reqs   chan func()
+	quit   chan struct{}  // closed when Run stops serving requests
 	drains sync.WaitGroup // daemons draining in the background
 
 	// Owned by Run's goroutine.
@@ -113,6 +114,7 @@ func New(opts Options) (*Supervisor, error) {
 		log:     sink.Logger(),
 		started: time.Now(),
 		reqs:    make(chan func()),
+		quit:    make(chan struct{}),
 		daemons: make(map[string]*daemon),
 		errs:    make(map[string]error),
 	}
@@ -175,6 +177,7 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 		case <-events:
 			s.reload(ctx, "etc/ changed")
 		case <-ctx.Done():
+			close(s.quit) // from here on, requests fail fast instead of waiting for the loop
 			s.sdNotify(prefork.NotifyStopping)
 			s.log.Info("stopping: draining every daemon")
 			s.stopAll()
@@ -453,6 +456,8 @@ func (s *Supervisor) do(ctx context.Context, f func()) error {
 	ran := make(chan struct{})
 	select {
 	case s.reqs <- func() { f(); close(ran) }:
+	case <-s.quit:
+		return ErrShuttingDown
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -463,6 +468,9 @@ func (s *Supervisor) do(ctx context.Context, f func()) error {
 		return ctx.Err()
 	}
 }
+
+// ErrShuttingDown is returned for requests that arrive while the master drains.
+var ErrShuttingDown = errors.New("nsfd is shutting down")
 
 // ErrNoDaemon is returned for a daemon name the master does not know.
 var ErrNoDaemon = errors.New("no such daemon")

@@ -542,3 +542,20 @@ func TestRequiresOrder(t *testing.T) {
 		t.Error("daemons did not stop in reverse requires order")
 	}
 }
+
+func TestShutdownWhileADaemonDrains(t *testing.T) {
+	e := newEnv(t)
+	e.write("echo.ini", echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n"))
+	// A worker that takes its graceful_timeout to go.
+	e.write("slow.ini", "command = /bin/sh -c \"trap '' TERM; echo slow; while :; do sleep 1; done\"\nport = 127.0.0.1:0\ngraceful_timeout = 1s\n"+
+		"min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n")
+	m := e.start()
+	m.addr("slow")
+	e.waitReady()
+	waitFor(t, "slow running", 10*time.Second, func() bool { return strings.Contains(e.log(), "stdout: slow") })
+	os.Remove(filepath.Join(e.etc, "slow.ini"))
+	waitFor(t, "slow draining", 10*time.Second, func() bool { return strings.Contains(e.log(), "nsfd.slow: daemon file removed; draining") })
+	if code := m.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
