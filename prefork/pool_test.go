@@ -423,3 +423,29 @@ func TestPoolUpdateRollsAndKeepsOldWorkersIfNewOnesFail(t *testing.T) {
 	})
 	echoOnce(t, l.Addr, "new workers serve")
 }
+
+// TestPoolHoldsNoThreadPerWorker: waiting for workers parks goroutines on
+// their pidfds instead of blocking a thread in wait(2) for each.
+func TestPoolHoldsNoThreadPerWorker(t *testing.T) {
+	threads := func() int {
+		b, _ := os.ReadFile("/proc/self/status")
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+				n, _ := strconv.Atoi(strings.TrimSpace(v))
+				return n
+			}
+		}
+		return -1
+	}
+	before := threads()
+	p, _, _ := newTestPool(t, "", func(c *Config) {
+		c.Command = []string{"/bin/sleep", "1000"}
+		c.Env = nil
+		c.Notify = false
+		c.Policy = PolicyOptions{MinServers: 100, MaxServers: 101, MaxSpareServers: 1}
+	})
+	waitFor(t, "100 workers", 20*time.Second, func() bool { return len(status(t, p).Workers) == 100 })
+	if after := threads(); after-before > 30 {
+		t.Errorf("%d threads for 100 workers (%d before): a thread per worker", after, before)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 const sigTerm = syscall.SIGTERM
@@ -29,7 +31,8 @@ func (p *Pool) startProcess(slot int) (*os.Process, error) {
 	for _, l := range c.Listeners {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, l.File())
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	pidfd := -1
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, PidFD: &pidfd}
 
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -66,10 +69,38 @@ func (p *Pool) startProcess(slot int) (*os.Process, error) {
 		}()
 	}
 	go func() {
+		// Park on the runtime's poller until the worker exits, so a thousand
+		// workers cost a thousand parked goroutines, not a thousand threads
+		// blocked in wait; then reap it, which no longer blocks.
+		awaitExit(pidfd)
 		err := cmd.Wait()
 		p.exits <- exitEvent{pid: pid, state: cmd.ProcessState, err: err}
 	}()
 	return cmd.Process, nil
+}
+
+// awaitExit waits, without holding a thread, until the process behind pidfd
+// has exited, and closes pidfd. Without a pidfd it returns at once.
+func awaitExit(pidfd int) {
+	if pidfd < 0 {
+		return
+	}
+	if err := syscall.SetNonblock(pidfd, true); err != nil {
+		syscall.Close(pidfd)
+		return
+	}
+	f := os.NewFile(uintptr(pidfd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Read(func(fd uintptr) bool {
+		// A pidfd polls readable once its process has exited.
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		return err != nil || (n > 0 && fds[0].Revents != 0)
+	})
 }
 
 // workerEnv is the master's environment without another supervisor's
