@@ -68,36 +68,64 @@ func listenNotify(path string) (*notifySocket, error) {
 	return &notifySocket{path: path, conn: conn}, nil
 }
 
-// read delivers datagrams to out until the socket is closed.
-func (s *notifySocket) read(out chan<- note, done <-chan struct{}) {
+// maxBatch bounds the datagrams read in one go.
+const maxBatch = 128
+
+// read delivers datagrams to out, in batches of what is queued, until the
+// socket is closed: under load one wake-up of the reader and of the pool
+// serves many status messages.
+func (s *notifySocket) read(out chan<- []note, done <-chan struct{}) {
+	rc, err := s.conn.SyscallConn()
+	if err != nil {
+		return
+	}
 	buf := make([]byte, MaxNotifySize+1)
 	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
 	for {
-		n, oobn, flags, _, err := s.conn.ReadMsgUnix(buf, oob)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
+		var batch []note
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			for len(batch) < maxBatch {
+				n, oobn, flags, _, err := unix.Recvmsg(int(fd), buf, oob, unix.MSG_DONTWAIT)
+				if err == unix.EAGAIN || err == unix.EINTR {
+					return len(batch) > 0 // nothing queued yet: wait for the socket
+				}
+				if err != nil {
+					rerr = err
+					return true
+				}
+				batch = append(batch, parseDatagram(buf[:n], oob[:oobn], flags))
+			}
+			return true
+		})
+		if len(batch) > 0 {
+			select {
+			case out <- batch:
+			case <-done:
 				return
 			}
-			continue
 		}
-		nt := note{pid: -1}
-		switch {
-		case flags&unix.MSG_TRUNC != 0 || n > MaxNotifySize:
-			nt.err = fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxNotifySize)
-		default:
-			nt.pid = credPID(oob[:oobn])
-			if nt.pid <= 0 {
-				nt.err = fmt.Errorf("%w: no sender credentials", ErrMalformed)
-			} else {
-				nt.msg, nt.err = ParseMessage(buf[:n])
-			}
-		}
-		select {
-		case out <- nt:
-		case <-done:
-			return
+		if err != nil || (rerr != nil && rerr != unix.ENOMEM && rerr != unix.ENOBUFS) {
+			return // closed
 		}
 	}
+}
+
+// parseDatagram turns one datagram and its control message into a note.
+func parseDatagram(b, oob []byte, flags int) note {
+	nt := note{pid: -1}
+	switch {
+	case flags&unix.MSG_TRUNC != 0 || len(b) > MaxNotifySize:
+		nt.err = fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxNotifySize)
+	default:
+		nt.pid = credPID(oob)
+		if nt.pid <= 0 {
+			nt.err = fmt.Errorf("%w: no sender credentials", ErrMalformed)
+		} else {
+			nt.msg, nt.err = ParseMessage(b)
+		}
+	}
+	return nt
 }
 
 func credPID(oob []byte) int {

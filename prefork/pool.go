@@ -182,7 +182,7 @@ type exitEvent struct {
 type Pool struct {
 	cfg Config
 
-	notes chan note
+	notes chan []note
 	exits chan exitEvent
 	reqs  chan func()
 	stop  chan struct{}
@@ -220,7 +220,7 @@ func NewPool(cfg Config) (*Pool, error) {
 	}
 	return &Pool{
 		cfg:      cfg,
-		notes:    make(chan note, 4096),
+		notes:    make(chan []note, 64),
 		exits:    make(chan exitEvent),
 		reqs:     make(chan func()),
 		stop:     make(chan struct{}),
@@ -419,8 +419,11 @@ func (p *Pool) run() {
 			tc = timer.C
 		}
 		select {
-		case nt := <-p.notes:
-			p.handleNote(nt, time.Now())
+		case batch := <-p.notes:
+			now := time.Now()
+			for _, nt := range batch {
+				p.handleNote(nt, now)
+			}
 		case ex := <-p.exits:
 			p.handleExit(ex, time.Now())
 		case f := <-p.reqs:
