@@ -1,0 +1,73 @@
+package bench
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+var (
+	flagDuration = flag.Duration("bench.duration", time.Second, "length of one measurement of one side")
+	flagRounds   = flag.Int("bench.rounds", 10, "measurements of each side per workload, alternating the sides")
+	flagWarmup   = flag.Duration("bench.warmup", time.Second, "load on each side before the first round")
+	flagWorkers  = flag.Int("bench.workers", 4, "worker processes per daemon, under nsfd and direct alike")
+	flagClients  = flag.Int("bench.clients", 0, "concurrent client connections; 0: as many as workers (one connection per echo worker)")
+	flagDaemons  = flag.Int("bench.idle-daemons", 10, "daemons of the master-overhead benchmark")
+	flagIdle     = flag.Int("bench.idle-workers", 100, "idle workers per daemon of the master-overhead benchmark")
+	flagIdleWin  = flag.Duration("bench.idle-window", 5*time.Second, "window over which the idle master's CPU is measured")
+	flagBinDir   = flag.String("bench.bin", "", "directory holding nsfd, echo and http already built (e.g. bin/ after `make build`); empty: build them")
+)
+
+// bins holds the paths of the binaries the benchmarks run.
+var bins struct {
+	nsfd, echo, ht string
+}
+
+func setBins(dir string) {
+	bins.nsfd, bins.echo, bins.ht = filepath.Join(dir, "nsfd"), filepath.Join(dir, "echo"), filepath.Join(dir, "http")
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	flag.Parse()
+	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
+		return m.Run() // no benchmark asked for: nothing to build
+	}
+	if *flagBinDir != "" {
+		dir, err := filepath.Abs(*flagBinDir)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		setBins(dir)
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "nsfd-bench-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	repo, err := filepath.Abs("..")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	setBins(dir)
+	for _, b := range [][2]string{{bins.nsfd, "./cmd/nsfd"}, {bins.echo, "./examples/echo"}, {bins.ht, "./examples/http"}} {
+		cmd := exec.Command("go", "build", "-o", b[0], b[1])
+		cmd.Dir = repo
+		if out, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: build %s: %v\n%s", b[1], err, out)
+			return 1
+		}
+	}
+	return m.Run()
+}
