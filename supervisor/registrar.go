@@ -172,6 +172,7 @@ func (r *registrar) run(ctx context.Context) {
 		if failing != nil {
 			r.log.Info("registry reachable again; registering every daemon")
 			r.markAllDirty()
+			r.poke()
 		}
 		failing, retry, backoff = nil, nil, 100*time.Millisecond
 	}
@@ -197,12 +198,26 @@ func (r *registrar) run(ctx context.Context) {
 		r.markAllDirty()
 		return true
 	}
+	// write sends what changed; full (every heartbeat, and every retry
+	// after a failure) starts with a heartbeat, a real round trip, so a
+	// registry is only declared back once it answers.
 	write := func(full bool) {
 		if !connect() {
 			return
 		}
 		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
+		if full || failing != nil {
+			err := reg.Heartbeat(wctx, r.node, r.pid)
+			if errors.Is(err, registry.ErrNotFound) {
+				r.markAllDirty() // nothing of ours there (new, or purged elsewhere): register again
+				err = nil
+			}
+			if err != nil {
+				fail(err)
+				return
+			}
+		}
 		r.log.Trace("registry write", "full", full)
 		if err := r.writeDirty(wctx, reg, full); err != nil {
 			fail(err)
@@ -247,22 +262,8 @@ func (r *registrar) run(ctx context.Context) {
 			if retry != nil {
 				continue
 			}
-			if !connect() {
-				continue
-			}
-			hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := reg.Heartbeat(hctx, r.node, r.pid)
-			cancel()
-			if errors.Is(err, registry.ErrNotFound) {
-				r.markAllDirty() // purged elsewhere while we were away: register again
-				err = nil
-			}
-			if err != nil {
-				fail(err)
-				continue
-			}
 			write(true)
-			if failing == nil {
+			if failing == nil && reg != nil {
 				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				if n, err := reg.PurgeStale(pctx, max(10*r.heartbeat, time.Minute)); err == nil && n > 0 {
 					r.log.Info("purged stale daemons of other nodes from the registry", "daemons", n)

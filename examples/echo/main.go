@@ -8,7 +8,7 @@
 // Each line a client sends comes back unchanged; the greeting, if set, is
 // sent once when a client connects. Datagram listeners (port = …/udp) echo
 // each datagram back to its sender. When the worker drains (SIGTERM), it
-// finishes the line it is answering and closes the connection; a client
+// answers the lines it has already read and closes the connection; a client
 // that has not sent its line yet gets a second to do so.
 //
 // Flags:
@@ -87,8 +87,11 @@ func (e *echo) ServeConn(ctx context.Context, c net.Conn) {
 			return // a partial line cut off by draining is dropped
 		}
 		e.wait()
-		if _, werr := io.WriteString(c, line); werr != nil || err != nil || ctx.Err() != nil {
+		if _, werr := io.WriteString(c, line); werr != nil || err != nil {
 			return
+		}
+		if ctx.Err() != nil && r.Buffered() == 0 {
+			return // draining, and every line the client sent is answered
 		}
 	}
 }
