@@ -2,7 +2,7 @@
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin
-EXAMPLES    := echo http
+EXAMPLES    := echo http kv
 
 .PHONY: all build run setup test vet staticcheck unit bench clean
 

@@ -48,7 +48,7 @@ func newDaemon(name, file string) *Daemon {
 		MinChildTTL:     DefaultMinChildTTL,
 		ReadyTimeout:    DefaultReadyTimeout,
 		GracefulTimeout: DefaultGracefulTimeout,
-		StartPeriod:    DefaultStartPeriod,
+		StartPeriod:     DefaultStartPeriod,
 		StartRetries:    DefaultStartRetries,
 		BackoffInitial:  DefaultBackoffInitial,
 		BackoffMax:      DefaultBackoffMax,

@@ -12,6 +12,7 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 var reservedEnv = []string{
 	"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
 	"WATCHDOG_USEC", "WATCHDOG_PID", "NSFD_DAEMON", "NSFD_WORKER", "NSFD_NODE",
+	"NSFD_REGISTRY_TYPE", "NSFD_REGISTRY_DSN", "NSFD_REGISTRY_MAX_AGE", "NSFD_ENCODING",
 }
 
 // checkEnvName says what is wrong with an environment variable name, or "".

@@ -15,7 +15,7 @@ const (
 	DefaultMinChildTTL       = 10 * time.Second
 	DefaultReadyTimeout      = 30 * time.Second
 	DefaultGracefulTimeout   = 10 * time.Second
-	DefaultStartPeriod      = 1 * time.Second
+	DefaultStartPeriod       = 1 * time.Second
 	DefaultStartRetries      = 5
 	DefaultBackoffInitial    = 100 * time.Millisecond
 	DefaultBackoffMax        = 30 * time.Second
@@ -113,7 +113,7 @@ type Daemon struct {
 	MinChildTTL       time.Duration
 	ReadyTimeout      time.Duration
 	GracefulTimeout   time.Duration
-	StartPeriod      time.Duration // a worker exiting sooner counts as a failed start
+	StartPeriod       time.Duration // a worker exiting sooner counts as a failed start
 	StartRetries      int           // consecutive failed starts before the daemon goes fatal
 	BackoffInitial    time.Duration
 	BackoffMax        time.Duration

@@ -12,9 +12,7 @@ import (
 // share; dialect.render fills in the few words they spell differently
 // ({{now}}, {{autoid}}). Never edit a released migration: add the next one.
 //
-// The spool of async calls (DESIGN.md) is migration 2 when it comes:
-//
-//	CREATE TABLE spool (id {{autoid}}, daemon TEXT NOT NULL, status TEXT NOT NULL, …)
+// Migration 2 adds the spool of async calls (spool.go).
 type migration struct {
 	version int
 	name    string
@@ -63,6 +61,24 @@ var migrations = []migration{
 			PRIMARY KEY (node, daemon, pid),
 			FOREIGN KEY (node, daemon) REFERENCES daemons (node, name) ON DELETE CASCADE
 		)`,
+	}},
+	// The spool of async calls: the queue daemon's jobs. id is the job id
+	// ("<hash>@<node>", made by whoever puts the job); request and response
+	// are JSON texts, response NULL until a result lands. Not tied to the
+	// daemons table: a job outlives the daemon instance that took it.
+	{2, "spool", []string{
+		`CREATE TABLE spool (
+			id         TEXT   NOT NULL PRIMARY KEY,
+			daemon     TEXT   NOT NULL,
+			status     TEXT   NOT NULL,
+			request    TEXT   NOT NULL DEFAULT '',
+			response   TEXT,
+			created_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL
+		)`,
+		// ListJobs by status (and the queue's "virgin" listing), oldest
+		// first; PurgeJobs by status and age.
+		`CREATE INDEX spool_by_status ON spool (status, created_at)`,
 	}},
 }
 

@@ -292,7 +292,7 @@ func (s *Supervisor) poolConfig(dm *daemon, d *config.Daemon, ls []*prefork.List
 		Name:              name,
 		Node:              s.master.NodeName,
 		Command:           cmd,
-		Env:               d.Env,
+		Env:               append(s.frameworkEnv(d), d.Env...),
 		Listeners:         ls,
 		NotifyPath:        filepath.Join(s.master.RunDir, "notify", name+".sock"),
 		Notify:            d.Type == config.TypeNotify,
@@ -313,6 +313,19 @@ func (s *Supervisor) poolConfig(dm *daemon, d *config.Daemon, ls []*prefork.List
 			s.sink.Capture(name, pid, stream, r)
 		},
 		Observer: func(e prefork.Event) { s.observe(e) },
+	}
+}
+
+// frameworkEnv tells every worker where the registry is and how its
+// daemon encodes messages, so framework daemons (and the built-in queue)
+// find each other by name.
+func (s *Supervisor) frameworkEnv(d *config.Daemon) []string {
+	r := s.master.Registry
+	return []string{
+		"NSFD_REGISTRY_TYPE=" + r.Type,
+		"NSFD_REGISTRY_DSN=" + r.DSN,
+		"NSFD_REGISTRY_MAX_AGE=" + (3 * r.Heartbeat).String(),
+		"NSFD_ENCODING=" + d.Encoding,
 	}
 }
 

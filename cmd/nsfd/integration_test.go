@@ -43,6 +43,7 @@ func runTests(m *testing.M) int {
 		{"nsfd", "./cmd/nsfd"},
 		{"echo", "./examples/echo"},
 		{"http", "./examples/http"},
+		{"kv", "./examples/kv"},
 	}
 	for _, b := range builds {
 		args := []string{"build", "-o", filepath.Join(dir, b[0])}

@@ -61,6 +61,8 @@ commands:
   start|stop|restart NAME  a daemon; restart rolls its workers without dropping a connection
   scale NAME +N|-N|N       move min_servers and max_servers
   resolve NAME [--json]    a daemon's endpoints, from the registry (works with the master down)
+  call NAME COMMAND [DATA-JSON] [--json]
+                           send a request to a daemon by name and print the response
   logs [-f] [-n N] [--daemon NAME] [--json]
                            the central log's last lines; -f follows it across rotation
   service ACTION           install|uninstall|start|stop|restart|status nsfd as a systemd/launchd service
@@ -131,6 +133,8 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return m.check(etc, args)
 	case "resolve":
 		return m.resolve(ctx, etc, args)
+	case "call":
+		return m.call(ctx, etc, args)
 	case "logs":
 		return m.logs(ctx, etc, args)
 	case "service":

@@ -1,0 +1,303 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nsfd/nsfd/registry"
+	"github.com/nsfd/nsfd/wire"
+)
+
+// Defaults of Options.
+const (
+	// DefaultCacheTTL is how long a name's endpoints are used before the
+	// registry is asked again.
+	DefaultCacheTTL = time.Second
+	// DefaultDownFor is how long an endpoint that could not be dialled is
+	// skipped.
+	DefaultDownFor = 5 * time.Second
+	// DefaultMaxIdle is how many idle connections are kept per endpoint.
+	DefaultMaxIdle = 16
+	// DefaultIdleTimeout is how long an idle connection is kept.
+	DefaultIdleTimeout = time.Minute
+	// DefaultDialTimeout bounds each dial, within the call's context.
+	DefaultDialTimeout = 2 * time.Second
+	// DefaultQueue is the name of the queue daemon.
+	DefaultQueue = "queue"
+)
+
+// Options configure a Client. The zero value gives the defaults.
+type Options struct {
+	// LocalNode is this host's node name: its endpoints are tried first.
+	// "" means $NSFD_NODE (which the master sets for its workers), else
+	// the host name, as nsfd.ini's node_name defaults to.
+	LocalNode string
+	// MaxAge is the oldest heartbeat a daemon may have to be used (see
+	// registry.ResolveOptions); 0 means registry.DefaultMaxAge. Set it to
+	// three `[registry] heartbeat`s.
+	MaxAge time.Duration
+	// CacheTTL is how long a name's endpoints are used before the
+	// registry is asked again; 0 means DefaultCacheTTL, < 0 no cache.
+	CacheTTL time.Duration
+	// DownFor is how long an endpoint that could not be dialled is skipped;
+	// 0 means DefaultDownFor.
+	DownFor time.Duration
+	// MaxIdle is how many idle connections are kept per endpoint; 0 means
+	// DefaultMaxIdle, < 0 none (a connection per call).
+	MaxIdle int
+	// IdleTimeout is how long an idle connection is kept; 0 means
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// DialTimeout bounds each dial; 0 means DefaultDialTimeout.
+	DialTimeout time.Duration
+	// MaxFrame is the largest frame sent or accepted; 0 means
+	// wire.DefaultMaxFrame.
+	MaxFrame int
+	// Queue is the name of the queue daemon that holds async results; ""
+	// means DefaultQueue.
+	Queue string
+}
+
+// withDefaults returns o with its zero fields set.
+func (o Options) withDefaults() Options {
+	if o.LocalNode == "" {
+		o.LocalNode = os.Getenv(EnvNode)
+	}
+	if o.LocalNode == "" {
+		o.LocalNode, _ = os.Hostname()
+	}
+	if o.CacheTTL == 0 {
+		o.CacheTTL = DefaultCacheTTL
+	}
+	if o.DownFor <= 0 {
+		o.DownFor = DefaultDownFor
+	}
+	if o.MaxIdle == 0 {
+		o.MaxIdle = DefaultMaxIdle
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.Queue == "" {
+		o.Queue = DefaultQueue
+	}
+	return o
+}
+
+// ErrClosed is returned (wrapped) by the calls of a closed Client.
+var ErrClosed = errors.New("client: closed")
+
+// Client calls daemons by name. Its methods are safe for concurrent use.
+type Client struct {
+	reg  registry.Registry
+	own  bool // Close closes reg
+	opts Options
+	now  func() time.Time // the clock; tests set it
+
+	mu     sync.RWMutex
+	names  map[string]*nameEntry
+	pools  map[poolKey]*pool
+	closed bool
+}
+
+// New returns a Client that resolves names through reg. The Client does not
+// own reg: close it after the Client.
+func New(reg registry.Registry, o Options) *Client {
+	return &Client{
+		reg:   reg,
+		opts:  o.withDefaults(),
+		now:   time.Now,
+		names: map[string]*nameEntry{},
+		pools: map[poolKey]*pool{},
+	}
+}
+
+// Environment variables FromEnv reads. The master sets them for its workers,
+// so that a worker that calls other daemons (a framework daemon, the queue
+// daemon) finds the registry nsfd.ini names.
+const (
+	EnvRegistryType   = "NSFD_REGISTRY_TYPE"    // registry.TypeSQLite or registry.TypePostgres
+	EnvRegistryDSN    = "NSFD_REGISTRY_DSN"     // the registry's file path or PostgreSQL DSN
+	EnvRegistryMaxAge = "NSFD_REGISTRY_MAX_AGE" // optional: Options.MaxAge, a Go duration ("15s")
+	EnvNode           = "NSFD_NODE"             // this host's node name (prefork.EnvNode)
+)
+
+// RegistryFromEnv opens the registry named by $NSFD_REGISTRY_TYPE (default
+// sqlite) and $NSFD_REGISTRY_DSN.
+func RegistryFromEnv(ctx context.Context) (registry.Registry, error) {
+	typ, dsn := os.Getenv(EnvRegistryType), os.Getenv(EnvRegistryDSN)
+	if typ == "" {
+		typ = registry.TypeSQLite
+	}
+	if dsn == "" {
+		return nil, fmt.Errorf("client: %s is not set: which registry?", EnvRegistryDSN)
+	}
+	reg, err := registry.Open(ctx, typ, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("client: open registry %s %s: %w", typ, registry.Redact(dsn), err)
+	}
+	return reg, nil
+}
+
+// FromEnv returns a Client on the registry RegistryFromEnv opens, with
+// $NSFD_REGISTRY_MAX_AGE and $NSFD_NODE as options; fields of o that are set
+// take precedence. The Client owns the registry: Close closes it.
+func FromEnv(ctx context.Context, o Options) (*Client, error) {
+	if o.MaxAge == 0 {
+		if s := os.Getenv(EnvRegistryMaxAge); s != "" {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return nil, fmt.Errorf("client: %s: %w", EnvRegistryMaxAge, err)
+			}
+			o.MaxAge = d
+		}
+	}
+	reg, err := RegistryFromEnv(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := New(reg, o)
+	c.own = true
+	return c, nil
+}
+
+// Options returns the client's options, with the defaults filled in.
+func (c *Client) Options() Options { return c.opts }
+
+// Close closes the idle connections (connections in use close when their
+// call returns) and, for a Client from FromEnv, the registry. Later calls
+// fail with ErrClosed. Close is idempotent.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	pools := c.pools
+	c.pools = map[poolKey]*pool{}
+	c.mu.Unlock()
+	for _, p := range pools {
+		p.close()
+	}
+	if c.own {
+		return c.reg.Close()
+	}
+	return nil
+}
+
+// Call sends req to the daemon called name and returns its response. If the
+// daemon answers asynchronously (wire.CodePending with a job id, see
+// Accepted), Call waits for the result in the spool and returns it; use
+// CallAsync to wait later, or not at all.
+//
+// As with wire.Conn.Call, the error is about the call: a response with an
+// error code is returned with a nil error (its Err method gives the code as
+// an error). An error means no endpoint could be reached, the connection
+// failed after the request was sent, or ctx ended; it wraps ctx.Err() then,
+// registry.ErrNotFound or registry.ErrStale when the name resolves to
+// nothing, and ErrClosed after Close.
+func (c *Client) Call(ctx context.Context, name string, req *wire.Request) (*wire.Response, error) {
+	resp, err := c.call(ctx, name, req)
+	if err != nil {
+		return nil, err
+	}
+	if id, ok := PendingID(resp); ok {
+		return c.Wait(ctx, id)
+	}
+	return resp, nil
+}
+
+// call is one request and its immediate response: it walks the name's
+// endpoints in order until one answers.
+func (c *Client) call(ctx context.Context, name string, req *wire.Request) (*wire.Response, error) {
+	ts, err := c.targets(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		lastErr error
+		retried bool // the request was sent again once
+		order   = ts.order(c.now(), make([]*target, 0, 8))
+	)
+	for i := 0; i < len(order); i++ {
+		t := order[i]
+		pc, err := t.pool.get(ctx, c, retried)
+		if err != nil {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return nil, fmt.Errorf("client: call %s %q: %w", name, req.Command, errors.Join(err, ctxErr))
+			}
+			if errors.Is(err, ErrClosed) {
+				return nil, err
+			}
+			lastErr = err
+			continue // the next endpoint
+		}
+		resp, err := pc.conn.Call(ctx, req)
+		if err == nil {
+			t.pool.put(c, pc)
+			return resp, nil
+		}
+		pc.close()
+		err = fmt.Errorf("client: call %s at %s: %w", name, t.pool.key.address, err)
+		switch {
+		case ctx.Err() != nil || !unsent(err):
+			return nil, err
+		case !pc.reused:
+			// A new connection, dropped before it was answered: the
+			// endpoint is failing (its worker died?). The request may
+			// have run, so it is not sent again; the next calls go
+			// elsewhere for a while.
+			t.pool.markDown(c)
+			return nil, err
+		case retried:
+			return nil, err
+		}
+		// The server had closed the idle connection as the request went:
+		// once more, on a new connection, to the next endpoint if there
+		// is one (this one may be going away), else to this one.
+		retried = true
+		if i == len(order)-1 {
+			i--
+		}
+	}
+	return nil, fmt.Errorf("client: call %s %q: no endpoint answered: %w", name, req.Command, lastErr)
+}
+
+// unsent reports whether err, from a reused connection, shows the server had
+// closed it before any of the response came: an end of file before the first
+// byte, a reset or a broken pipe.
+func unsent(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// Dial returns a new connection to the daemon called name, not from the
+// pool, speaking its encoding: the endpoints are tried as Call tries them.
+// The caller owns the connection and closes it.
+func (c *Client) Dial(ctx context.Context, name string) (*wire.Conn, error) {
+	ts, err := c.targets(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for _, t := range ts.order(c.now(), nil) {
+		pc, err := t.pool.dial(ctx, c)
+		if err == nil {
+			return pc.conn, nil
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, fmt.Errorf("client: dial %s: %w", name, errors.Join(err, ctxErr))
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("client: dial %s: no endpoint answered: %w", name, lastErr)
+}

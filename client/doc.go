@@ -1,0 +1,79 @@
+// Package client calls nsfd's framework daemons by name: it resolves the
+// name through the registry, dials one of the daemon's endpoints with
+// fail-over, and sends wire requests over pooled persistent connections in
+// the encoding the daemon registered. It succeeds Net::Server::Framework's
+// Client (c_connect, talk), without its defects: one request per connection,
+// a fail-over loop that never ran, and async results polled every 100 ms.
+//
+//	c := client.New(reg, client.Options{LocalNode: "alpha"})
+//	defer c.Close()
+//	req, _ := wire.NewRequest("get", map[string]string{"key": "a"})
+//	resp, err := c.Call(ctx, "kv", req)
+//
+// # Resolving and fail-over
+//
+// Resolve asks the registry for a name's endpoints at most once per
+// Options.CacheTTL (1 s); while the registry is unreachable, the last answer
+// is used. The endpoints of the local node come first; among the endpoints
+// of one rank (the local node's, then the others') calls go round robin, so
+// load spreads. An endpoint that cannot be dialled is marked down for
+// Options.DownFor (5 s) and skipped, the call moving on to the next one;
+// after that time it is tried again, and if every endpoint is down they are
+// all tried anyway. Every blocking step honours the context's deadline and
+// cancellation.
+//
+// # Connections
+//
+// Each endpoint has a pool of idle connections (at most Options.MaxIdle,
+// dropped after Options.IdleTimeout), so that a call costs one round trip.
+// Before a pooled connection is reused, a non-blocking peek checks that the
+// server has not closed it (a worker that reached max_requests or drained);
+// such a connection is dropped and another taken. If a reused connection
+// still fails before any of the response arrived (the server closed it as
+// the request was sent: a reset, a broken pipe, an end of file), the
+// request is sent once more on a new connection, to the next endpoint if
+// there is one (this one may be going away). A wire server never closes a
+// connection holding an unanswered request unless its worker dies in the
+// middle of it, so in that rare case a request can run twice: commands with
+// side effects should be idempotent, or carry an ID the daemon checks. A new
+// connection that fails that way is not retried (the request may have run):
+// the call fails, and the endpoint is marked down. So when a node is killed,
+// the calls its workers were serving at that moment may fail; the following
+// ones go to the other endpoints.
+//
+// Each idle connection holds one of the daemon's connection slots: with
+// Net::Server::PreFork's one connection per worker, a whole worker. Framework
+// daemons written in Go serve many connections per worker
+// (prefork.Server.Concurrency); keep MaxIdle small for daemons that do not.
+//
+// # Asynchronous calls
+//
+// A daemon may accept a command and answer later: it puts a job into the
+// spool through the queue daemon (Enqueue), answers wire.CodePending (1001)
+// with the job's id (Accepted), and stores the result when it has one
+// (Finish). Call then waits for that result and returns it as if the daemon
+// had answered at once; CallAsync returns a Pending whose Wait does so
+// later. Waiting is a `wait` request to the queue daemon, which holds it
+// until the result lands (it wakes on PostgreSQL's NOTIFY, or on a write to
+// the SQLite database; see registry.Spool) or until a server-side bound,
+// and is then repeated, until the context ends.
+//
+// The queue daemon's commands, each with a SpoolArgs as data and a Job (or
+// {"jobs": [...]}) as result:
+//
+//	put    {"daemon", "request"}          a new job, status "virgin"; its id is made by the queue
+//	get    {"id"}                         the job, or 2303
+//	mod    {"id", "status", "response"}   store a status and/or result; a result without a status
+//	                                      sets "done" (code < 2000) or "failed"
+//	del    {"id"}                         delete the job, or 2303
+//	list   {"daemon", "status", "limit"}  jobs, oldest first
+//	virgin {"daemon", "limit"}            list of the jobs nobody touched (the Perl Spooler's verb)
+//	wait   {"id", "timeout_ms"}           the job once finished; 1001 with the job if the timeout
+//	                                      passed first
+//
+// Job ids are made as the Perl Spooler made them, a hash and the node:
+// 32 hex digits of a SHA-256 over the user, command, daemon, time, process
+// and 8 random bytes, then "@" and the queue's node name
+// ("3f2a…c9@alpha"), so they never collide across nodes and say where the
+// job was put.
+package client

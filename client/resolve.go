@@ -1,0 +1,193 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nsfd/nsfd/registry"
+	"github.com/nsfd/nsfd/wire"
+)
+
+// nameEntry is the cache of one name.
+type nameEntry struct {
+	mu  sync.Mutex // one registry query at a time
+	cur atomic.Pointer[resolved]
+	rr  atomic.Uint32 // round robin: where the next call starts
+}
+
+// resolved is one answer of the registry for a name.
+type resolved struct {
+	name    string
+	eps     []registry.Endpoint
+	targets []*target // the endpoints a stream can be dialled to, in Resolve's order
+	local   int       // targets[:local] are the local node's
+	expires time.Time
+	rr      *atomic.Uint32
+}
+
+// target is one endpoint of a name, with the codec its daemon speaks.
+type target struct {
+	ep   registry.Endpoint
+	pool *pool
+}
+
+// encodings is what a registry offers beyond the Registry interface to look
+// up the encodings of a name's daemons; the registries of registry.Open have
+// it (others fall back to List).
+type encodings interface {
+	// Encodings returns the wire encoding of each running daemon called
+	// name, by node.
+	Encodings(ctx context.Context, name string) (map[string]string, error)
+}
+
+// Resolve returns the endpoints of the daemon called name as the registry
+// gave them, the local node's first (see registry.Registry.Resolve), from the
+// cache while it is fresh (Options.CacheTTL). While the registry cannot be
+// reached, the last answer is used. Errors wrap registry.ErrNotFound or
+// registry.ErrStale when no daemon of that name is running.
+func (c *Client) Resolve(ctx context.Context, name string) ([]registry.Endpoint, error) {
+	r, err := c.targets(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return append([]registry.Endpoint(nil), r.eps...), nil
+}
+
+// targets returns the name's endpoints, from the cache or the registry.
+func (c *Client) targets(ctx context.Context, name string) (*resolved, error) {
+	c.mu.RLock()
+	e, closed := c.names[name], c.closed
+	c.mu.RUnlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	now := c.now()
+	if e != nil {
+		if r := e.cur.Load(); r != nil && now.Before(r.expires) {
+			return r, nil
+		}
+	} else {
+		c.mu.Lock()
+		if e = c.names[name]; e == nil {
+			e = &nameEntry{}
+			c.names[name] = e
+		}
+		c.mu.Unlock()
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	old := e.cur.Load()
+	if old != nil && c.now().Before(old.expires) {
+		return old, nil // another caller just refreshed it
+	}
+	r, err := c.lookup(ctx, name)
+	if err != nil {
+		if old != nil && !errors.Is(err, registry.ErrNotFound) && !errors.Is(err, registry.ErrStale) && ctx.Err() == nil {
+			// The registry is unreachable: keep using what it said last,
+			// and ask again in a while.
+			keep := *old
+			keep.expires = c.now().Add(c.ttl())
+			e.cur.Store(&keep)
+			return &keep, nil
+		}
+		return nil, err
+	}
+	r.rr = &e.rr
+	r.expires = c.now().Add(c.ttl())
+	if c.opts.CacheTTL > 0 {
+		e.cur.Store(r)
+	}
+	return r, nil
+}
+
+func (c *Client) ttl() time.Duration { return max(c.opts.CacheTTL, 0) }
+
+// lookup asks the registry for the name's endpoints and encodings.
+func (c *Client) lookup(ctx context.Context, name string) (*resolved, error) {
+	eps, err := c.reg.Resolve(ctx, name, registry.ResolveOptions{LocalNode: c.opts.LocalNode, MaxAge: c.opts.MaxAge})
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	encs, err := c.encodings(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("client: encodings of %q: %w", name, err)
+	}
+	r := &resolved{name: name, eps: eps}
+	var skipped []string
+	for _, ep := range eps {
+		network := ""
+		switch ep.Proto {
+		case registry.ProtoTCP, registry.ProtoUnix:
+			network = ep.Proto
+		default:
+			skipped = append(skipped, ep.Proto+" "+ep.Address)
+			continue // a datagram socket carries no wire stream
+		}
+		codec, err := wire.Lookup(encs[ep.Node])
+		if err != nil {
+			skipped = append(skipped, ep.Proto+" "+ep.Address+" ("+err.Error()+")")
+			continue
+		}
+		p, err := c.pool(poolKey{network: network, address: ep.Address, codec: codec.Name()}, codec)
+		if err != nil {
+			return nil, err
+		}
+		if ep.Node == c.opts.LocalNode {
+			r.local++
+		}
+		r.targets = append(r.targets, &target{ep: ep, pool: p})
+	}
+	if len(r.targets) == 0 {
+		return nil, fmt.Errorf("client: %q has no endpoint a client can use: %q", name, skipped)
+	}
+	return r, nil
+}
+
+// encodings returns the encodings of name's daemons by node.
+func (c *Client) encodings(ctx context.Context, name string) (map[string]string, error) {
+	if e, ok := c.reg.(encodings); ok {
+		return e.Encodings(ctx, name)
+	}
+	ds, err := c.reg.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, d := range ds {
+		if d.Name == name && d.State == registry.StateRunning {
+			out[d.Node] = d.Encoding
+		}
+	}
+	return out, nil
+}
+
+// order returns the targets in the order a call tries them, appended to buf:
+// the local node's, then the others', each rank in turn starting where the
+// last call did not, and the endpoints marked down after all of them.
+func (r *resolved) order(now time.Time, buf []*target) []*target {
+	start := uint(r.rr.Add(1) - 1)
+	var down []*target
+	rank := func(ts []*target) {
+		n := uint(len(ts))
+		for i := range n {
+			t := ts[(start+i)%n]
+			if t.pool.isDown(now) {
+				down = append(down, t)
+				continue
+			}
+			buf = append(buf, t)
+		}
+	}
+	if r.local > 0 {
+		rank(r.targets[:r.local])
+	}
+	if r.local < len(r.targets) {
+		rank(r.targets[r.local:])
+	}
+	return append(buf, down...)
+}
