@@ -29,6 +29,7 @@
 //	daemons(node, name, state, encoding, master_pid, config_hash, started_at, heartbeat_at, last_exit)
 //	endpoints(node, daemon, seq, proto, address)        -- cascade-deleted with the daemon
 //	workers(node, daemon, pid, slot, state, started_at, requests, last_exit)  -- likewise
+//	spool(id, daemon, status, request, response, created_at, updated_at)     -- async calls (migration 2; Spool)
 //
 // Passwords in a PostgreSQL DSN never appear in an error; Redact hides them
 // for logs.
