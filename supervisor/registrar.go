@@ -28,6 +28,7 @@ type registrar struct {
 	heartbeat time.Duration
 	log       hclog.Logger
 	counters  func(ctx context.Context) map[string][]registry.Worker // request counters, read every heartbeat
+	open      func(ctx context.Context) (registry.Registry, error)    // registry.Open; a seam for tests
 
 	mu      sync.Mutex
 	daemons map[string]*regDaemon
@@ -57,6 +58,7 @@ func newRegistrar(typ, dsn, node string, heartbeat time.Duration, log hclog.Logg
 	}
 	return &registrar{
 		typ: typ, dsn: dsn, node: node, pid: os.Getpid(), heartbeat: heartbeat, log: log,
+		open:    func(ctx context.Context) (registry.Registry, error) { return registry.Open(ctx, typ, dsn) },
 		daemons: map[string]*regDaemon{},
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
@@ -182,7 +184,7 @@ func (r *registrar) run(ctx context.Context) {
 		}
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		g, err := registry.Open(octx, r.typ, r.dsn)
+		g, err := r.open(octx)
 		if err != nil {
 			fail(err)
 			return false
