@@ -28,7 +28,7 @@ type registrar struct {
 	heartbeat time.Duration
 	log       hclog.Logger
 	counters  func(ctx context.Context) map[string][]registry.Worker // request counters, read every heartbeat
-	open      func(ctx context.Context) (registry.Registry, error)    // registry.Open; a seam for tests
+	open      func(ctx context.Context) (registry.Registry, error)   // registry.Open; a seam for tests
 
 	mu      sync.Mutex
 	daemons map[string]*regDaemon
