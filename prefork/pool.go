@@ -30,7 +30,7 @@ type Config struct {
 
 	ReadyTimeout    time.Duration // type = notify: kill a worker not ready by then
 	GracefulTimeout time.Duration // SIGTERM, then SIGKILL after this
-	StartPeriod    time.Duration // a worker exiting sooner is a failed start
+	StartPeriod     time.Duration // a worker exiting sooner is a failed start
 	StartRetries    int           // failed starts in a row before the pool goes fatal
 	BackoffInitial  time.Duration
 	BackoffMax      time.Duration

@@ -136,7 +136,7 @@ func newTestPool(t *testing.T, helper string, mod func(*Config)) (*Pool, *Listen
 		Policy:          PolicyOptions{MinServers: 3, MaxServers: 10, MinSpareServers: 0, MaxSpareServers: 5, MinChildTTL: time.Hour},
 		ReadyTimeout:    5 * time.Second,
 		GracefulTimeout: 5 * time.Second,
-		StartPeriod:    50 * time.Millisecond,
+		StartPeriod:     50 * time.Millisecond,
 		StartRetries:    3,
 		BackoffInitial:  20 * time.Millisecond,
 		BackoffMax:      time.Second,
