@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -539,6 +540,13 @@ func (p *Pool) applyPolicy(now time.Time) {
 		p.terminate(live[i], "retired", now)
 	}
 	n := plan.Spawn
+	// Workers being replaced or draining still hold memory: however fast
+	// reloads come, the pool never has more than twice max_servers
+	// processes; new ones wait for old ones to leave.
+	if hard := 2*p.cfg.Policy.MaxServers - len(p.workers); n > hard {
+		n = max(hard, 0)
+		p.makeRoom(plan.Spawn-n, now)
+	}
 	if p.failedStarts > 0 && n > 1 {
 		n = 1 // after a failed start, probe with one worker at a time
 		if starting {
@@ -551,6 +559,31 @@ func (p *Pool) applyPolicy(now time.Time) {
 			p.failedStart(now, p.attempt)
 			return
 		}
+	}
+}
+
+// makeRoom stops up to k workers that are being replaced, oldest first,
+// while at least min_servers others still serve: under the process cap,
+// replacements can only start once old workers leave.
+func (p *Pool) makeRoom(k int, now time.Time) {
+	serving := 0
+	var old []*worker
+	for _, w := range p.workers {
+		if w.ready && w.cause == "" {
+			serving++
+			if w.replaced {
+				old = append(old, w)
+			}
+		}
+	}
+	slices.SortFunc(old, func(a, b *worker) int { return a.started.Compare(b.started) })
+	for _, w := range old {
+		if k == 0 || serving <= p.cfg.Policy.MinServers {
+			return
+		}
+		p.terminate(w, "replaced", now)
+		serving--
+		k--
 	}
 }
 

@@ -449,3 +449,32 @@ func TestPoolHoldsNoThreadPerWorker(t *testing.T) {
 		t.Errorf("%d threads for 100 workers (%d before): a thread per worker", after, before)
 	}
 }
+
+// TestPoolRollsStayBounded: rolls faster than old workers leave never take
+// the pool past twice max_servers processes.
+func TestPoolRollsStayBounded(t *testing.T) {
+	p, _, _ := newTestPool(t, "pool-stubborn", func(c *Config) {
+		c.Policy = PolicyOptions{MinServers: 2, MaxServers: 3, MaxSpareServers: 2, MinChildTTL: time.Hour}
+		c.GracefulTimeout = 300 * time.Millisecond // stubborn workers leave only when killed
+	})
+	waitFor(t, "2 ready workers", 10*time.Second, func() bool { return len(readyWorkers(status(t, p))) == 2 })
+	most := 0
+	for range 8 {
+		if err := p.Restart(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the roll to start", 10*time.Second, func() bool {
+			st := status(t, p)
+			most = max(most, len(st.Workers))
+			return len(readyWorkers(st)) >= 2
+		})
+	}
+	waitFor(t, "the pool to settle", 10*time.Second, func() bool {
+		st := status(t, p)
+		most = max(most, len(st.Workers))
+		return len(st.Workers) == 2
+	})
+	if most > 6 {
+		t.Errorf("up to %d processes, want at most 2 × max_servers = 6", most)
+	}
+}
