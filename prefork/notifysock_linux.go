@@ -16,6 +16,7 @@ import (
 type notifySocket struct {
 	path string
 	conn *net.UnixConn
+	ino  uint64 // of the socket file: close removes the path only if it is still ours
 }
 
 // note is one datagram as read, with the sender's pid.
@@ -65,7 +66,12 @@ func listenNotify(path string) (*notifySocket, error) {
 		conn.Close()
 		return nil, fmt.Errorf("notify socket: %w", err)
 	}
-	return &notifySocket{path: path, conn: conn}, nil
+	ns := &notifySocket{path: path, conn: conn}
+	var st unix.Stat_t
+	if unix.Lstat(path, &st) == nil {
+		ns.ino = st.Ino
+	}
+	return ns, nil
 }
 
 // maxBatch bounds the datagrams read in one go.
@@ -143,8 +149,12 @@ func credPID(oob []byte) int {
 
 func (s *notifySocket) close() error {
 	err := s.conn.Close()
-	if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
-		err = rerr
+	// A pool of the same daemon started since may have bound the path anew.
+	var st unix.Stat_t
+	if unix.Lstat(s.path, &st) == nil && st.Ino == s.ino {
+		if rerr := os.Remove(s.path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) && err == nil {
+			err = rerr
+		}
 	}
 	return err
 }

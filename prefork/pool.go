@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"sync"
@@ -172,10 +173,12 @@ type worker struct {
 	stopSignal bool
 }
 
+// exitEvent says a worker has exited. It is not reaped yet: its zombie
+// keeps the pid from being reused until the loop reaps it (cmd.Wait, which
+// then returns at once) and forgets it, so no signal can reach a stranger.
 type exitEvent struct {
-	pid   int
-	state *os.ProcessState
-	err   error
+	pid int
+	cmd *exec.Cmd
 }
 
 // Pool runs one daemon's workers. One goroutine owns all its state; the
@@ -239,11 +242,13 @@ func (p *Pool) Start(ctx context.Context) error {
 	var err error
 	p.startOnce.Do(func() {
 		if err = ctx.Err(); err != nil {
+			close(p.done)
 			return
 		}
 		if p.cfg.NotifyPath != "" {
 			p.nsock, err = listenNotify(p.cfg.NotifyPath)
 			if err != nil {
+				close(p.done)
 				return
 			}
 			go p.nsock.read(p.notes, p.sockDone)
@@ -265,6 +270,7 @@ func (p *Pool) Done() <-chan struct{} { return p.done }
 // graceful_timeout. It returns once all have exited, or with ctx's error
 // after killing the rest when ctx ends first. Stop is idempotent.
 func (p *Pool) Stop(ctx context.Context) error {
+	p.startOnce.Do(func() { close(p.done) }) // never started: nothing to stop
 	p.stopOnce.Do(func() { close(p.stop) })
 	select {
 	case <-p.done:
@@ -384,6 +390,7 @@ func (p *Pool) Restart(ctx context.Context) error {
 // roll marks every current worker for replacement and clears a fatal state.
 func (p *Pool) roll() {
 	p.gen++
+	p.attempt++ // workers of the old config failing now do not count against the new one
 	p.fatal, p.failedStarts, p.nextSpawn = false, 0, time.Time{}
 	for _, w := range p.workers {
 		if w.cause == "" {
@@ -547,10 +554,11 @@ func (p *Pool) applyPolicy(now time.Time) {
 		n = max(hard, 0)
 		p.makeRoom(plan.Spawn-n, now)
 	}
-	if p.failedStarts > 0 && n > 1 {
-		n = 1 // after a failed start, probe with one worker at a time
+	if p.failedStarts > 0 { // after a failed start, probe with one worker at a time
 		if starting {
 			n = 0
+		} else {
+			n = min(n, 1)
 		}
 	}
 	for range n {
@@ -754,7 +762,7 @@ func (p *Pool) terminate(w *worker, cause string, now time.Time) {
 	w.stopSignal = true
 	w.state = StateStopping
 	w.killAt = now.Add(p.cfg.GracefulTimeout)
-	if err := signalWorker(w.pid, sigTerm); err != nil {
+	if err := w.proc.Signal(sigTerm); err != nil {
 		p.cfg.Logger.Debug("signal worker", "pid", w.pid, "error", err)
 	}
 }
@@ -772,12 +780,13 @@ func (p *Pool) kill(w *worker) {
 }
 
 func (p *Pool) handleExit(ex exitEvent, now time.Time) {
+	_ = ex.cmd.Wait() // reap: the process has exited, so this does not block
 	w := p.workers[ex.pid]
 	if w == nil {
 		return
 	}
 	delete(p.workers, ex.pid)
-	code, sig := exitInfo(ex.state)
+	code, sig := exitInfo(ex.cmd.ProcessState)
 	lived := now.Sub(w.started)
 	ev := Event{Kind: EventExit, PID: w.pid, Slot: w.slot, Requests: w.requests, ExitCode: code, Signal: sig}
 	desc := describeExit(code, sig)

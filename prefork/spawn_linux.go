@@ -71,36 +71,43 @@ func (p *Pool) startProcess(slot int) (*os.Process, error) {
 	go func() {
 		// Park on the runtime's poller until the worker exits, so a thousand
 		// workers cost a thousand parked goroutines, not a thousand threads
-		// blocked in wait; then reap it, which no longer blocks.
-		awaitExit(pidfd)
-		err := cmd.Wait()
-		p.exits <- exitEvent{pid: pid, state: cmd.ProcessState, err: err}
+		// blocked in wait. The loop reaps it.
+		if !awaitExit(pidfd) {
+			var info unix.Siginfo
+			for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+			}
+		}
+		p.exits <- exitEvent{pid: pid, cmd: cmd}
 	}()
 	return cmd.Process, nil
 }
 
-// awaitExit waits, without holding a thread, until the process behind pidfd
-// has exited, and closes pidfd. Without a pidfd it returns at once.
-func awaitExit(pidfd int) {
+// awaitExit waits, without holding a thread and without reaping, until the
+// process behind pidfd has exited, and closes pidfd. It reports false if it
+// could not wait that way.
+func awaitExit(pidfd int) bool {
 	if pidfd < 0 {
-		return
+		return false
 	}
 	if err := syscall.SetNonblock(pidfd, true); err != nil {
 		syscall.Close(pidfd)
-		return
+		return false
 	}
 	f := os.NewFile(uintptr(pidfd), "pidfd")
 	defer f.Close()
 	rc, err := f.SyscallConn()
 	if err != nil {
-		return
+		return false
 	}
-	_ = rc.Read(func(fd uintptr) bool {
+	exited := false
+	err = rc.Read(func(fd uintptr) bool {
 		// A pidfd polls readable once its process has exited.
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, 0)
-		return err != nil || (n > 0 && fds[0].Revents != 0)
+		n, perr := unix.Poll(fds, 0)
+		exited = perr == nil && n > 0 && fds[0].Revents != 0
+		return perr != nil || exited
 	})
+	return err == nil && exited
 }
 
 // workerEnv is the master's environment without another supervisor's
@@ -134,10 +141,6 @@ func (p *Pool) workerEnv(slot int) []string {
 		env = append(env, EnvWatchdogUSec+"="+strconv.FormatInt(c.Watchdog.Microseconds(), 10))
 	}
 	return env
-}
-
-func signalWorker(pid int, sig syscall.Signal) error {
-	return syscall.Kill(pid, sig)
 }
 
 // killGroup sends SIGKILL to the worker's process group, so what it forked dies with it.

@@ -239,7 +239,6 @@ func (r *registrar) run(ctx context.Context) {
 				for _, n := range names {
 					if err := reg.Unregister(sctx, r.node, n); err != nil {
 						r.log.Error("unregister", "daemon", n, "error", err)
-						break
 					}
 				}
 				cancel()

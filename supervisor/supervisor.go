@@ -62,7 +62,6 @@ type daemon struct {
 	listeners []*prefork.Listener
 	pool      *prefork.Pool // nil when stopped
 	configErr error         // its file failed to load: it runs on its last good config
-	stopped   bool          // stopped by `nsfd stop`
 	draining  bool          // being stopped in the background
 	drained   chan struct{} // closed when a drain ends
 }
@@ -239,7 +238,7 @@ func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
 		closeAll(ls)
 		return err
 	}
-	dm.pool, dm.listeners, dm.stopped = pool, ls, false
+	dm.pool, dm.listeners = pool, ls
 	s.reg.define(record(d, ls))
 	addrs := make([]string, len(ls))
 	for i, l := range ls {
@@ -575,7 +574,6 @@ func (s *Supervisor) Stop(ctx context.Context, name string) error {
 			wait = d.drained
 		case d.pool == nil:
 		default:
-			d.stopped = true
 			s.drain([]*daemon{d}, func(d *daemon) {
 				d.pool, d.listeners = nil, nil
 				s.reg.remove(d.cfg.Name)
