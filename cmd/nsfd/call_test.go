@@ -282,9 +282,18 @@ func TestCallFailsOverToAnotherNode(t *testing.T) {
 	}
 	waitFor(t, "calls before the kill", 10*time.Second, func() bool { return calls.Load() > 50 })
 	a := masters["alpha"]
+	pids := a.workers("")
 	before := calls.Load()
-	a.cmd.Process.Kill() // its workers die with it (parent-death signal)
+	a.cmd.Process.Kill() // its workers die with it (parent-death signal), a moment later
 	<-a.exited
+	waitFor(t, "alpha's workers to die", 10*time.Second, func() bool {
+		for _, pid := range pids {
+			if alive(pid) {
+				return false
+			}
+		}
+		return true
+	})
 	dead := calls.Load()
 	waitFor(t, "calls after the kill", 20*time.Second, func() bool { return calls.Load() > before+200 })
 	close(stop)
