@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,9 @@ func TestVerbs(t *testing.T) {
 				for _, j := range js.Jobs {
 					got = append(got, j.ID)
 				}
+				// Jobs come oldest first; two put in the same millisecond tie, so compare as sets.
+				slices.Sort(got)
+				want = slices.Sorted(slices.Values(want))
 				if strings.Join(got, ",") != strings.Join(want, ",") {
 					t.Errorf("list %q = %v, want %v", status, got, want)
 				}
