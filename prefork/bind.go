@@ -28,9 +28,10 @@ type ListenSpec struct {
 // Listener is a bound socket held by the master for a daemon's whole life and
 // handed to every worker as an inherited fd.
 type Listener struct {
-	Spec ListenSpec
-	Addr net.Addr // the real bound address: port 0 resolved
-	file *os.File
+	Spec  ListenSpec // owned by whoever binds and adjusts it; pools read only what Bind fixed
+	Addr  net.Addr   // the real bound address: port 0 resolved
+	file  *os.File
+	proto string
 }
 
 // File returns the socket's fd as a file, for exec.Cmd.ExtraFiles.
@@ -38,13 +39,20 @@ func (l *Listener) File() *os.File { return l.file }
 
 // Proto returns "tcp", "udp", "unix" or "unixgram": the protocol without address family.
 func (l *Listener) Proto() string {
-	switch l.Spec.Network {
+	if l.proto != "" {
+		return l.proto
+	}
+	return protoOf(l.Spec.Network)
+}
+
+func protoOf(network string) string {
+	switch network {
 	case "tcp", "tcp4", "tcp6":
 		return "tcp"
 	case "udp", "udp4", "udp6":
 		return "udp"
 	}
-	return l.Spec.Network
+	return network
 }
 
 // String renders the listener as "proto address", e.g. "tcp 127.0.0.1:41234".
@@ -138,7 +146,7 @@ func Bind(ctx context.Context, spec ListenSpec) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
 	}
-	l := &Listener{Spec: spec, Addr: addr, file: file}
+	l := &Listener{Spec: spec, Addr: addr, file: file, proto: protoOf(spec.Network)}
 	fd := int(file.Fd())
 	if spec.Backlog > 0 && (spec.Network == "unix" || spec.Proto() == "tcp") {
 		// Go listens with the kernel's somaxconn; listen(2) again sets the daemon's backlog.
@@ -167,9 +175,7 @@ func Bind(ctx context.Context, spec ListenSpec) (*Listener, error) {
 }
 
 // Proto returns the spec's protocol without address family.
-func (s ListenSpec) Proto() string {
-	return (&Listener{Spec: s}).Proto()
-}
+func (s ListenSpec) Proto() string { return protoOf(s.Network) }
 
 // removeStaleSocket removes path if it is a UNIX socket nobody accepts on.
 func removeStaleSocket(ctx context.Context, path string) error {

@@ -300,12 +300,10 @@ func (p *Pool) do(ctx context.Context, f func()) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	select {
-	case <-ran:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// The loop took f and runs it now: wait for it, so that f never writes
+	// the caller's variables after the caller has returned.
+	<-ran
+	return nil
 }
 
 // ErrStopped is returned by requests to a pool that has stopped.
