@@ -19,7 +19,8 @@ import (
 // flaky is a real SQLite registry that can be made unreachable.
 type flaky struct {
 	registry.Registry
-	down atomic.Bool
+	down       atomic.Bool
+	heartbeats atomic.Int64 // calls, failed ones included: the registrar's clock, for tests
 }
 
 var errDown = errors.New("connection refused")
@@ -32,6 +33,7 @@ func (f *flaky) Register(ctx context.Context, d registry.Daemon) error {
 }
 
 func (f *flaky) Heartbeat(ctx context.Context, node string, pid int) error {
+	f.heartbeats.Add(1)
 	if f.down.Load() {
 		return errDown
 	}
@@ -93,7 +95,8 @@ func TestRegistrarFollowsStatesAndSurvivesAnOutage(t *testing.T) {
 	r.define(registry.Daemon{Name: "echo", Encoding: "json", Endpoints: []registry.Endpoint{{Proto: "tcp", Address: "127.0.0.1:7001"}}})
 	// Not before its pool runs.
 	r.state("echo", "starting")
-	time.Sleep(100 * time.Millisecond) // two heartbeats: nothing may appear meanwhile
+	hb := f.heartbeats.Load()
+	waitUntil(t, "two heartbeats", func() bool { return f.heartbeats.Load() >= hb+2 })
 	if resolves() {
 		t.Fatal("registered before its pool ran")
 	}
@@ -109,7 +112,8 @@ func TestRegistrarFollowsStatesAndSurvivesAnOutage(t *testing.T) {
 	r.workerStarted("echo", 102, 1)
 	r.workerExited("echo", 101, "crashed: signal killed")
 	waitUntil(t, "the failure logged", func() bool { return strings.Contains(logs.String(), "registry unreachable") })
-	time.Sleep(300 * time.Millisecond) // several heartbeats and retries go by
+	hb = f.heartbeats.Load()
+	waitUntil(t, "several retries", func() bool { return f.heartbeats.Load() >= hb+4 })
 	if n := strings.Count(logs.String(), "registry unreachable"); n != 1 {
 		t.Errorf("the outage was logged %d times, want once:\n%s", n, logs.String())
 	}
