@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin
 EXAMPLES    := echo http kv
 
-.PHONY: all build run setup test vet staticcheck unit bench clean
+.PHONY: all build run setup test vet staticcheck unit bench bench-quick clean
 
 all: build
 
@@ -36,8 +36,14 @@ setup:
 
 test: setup vet staticcheck unit
 
-bench: build
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 20m ./bench/...
+# The benchmark suite against the peers (installed from Debian's packages when
+# missing): writes docs/benchmarks.md and its charts, in about 15 minutes.
+bench:
+	bash bench/run
+
+# The same in about 2 minutes, written to var/bench/benchmarks.md.
+bench-quick:
+	bash bench/run --quick
 
 clean:
 	rm -rf $(BIN) var

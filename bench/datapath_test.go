@@ -36,7 +36,24 @@ type round struct {
 type workloadResult struct {
 	name  string // sub-benchmark
 	kind  workload
+	label string // in the tables; kind's name when empty
 	sides []*side
+}
+
+func (wl *workloadResult) title() string {
+	if wl.label != "" {
+		return wl.label
+	}
+	return wl.kind.String()
+}
+
+// runLoad drives addr with the benchmark's own client, or with wrk for
+// httpWrk.
+func runLoad(ctx context.Context, w workload, addr string, clients int, d time.Duration) loadResult {
+	if w == httpWrk {
+		return runWrk(ctx, addr, clients, d)
+	}
+	return generateLoad(ctx, w, addr, clients, d)
 }
 
 // daemonConf is a daemon pinned at n workers: min_servers = max_servers = n,
@@ -66,6 +83,7 @@ func BenchmarkDataPath(b *testing.B) {
 		"http":        daemonConf(bins.ht, n, 0),
 		"httprecycle": daemonConf(bins.ht, n, 1000), // nsfd's default max_requests
 	}
+	var notes []string
 	m := startMaster(b, daemons)
 	addrs := map[string]string{}
 	startPids := map[string][]int{}
@@ -107,6 +125,13 @@ func BenchmarkDataPath(b *testing.B) {
 			nsfdSide("nsfd max_requests=1000", "recycle", "httprecycle", true),
 		}},
 	}
+	if v := wrkVersion(); v != "" {
+		addMachineNote("load generator for the wrk rows: " + v + " (Debian's package), one thread")
+		workloads = append(workloads, &workloadResult{name: "http-wrk", kind: httpWrk, label: "http keep-alive, driven by wrk",
+			sides: []*side{directSide("direct", "direct", httpDirect), nsfdSide("nsfd", "nsfd", "http", false)}})
+	} else {
+		notes = append(notes, "wrk is not installed: the http keep-alive workload was driven by the benchmark's own client only")
+	}
 
 	var measured []*workloadResult
 	for _, wl := range workloads {
@@ -124,7 +149,6 @@ func BenchmarkDataPath(b *testing.B) {
 	if len(measured) == 0 {
 		return
 	}
-	var notes []string
 	for d, before := range startPids {
 		if d == "httprecycle" {
 			continue
@@ -154,6 +178,7 @@ func BenchmarkDataPath(b *testing.B) {
 		notes = append(notes, fmt.Sprintf("%d workers replaced by the master (max_requests, crashes)", k))
 	}
 	printDataPath(os.Stdout, n, clients, measured, notes)
+	recordDataPath(n, clients, measured, notes)
 }
 
 func sorted(s []int) []int {
@@ -183,7 +208,7 @@ func measureWorkload(b *testing.B, wl *workloadResult, clients int) {
 	ctx := context.Background()
 	for _, s := range wl.sides {
 		if *flagWarmup > 0 {
-			if r := generateLoad(ctx, wl.kind, s.addr, clients, *flagWarmup); r.Requests == 0 {
+			if r := runLoad(ctx, wl.kind, s.addr, clients, *flagWarmup); r.Requests == 0 {
 				b.Fatalf("%s %s: no request answered during the warm-up: %+v", wl.name, s.name, r)
 			}
 		}
@@ -203,7 +228,7 @@ func measureRound(ctx context.Context, w workload, s *side, clients int) round {
 	if s.master != 0 {
 		m0 = procCPU(s.master)
 	}
-	load := generateLoad(ctx, w, s.addr, clients, *flagDuration)
+	load := runLoad(ctx, w, s.addr, clients, *flagDuration)
 	rd := round{load: load, workerCPU: -1}
 	if !s.recycled {
 		rd.workerCPU = totalCPU(pids) - w0
@@ -306,7 +331,7 @@ func printDataPath(w io.Writer, n, clients int, wls []*workloadResult, notes []s
 			sum := summarize(s)
 			label := ""
 			if i == 0 {
-				label = wl.kind.String()
+				label = wl.title()
 			}
 			mcpu, cpu, ratio, spread, best := "-", "-", "-", "-", "-"
 			if s.master != 0 {

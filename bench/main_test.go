@@ -32,11 +32,24 @@ func setBins(dir string) {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
+	started := time.Now()
+	code := runMain(m)
+	if *flagReport != "" && code == 0 {
+		if err := writeReport(*flagReport, started); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			code = 1
+		} else {
+			fmt.Fprintln(os.Stderr, "bench: report written to", *flagReport)
+		}
+	}
+	os.Exit(code)
 }
 
 func runMain(m *testing.M) int {
 	flag.Parse()
+	if *flagQuick {
+		quickDefaults()
+	}
 	if f := flag.Lookup("test.bench"); f == nil || f.Value.String() == "" {
 		return m.Run() // no benchmark asked for: nothing to build
 	}
@@ -70,4 +83,16 @@ func runMain(m *testing.M) int {
 		}
 	}
 	return m.Run()
+}
+
+// quickDefaults shortens the data path's rounds under -bench.quick, where
+// the flags were not set explicitly.
+func quickDefaults() {
+	set := map[string]bool{}
+	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, v := range map[string]string{"bench.rounds": "3", "bench.duration": "500ms", "bench.warmup": "300ms"} {
+		if !set[name] {
+			flag.Set(name, v)
+		}
+	}
 }

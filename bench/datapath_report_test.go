@@ -1,0 +1,122 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"slices"
+	"strings"
+)
+
+// targetDataPath is the PreFork issue's target: throughput under nsfd at
+// least this share of the same workers without it.
+const targetDataPath = 0.97
+
+// recordDataPath adds the data-path section, its targets and its chart to
+// the report.
+func recordDataPath(n, clients int, wls []*workloadResult, notes []string) {
+	var aa float64 // the A/A control's ratio: what "no difference" reads as in this run
+	for _, wl := range wls {
+		for i, s := range wl.sides {
+			if i > 0 && s.metric == "direct2" {
+				aa = median(pairedRatios(s, wl.sides[0]))
+			}
+		}
+	}
+	chart := barChart{order: orderDataPath, file: "bench-datapath.png",
+		title: "Data path: requests/s, same workers with and without nsfd", ylabel: "requests/s (median of rounds)",
+		series: []barSeries{{name: "nsfd"}, {name: "direct (no supervisor)"}}}
+	for _, wl := range wls {
+		base := summarize(wl.sides[0])
+		for i, s := range wl.sides {
+			if i == 0 || s.metric != "nsfd" {
+				continue
+			}
+			sum := summarize(s)
+			chart.groups = append(chart.groups, strings.ReplaceAll(wl.title(), ", driven by", " by"))
+			chart.series[0].values = append(chart.series[0].values, sum.median)
+			chart.series[1].values = append(chart.series[1].values, base.median)
+			pr := pairedRatios(s, wl.sides[0])
+			if len(pr) == 0 {
+				continue
+			}
+			r := median(pr)
+			t := target{order: orderDataPath, what: "data path, " + wl.title() + ": nsfd ÷ no supervisor",
+				goal: fmt.Sprintf("≥ %.2f", targetDataPath), met: r >= targetDataPath,
+				measured: fmt.Sprintf("%.3f (%.0f vs %.0f req/s)", r, sum.median, base.median)}
+			if aa > 0 {
+				t.measured += fmt.Sprintf("; A/A control %.3f", aa)
+			}
+			if !t.met {
+				t.note = "see § Data path"
+				if aa > 0 && r >= aa {
+					t.note = "within this run's A/A spread; see § Data path"
+				}
+			}
+			addTarget(t)
+		}
+	}
+	if len(chart.groups) > 0 {
+		addChart(chart)
+	}
+	addSection(orderDataPath, "Data path: nsfd vs no supervisor", func(w io.Writer) {
+		fmt.Fprintf(w, "The master is never in the data path: connections go from the kernel's accept queue to the workers. "+
+			"This measures what nsfd still costs a daemon: the same worker binaries (`examples/echo`, `examples/http`), "+
+			"%d of them per side, under `nsfd run` (`min_servers = max_servers = %d`, `type = notify`, `max_requests = 0`, "+
+			"a third daemon with nsfd's default `max_requests = 1000`) and **direct**: %d copies started by the benchmark "+
+			"on a socket it binds itself as nsfd would, with `LISTEN_FDS=1` and no `NOTIFY_SOCKET`, so nothing to report to.\n\n",
+			n, n, n)
+		fmt.Fprintf(w, "Load: %d closed-loop clients on loopback (each waits for its reply before the next request), "+
+			"%d rounds × %v per side after %v of warm-up, the order of the sides rotating each round, on %d CPUs shared "+
+			"with the load generator. *keep-alive*: one connection per client, request after request; "+
+			"*connect-per-request*: connect, one request, reply, close (`SO_LINGER 0`) — every request is an accept "+
+			"and a status report from the worker to the master. The wrk row drives the same http daemons with `wrk -t1 -c%d`.\n\n",
+			clients, *flagRounds, *flagDuration, *flagWarmup, runtime.NumCPU(), clients)
+		fmt.Fprintln(w, "req/s, p50, p99: median over the rounds. **vs direct**: median over the rounds of req/s ÷ the direct "+
+			"req/s of the same round (range: lowest–highest round). CPU/req: CPU time of the workers and the master "+
+			"(utime+stime from `/proc`) per request; master CPU: share of one CPU the master used while the load ran. "+
+			"The *A/A control* is a second, identical direct group: its ratio is what \"no difference\" reads as on this "+
+			"machine in this run.")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "| workload | side | req/s | p50 | p99 | errors | master CPU | CPU/req | vs direct | range |")
+		fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		for _, wl := range wls {
+			for i, s := range wl.sides {
+				sum := summarize(s)
+				label := ""
+				if i == 0 {
+					label = wl.title()
+				}
+				mcpu, cpu, ratio, spread := "–", "–", "", ""
+				if s.master != 0 {
+					mcpu = fmt.Sprintf("%.1f%%", 100*sum.masterShare)
+				}
+				if sum.cpuPerReq > 0 {
+					cpu = fmt.Sprintf("%.1f µs", float64(sum.cpuPerReq.Nanoseconds())/1e3)
+				}
+				if pr := pairedRatios(s, wl.sides[0]); i > 0 && len(pr) > 0 {
+					ratio = fmt.Sprintf("**%.3f**", median(pr))
+					spread = fmt.Sprintf("%.2f–%.2f", slices.Min(pr), slices.Max(pr))
+				}
+				fmt.Fprintf(w, "| %s | %s | %.0f | %s | %s | %d | %s | %s | %s | %s |\n", label, s.name, sum.median,
+					roundDur(sum.p50), roundDur(sum.p99), sum.errors, mcpu, cpu, ratio, spread)
+			}
+		}
+		fmt.Fprintln(w)
+		for _, note := range notes {
+			fmt.Fprintln(w, "- "+note)
+		}
+		fmt.Fprintln(w)
+		fmt.Fprint(w, dataPathDiscussion)
+	})
+}
+
+// dataPathDiscussion explains the mechanisms behind the figures, which do
+// not change from run to run.
+const dataPathDiscussion = `How to read it: on keep-alive connections a worker reports BUSY once per connection, so the rows are
+the data path alone and the master's CPU share should be about zero. On connect-per-request every
+request is an accept and a change of the worker's state; the Go worker library reports the change to
+idle only after a short grace with no new connection, and counts requests in one cumulative
+` + "`REQUESTS=n`" + ` word (docs/protocol.md), so a worker kept busy reports nothing per request. The extra CPU
+per request under nsfd, beside the master's share, is what the status protocol still costs.
+`
