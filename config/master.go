@@ -32,19 +32,23 @@ func defaultMaster(etcDir string) *Master {
 	if err != nil || node == "" {
 		node = "localhost"
 	}
+	runDir, logFile, dsn := resolve(dir, DefaultRunDir), resolve(dir, DefaultLogFile), resolve(dir, DefaultRegistryDSN)
+	if systemEtc(dir) {
+		runDir, logFile, dsn = SystemRunDir, SystemLogFile, SystemRegistryDSN
+	}
 	m := &Master{
 		File:     filepath.Join(dir, MasterFileName),
 		Dir:      dir,
 		NodeName: node,
-		RunDir:   resolve(dir, DefaultRunDir),
+		RunDir:   runDir,
 		Registry: Registry{
 			Type:      DefaultRegistryType,
-			DSN:       resolve(dir, DefaultRegistryDSN),
+			DSN:       dsn,
 			Heartbeat: DefaultHeartbeat,
 		},
 		Log: Log{
 			Target:         DefaultLogTarget,
-			File:           resolve(dir, DefaultLogFile),
+			File:           logFile,
 			Format:         DefaultLogFormat,
 			Level:          DefaultLogLevel,
 			SyslogIdent:    DefaultSyslogIdent,
@@ -53,6 +57,13 @@ func defaultMaster(etcDir string) *Master {
 	}
 	m.ControlSocket = filepath.Join(m.RunDir, DefaultControlSocketName)
 	return m
+}
+
+// systemEtc reports whether dir is a system configuration directory, one
+// under /etc, whose defaults are the FHS paths (SystemRunDir, ...) rather
+// than ../var beside it.
+func systemEtc(dir string) bool {
+	return strings.HasPrefix(filepath.Clean(dir), "/etc/")
 }
 
 // resolve makes p absolute against dir.

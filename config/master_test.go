@@ -151,3 +151,18 @@ func TestLoadMasterPostgresKeyValueDSN(t *testing.T) {
 		t.Errorf("err = %v; want an error without the password", err)
 	}
 }
+
+func TestSystemEtcDefaults(t *testing.T) {
+	m := defaultMaster("/etc/nsfd")
+	if m.RunDir != SystemRunDir || m.Log.File != SystemLogFile || m.Registry.DSN != SystemRegistryDSN {
+		t.Errorf("/etc/nsfd: run_dir %s, log %s, registry %s; want the FHS paths", m.RunDir, m.Log.File, m.Registry.DSN)
+	}
+	if m.ControlSocket != SystemRunDir+"/"+DefaultControlSocketName {
+		t.Errorf("control socket %s", m.ControlSocket)
+	}
+	for _, dir := range []string{"/etcetera/nsfd", "/srv/etc", "/etc"} {
+		if m := defaultMaster(dir); m.RunDir != filepath.Join(filepath.Dir(dir), "var", "run") {
+			t.Errorf("%s: run_dir %s, want ../var/run beside it", dir, m.RunDir)
+		}
+	}
+}

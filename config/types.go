@@ -36,6 +36,15 @@ const (
 	DefaultRegistryDSN       = "../var/registry.db"
 )
 
+// The defaults of a system install: an etc directory under /etc (such as
+// /etc/nsfd) puts the run directory, the central log and the SQLite registry
+// where the Filesystem Hierarchy Standard has them, not under /etc/var.
+const (
+	SystemRunDir      = "/run/nsfd"
+	SystemLogFile     = "/var/log/nsfd/nsfd.log"
+	SystemRegistryDSN = "/var/lib/nsfd/registry.db"
+)
+
 // Worker start-up types: how the master learns that a new worker is ready.
 const (
 	// TypeSimple workers count as ready as soon as they have been executed.
