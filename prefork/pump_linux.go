@@ -429,3 +429,42 @@ func epollAdd(epfd, fd int, tok uint64) error {
 	}
 	return nil
 }
+
+// sharedPump is the pump of the pools of this process: the first pool to
+// start opens it, the last to stop closes it.
+var sharedPump struct {
+	mu    sync.Mutex
+	p     *pump
+	users int
+}
+
+// acquirePump returns the shared pump, opening it if no pool uses it.
+// Release it with releasePump.
+func acquirePump() (*pump, error) {
+	sharedPump.mu.Lock()
+	defer sharedPump.mu.Unlock()
+	if sharedPump.p == nil {
+		p, err := newPump()
+		if err != nil {
+			return nil, fmt.Errorf("start worker pump: %w", err)
+		}
+		sharedPump.p = p
+	}
+	sharedPump.users++
+	return sharedPump.p, nil
+}
+
+// releasePump gives back what acquirePump returned; the last user closes the
+// pump.
+func releasePump() {
+	sharedPump.mu.Lock()
+	sharedPump.users--
+	var last *pump
+	if sharedPump.users == 0 {
+		last, sharedPump.p = sharedPump.p, nil
+	}
+	sharedPump.mu.Unlock()
+	if last != nil {
+		last.close()
+	}
+}
