@@ -456,8 +456,8 @@ func TestPoolUpdateRollsAndKeepsOldWorkersIfNewOnesFail(t *testing.T) {
 	echoOnce(t, l.Addr, "new workers serve")
 }
 
-// TestPoolHoldsNoThreadPerWorker: waiting for workers parks goroutines on
-// their pidfds instead of blocking a thread in wait(2) for each.
+// TestPoolHoldsNoThreadPerWorker: the pump waits for workers on their
+// pidfds in one epoll_wait instead of blocking a thread in wait(2) for each.
 func TestPoolHoldsNoThreadPerWorker(t *testing.T) {
 	threads := func() int {
 		b, _ := os.ReadFile("/proc/self/status")
