@@ -320,26 +320,33 @@ func (p *pump) read(w *watch, i int) {
 	}
 }
 
-// drain reads what is in stream i of w now, and no more: a child of the
-// worker that keeps writing cannot hold it up. At EOF it closes the stream.
+// drain reads what is in stream i of w now, and then once more: a child of
+// the worker that keeps writing cannot hold it up, and a pipe no child holds
+// is seen at EOF and closed, which writes a last line without a newline.
 func (p *pump) drain(w *watch, i int) {
 	if w.fds[i] < 0 {
 		return
 	}
 	avail, err := unix.IoctlGetInt(w.fds[i], unix.TIOCINQ) // FIONREAD: bytes in the pipe
 	if err != nil {
-		avail = len(p.buf)
+		avail = 0
 	}
-	for avail > 0 {
-		n, err := unix.Read(w.fds[i], p.buf[:min(avail, len(p.buf))])
-		if n <= 0 {
-			if n == 0 || !errors.Is(err, unix.EAGAIN) && !errors.Is(err, unix.EINTR) {
-				p.closeStream(w, i)
-			}
+	for last := false; !last; {
+		size := avail
+		if size <= 0 { // what was there is read: EOF, or a child still holds the pipe
+			size, last = len(p.buf), true
+		}
+		n, err := unix.Read(w.fds[i], p.buf[:min(size, len(p.buf))])
+		switch {
+		case n > 0:
+			p.write(w, i, p.buf[:n])
+			avail -= n
+		case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+			return
+		default: // EOF, or an error no later read will fix
+			p.closeStream(w, i)
 			return
 		}
-		p.write(w, i, p.buf[:n])
-		avail -= n
 	}
 }
 

@@ -69,6 +69,7 @@ type outputLog struct {
 	data    map[string]*strings.Builder // "pid stream" → bytes written
 	closed  map[string]bool             // "pid stream" → writer closed
 	atExit  map[int]string              // pid → its stdout when the exit was reported
+	eofAt   map[int]bool                // pid → its stdout was closed when the exit was reported
 	exited  chan int
 	streams int // writers made
 }
@@ -78,6 +79,7 @@ func newOutputLog() *outputLog {
 		data:   map[string]*strings.Builder{},
 		closed: map[string]bool{},
 		atExit: map[int]string{},
+		eofAt:  map[int]bool{},
 		exited: make(chan int, 1000),
 	}
 }
@@ -98,6 +100,7 @@ func (l *outputLog) onExit(pid int) {
 	if b := l.data[strconv.Itoa(pid)+" stdout"]; b != nil {
 		l.atExit[pid] = b.String()
 	}
+	l.eofAt[pid] = l.closed[strconv.Itoa(pid)+" stdout"]
 	l.mu.Unlock()
 	l.exited <- pid
 }
@@ -215,10 +218,13 @@ func TestPumpManyWorkersLoseNothing(t *testing.T) {
 	wantOut, wantErr := numbered("out", lines, "no newline"), numbered("err", lines, "")
 	for _, pid := range pids {
 		out.mu.Lock()
-		atExit := out.atExit[pid]
+		atExit, eof := out.atExit[pid], out.eofAt[pid]
 		out.mu.Unlock()
 		if atExit != wantOut {
 			t.Errorf("worker %d: exit reported after %d of %d bytes of stdout", pid, len(atExit), len(wantOut))
+		}
+		if !eof { // its writer closed: a final line without a newline is written before the exit
+			t.Errorf("worker %d: exit reported before EOF of stdout", pid)
 		}
 		waitFor(t, "EOF on both streams", 10*time.Second, func() bool {
 			_, c1 := out.get(pid, "stdout")
