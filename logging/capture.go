@@ -1,7 +1,6 @@
 package logging
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
@@ -9,49 +8,105 @@ import (
 	"unicode/utf8"
 )
 
-// Capture reads a worker's stdout or stderr, r, line by line until EOF and
-// writes each line as a record of daemon, pid and stream (StreamStdout or
-// StreamStderr). A final line without a newline is written too; a line longer
-// than MaxLineBytes becomes several records; a trailing "\r" of a CRLF line
-// is removed. It blocks: run it in a goroutine of its own. It keeps reading
-// whatever happens to the records (dropped, or the Sink closed), so the worker
-// never blocks on a full pipe; to stop it sooner, close r. It returns nil at
-// EOF, or the read error.
+// LineWriter turns the bytes a worker writes to stdout or stderr into
+// records, line by line: each line (without its newline, and without the
+// "\r" of a CRLF line) is one record of the daemon, pid and stream the
+// LineWriter was made for. A line longer than MaxLineBytes becomes several
+// records, cut at UTF-8 character boundaries; a final line without a newline
+// is written by Close. Only while a line is incomplete does the LineWriter
+// hold it, in a buffer of at most MaxLineBytes it allocates then and lets go
+// of once the line is complete; an idle LineWriter holds no buffer.
 //
-// Give the worker the write end of an os.Pipe as its Stdout (an *os.File, so
-// os/exec starts no copying goroutine of its own) and close that end in the
-// master after Start: Capture then returns once the worker, and any child it
-// passed the pipe to, has exited.
+// Write never blocks (records go into the Sink's buffer, or are dropped and
+// counted) and does not retain p. A LineWriter is not safe for concurrent
+// use: one reader of one stream writes to it.
+type LineWriter struct {
+	s      *Sink
+	daemon string
+	pid    int
+	stream string
+	line   []byte // the incomplete line so far; nil when there is none
+	split  bool   // a piece of the current line was written already
+}
+
+var _ io.WriteCloser = (*LineWriter)(nil)
+
+// LineWriter returns a LineWriter for one stream (StreamStdout or
+// StreamStderr) of the worker pid of daemon. Close it at the stream's EOF.
+func (s *Sink) LineWriter(daemon string, pid int, stream string) *LineWriter {
+	return &LineWriter{s: s, daemon: daemon, pid: pid, stream: stream}
+}
+
+// Write writes every line p completes as a record and keeps what follows
+// the last newline of p for the next Write. It always returns len(p), nil.
+func (w *LineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			w.line = append(w.line, p...)
+			w.spill()
+			break
+		}
+		line := p[:i]
+		if len(w.line) > 0 {
+			line = append(w.line, line...)
+		}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		if !w.split || len(line) > 0 { // not the empty end of a line already written in pieces
+			w.s.WorkerLine(w.daemon, w.pid, w.stream, line)
+		}
+		w.line, w.split = nil, false
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// spill writes the incomplete line's first MaxLineBytes as a record while it
+// is longer than that, so that the LineWriter never holds more.
+func (w *LineWriter) spill() {
+	for len(w.line) > MaxLineBytes {
+		cut := runeCut(w.line[:MaxLineBytes])
+		w.s.WorkerLine(w.daemon, w.pid, w.stream, w.line[:cut])
+		w.line = append(w.line[:0], w.line[cut:]...)
+		w.split = true
+	}
+}
+
+// Close writes the final line if it has no newline. It always returns nil;
+// calling it again does nothing.
+func (w *LineWriter) Close() error {
+	if len(w.line) > 0 {
+		w.s.WorkerLine(w.daemon, w.pid, w.stream, w.line)
+	}
+	w.line, w.split = nil, false
+	return nil
+}
+
+// Capture reads a worker's stdout or stderr, r, until EOF and writes it as
+// records through a LineWriter of daemon, pid and stream (StreamStdout or
+// StreamStderr): one record a line, a final line without a newline too, a
+// line longer than MaxLineBytes as several records, a trailing "\r" of a
+// CRLF line removed. It blocks: run it in a goroutine of its own. It keeps
+// reading whatever happens to the records (dropped, or the Sink closed), so
+// the worker never blocks on a full pipe; to stop it sooner, close r. It
+// returns nil at EOF, or the read error.
+//
+// A master that reads many workers' pipes from one event loop uses a
+// LineWriter per stream instead, and no goroutine per stream.
 func (s *Sink) Capture(daemon string, pid int, stream string, r io.Reader) error {
-	br := bufio.NewReaderSize(r, MaxLineBytes)
-	var (
-		carry []byte // start of a character cut off by the last split
-		split bool   // the last record was a piece of a longer line
-	)
+	w := s.LineWriter(daemon, pid, stream)
+	defer w.Close()
+	buf := make([]byte, 32<<10)
 	for {
-		chunk, err := br.ReadSlice('\n')
-		data := chunk
-		if len(carry) > 0 {
-			data = append(carry, chunk...)
+		n, err := r.Read(buf)
+		if n > 0 {
+			w.Write(buf[:n])
 		}
 		switch {
-		case err == nil:
-			line := bytes.TrimSuffix(data[:len(data)-1], []byte{'\r'})
-			if !split || len(line) > 0 {
-				s.WorkerLine(daemon, pid, stream, line)
-			}
-			carry, split = carry[:0], false
-		case errors.Is(err, bufio.ErrBufferFull):
-			cut := runeCut(data[:min(len(data), MaxLineBytes)])
-			s.WorkerLine(daemon, pid, stream, data[:cut])
-			carry, split = append(carry[:0], data[cut:]...), true
-		default:
-			if len(data) > 0 {
-				s.WorkerLine(daemon, pid, stream, data)
-			}
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
 			return err
 		}
 	}

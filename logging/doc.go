@@ -5,9 +5,11 @@
 //
 // The master logs through go-hclog: [Sink.Logger] is the root logger, named
 // "nsfd", and each daemon gets a sub-logger, Logger().Named("echo"), whose
-// records carry the module "nsfd.echo". Worker output is read line by line by
-// [Sink.Capture] (or handed over one line at a time with [Sink.WorkerLine]) and
-// written as records that carry the daemon, the worker's pid and the stream.
+// records carry the module "nsfd.echo". Worker output is cut into lines by a
+// [Sink.LineWriter], which the master's event loop writes what it reads from a
+// worker's pipe to ([Sink.Capture] does the same from an io.Reader, and
+// [Sink.WorkerLine] takes one line at a time), and written as records that
+// carry the daemon, the worker's pid and the stream.
 // One record is one line of the central file, in the text format
 //
 //	2026-11-24T19:15:00.123Z [INFO]  nsfd.echo: worker started: pid=1234

@@ -373,16 +373,20 @@ type failTarget struct{ memTarget }
 
 func (*failTarget) Write(*entry, []byte) error { return errors.New("disk full") }
 
-// TestCaptureLines: final lines without newline, CRLF, long lines, control
+// captureCase is a worker's output and the messages its records must have,
+// as the text format writes them.
+type captureCase struct {
+	name, in string
+	want     []string
+}
+
+// captureCases: final lines without newline, CRLF, long lines, control
 // characters.
-func TestCaptureLines(t *testing.T) {
+func captureCases() []captureCase {
 	long := strings.Repeat("x", MaxLineBytes)
 	// A line whose split point falls inside a 3-byte character.
 	runes := strings.Repeat("y", MaxLineBytes-1) + "€z"
-	tests := []struct {
-		name, in string
-		want     []string // messages, as the text format writes them
-	}{
+	return []captureCase{
 		{"plain", "a\nb\n", []string{"a", "b"}},
 		{"no final newline", "a\nb", []string{"a", "b"}},
 		{"empty lines", "\n\na\n", []string{"", "", "a"}},
@@ -395,7 +399,28 @@ func TestCaptureLines(t *testing.T) {
 		{"two splits", long + long + "t\n", []string{long, long, "t"}},
 		{"split in a character", runes + "\n", []string{strings.Repeat("y", MaxLineBytes-1), "€z"}},
 	}
-	for _, tt := range tests {
+}
+
+// checkMessages compares the messages of the records in mt with want.
+func checkMessages(t *testing.T, mt *memTarget, want []string) {
+	t.Helper()
+	var got []string
+	for _, r := range parseLines(t, mt.lines()) {
+		got = append(got, r.Message)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d records, want %d: %.80q", len(got), len(want), got)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Errorf("record %d: got %.80q, want %.80q", i, got[i], want[i])
+		}
+	}
+}
+
+// TestCaptureLines: Capture writes the records of captureCases.
+func TestCaptureLines(t *testing.T) {
+	for _, tt := range captureCases() {
 		t.Run(tt.name, func(t *testing.T) {
 			mt := &memTarget{}
 			s, _ := openTest(t, Config{}, mt)
@@ -403,19 +428,7 @@ func TestCaptureLines(t *testing.T) {
 				t.Fatal(err)
 			}
 			closeSink(t, s)
-			recs := parseLines(t, mt.lines())
-			var got []string
-			for _, r := range recs {
-				got = append(got, r.Message)
-			}
-			if len(got) != len(tt.want) {
-				t.Fatalf("got %d records, want %d: %.80q", len(got), len(tt.want), got)
-			}
-			for i := range got {
-				if got[i] != tt.want[i] {
-					t.Errorf("record %d: got %.80q, want %.80q", i, got[i], tt.want[i])
-				}
-			}
+			checkMessages(t, mt, tt.want)
 		})
 	}
 }

@@ -23,6 +23,13 @@
 // timers are events on its loop, and the spare-server policy (Decide) is a
 // pure function of the scoreboard, run on each event rather than on a timer.
 //
+// Every worker of every pool writes to two pipes, and the master holds a
+// pidfd of it; all three are registered on one epoll instance, the pump,
+// whose one goroutine reads the output into the daemon's log (Config.Output)
+// and tells a pool when one of its workers has exited, after reading what the
+// worker left in its pipes: a worker's last lines come before its exit, and a
+// thousand idle workers cost the master no goroutine and no thread each.
+//
 // The worker side (Files, Listeners, Notify, Serve) lets a Go program be a
 // worker in a few lines; docs/protocol.md states the same contract for any
 // language.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"sync"
@@ -44,9 +43,13 @@ type Config struct {
 	Shim []string
 
 	Logger hclog.Logger
-	// Output reads one stream ("stdout" or "stderr") of a worker to EOF;
-	// nil discards. It runs in its own goroutine.
-	Output func(pid int, stream string, r io.Reader)
+	// Output returns where one stream ("stdout" or "stderr") of the worker
+	// pid goes; nil discards. The pool writes what the worker writes to it,
+	// in pieces of any size, and closes it at the stream's EOF, from the
+	// one goroutine that reads every worker's output (logging.LineWriter
+	// fits). Write must not block, or it holds up the output and the exits
+	// of every worker, and must not retain its argument.
+	Output func(pid int, stream string) io.WriteCloser
 	// Observer is told of spawns, exits and state changes, from the pool's
 	// goroutine: it must not block.
 	Observer func(Event)
@@ -173,12 +176,13 @@ type worker struct {
 	stopSignal bool
 }
 
-// exitEvent says a worker has exited. It is not reaped yet: its zombie
-// keeps the pid from being reused until the loop reaps it (cmd.Wait, which
-// then returns at once) and forgets it, so no signal can reach a stranger.
+// exitEvent says a worker has exited, and that what it wrote before is read.
+// It is not reaped yet: its zombie keeps the pid from being reused until the
+// loop reaps it (proc.Wait, which then returns at once) and forgets it, so no
+// signal can reach a stranger.
 type exitEvent struct {
-	pid int
-	cmd *exec.Cmd
+	pid  int
+	proc *os.Process
 }
 
 // Pool runs one daemon's workers. One goroutine owns all its state; the
@@ -187,7 +191,6 @@ type Pool struct {
 	cfg Config
 
 	notes chan []note
-	exits chan exitEvent
 	reqs  chan func()
 	stop  chan struct{}
 	done  chan struct{}
@@ -198,6 +201,11 @@ type Pool struct {
 	settle    sync.Once
 	nsock     *notifySocket
 	sockDone  chan struct{}
+
+	pump   *pump         // reads the workers' output and sees them exit
+	exitMu sync.Mutex    // guards exited
+	exited []exitEvent   // from the pump, for the run goroutine
+	exitc  chan struct{} // a token once exited is not empty
 
 	// Owned by the run goroutine.
 	workers      map[int]*worker
@@ -225,7 +233,7 @@ func NewPool(cfg Config) (*Pool, error) {
 	return &Pool{
 		cfg:      cfg,
 		notes:    make(chan []note, 64),
-		exits:    make(chan exitEvent),
+		exitc:    make(chan struct{}, 1),
 		reqs:     make(chan func()),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -245,9 +253,14 @@ func (p *Pool) Start(ctx context.Context) error {
 			close(p.done)
 			return
 		}
+		if p.pump, err = acquirePump(); err != nil {
+			close(p.done)
+			return
+		}
 		if p.cfg.NotifyPath != "" {
 			p.nsock, err = listenNotify(p.cfg.NotifyPath)
 			if err != nil {
+				releasePump()
 				close(p.done)
 				return
 			}
@@ -399,6 +412,10 @@ func (p *Pool) roll() {
 
 func (p *Pool) run() {
 	defer close(p.done)
+	defer func() {
+		p.pump.drop(p) // output of workers' children that still hold a pipe
+		releasePump()
+	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	stop := p.stop
@@ -430,8 +447,10 @@ func (p *Pool) run() {
 			for _, nt := range batch {
 				p.handleNote(nt, now)
 			}
-		case ex := <-p.exits:
-			p.handleExit(ex, time.Now())
+		case <-p.exitc:
+			for _, ex := range p.takeExited() {
+				p.handleExit(ex, time.Now())
+			}
 		case f := <-p.reqs:
 			f()
 		case <-stop:
@@ -777,14 +796,35 @@ func (p *Pool) kill(w *worker) {
 	}
 }
 
+// workerExited queues ex for the run goroutine. The pump calls it: it does
+// not block.
+func (p *Pool) workerExited(ex exitEvent) {
+	p.exitMu.Lock()
+	p.exited = append(p.exited, ex)
+	p.exitMu.Unlock()
+	select {
+	case p.exitc <- struct{}{}:
+	default: // a token is there already
+	}
+}
+
+// takeExited returns the exits queued since the last call.
+func (p *Pool) takeExited() []exitEvent {
+	p.exitMu.Lock()
+	defer p.exitMu.Unlock()
+	ex := p.exited
+	p.exited = nil
+	return ex
+}
+
 func (p *Pool) handleExit(ex exitEvent, now time.Time) {
-	_ = ex.cmd.Wait() // reap: the process has exited, so this does not block
+	st, _ := ex.proc.Wait() // reap: the process has exited, so this does not block
 	w := p.workers[ex.pid]
 	if w == nil {
 		return
 	}
 	delete(p.workers, ex.pid)
-	code, sig := exitInfo(ex.cmd.ProcessState)
+	code, sig := exitInfo(st)
 	lived := now.Sub(w.started)
 	ev := Event{Kind: EventExit, PID: w.pid, Slot: w.slot, Requests: w.requests, ExitCode: code, Signal: sig}
 	desc := describeExit(code, sig)

@@ -9,9 +9,11 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -80,19 +82,49 @@ func rawNotify(msg string) {
 	c.Close()
 }
 
-// lines collects worker output for assertions.
+// lines collects worker output for assertions, one "<pid> <stream> <line>"
+// a line.
 type lines struct {
 	mu  sync.Mutex
 	buf []string
 }
 
-func (l *lines) capture(pid int, stream string, r io.Reader) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		l.mu.Lock()
-		l.buf = append(l.buf, fmt.Sprintf("%d %s %s", pid, stream, sc.Text()))
-		l.mu.Unlock()
+// output is a Config.Output.
+func (l *lines) output(pid int, stream string) io.WriteCloser {
+	return &lineCollector{l: l, prefix: fmt.Sprintf("%d %s ", pid, stream)}
+}
+
+func (l *lines) add(line string) {
+	l.mu.Lock()
+	l.buf = append(l.buf, line)
+	l.mu.Unlock()
+}
+
+// lineCollector is the writer of one stream for lines.
+type lineCollector struct {
+	l      *lines
+	prefix string
+	part   []byte
+}
+
+func (c *lineCollector) Write(p []byte) (int, error) {
+	c.part = append(c.part, p...)
+	for {
+		i := bytes.IndexByte(c.part, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		c.l.add(c.prefix + string(c.part[:i]))
+		c.part = c.part[i+1:]
 	}
+}
+
+func (c *lineCollector) Close() error {
+	if len(c.part) > 0 {
+		c.l.add(c.prefix + string(c.part))
+	}
+	c.part = nil
+	return nil
 }
 
 func (l *lines) all() []string {
@@ -141,7 +173,7 @@ func newTestPool(t *testing.T, helper string, mod func(*Config)) (*Pool, *Listen
 		BackoffInitial:  20 * time.Millisecond,
 		BackoffMax:      time.Second,
 		Exec:            ExecOptions{Umask: -1, UID: -1, GID: -1},
-		Output:          out.capture,
+		Output:          out.output,
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -424,8 +456,8 @@ func TestPoolUpdateRollsAndKeepsOldWorkersIfNewOnesFail(t *testing.T) {
 	echoOnce(t, l.Addr, "new workers serve")
 }
 
-// TestPoolHoldsNoThreadPerWorker: waiting for workers parks goroutines on
-// their pidfds instead of blocking a thread in wait(2) for each.
+// TestPoolHoldsNoThreadPerWorker: the pump waits for workers on their
+// pidfds in one epoll_wait instead of blocking a thread in wait(2) for each.
 func TestPoolHoldsNoThreadPerWorker(t *testing.T) {
 	threads := func() int {
 		b, _ := os.ReadFile("/proc/self/status")
@@ -447,6 +479,111 @@ func TestPoolHoldsNoThreadPerWorker(t *testing.T) {
 	waitFor(t, "100 workers", 20*time.Second, func() bool { return len(status(t, p).Workers) == 100 })
 	if after := threads(); after-before > 30 {
 		t.Errorf("%d threads for 100 workers (%d before): a thread per worker", after, before)
+	}
+}
+
+// TestPoolHoldsNoGoroutinePerWorker: one pump reads every worker's output
+// and sees every exit: no goroutine a worker, and none left once the pool
+// has stopped.
+func TestPoolHoldsNoGoroutinePerWorker(t *testing.T) {
+	before := runtime.NumGoroutine()
+	var spawned atomic.Int32
+	p, _, _ := newTestPool(t, "", func(c *Config) {
+		c.Command = []string{"/bin/sleep", "1000"}
+		c.Env = nil
+		c.Notify = false
+		c.Policy = PolicyOptions{MinServers: 200, MaxServers: 201, MaxSpareServers: 1}
+		c.Observer = func(e Event) {
+			if e.Kind == EventSpawn {
+				spawned.Add(1)
+			}
+		}
+	})
+	// Counted as they start: a Status call waits for the whole round.
+	waitFor(t, "200 workers", time.Minute, func() bool { return spawned.Load() == 200 })
+	if after := runtime.NumGoroutine(); after-before > 10 {
+		t.Errorf("%d goroutines for 200 workers (%d before): a goroutine per worker", after, before)
+	}
+	stopPool(t, p)
+	waitFor(t, "the pool's goroutines to end", 10*time.Second, func() bool { return runtime.NumGoroutine() <= before })
+}
+
+// TestPoolStopLeavesNoFD: once a pool has stopped, the pipes and pidfds of
+// its workers, its pump's and its notify socket are closed.
+func TestPoolStopLeavesNoFD(t *testing.T) {
+	fds := func() int {
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	before := fds()
+	p, l, out := newTestPool(t, "pool-echo", nil)
+	waitFor(t, "3 ready workers", 10*time.Second, func() bool { return len(readyWorkers(status(t, p))) == 3 })
+	stopPool(t, p)
+	l.Close()
+	if after := fds(); after != before {
+		t.Errorf("%d fds open after stop, %d before", after, before)
+	}
+	if n := len(out.all()); n != 3 {
+		t.Errorf("%d lines of output, want each worker's start line", n)
+	}
+}
+
+func stopPool(t *testing.T, p *Pool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Stop(ctx); err != nil {
+		st := status(t, p)
+		t.Fatalf("stop: %v; %d workers left: %+v", err, len(st.Workers), st.Workers[:min(len(st.Workers), 5)])
+	}
+}
+
+// TestPoolExitComesAfterOutput: when the pool learns that a worker exited,
+// everything the worker wrote before is in its output already, its last
+// line without a newline too.
+func TestPoolExitComesAfterOutput(t *testing.T) {
+	const n = 3000 // lines a stream: more than a pipe holds
+	var (
+		mu    sync.Mutex
+		exits int
+		short []string
+	)
+	out := &lines{}
+	newTestPool(t, "pump-lines", func(c *Config) {
+		c.Env = append(c.Env, "PUMP_LINES="+strconv.Itoa(n), "PUMP_TAIL=no newline")
+		c.Notify = false
+		c.StartRetries = 100
+		c.Output = out.output
+		c.Observer = func(e Event) {
+			if e.Kind != EventExit {
+				return
+			}
+			got := 0
+			for _, l := range out.all() {
+				if strings.HasPrefix(l, strconv.Itoa(e.PID)+" ") {
+					got++
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			exits++
+			if got != 2*n+1 {
+				short = append(short, fmt.Sprintf("worker %d: %d of %d lines at its exit", e.PID, got, 2*n+1))
+			}
+		}
+	})
+	waitFor(t, "10 exits", 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return exits >= 10
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range short {
+		t.Error(s)
 	}
 }
 

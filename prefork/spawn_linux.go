@@ -2,7 +2,6 @@ package prefork
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -16,9 +15,11 @@ import (
 const sigTerm = syscall.SIGTERM
 
 // startProcess forks and execs one worker through the shim: the listeners
-// become fds 3.., stdout and stderr are pipes read by Config.Output, and
-// the worker gets a parent-death signal and its own process group (so a
-// terminal's ^C reaches the master only, which then drains in order).
+// become fds 3.., stdout and stderr are pipes, and the worker gets a
+// parent-death signal and its own process group (so a terminal's ^C reaches
+// the master only, which then drains in order). The pipes' read ends and a
+// pidfd of the worker go to the pool's pump, which writes the output to
+// Config.Output and tells the pool once the worker has exited.
 func (p *Pool) startProcess(slot int) (*os.Process, error) {
 	c := &p.cfg
 	args := append([]string{}, c.Shim[1:]...)
@@ -31,83 +32,63 @@ func (p *Pool) startProcess(slot int) (*os.Process, error) {
 	for _, l := range c.Listeners {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, l.File())
 	}
-	pidfd := -1
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, PidFD: &pidfd}
-
-	outR, outW, err := os.Pipe()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	w, err := startWatched(cmd)
 	if err != nil {
-		return nil, fmt.Errorf("stdout pipe: %w", err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return nil, fmt.Errorf("stderr pipe: %w", err)
-	}
-	cmd.Stdout, cmd.Stderr = outW, errW
-	err = cmd.Start()
-	outW.Close()
-	errW.Close()
-	if err != nil {
-		outR.Close()
-		errR.Close()
 		return nil, fmt.Errorf("start %s: %w", c.Command[0], err)
 	}
-	pid := cmd.Process.Pid
-	output := c.Output // p.cfg may be replaced by Update while the streams are read
-	for _, s := range []struct {
-		name string
-		r    *os.File
-	}{{"stdout", outR}, {"stderr", errR}} {
-		go func() {
-			defer s.r.Close()
-			if output != nil {
-				output(pid, s.name, s.r)
-			} else {
-				_, _ = io.Copy(io.Discard, s.r)
-			}
-		}()
-	}
-	go func() {
-		// Park on the runtime's poller until the worker exits, so a thousand
-		// workers cost a thousand parked goroutines, not a thousand threads
-		// blocked in wait. The loop reaps it.
-		if !awaitExit(pidfd) {
-			var info unix.Siginfo
-			for unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
-			}
+	proc := cmd.Process
+	w.owner = p
+	w.exited = func() { p.workerExited(exitEvent{pid: proc.Pid, proc: proc}) }
+	if c.Output != nil {
+		for i, name := range streamNames {
+			w.out[i] = c.Output(proc.Pid, name)
 		}
-		p.exits <- exitEvent{pid: pid, cmd: cmd}
-	}()
-	return cmd.Process, nil
+	}
+	if err := p.pump.add(w); err != nil {
+		// Cannot happen while the pool runs: it holds the pump open.
+		w.close()
+		_ = killGroup(proc.Pid)
+		_, _ = proc.Wait()
+		return nil, fmt.Errorf("watch worker %d: %w", proc.Pid, err)
+	}
+	return proc, nil
 }
 
-// awaitExit waits, without holding a thread and without reaping, until the
-// process behind pidfd has exited, and closes pidfd. It reports false if it
-// could not wait that way.
-func awaitExit(pidfd int) bool {
-	if pidfd < 0 {
-		return false
+// startWatched starts cmd with its stdout and stderr on pipes and returns a
+// watch of the read ends and a pidfd of the process, for a pump. It sets
+// cmd's Stdout, Stderr and SysProcAttr.PidFD.
+func startWatched(cmd *exec.Cmd) (*watch, error) {
+	// Raw pipes, not os.Pipe: the read ends are for the pump's epoll
+	// instance, not the runtime's poller; the write ends stay blocking, as a
+	// process expects of its stdout.
+	var pipes [2][2]int
+	for i := range pipes {
+		if err := unix.Pipe2(pipes[i][:], unix.O_CLOEXEC); err != nil {
+			for _, pp := range pipes[:i] {
+				unix.Close(pp[0])
+				unix.Close(pp[1])
+			}
+			return nil, fmt.Errorf("%s pipe: %w", streamNames[i], err)
+		}
 	}
-	if err := syscall.SetNonblock(pidfd, true); err != nil {
-		syscall.Close(pidfd)
-		return false
+	outW := os.NewFile(uintptr(pipes[0][1]), "stdout")
+	errW := os.NewFile(uintptr(pipes[1][1]), "stderr")
+	cmd.Stdout, cmd.Stderr = outW, errW
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	f := os.NewFile(uintptr(pidfd), "pidfd")
-	defer f.Close()
-	rc, err := f.SyscallConn()
+	pidfd := -1
+	cmd.SysProcAttr.PidFD = &pidfd
+	err := cmd.Start()
+	outW.Close() // the process holds the write ends now
+	errW.Close()
 	if err != nil {
-		return false
+		unix.Close(pipes[0][0])
+		unix.Close(pipes[1][0])
+		return nil, err
 	}
-	exited := false
-	err = rc.Read(func(fd uintptr) bool {
-		// A pidfd polls readable once its process has exited.
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, perr := unix.Poll(fds, 0)
-		exited = perr == nil && n > 0 && fds[0].Revents != 0
-		return perr != nil || exited
-	})
-	return err == nil && exited
+	return &watch{pid: cmd.Process.Pid, fds: [3]int{pipes[0][0], pipes[1][0], pidfd}}, nil
 }
 
 // workerEnv is the master's environment without another supervisor's

@@ -308,8 +308,8 @@ func (s *Supervisor) poolConfig(dm *daemon, d *config.Daemon, ls []*prefork.List
 		Exec:              exec,
 		Shim:              s.opts.Shim,
 		Logger:            s.log.Named(name),
-		Output: func(pid int, stream string, r io.Reader) {
-			s.sink.Capture(name, pid, stream, r)
+		Output: func(pid int, stream string) io.WriteCloser {
+			return s.sink.LineWriter(name, pid, stream)
 		},
 		Observer: func(e prefork.Event) { s.observe(e) },
 	}
