@@ -1,49 +1,48 @@
-// Package bench measures what nsfd costs: the throughput of real workers
-// under nsfd against the same worker binaries started without it, and the
-// master's memory and CPU with 1000 idle workers. It holds benchmarks only;
-// docs/benchmarks.md has the figures and how to read them.
+// Package bench measures nsfd against what users run today and against no
+// supervisor at all, every comparison side by side in one run, and writes
+// the figures into docs/benchmarks.md. It holds benchmarks only.
 //
-//	make bench
-//	go test -run '^$' -bench . -benchtime 1x ./bench/
-//	go test -run '^$' -bench DataPath/echo -benchtime 1x ./bench/ -args -bench.rounds 20
+//	make bench                 # bench/run: installs the peers, ~15 min, writes docs/benchmarks.md
+//	make bench-quick           # bench/run --quick: ~2 min, writes var/bench/benchmarks.md
+//	go test -run '^$' -bench PerlEcho -benchtime 1x ./bench/ -args -bench.report /tmp/b.md
 //
-// The benchmarks build nsfd and the example workers (without -race) into a
-// temporary directory once, in TestMain, and only when -bench is given
-// (-bench.bin DIR uses binaries built already): a plain `go test ./...`
-// runs the quick tests of the load generator and nothing else. The -bench.*
-// flags (after -args) set the rounds, their length, the number of workers
-// and clients, and the size of the idle fleet.
+// bench/run installs the peers from Debian's packages when they are missing
+// (supervisor, libnet-server-perl, wrk) and runs every benchmark in one
+// `go test -bench` process. TestMain builds nsfd and the example workers
+// (without -race) once, only when -bench is given, so a plain
+// `go test ./...` runs the quick checks of the load generator, the report
+// and the Perl worker and nothing else. Each benchmark registers its
+// section, its targets and its charts with the report (report_test.go);
+// with -bench.report FILE, TestMain writes them as Markdown and PNG charts
+// (gonum plot) once all have run. -bench.quick shrinks fleets and rounds.
 //
-// BenchmarkDataPath starts one `nsfd run` whose etc/ holds an echo daemon
-// (examples/echo) and two HTTP daemons (examples/http; max_requests = 0, and
-// nsfd's default of 1000), each pinned at -bench.workers workers (4) on
-// 127.0.0.1:0. Beside it, the benchmark binds the same kind of socket itself
-// (prefork.Bind: blocking, backlog 1024, as nsfd binds a daemon's port) and
-// starts as many copies of the same binaries, with the same arguments, on
-// it with LISTEN_FDS=1 and neither LISTEN_PID nor NOTIFY_SOCKET: "direct",
-// the workers without nsfd. A closed-loop load generator (load_test.go: one
-// goroutine per client, each waiting for its reply before sending again,
-// raw sockets and a minimal HTTP/1.1 client) drives every side over loopback
-// with the same number of clients, one per worker by default, since the
-// example workers serve one connection at a time. Workloads:
+// The benchmarks, in the order they run:
 //
-//   - echo keep-alive: a line and its echo, many per connection. Each
-//     worker reports BUSY once per connection: the data path alone.
-//   - echo connect-per-request: connect, line, echo, close. Every request
-//     is an accept and a BUSY=1/BUSY=0 pair to the master.
-//   - http keep-alive and http connect-per-request: the same with GET /.
-//     The connect-per-request run also has the max_requests = 1000 daemon,
-//     whose workers are replaced every 1000 connections.
+//   - BenchmarkDataPath: the same worker binaries (examples/echo,
+//     examples/http) under `nsfd run` and "direct", N copies on a socket the
+//     benchmark binds itself with LISTEN_FDS=1 and no NOTIFY_SOCKET; a
+//     closed-loop load generator (load_test.go) and wrk drive both over
+//     loopback, keep-alive and connect-per-request, rounds alternating the
+//     sides; an A/A control (two identical direct groups) shows the
+//     resolution of the machine.
+//   - BenchmarkLogShipping: 8 workers (bench/logspam) writing lines as fast
+//     as they can through nsfd's central log, against the same binaries
+//     writing files of their own; every (worker, sequence) pair is checked.
+//   - BenchmarkPerlEcho: one Perl echo handler (bench/perl/EchoHandler.pm)
+//     under Net::Server::PreFork, the seed's own engine, and as an nsfd
+//     worker (bench/perl/nsfd-echo.pl, fd 3 from LISTEN_FDS), with the Go
+//     echo worker and the Perl worker without any supervisor beside them, at
+//     1, 16 and 64 keep-alive connections, with the same pool options.
+//   - BenchmarkSupervisord: supervisord 4.2 against nsfd on the same fleets
+//     of `sleep` processes: bring-up of 100 and 1000, SIGKILL to
+//     replacement running, master RSS and CPU with 1000 idle, and a new
+//     configuration file to its program running.
+//   - BenchmarkMasterOverhead: the PreFork issue's targets for the master
+//     with 1000 idle workers across 10 daemons (RSS, idle CPU), read from
+//     the fleet BenchmarkSupervisord started.
 //
-// Each workload runs -bench.rounds rounds of -bench.duration per side,
-// rotating the order of the sides each round; the figures are medians over
-// the rounds, and the ratio to direct is the median of the ratios of
-// rounds measured side by side. The echo keep-alive workload has a second
-// direct group as an A/A control: the spread between two identical setups
-// is the resolution of the measurement on the machine it ran on.
-//
-// BenchmarkMasterOverhead starts `nsfd run` with 10 daemons of 100 idle
-// workers each (`sleep`, type = simple), waits until all 1000 run, and
-// reads the master's VmRSS, threads and CPU seconds over an idle window
-// from /proc; a master with one worker first gives the baseline.
+// The machine these run on is shared: absolute figures move by tens of
+// percent from one minute to the next, so every target is set on a ratio of
+// two systems measured in the same run, rounds interleaved where the
+// measurement allows it.
 package bench

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -19,102 +18,24 @@ const (
 	targetIdleCPUShare = 0.01 // "≈ 0": under one percent of a core over the idle window
 )
 
-// overhead is one measurement of the master with many idle workers.
+// overhead is one master with many idle processes: nsfd's, or
+// supervisord's in the comparison (measureIdle). BenchmarkMasterOverhead,
+// which reports nsfd's, is in supervisord_test.go, after the comparison that
+// starts its fleet.
 type overhead struct {
 	daemons, perDaemon int
-	running            int           // workers running after the idle window
-	startup            time.Duration // from exec of the master until all workers run
+	running            int           // processes running after the idle window
+	baseStartup        time.Duration // from exec of the master with one process until it runs
+	startup            time.Duration // from exec of the master until all processes run
 	startupCPU         time.Duration // the master's CPU during start-up
+	childCPU           time.Duration // the processes' own CPU until they ran sleep
 	window             time.Duration
 	idleCPU            time.Duration // the master's CPU during the idle window
 	mem                memInfo
-	base               memInfo // the master with one daemon of one worker
+	fds                fdCount // file descriptors the master holds
+	base               memInfo // the master with one program of one process
+	baseFDs            fdCount // and its file descriptors
 	limitNote          string
-}
-
-var overheadResult *overhead
-
-// BenchmarkMasterOverhead runs the master with -bench.idle-daemons daemons of
-// -bench.idle-workers idle workers each (`sleep`, type = simple) and reads
-// its RSS and CPU from /proc once all of them run.
-func BenchmarkMasterOverhead(b *testing.B) {
-	if overheadResult != nil {
-		reportOverhead(b, overheadResult) // a longer -benchtime: the measurement is not repeated
-		return
-	}
-	o := &overhead{daemons: *flagDaemons, perDaemon: *flagIdle, window: *flagIdleWin}
-	total := o.daemons * o.perDaemon
-	if o.daemons < 1 || o.perDaemon < 1 {
-		b.Fatal("-bench.idle-daemons and -bench.idle-workers must be positive")
-	}
-	note, err := ensureLimits(total)
-	if err != nil {
-		b.Skipf("cannot run %d workers here: %v", total, err)
-	}
-	o.limitNote = note
-	sleep, err := exec.LookPath("sleep")
-	if err != nil {
-		b.Skip("no sleep(1) for the idle workers:", err)
-	}
-	idleConf := func(n int) string {
-		return fmt.Sprintf("command = %s 100000\nport = 127.0.0.1:0\ntype = simple\n"+
-			"min_servers = %d\nmax_servers = %d\nmin_spare_servers = 0\nmax_spare_servers = %d\nmax_requests = 0\n",
-			sleep, n, n, n-1)
-	}
-	running := func(m *master) int {
-		n := 0
-		for _, p := range children(m.pid()) {
-			if p.comm == "sleep" {
-				n++
-			}
-		}
-		return n
-	}
-	waitRunning := func(m *master, n int) {
-		b.Helper()
-		t0 := time.Now()
-		if !waitFor(2*time.Minute, 100*time.Millisecond, func() bool { return !m.running() || running(m) >= n }) || !m.running() {
-			b.Fatalf("%d of %d workers running after %v\n%s", running(m), n, time.Since(t0).Round(time.Millisecond), m.diagnostics())
-		}
-	}
-
-	// The baseline: the same master with one daemon of one worker.
-	small := startMaster(b, map[string]string{"idle00": idleConf(1)})
-	waitRunning(small, 1)
-	time.Sleep(time.Second) // let it settle as the big one does in its idle window
-	if o.base, err = readMem(small.pid()); err != nil {
-		b.Fatal(err)
-	}
-	if err := small.stop(time.Minute); err != nil {
-		b.Error(err)
-	}
-
-	confs := map[string]string{}
-	for i := range o.daemons {
-		confs[fmt.Sprintf("idle%02d", i)] = idleConf(o.perDaemon)
-	}
-	t0 := time.Now()
-	m := startMaster(b, confs)
-	waitRunning(m, total)
-	o.startup = time.Since(t0)
-	pid := m.pid()
-	o.startupCPU = procCPU(pid)
-
-	time.Sleep(o.window) // the idle window: measure, do nothing
-	o.idleCPU = procCPU(pid) - o.startupCPU
-	if o.mem, err = readMem(pid); err != nil {
-		b.Fatal(err)
-	}
-	o.running = running(m)
-	if o.running != total {
-		b.Errorf("%d workers running after the idle window, want %d", o.running, total)
-	}
-	if err := m.stop(time.Minute); err != nil {
-		b.Error(err)
-	}
-	overheadResult = o
-	reportOverhead(b, o)
-	printOverhead(os.Stdout, o)
 }
 
 // ensureLimits checks that this process and the master it starts may have
@@ -166,26 +87,88 @@ func verdict(ok bool) string {
 	return "NOT met"
 }
 
-func printOverhead(w io.Writer, o *overhead) {
+// recordOverhead adds nsfd's master overhead, its two targets and their
+// section, to the report.
+func recordOverhead(o *overhead) {
+	n := o.daemons * o.perDaemon
 	rss := mib(o.mem.rss)
 	cpuMax := targetIdleCPUShare * o.window.Seconds()
-	fmt.Fprintf(w, "\nnsfd master overhead: %d daemons × %d idle workers (sleep, type = simple)\n", o.daemons, o.perDaemon)
-	if n := o.daemons * o.perDaemon; n != targetWorkers {
-		fmt.Fprintf(w, "  (the targets are for %d workers; this run has %d)\n", targetWorkers, n)
+	perWorker := 0.0 // KiB of RSS per worker above the one-worker master
+	if n > 1 && o.base.rss > 0 {
+		perWorker = float64(o.mem.rss-o.base.rss) / 1024 / float64(n-1)
 	}
-	fmt.Fprintf(w, "  workers running             %d, all up %v after the master's exec\n", o.running, o.startup.Round(time.Millisecond))
-	fmt.Fprintf(w, "  master RSS (VmRSS)          %.1f MiB   target ≤ %d MiB: %s\n", rss, targetRSSMiB, verdict(rss <= targetRSSMiB))
-	fmt.Fprintf(w, "  master peak RSS (VmHWM)     %.1f MiB\n", mib(o.mem.hwm))
-	fmt.Fprintf(w, "  of which RssAnon / RssFile  %.1f / %.1f MiB (heap and stacks / binary and libraries)\n", mib(o.mem.anon), mib(o.mem.fileRSS))
-	if n := o.daemons * o.perDaemon; n > 1 && o.base.rss > 0 {
-		fmt.Fprintf(w, "  baseline, 1 daemon × 1      %.1f MiB RSS, %d threads: %.1f KiB and %.2f threads more per worker\n",
-			mib(o.base.rss), o.base.threads, float64(o.mem.rss-o.base.rss)/1024/float64(n-1), float64(o.mem.threads-o.base.threads)/float64(n-1))
+	fleet := fmt.Sprintf("%d idle workers", n)
+	if n != targetWorkers {
+		fleet += fmt.Sprintf(" (this run; the target is for %d)", targetWorkers)
 	}
-	fmt.Fprintf(w, "  master CPU, %v idle        %.3f s     target ≈ 0 (< %.2f s): %s\n", o.window, o.idleCPU.Seconds(), cpuMax, verdict(o.idleCPU.Seconds() < cpuMax))
-	fmt.Fprintf(w, "  master CPU during start-up  %.2f s\n", o.startupCPU.Seconds())
-	fmt.Fprintf(w, "  master threads              %d\n", o.mem.threads)
+	rssTarget := target{order: orderOverhead, what: "master RSS, " + fleet, goal: fmt.Sprintf("≤ %d MiB", targetRSSMiB),
+		measured: fmt.Sprintf("%.1f MiB", rss), met: rss <= targetRSSMiB}
+	if !rssTarget.met {
+		rssTarget.note = fmt.Sprintf("%.1f MiB is the mapped binary and libraries (RssFile), %.1f MiB heap and stacks, "+
+			"%.0f KiB more per worker than with one; see § Master overhead", mib(o.mem.fileRSS), mib(o.mem.anon), perWorker)
+	}
+	addTarget(rssTarget)
+	cpuTarget := target{order: orderOverhead, what: fmt.Sprintf("master CPU over %v idle, %s", o.window, fleet),
+		goal:     fmt.Sprintf("≈ 0 (< %.2f s: %.0f%% of a CPU)", cpuMax, 100*targetIdleCPUShare),
+		measured: fmt.Sprintf("%.2f s", o.idleCPU.Seconds()), met: o.idleCPU.Seconds() < cpuMax}
+	if !cpuTarget.met {
+		cpuTarget.note = "see § Master overhead"
+	}
+	addTarget(cpuTarget)
+	addSection(orderOverhead, "Master overhead", func(w io.Writer) { writeOverhead(w, o) })
+}
+
+// writeOverhead writes the body of the master-overhead section.
+func writeOverhead(w io.Writer, o *overhead) {
+	n := o.daemons * o.perDaemon
+	fmt.Fprintf(w, "Target of the PreFork issue: **with %d workers, master RSS ≤ %d MiB and idle CPU ≈ 0.** "+
+		"`nsfd run` with %d daemons of %d workers each, every daemon on its own `127.0.0.1:0`, `type = simple`, "+
+		"the worker `sleep 100000`: the nsfd fleet of the supervisord comparison (§ nsfd vs supervisord, where its "+
+		"configuration is), started once for both. Once all %d run, the master's utime+stime over a %v idle window "+
+		"and then its VmRSS, RssAnon/RssFile and threads from `/proc/PID/status`; the same master with one daemon "+
+		"of one worker, settled for a second, is the baseline.\n\n",
+		targetWorkers, targetRSSMiB, o.daemons, o.perDaemon, n, o.window)
+	if n != targetWorkers {
+		fmt.Fprintf(w, "This run has %d workers, not the %d the targets are set for (`-bench.quick`).\n\n", n, targetWorkers)
+	}
+	rss := mib(o.mem.rss)
+	cpuMax := targetIdleCPUShare * o.window.Seconds()
+	fmt.Fprintln(w, "| | nsfd | target |")
+	fmt.Fprintln(w, "| --- | ---: | --- |")
+	fmt.Fprintf(w, "| workers running after the idle window | %d | |\n", o.running)
+	fmt.Fprintf(w, "| all %d up, from the master's exec | %s | |\n", n, fmtDur(o.startup))
+	fmt.Fprintf(w, "| master CPU during start-up | %.2f s | |\n", o.startupCPU.Seconds())
+	fmt.Fprintf(w, "| **master RSS (VmRSS)** | **%.1f MiB** | ≤ %d MiB: **%s** |\n", rss, targetRSSMiB, verdict(rss <= targetRSSMiB))
+	fmt.Fprintf(w, "| of which RssAnon / RssFile (heap and stacks / binary and libraries) | %.1f / %.1f MiB | |\n",
+		mib(o.mem.anon), mib(o.mem.fileRSS))
+	fmt.Fprintf(w, "| master peak RSS (VmHWM) | %.1f MiB | |\n", mib(o.mem.hwm))
+	fmt.Fprintf(w, "| master threads / open file descriptors | %d / %d | |\n", o.mem.threads, o.fds.total())
+	if n > 1 && o.base.rss > 0 {
+		fmt.Fprintf(w, "| baseline: 1 daemon × 1 worker | %.1f MiB, %d threads | |\n", mib(o.base.rss), o.base.threads)
+		fmt.Fprintf(w, "| per extra worker | %.1f KiB, %.2f threads | |\n",
+			float64(o.mem.rss-o.base.rss)/1024/float64(n-1), float64(o.mem.threads-o.base.threads)/float64(n-1))
+	}
+	fmt.Fprintf(w, "| **master CPU over %v idle** | **%.2f s** | ≈ 0 (< %.2f s): **%s** |\n", o.window, o.idleCPU.Seconds(),
+		cpuMax, verdict(o.idleCPU.Seconds() < cpuMax))
+	fmt.Fprintln(w)
+	fmt.Fprint(w, "`/proc` counts CPU in 10 ms ticks.")
+	if n > 1 && o.baseFDs != nil {
+		var kinds []string
+		for _, kind := range []string{"pipe", "pidfd", "socket", "anon", "file"} {
+			if per := float64(o.fds[kind]-o.baseFDs[kind]) / float64(n-1); per >= 0.5 {
+				kinds = append(kinds, fmt.Sprintf("%.1f %s", per, kind))
+			}
+		}
+		fmt.Fprintf(w, " Per worker the master holds %.1f more file descriptors than with one daemon of one (%s).",
+			float64(o.fds.total()-o.baseFDs.total())/float64(n-1), strings.Join(kinds, ", "))
+		if per := float64(o.fds["pidfd"]-o.baseFDs["pidfd"]) / float64(n-1); per > 1.5 {
+			fmt.Fprint(w, " Two pidfds a worker: `os.StartProcess` keeps a duplicate of a pidfd the caller asks for "+
+				"in `SysProcAttr.PidFD` (Go 1.23 and later).")
+		}
+	}
+
 	if o.limitNote != "" {
-		fmt.Fprintf(w, "  %s\n", o.limitNote)
+		fmt.Fprintf(w, " The benchmark raised its limits first: %s.", o.limitNote)
 	}
 	fmt.Fprintln(w)
 }

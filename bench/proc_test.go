@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -48,6 +50,16 @@ func readProc(pid int) (procInfo, error) {
 		state: f[0][0],
 		cpu:   time.Duration(utime+stime) * clockTick,
 	}, nil
+}
+
+// selfCPU returns the CPU time this process has used, at the microsecond
+// precision of getrusage(2).
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // procCPU returns a process's utime+stime, or 0 if it is gone.
@@ -146,3 +158,164 @@ func readMem(pid int) (memInfo, error) {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// childPIDs returns the pids of ppid's children, zombies included, from
+// /proc/PPID/task/*/children: a child is listed under the thread that forked
+// it. Cheaper than children, which reads every process of the machine.
+func childPIDs(ppid int) []int {
+	dir := "/proc/" + strconv.Itoa(ppid) + "/task/"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + t.Name() + "/children")
+		if err != nil {
+			continue
+		}
+		for f := range bytes.FieldsSeq(b) {
+			if pid, err := strconv.Atoi(string(f)); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// fdCount is a process's file descriptors by kind: "pipe", "socket",
+// "pidfd", "anon" (other anonymous inodes: epoll, eventfd, inotify...) and
+// "file".
+type fdCount map[string]int
+
+// openFDs counts a process's file descriptors by kind.
+func openFDs(pid int) fdCount {
+	dir := "/proc/" + strconv.Itoa(pid) + "/fd/"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	c := fdCount{}
+	for _, e := range ents {
+		target, err := os.Readlink(dir + e.Name())
+		switch {
+		case err != nil: // closed meanwhile
+		case strings.HasPrefix(target, "pipe:"):
+			c["pipe"]++
+		case strings.HasPrefix(target, "socket:"):
+			c["socket"]++
+		case target == "anon_inode:[pidfd]":
+			c["pidfd"]++
+		case strings.HasPrefix(target, "anon_inode:"):
+			c["anon"]++
+		default:
+			c["file"]++
+		}
+	}
+	return c
+}
+
+func (c fdCount) total() int {
+	n := 0
+	for _, k := range c {
+		n += k
+	}
+	return n
+}
+
+// childReader reads a process's children as childPIDs does, cheaply enough
+// to poll: it keeps /proc/PID/task and each thread's children file open
+// between reads (a seq_file is generated afresh by a read from offset 0), so
+// a read is one getdents for the threads and one pread per thread.
+type childReader struct {
+	pid   int
+	dir   *os.File
+	files map[string]*os.File // by thread id
+	buf   []byte
+}
+
+func newChildReader(pid int) *childReader {
+	return &childReader{pid: pid, files: map[string]*os.File{}, buf: make([]byte, 64<<10)}
+}
+
+// pids returns the children's pids, zombies included; nil once the process
+// is gone.
+func (r *childReader) pids() []int {
+	prefix := "/proc/" + strconv.Itoa(r.pid) + "/task/"
+	if r.dir == nil {
+		d, err := os.Open(prefix)
+		if err != nil {
+			return nil
+		}
+		r.dir = d
+	}
+	if _, err := r.dir.Seek(0, io.SeekStart); err != nil {
+		return nil
+	}
+	tids, err := r.dir.Readdirnames(-1)
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, tid := range tids {
+		f := r.files[tid]
+		if f == nil {
+			if f, err = os.Open(prefix + tid + "/children"); err != nil {
+				continue
+			}
+			r.files[tid] = f
+		}
+		n, err := f.ReadAt(r.buf, 0)
+		if err != nil && err != io.EOF {
+			f.Close() // the thread has exited
+			delete(r.files, tid)
+			continue
+		}
+		for field := range bytes.FieldsSeq(r.buf[:n]) {
+			if pid, err := strconv.Atoi(string(field)); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
+
+// close closes the files r holds open.
+func (r *childReader) close() {
+	if r.dir != nil {
+		r.dir.Close()
+	}
+	for _, f := range r.files {
+		f.Close()
+	}
+	clear(r.files)
+}
+
+// runTime returns the CPU time a process's current main thread has run, at
+// nanosecond precision unlike the ticks of stat: se.sum_exec_runtime from
+// /proc/PID/sched (in milliseconds there), or the first field of
+// /proc/PID/schedstat where sched is not compiled in. After an exec the
+// thread that exec'd is the main thread and the time of the others, gone,
+// is not in it: for a multi-threaded program before its exec it is a lower
+// bound. 0 if the process is gone or neither file says.
+func runTime(pid int) time.Duration {
+	dir := "/proc/" + strconv.Itoa(pid) + "/"
+	if b, err := os.ReadFile(dir + "sched"); err == nil {
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "se.sum_exec_runtime" {
+				ms, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				return time.Duration(ms * float64(time.Millisecond))
+			}
+		}
+	}
+	b, err := os.ReadFile(dir + "schedstat")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	ns, _ := strconv.ParseInt(f[0], 10, 64)
+	return time.Duration(ns)
+}

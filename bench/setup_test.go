@@ -6,6 +6,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,18 +34,73 @@ func waitFor(d, interval time.Duration, cond func() bool) bool {
 	return true
 }
 
+// pollUntil checks cond until it holds or limit has passed since t0, and
+// returns the time from t0 to the end of the check that saw it hold.
+// Between checks it pauses for 1/200 of the time waited so far, at least
+// 200 µs: what it times is resolved to about 0.5% (or 0.2–0.3 ms) at the
+// cost of a few hundred checks however long the wait, on the same schedule
+// whatever it waits for. The pause is nanosleep(2) itself: a time.Sleep of
+// 100 µs takes about a millisecond (the runtime's timers).
+func pollUntil(t0 time.Time, limit time.Duration, cond func() bool) (time.Duration, bool) {
+	for {
+		if cond() {
+			return time.Since(t0), true
+		}
+		waited := time.Since(t0)
+		if waited > limit {
+			return waited, false
+		}
+		ts := syscall.NsecToTimespec(int64(max(200*time.Microsecond, waited/200)))
+		syscall.Nanosleep(&ts, nil)
+	}
+}
+
+// startIsolated starts the command newCmd makes with a parent-death signal
+// and, where the benchmark may (as root), as the first process of a new PID
+// namespace: when the benchmark dies, the signal kills the master and the
+// kernel then kills everything the master started, including children that
+// have no parent-death signal of their own (supervisord's). Where namespaces
+// are refused it starts a second command from newCmd without one; the bool
+// says whether the namespace was made.
+func startIsolated(newCmd func() *exec.Cmd) (*exec.Cmd, bool, error) {
+	cmd := newCmd()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Cloneflags: syscall.CLONE_NEWPID}
+	err := cmd.Start()
+	if err == nil || !errors.Is(err, syscall.EPERM) && !errors.Is(err, syscall.EINVAL) {
+		return cmd, err == nil, err
+	}
+	cmd = newCmd()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd, false, cmd.Start()
+}
+
 // master is a running `nsfd run` on an etc/ in a temp dir.
 type master struct {
 	tb     testing.TB
 	dir    string
 	cmd    *exec.Cmd
+	t0     time.Time // just before the exec
+	pidNS  bool      // the master is the first process of its own PID namespace
 	exited chan struct{}
+}
+
+// masterOptions are the ways startMasterWith can start the master.
+type masterOptions struct {
+	// pidNS runs the master as the first process of a new PID namespace
+	// where it may (startIsolated).
+	pidNS bool
 }
 
 // startMaster writes nsfd.ini and one NAME.ini per entry of daemons, and
 // starts `nsfd run`. The master dies with the benchmark (parent-death
 // signal) and is stopped when tb ends.
 func startMaster(tb testing.TB, daemons map[string]string) *master {
+	tb.Helper()
+	return startMasterWith(tb, daemons, masterOptions{})
+}
+
+// startMasterWith is startMaster with options.
+func startMasterWith(tb testing.TB, daemons map[string]string, opts masterOptions) *master {
 	tb.Helper()
 	// A short path: UNIX socket paths (the notify sockets) are limited to 107 bytes.
 	dir, err := os.MkdirTemp("", "nsfdb")
@@ -70,14 +126,24 @@ func startMaster(tb testing.TB, daemons map[string]string) *master {
 		tb.Fatal(err)
 	}
 	defer out.Close()
-	cmd := exec.Command(bins.nsfd, "run", "--etc", etc)
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	newCmd := func() *exec.Cmd {
+		cmd := exec.Command(bins.nsfd, "run", "--etc", etc)
+		cmd.Stdout, cmd.Stderr = out, out
+		return cmd
+	}
+	m := &master{tb: tb, dir: dir, exited: make(chan struct{})}
+	m.t0 = time.Now()
+	if opts.pidNS {
+		m.cmd, m.pidNS, err = startIsolated(newCmd)
+	} else {
+		m.cmd = newCmd()
+		m.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		err = m.cmd.Start()
+	}
+	if err != nil {
 		tb.Fatal(err)
 	}
-	m := &master{tb: tb, dir: dir, cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(m.exited) }()
+	go func() { m.cmd.Wait(); close(m.exited) }()
 	tb.Cleanup(func() {
 		if err := m.stop(60 * time.Second); err != nil {
 			tb.Error(err)
@@ -87,6 +153,12 @@ func startMaster(tb testing.TB, daemons map[string]string) *master {
 }
 
 func (m *master) pid() int { return m.cmd.Process.Pid }
+
+// started returns when the master was exec'd.
+func (m *master) started() time.Time { return m.t0 }
+
+// etc returns the master's etc/ directory.
+func (m *master) etc() string { return filepath.Join(m.dir, "etc") }
 
 func (m *master) log() string {
 	b, _ := os.ReadFile(filepath.Join(m.dir, "var", "log", "nsfd.log"))
