@@ -18,7 +18,7 @@ import (
 // of once the line is complete; an idle LineWriter holds no buffer.
 //
 // Write never blocks (records go into the Sink's buffer, or are dropped and
-// counted) and does not retain p. A LineWriter is not safe for concurrent
+// counted) and does not retain p; the reader paces itself with Hold. A LineWriter is not safe for concurrent
 // use: one reader of one stream writes to it.
 type LineWriter struct {
 	s      *Sink
@@ -73,6 +73,12 @@ func (w *LineWriter) spill() {
 	}
 }
 
+// Hold is the Sink's Hold: nil when the Sink takes more records now, else a
+// channel closed when the writer of this LineWriter should read its stream
+// again. A reader that stops reading while it is held makes the worker wait
+// on its full pipe instead of its lines being dropped.
+func (w *LineWriter) Hold() <-chan struct{} { return w.s.Hold() }
+
 // Close writes the final line if it has no newline. It always returns nil;
 // calling it again does nothing.
 func (w *LineWriter) Close() error {
@@ -87,10 +93,14 @@ func (w *LineWriter) Close() error {
 // records through a LineWriter of daemon, pid and stream (StreamStdout or
 // StreamStderr): one record a line, a final line without a newline too, a
 // line longer than MaxLineBytes as several records, a trailing "\r" of a
-// CRLF line removed. It blocks: run it in a goroutine of its own. It keeps
-// reading whatever happens to the records (dropped, or the Sink closed), so
-// the worker never blocks on a full pipe; to stop it sooner, close r. It
-// returns nil at EOF, or the read error.
+// CRLF line removed. It blocks: run it in a goroutine of its own. While the
+// Sink holds its readers back (see Sink.Hold) it waits before reading, so a
+// worker writing faster than the target takes its lines blocks on its full
+// pipe rather than losing them; a stuck target holds it up for
+// Config.StallTimeout at most, after which it reads on and what does not fit
+// is dropped and counted. It keeps reading until EOF whatever happens to the
+// records; to stop it sooner, close r. It returns nil at EOF, or the read
+// error.
 //
 // A master that reads many workers' pipes from one event loop uses a
 // LineWriter per stream instead, and no goroutine per stream.
@@ -99,6 +109,9 @@ func (s *Sink) Capture(daemon string, pid int, stream string, r io.Reader) error
 	defer w.Close()
 	buf := make([]byte, 32<<10)
 	for {
+		if hold := s.Hold(); hold != nil {
+			<-hold
+		}
 		n, err := r.Read(buf)
 		if n > 0 {
 			w.Write(buf[:n])

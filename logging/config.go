@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -34,6 +35,11 @@ const (
 	DefaultBuffer      = 16384    // records
 	DefaultBufferBytes = 32 << 20 // bytes of record data
 	DefaultMaxFiles    = 5        // rotated files kept when MaxSize is set
+
+	// DefaultStallTimeout is how long one write to the target may take
+	// before the Sink counts as stalled: it stops holding workers' output
+	// back and drops what does not fit in its buffer instead.
+	DefaultStallTimeout = time.Second
 
 	DefaultSyslogIdent    = "nsfd"
 	DefaultSyslogFacility = "daemon"
@@ -78,6 +84,10 @@ type Config struct {
 	// BufferBytes bounds the memory of the waiting records; default
 	// DefaultBufferBytes.
 	BufferBytes int64
+	// StallTimeout is how long one write to the target may take before the
+	// Sink gives up holding workers' output back (see the package
+	// documentation); default DefaultStallTimeout.
+	StallTimeout time.Duration
 
 	// SyslogAddr is where target "syslog" sends its messages: empty for the
 	// local syslog socket (/dev/log, /var/run/syslog or /var/run/log),
@@ -137,8 +147,8 @@ func (cfg Config) withDefaults() (Config, hclog.Level, error) {
 	if err != nil {
 		return cfg, 0, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	if cfg.MaxSize < 0 || cfg.MaxFiles < 0 || cfg.Buffer < 0 || cfg.BufferBytes < 0 {
-		return cfg, 0, fmt.Errorf("%w: max size, max files and buffer sizes must not be negative", ErrInvalidConfig)
+	if cfg.MaxSize < 0 || cfg.MaxFiles < 0 || cfg.Buffer < 0 || cfg.BufferBytes < 0 || cfg.StallTimeout < 0 {
+		return cfg, 0, fmt.Errorf("%w: max size, max files, buffer sizes and stall timeout must not be negative", ErrInvalidConfig)
 	}
 	if cfg.MaxFiles == 0 {
 		cfg.MaxFiles = DefaultMaxFiles
@@ -148,6 +158,9 @@ func (cfg Config) withDefaults() (Config, hclog.Level, error) {
 	}
 	if cfg.BufferBytes == 0 {
 		cfg.BufferBytes = DefaultBufferBytes
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = DefaultStallTimeout
 	}
 	return cfg, level, nil
 }

@@ -26,22 +26,44 @@
 // hclog's multi-line field values. [ParseRecord] reads either format back,
 // which is what `nsfd logs --daemon NAME` filters on.
 //
-// # Never blocking the caller
+// # Never blocking the caller, holding workers back
 //
 // Writing a record never waits for the sink. Records go into a bounded
 // in-memory buffer (Config.Buffer records, Config.BufferBytes bytes) that one
-// writer goroutine drains into the target. When the buffer is full the record
-// is dropped and counted: [Sink.Dropped] returns the count, and a record
-// "N log lines dropped" is written once the writer has caught up. A record the
-// target failed to write is counted the same way. Nothing accepted into the
-// buffer is lost by [Sink.Close], which writes everything buffered before it
-// returns.
+// writer goroutine drains into the target, taking every record waiting (up to
+// 256 KiB of them) and writing them with one write(2). When the buffer is
+// full the record is dropped and counted: [Sink.Dropped] returns the count,
+// and a record "N log lines dropped" is written once the writer has caught
+// up. A record the target failed to write is counted the same way. Nothing
+// accepted into the buffer is lost by [Sink.Close], which writes everything
+// buffered before it returns.
+//
+// So that a worker that writes faster than the target takes its lines does
+// not lose them, the readers of workers' output pace themselves with
+// [Sink.Hold] ([LineWriter.Hold]; [Sink.Capture] does it itself): once the
+// buffer is half full (the high-water mark, of Config.Buffer or of
+// Config.BufferBytes) they stop reading, the workers' pipes fill and the
+// workers block in write(2), as they would writing to a slow disk; when the
+// writer has taken the buffer down to a quarter (the low-water mark) they
+// read again. The master's own records are never held back: they go into
+// the half of the buffer above the high-water mark, with what is read from a
+// worker's pipes at its exit (read at once, so that the exit is reported at
+// once), and are dropped only when the buffer is full.
+//
+// A target that is stuck (a blocked FIFO, a hung syslog, a full disk that
+// does not fail) must not hold the daemons hostage: when the writer has been
+// in one write for Config.StallTimeout (default one second), the readers are
+// let go, the stall is reported on standard error, and from then on the
+// buffer fills and what does not fit is dropped and counted, as above, until
+// the target completes a write again, when holding resumes.
 //
 // # Targets
 //
 // The file target appends to one file (mode 0640, its directory created 0750),
-// reopens it on [Sink.Reopen] (logrotate's SIGUSR1: rename, then signal) and,
-// with Config.MaxSize set, rotates it by size itself: nsfd.log becomes
+// reopens it on [Sink.Reopen] (logrotate's SIGUSR1: rename, then signal; the
+// writer does it between two batches) and, with Config.MaxSize set, rotates it
+// by size itself, splitting a batch where a record would take the file past
+// MaxSize, so that no file is larger unless one record is: nsfd.log becomes
 // nsfd.log.1, nsfd.log.1 becomes nsfd.log.2, and so on, keeping
 // Config.MaxFiles rotated files. The stderr target writes to the process's
 // standard error, for running in the foreground or under systemd's journal.

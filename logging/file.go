@@ -16,8 +16,9 @@ const (
 )
 
 // fileTarget appends records to a file, reopens it on request and rotates it
-// by size. Each record is one write(2), unbuffered: what the writer goroutine
-// has taken from the buffer survives a crash of the master.
+// by size. Each batch of records is one write(2) (two or more if the file is
+// rotated within it), unbuffered: what the writer goroutine has taken from
+// the buffer and written survives a crash of the master.
 type fileTarget struct {
 	path     string
 	maxSize  int64 // rotate when a record would grow the file past it; 0: never
@@ -26,7 +27,7 @@ type fileTarget struct {
 	size     int64
 }
 
-var _ target = (*fileTarget)(nil)
+var _ batchTarget = (*fileTarget)(nil)
 
 // openFileTarget creates path's directory and opens path for appending.
 func openFileTarget(path string, maxSize int64, maxFiles int) (*fileTarget, error) {
@@ -75,6 +76,39 @@ func (t *fileTarget) Write(_ *entry, p []byte) error {
 		return warning{rotErr}
 	}
 	return nil
+}
+
+// WriteBatch appends the records in p, ending at ends, with one write(2) for
+// each run of them that fits in the file: the batch is split where a record
+// would take the file past maxSize, and the file rotated there, as Write
+// does for one record, so a file holds as much as with one write a record.
+func (t *fileTarget) WriteBatch(p []byte, ends []int) (int, error) {
+	var rotErr error
+	done, start := 0, 0 // records written; where the first unwritten one starts
+	for done < len(ends) {
+		k := len(ends) // the run is records done..k-1
+		if t.maxSize > 0 {
+			if t.size > 0 && t.size+int64(ends[done]-start) > t.maxSize {
+				if err := t.rotate(); err != nil {
+					rotErr, t.size = err, 0
+				}
+			}
+			k = done + 1 // at least one record, however large
+			for k < len(ends) && t.size+int64(ends[k]-start) <= t.maxSize {
+				k++
+			}
+		}
+		n, err := t.f.Write(p[start:ends[k-1]])
+		t.size += int64(n)
+		if err != nil {
+			return done + recordsIn(ends[done:k], start+n), err
+		}
+		done, start = k, ends[k-1]
+	}
+	if rotErr != nil {
+		return done, warning{rotErr}
+	}
+	return done, nil
 }
 
 // Reopen opens the file at the path again, after logrotate renamed it. If

@@ -49,6 +49,17 @@ type Sink struct {
 	bytes   atomic.Int64  // data bytes in queue
 	dropped atomic.Uint64 // records dropped, ever
 
+	// Flow control: see Hold. The marks are in records and in bytes.
+	highRecs, lowRecs   int
+	highBytes, lowBytes int64
+	stallAfter          time.Duration
+	held                atomic.Bool  // a hold is on: holdc is open
+	stalled             atomic.Bool  // holds are off until the target completes a call
+	busySince           atomic.Int64 // unix ns when the writer's current call into the target began; 0 when none
+	holdMu              sync.Mutex   // guards holdc and stallTimer, and the changes of held and stalled
+	holdc               chan struct{}
+	stallTimer          *time.Timer
+
 	reopenc  chan chan error
 	stop     chan struct{} // closed by Close
 	stopOnce sync.Once
@@ -59,6 +70,8 @@ type Sink struct {
 	target    target
 	fmt       *formatter
 	cur       entry        // the record being written
+	out       []byte       // a batch of formatted records
+	ends      []int        // where each record of out ends
 	direct    hclog.Logger // writes straight to the target: the drop reports
 	reported  uint64       // dropped count already reported
 	sinceDrop int          // records written since an unreported drop
@@ -101,14 +114,19 @@ func openWith(cfg Config, t target, errOut io.Writer) (*Sink, error) {
 
 func start(cfg Config, level hclog.Level, t target, errOut io.Writer) *Sink {
 	s := &Sink{
-		queue:    make(chan entry, cfg.Buffer),
-		maxBytes: cfg.BufferBytes,
-		reopenc:  make(chan chan error),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-		target:   t,
-		fmt:      newFormatter(cfg.Format == FormatJSON),
-		errOut:   errOut,
+		queue:      make(chan entry, cfg.Buffer),
+		maxBytes:   cfg.BufferBytes,
+		highRecs:   max(cfg.Buffer*highWaterPercent/100, 1),
+		lowRecs:    cfg.Buffer * lowWaterPercent / 100,
+		highBytes:  max(cfg.BufferBytes*highWaterPercent/100, 1),
+		lowBytes:   cfg.BufferBytes * lowWaterPercent / 100,
+		stallAfter: cfg.StallTimeout,
+		reopenc:    make(chan chan error),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		target:     t,
+		fmt:        newFormatter(cfg.Format == FormatJSON),
+		errOut:     errOut,
 	}
 	opts := func(out io.Writer, level hclog.Level) *hclog.LoggerOptions {
 		return &hclog.LoggerOptions{
@@ -170,6 +188,7 @@ func (s *Sink) Close(ctx context.Context) error {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
+		s.release(false) // nothing is taken any more: no point holding anybody
 		close(s.stop)
 	})
 	select {
@@ -211,15 +230,19 @@ func (s *Sink) run() {
 		case e := <-s.queue:
 			s.write(e)
 		case req := <-s.reopenc:
+			s.busy()
 			err := s.target.Reopen()
+			s.progress()
 			if err != nil {
 				err = fmt.Errorf("reopen log: %w", err)
 			}
 			req <- err
 		case <-s.stop:
 			s.drain()
-			s.reportDropped(true)
+			s.reportDropped(true, 0)
+			s.busy()
 			s.closeErr = s.target.Close()
+			s.progress()
 			return
 		}
 	}
@@ -239,28 +262,80 @@ func (s *Sink) drain() {
 	}
 }
 
-// write formats e and writes it to the target, then reports drops if due.
+// maxBatchBytes bounds the formatted records the writer gives a batchTarget
+// in one call: one write(2), or a few around a rotation. A batch is the
+// records waiting when the writer takes the first one, up to this bound.
+const maxBatchBytes = 256 << 10
+
+// write writes e, taken from the buffer, and, for a target that takes
+// batches, every record waiting after it up to maxBatchBytes; then it
+// reports drops if due.
 func (s *Sink) write(e entry) {
-	s.bytes.Add(-e.size())
-	var p []byte
-	if e.master {
-		p = s.fmt.master(e.data)
-	} else {
-		p = s.fmt.worker(e.time, e.daemon, e.pid, e.stream, e.data)
+	bt, ok := s.target.(batchTarget)
+	if !ok {
+		s.writeOne(e)
+		return
 	}
+	s.out, s.ends = s.out[:0], s.ends[:0]
+	var size int64
+	for more := true; more; {
+		size += e.size()
+		s.out = append(s.out, s.format(&e)...)
+		s.ends = append(s.ends, len(s.out))
+		more = false
+		if len(s.out) < maxBatchBytes {
+			select {
+			case e = <-s.queue:
+				more = true
+			default:
+			}
+		}
+	}
+	s.taken(size)
+	s.busy()
+	n, err := bt.WriteBatch(s.out, s.ends)
+	s.progress()
+	s.result(err)
+	if lost := len(s.ends) - n; lost > 0 {
+		s.dropped.Add(uint64(lost))
+	}
+	s.reportDropped(false, len(s.ends))
+}
+
+// writeOne formats e and writes it to the target alone.
+func (s *Sink) writeOne(e entry) {
+	s.taken(e.size())
+	p := s.format(&e)
 	s.cur = e // a field, so that the target's pointer costs no allocation
 	ok := s.writeTarget(&s.cur, p)
 	s.cur = entry{}
 	if !ok {
 		s.dropped.Add(1)
 	}
-	s.reportDropped(false)
+	s.reportDropped(false, 1)
 }
 
-// writeTarget writes one record and reports whether it was written. The
-// first failure of a run of them is reported on errOut.
+// format renders e in the Sink's format; the result is valid until the
+// next call.
+func (s *Sink) format(e *entry) []byte {
+	if e.master {
+		return s.fmt.master(e.data)
+	}
+	return s.fmt.worker(e.time, e.daemon, e.pid, e.stream, e.data)
+}
+
+// writeTarget writes one record and reports whether it was written.
 func (s *Sink) writeTarget(e *entry, p []byte) bool {
+	s.busy()
 	err := s.target.Write(e, p)
+	s.progress()
+	return s.result(err)
+}
+
+// result reports whether a write that returned err wrote its records: it
+// did for nil and for a warning, which is reported on errOut. The first
+// failure of a run of them is reported on errOut too.
+func (s *Sink) result(err error) bool {
 	var w warning
 	switch {
 	case err == nil:
@@ -279,18 +354,155 @@ func (s *Sink) writeTarget(e *entry, p []byte) bool {
 	}
 }
 
+// Flow control. The pump that reads workers' pipes asks Hold before each
+// read; while the buffer is past the high-water mark it stops reading, the
+// pipes fill and the workers wait in write(2), until the writer has taken the
+// buffer down to the low-water mark and closes the channel Hold returned. The
+// space above the high-water mark is the headroom for the master's own
+// records, which are never held back, and for what the pump reads at a
+// worker's exit.
+const (
+	highWaterPercent = 50 // of Config.Buffer and of Config.BufferBytes
+	lowWaterPercent  = 25
+)
+
+// Hold is how a reader of workers' output paces itself to the Sink. It
+// returns nil when the Sink takes more records now. Otherwise the buffer is
+// past its high-water mark while the target is making progress, and Hold
+// returns a channel that is closed once the reader should go on: when the
+// buffer is down to its low-water mark, when the target has been stuck in
+// one write for Config.StallTimeout (from then on Hold returns nil and what
+// does not fit in the buffer is dropped and counted, until the target
+// completes a write again), or when the Sink is closed. A reader that waits
+// on the channel instead of reading leaves the workers blocked on their full
+// pipes, as a slow disk would, rather than their lines dropped.
+//
+// Writing records never waits for Hold: it only tells a reader when to stop.
+func (s *Sink) Hold() <-chan struct{} {
+	if !s.held.Load() && !s.aboveHigh() {
+		return nil
+	}
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	if s.stalled.Load() || s.isClosed() {
+		return nil
+	}
+	if s.holdc == nil {
+		s.holdc = make(chan struct{})
+		s.held.Store(true)
+		if s.belowLow() { // the writer took the buffer down before it saw held
+			s.releaseLocked()
+			return nil
+		}
+		wait := s.stallAfter
+		if since := s.busySince.Load(); since != 0 {
+			wait -= time.Since(time.Unix(0, since))
+		}
+		if s.stallTimer == nil {
+			s.stallTimer = time.AfterFunc(wait, s.checkStall)
+		} else {
+			s.stallTimer.Reset(wait)
+		}
+	}
+	return s.holdc
+}
+
+// aboveHigh reports whether the buffer is past its high-water mark.
+func (s *Sink) aboveHigh() bool {
+	return len(s.queue) >= s.highRecs || s.bytes.Load() >= s.highBytes
+}
+
+// belowLow reports whether the buffer is down to its low-water mark.
+func (s *Sink) belowLow() bool {
+	return len(s.queue) <= s.lowRecs && s.bytes.Load() <= s.lowBytes
+}
+
+func (s *Sink) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
+}
+
+// taken is called by the writer when it has taken records of size bytes
+// from the buffer: it ends the hold once the buffer is down to the
+// low-water mark.
+func (s *Sink) taken(size int64) {
+	s.bytes.Add(-size)
+	if s.held.Load() && s.belowLow() {
+		s.release(false)
+	}
+}
+
+// release ends the current hold, if any, and with stalled set stops holding
+// until the target completes a call.
+func (s *Sink) release(stalled bool) {
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	if stalled {
+		s.stalled.Store(true)
+	}
+	s.releaseLocked()
+}
+
+func (s *Sink) releaseLocked() {
+	if s.holdc != nil {
+		close(s.holdc)
+		s.holdc = nil
+		s.held.Store(false)
+		s.stallTimer.Stop()
+	}
+}
+
+// checkStall runs when a hold has lasted Config.StallTimeout: if the writer
+// has been in one call into the target that long, the target is stuck, and
+// the hold ends for good (until the call returns); otherwise it looks again
+// when the current call would be stuck.
+func (s *Sink) checkStall() {
+	s.holdMu.Lock()
+	defer s.holdMu.Unlock()
+	if s.holdc == nil {
+		return
+	}
+	wait := s.stallAfter
+	if since := s.busySince.Load(); since != 0 {
+		busy := time.Since(time.Unix(0, since))
+		if busy >= s.stallAfter {
+			s.stalled.Store(true)
+			s.releaseLocked()
+			fmt.Fprintf(s.errOut, "nsfd: log: a write has not returned for %v, no longer holding workers' output back: lines that do not fit in the buffer are dropped\n", busy.Round(time.Millisecond))
+			return
+		}
+		wait -= busy
+	}
+	s.stallTimer.Reset(wait)
+}
+
+// busy is called by the writer before a call into the target.
+func (s *Sink) busy() { s.busySince.Store(time.Now().UnixNano()) }
+
+// progress is called by the writer when a call into the target has returned,
+// whether it wrote or failed: the target is not stuck.
+func (s *Sink) progress() {
+	s.busySince.Store(0)
+	if s.stalled.Load() {
+		s.holdMu.Lock()
+		s.stalled.Store(false)
+		s.holdMu.Unlock()
+	}
+}
+
 // reportDropped writes "N log lines dropped" for the drops not yet reported,
 // once the writer has caught up: when the buffer is empty, or when it has
 // written a buffer's worth of records since it noticed them (everything that
 // was buffered before the drops), or when force is set. A report the target
 // failed to write is tried again later, its count growing.
-func (s *Sink) reportDropped(force bool) {
+func (s *Sink) reportDropped(force bool, written int) {
 	total := s.dropped.Load()
 	if total == s.reported {
 		s.sinceDrop = 0
 		return
 	}
-	s.sinceDrop++
+	s.sinceDrop += written
 	if !force && len(s.queue) > 0 && s.sinceDrop <= cap(s.queue) {
 		return
 	}

@@ -148,8 +148,9 @@ func TestStalledSink(t *testing.T) {
 }
 
 // TestStalledSinkCapture: workers writing 100,000 lines through pipes while
-// the target is stalled never block, and every line is either in the file or
-// counted as dropped, in the same way as TestStalledSink.
+// the target is stalled are held back for Config.StallTimeout at most, then
+// read on, and every line is either in the file or counted as dropped, in
+// the same way as TestStalledSink.
 func TestStalledSinkCapture(t *testing.T) {
 	const workers, perWorker, buffer = 4, 25000, 1000
 	path := filepath.Join(t.TempDir(), "nsfd.log")

@@ -21,12 +21,34 @@ type target interface {
 	Close() error
 }
 
+// batchTarget is a target that also takes many records in one call; the
+// writer goroutine gives such a target every record waiting in the buffer,
+// up to maxBatchBytes, at once.
+type batchTarget interface {
+	target
+	// WriteBatch writes the records in p, each in the Sink's format and
+	// ending in a newline, record i ending at ends[i]. It returns how many
+	// records (from the first) it wrote whole, all of them with a nil error
+	// or a warning. It must not retain p or ends.
+	WriteBatch(p []byte, ends []int) (int, error)
+}
+
+// recordsIn is how many of the records ending at ends lie whole within the
+// first n bytes.
+func recordsIn(ends []int, n int) int {
+	i := 0
+	for i < len(ends) && ends[i] <= n {
+		i++
+	}
+	return i
+}
+
 // streamTarget writes to an io.Writer it does not own, such as os.Stderr.
 type streamTarget struct {
 	w io.Writer
 }
 
-var _ target = (*streamTarget)(nil)
+var _ batchTarget = (*streamTarget)(nil)
 
 func newStderrTarget() *streamTarget { return &streamTarget{w: os.Stderr} }
 
@@ -34,6 +56,12 @@ func newStderrTarget() *streamTarget { return &streamTarget{w: os.Stderr} }
 func (t *streamTarget) Write(_ *entry, p []byte) error {
 	_, err := t.w.Write(p)
 	return err
+}
+
+// WriteBatch writes p in one call.
+func (t *streamTarget) WriteBatch(p []byte, ends []int) (int, error) {
+	n, err := t.w.Write(p)
+	return recordsIn(ends, n), err
 }
 
 // Reopen does nothing: there is nothing to reopen.

@@ -29,6 +29,19 @@ import (
 // exit for its own goroutine), so a stalled log or a busy pool holds up
 // nothing else. Registrations and drops reach the loop through a queue and an
 // eventfd registered in the same epoll instance, which also wakes it to stop.
+//
+// A writer may ask the pump to stop reading for a while (a pacedWriter, such
+// as logging.LineWriter while the central log's buffer is past its high-water
+// mark): before each read of a stream the pump asks it, and if it is held
+// takes the pipe out of the epoll instance and keeps it aside until the
+// writer's channel is closed (a goroutine waits for that and wakes the loop),
+// then puts it back. Meanwhile the pipe fills and the worker blocks in
+// write(2), as with a slow disk: its lines wait rather than being dropped.
+// Only pipes are ever held: pidfds and the eventfd stay registered, so exits
+// are seen at once, and at a worker's exit the pump still reads what it left
+// in its pipes before reporting it. How long a hold may last is the writer's
+// business: logging lets go of it after its stall timeout when its target is
+// stuck.
 type pump struct {
 	epfd int
 	wake int // eventfd
@@ -42,6 +55,21 @@ type pump struct {
 	watches map[uint64]*watch
 	nextID  uint64
 	buf     []byte
+	held    map[<-chan struct{}][]heldStream // streams kept out of epoll, by the channel that ends their hold
+}
+
+// pacedWriter is an output writer that can ask the pump to stop reading its
+// stream for a while; logging.LineWriter is one.
+type pacedWriter interface {
+	// Hold returns nil if the writer takes more output now; otherwise a
+	// channel that is closed once it does again. It must not block.
+	Hold() <-chan struct{}
+}
+
+// heldStream is a stream the pump does not read until a hold ends.
+type heldStream struct {
+	w *watch
+	i int // fdStdout or fdStderr
 }
 
 // watch is one worker as the pump sees it.
@@ -53,6 +81,8 @@ type watch struct {
 	exited func()            // called on the pump's goroutine once the worker has exited and its output is read
 	id     uint64            // key in watches
 	state  watchState
+	paced  [2]pacedWriter // out[i] if it is one
+	held   [2]bool        // fds[i] is out of the epoll instance until a hold ends
 }
 
 type watchState int
@@ -75,8 +105,9 @@ var streamNames = [2]string{"stdout", "stderr"}
 // pumpOp is a request to the loop: exactly one field is set.
 type pumpOp struct {
 	add    *watch
-	exited *watch // the worker of a watch without a pidfd has exited
-	drop   any    // close what is left of this owner's watches
+	exited *watch          // the worker of a watch without a pidfd has exited
+	drop   any             // close what is left of this owner's watches
+	resume <-chan struct{} // this hold has ended: read its streams again
 	ack    chan struct{}
 }
 
@@ -111,6 +142,7 @@ func newPump() (*pump, error) {
 		done:    make(chan struct{}),
 		watches: make(map[uint64]*watch),
 		buf:     make([]byte, pumpBufSize),
+		held:    make(map[<-chan struct{}][]heldStream),
 	}
 	go p.run()
 	return p, nil
@@ -251,6 +283,8 @@ func (p *pump) handleOps() bool {
 					p.finish(w)
 				}
 			}
+		case op.resume != nil:
+			p.resume(op.resume)
 		}
 		if op.ack != nil {
 			close(op.ack)
@@ -276,6 +310,9 @@ func (p *pump) register(w *watch) {
 	p.nextID++
 	w.id = p.nextID
 	p.watches[w.id] = w
+	for i, o := range w.out {
+		w.paced[i], _ = o.(pacedWriter)
+	}
 	for i := range w.fds {
 		fd := w.fds[i]
 		if fd < 0 {
@@ -305,10 +342,17 @@ func (p *pump) register(w *watch) {
 
 // read reads from stream i of w once: a chatty worker waits for its next
 // turn, after the other ready fds of this batch (epoll is level-triggered).
-// At EOF or on an error it closes the stream.
+// At EOF or on an error it closes the stream. If the stream's writer is held,
+// it does not read but sets the stream aside.
 func (p *pump) read(w *watch, i int) {
-	if w.fds[i] < 0 { // closed by an earlier event of the same batch
+	if w.fds[i] < 0 || w.held[i] { // closed or held by an earlier event of the same batch
 		return
+	}
+	if w.paced[i] != nil {
+		if c := w.paced[i].Hold(); c != nil {
+			p.hold(w, i, c)
+			return
+		}
 	}
 	n, err := unix.Read(w.fds[i], p.buf)
 	switch {
@@ -348,6 +392,48 @@ func (p *pump) drain(w *watch, i int) {
 			return
 		}
 	}
+}
+
+// hold takes stream i of w out of the epoll instance until c is closed. The
+// first stream held on c starts a goroutine that waits for that and then
+// hands c back to the loop.
+func (p *pump) hold(w *watch, i int, c <-chan struct{}) {
+	// Deleted, not modified to wait for no event: epoll reports a hang-up
+	// whatever the events asked for, and a pipe whose writers are gone would
+	// wake the loop without end.
+	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, w.fds[i], nil); err != nil {
+		return // cannot happen; read on, unpaced
+	}
+	w.held[i] = true
+	if _, ok := p.held[c]; !ok {
+		go func() {
+			select {
+			case <-c:
+				p.post(pumpOp{resume: c})
+			case <-p.done:
+			}
+		}()
+	}
+	p.held[c] = append(p.held[c], heldStream{w, i})
+}
+
+// resume puts the streams held on c back into the epoll instance, those
+// that are still open; one that cannot be is closed, as at EOF.
+func (p *pump) resume(c <-chan struct{}) {
+	for _, h := range p.held[c] {
+		w, i := h.w, h.i
+		if !w.held[i] {
+			continue
+		}
+		w.held[i] = false
+		if w.fds[i] < 0 {
+			continue
+		}
+		if err := epollAdd(p.epfd, w.fds[i], w.id<<2|uint64(i)); err != nil {
+			p.closeStream(w, i)
+		}
+	}
+	delete(p.held, c)
 }
 
 // write hands output of stream i of w to its writer.
@@ -400,7 +486,9 @@ func (p *pump) closeFD(w *watch, i int) {
 	if fd < 0 {
 		return
 	}
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	if i == fdPid || !w.held[i] {
+		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	}
 	unix.Close(fd)
 	w.fds[i] = -1
 }
