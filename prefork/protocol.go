@@ -24,6 +24,10 @@ const (
 	NotifyWatchdog = "WATCHDOG=1" // liveness ping
 	NotifyStopping = "STOPPING=1" // the worker leaves on its own
 	NotifyStatus   = "STATUS="    // prefix of a free-text status line
+	// NotifyRequests is the prefix of REQUESTS=n: the number of requests the
+	// worker has begun since it started. The master counts requests from it
+	// instead of from BUSY=1 (docs/protocol.md).
+	NotifyRequests = "REQUESTS="
 )
 
 // MaxNotifySize is the largest notify datagram the master reads; longer ones are dropped and counted.
