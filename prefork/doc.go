@@ -16,6 +16,7 @@
 //	fd 3..     the daemon's listeners        LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES
 //	           a datagram status socket      NOTIFY_SOCKET (READY=1, BUSY=1/0, WATCHDOG=1, STATUS=, STOPPING=1)
 //	           who it is                     NSFD_DAEMON, NSFD_WORKER, NSFD_NODE
+//	           its own max_requests          NSFD_MAX_REQUESTS (unset: unlimited)
 //
 // The master reads NOTIFY_SOCKET with SO_PASSCRED, so each datagram carries
 // the sender's pid as the kernel saw it: a worker cannot speak for another.

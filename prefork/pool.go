@@ -656,7 +656,11 @@ func (p *Pool) freeSlot() int {
 
 func (p *Pool) spawn(now time.Time) error {
 	slot := p.freeSlot()
-	proc, err := p.startProcess(slot)
+	maxReq := p.cfg.MaxRequests
+	if maxReq > 0 && p.cfg.MaxRequestsJitter > 0 {
+		maxReq += rand.IntN(p.cfg.MaxRequestsJitter + 1)
+	}
+	proc, err := p.startProcess(slot, maxReq)
 	if err != nil {
 		return err
 	}
@@ -669,10 +673,7 @@ func (p *Pool) spawn(now time.Time) error {
 		lastPing: now,
 		attempt:  p.attempt,
 		state:    StateStarting,
-		maxReq:   p.cfg.MaxRequests,
-	}
-	if p.cfg.MaxRequests > 0 && p.cfg.MaxRequestsJitter > 0 {
-		w.maxReq += rand.IntN(p.cfg.MaxRequestsJitter + 1)
+		maxReq:   maxReq,
 	}
 	if !p.cfg.Notify {
 		w.ready, w.state, w.idleSince = true, StateIdle, now

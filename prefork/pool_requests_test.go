@@ -1,11 +1,14 @@
 package prefork
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -20,6 +23,7 @@ func init() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
+		fmt.Printf("max_requests=%q\n", os.Getenv(EnvMaxRequests))
 		rawNotify(NotifyReady)
 		term := make(chan os.Signal, 1)
 		signal.Notify(term, syscall.SIGTERM)
@@ -89,7 +93,7 @@ func TestPoolCountsRequestsWord(t *testing.T) {
 // max_requests.
 func TestPoolReplacesWorkerAtMaxRequestsFromRequestsWord(t *testing.T) {
 	exits := make(chan Event, 16)
-	p, l, _ := newTestPool(t, "pool-count", func(c *Config) {
+	p, l, out := newTestPool(t, "pool-count", func(c *Config) {
 		c.Policy = PolicyOptions{MinServers: 1, MaxServers: 2, MaxSpareServers: 1, MinChildTTL: time.Hour}
 		c.MaxRequests = 3
 		c.Observer = func(e Event) {
@@ -121,6 +125,10 @@ func TestPoolReplacesWorkerAtMaxRequestsFromRequestsWord(t *testing.T) {
 		t.Fatalf("the replaced worker %d still serves", pid)
 	}
 	waitFor(t, "4 requests counted", 5*time.Second, func() bool { return status(t, p).Requests == 4 })
+	want := fmt.Sprintf("%d stdout max_requests=%q", first, "3")
+	if lines := out.all(); !slices.Contains(lines, want) {
+		t.Errorf("worker output %q; want %q", lines, want)
+	}
 }
 
 // pidOnce connects to addr and returns the pid the pool-count worker sends.
@@ -137,4 +145,62 @@ func pidOnce(t *testing.T, addr net.Addr) int {
 		t.Fatalf("read pid: %v", err)
 	}
 	return pid
+}
+
+// TestPoolWorkerEnvMaxRequests: each worker learns its own limit, jitter
+// included; an unlimited worker finds the variable unset, whatever the
+// master's own environment holds.
+func TestPoolWorkerEnvMaxRequests(t *testing.T) {
+	t.Setenv(EnvMaxRequests, "7") // the master itself runs under a master
+	p, err := NewPool(Config{Name: "t", Command: []string{"w"}, Shim: []string{"shim"},
+		Policy: PolicyOptions{MinServers: 1, MaxServers: 2, MaxSpareServers: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(env []string) []string {
+		var got []string
+		for _, kv := range env {
+			if strings.HasPrefix(kv, EnvMaxRequests+"=") {
+				got = append(got, kv)
+			}
+		}
+		return got
+	}
+	if got := lookup(p.workerEnv(0, 0)); len(got) != 0 {
+		t.Errorf("unlimited worker's environment has %q", got)
+	}
+	if got := lookup(p.workerEnv(0, 1234)); !slices.Equal(got, []string{EnvMaxRequests + "=1234"}) {
+		t.Errorf("worker's environment has %q, want %s=1234 once", got, EnvMaxRequests)
+	}
+}
+
+// TestPoolMaxRequestsJitter: a worker's limit is max_requests plus up to
+// the jitter, and is what its environment says.
+func TestPoolMaxRequestsJitter(t *testing.T) {
+	p, _, out := newTestPool(t, "pool-count", func(c *Config) {
+		c.Policy = PolicyOptions{MinServers: 4, MaxServers: 4, MaxSpareServers: 3, MinChildTTL: time.Hour}
+		c.MaxRequests, c.MaxRequestsJitter = 10, 5
+	})
+	waitFor(t, "4 start lines", 10*time.Second, func() bool { return len(out.all()) >= 4 })
+	var limits []int
+	err := p.do(context.Background(), func() {
+		for _, w := range p.workers {
+			limits = append(limits, w.maxReq)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range out.all() {
+		var pid, n int
+		if _, err := fmt.Sscanf(line, "%d stdout max_requests=\"%d\"", &pid, &n); err != nil {
+			t.Fatalf("worker output %q: %v", line, err)
+		}
+		if n < 10 || n > 15 {
+			t.Errorf("worker %d has limit %d, want 10..15", pid, n)
+		}
+		if !slices.Contains(limits, n) {
+			t.Errorf("worker %d was told %d; the pool's limits are %v", pid, n, limits)
+		}
+	}
 }

@@ -11,6 +11,10 @@ const (
 	EnvDaemon        = "NSFD_DAEMON"    // daemon name
 	EnvWorker        = "NSFD_WORKER"    // worker slot number, 0-based
 	EnvNode          = "NSFD_NODE"      // node name of the master
+	// EnvMaxRequests is the worker's own max_requests limit, jitter
+	// included: the master replaces the worker once it has begun that many
+	// requests. Unset (or 0) when unlimited.
+	EnvMaxRequests = "NSFD_MAX_REQUESTS"
 )
 
 // ListenFDsStart is the first inherited listener fd, as in sd_listen_fds(3).
