@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -138,12 +139,13 @@ func (n *wtNotes) next(tb testing.TB) string {
 }
 
 // expect reads datagrams and fails unless they are want, in order.
-// Watchdog pings are skipped unless want has one.
+// Watchdog pings and bare REQUESTS=n reports (periodic, as pings are) are
+// skipped unless want is one.
 func (n *wtNotes) expect(tb testing.TB, want ...string) {
 	tb.Helper()
 	for _, w := range want {
 		got := n.next(tb)
-		for got == NotifyWatchdog && w != NotifyWatchdog {
+		for wtPeriodic(got) && !wtPeriodic(w) {
 			got = n.next(tb)
 		}
 		if got != w {
@@ -152,7 +154,20 @@ func (n *wtNotes) expect(tb testing.TB, want ...string) {
 	}
 }
 
-// expectNone fails if a datagram other than a watchdog ping is queued.
+// wtPeriodic reports whether a datagram is a watchdog ping or a bare
+// REQUESTS=n report.
+func wtPeriodic(msg string) bool {
+	return msg == NotifyWatchdog || strings.HasPrefix(msg, NotifyRequests) && !strings.Contains(msg, "\n")
+}
+
+// wtBusy, wtIdle and wtStopping are what Serve and Load send: the word with
+// the count of requests.
+func wtBusy(n int) string     { return NotifyBusy + "\n" + NotifyRequests + strconv.Itoa(n) }
+func wtIdle(n int) string     { return NotifyIdle + "\n" + NotifyRequests + strconv.Itoa(n) }
+func wtStopping(n int) string { return NotifyStopping + "\n" + NotifyRequests + strconv.Itoa(n) }
+
+// expectNone fails if a datagram other than a watchdog ping or a bare
+// REQUESTS=n report is queued.
 func (n *wtNotes) expectNone(tb testing.TB) {
 	tb.Helper()
 	for {
@@ -160,7 +175,7 @@ func (n *wtNotes) expectNone(tb testing.TB) {
 		if !ok {
 			return
 		}
-		if msg != NotifyWatchdog {
+		if !wtPeriodic(msg) {
 			tb.Fatalf("unexpected notify datagram %q", msg)
 		}
 	}
