@@ -47,8 +47,8 @@ const DefaultRequestsInterval = time.Second
 // Without NOTIFY_SOCKET a Load only counts. Begin and End return nothing:
 // errors of the reports they send, at once or deferred, go to ErrorLog.
 // The zero value is ready to use; the fields must not change after the
-// first call. A Load is safe for concurrent use; it holds one timer, armed
-// only while a report is deferred, and no goroutine.
+// first call. A Load is safe for concurrent use; it holds one timer,
+// armed only while a report is deferred, and no goroutine.
 type Load struct {
 	// Concurrency is how many requests in progress make the worker busy;
 	// 0 means DefaultConcurrency.
@@ -233,35 +233,42 @@ func (l *Load) setup() {
 
 // report sends words and REQUESTS=n as one datagram. l.mu is held.
 func (l *Load) report(words ...string) error {
-	l.reported, l.lastReport = l.requests, time.Now()
+	l.reported = l.requests
 	if l.addr == "" {
 		return nil
 	}
+	l.lastReport = time.Now()
 	return notifyTo(l.addr, append(words, NotifyRequests+strconv.Itoa(l.requests))...)
 }
 
-// arm sets the timer for the next deferred report, or stops it if none is
-// due. Without NOTIFY_SOCKET nothing is deferred. l.mu is held.
+// arm makes sure the timer fires by the time the next deferred report is
+// due. A timer armed earlier is left alone: it fires, finds nothing or
+// less due, and arms itself again. So a run of back-to-back requests does
+// not move the timer at every End (moving a timer earlier can wake a thread
+// of the runtime's poller), and a request that cancels a deferred BUSY=0
+// does not stop it. Without NOTIFY_SOCKET, and after Close, the timer is
+// stopped. l.mu is held.
 func (l *Load) arm() {
-	var due time.Time
-	if !l.closed && l.addr != "" {
-		due = l.idleAt
-		if l.requests > l.reported {
-			if t := l.lastReport.Add(l.every); due.IsZero() || t.Before(due) {
-				due = t
-			}
+	if l.closed || l.addr == "" {
+		if !l.timerAt.IsZero() {
+			l.timer.Stop()
+			l.timerAt = time.Time{}
+		}
+		return
+	}
+	due := l.idleAt
+	if l.requests > l.reported {
+		if t := l.lastReport.Add(l.every); due.IsZero() || t.Before(due) {
+			due = t
 		}
 	}
-	if due.Equal(l.timerAt) {
+	if due.IsZero() || !l.timerAt.IsZero() && !l.timerAt.After(due) {
 		return
 	}
 	l.timerAt = due
-	switch {
-	case due.IsZero():
-		l.timer.Stop()
-	case l.timer == nil:
+	if l.timer == nil {
 		l.timer = time.AfterFunc(time.Until(due), l.fire)
-	default:
+	} else {
 		l.timer.Reset(time.Until(due))
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -329,4 +330,38 @@ func TestWorkerParseMaxRequestsEnv(t *testing.T) {
 			t.Errorf("parseMaxRequestsEnv(%q) = %d, %v; want %d, error %v", tc.in, got, err, tc.want, tc.bad)
 		}
 	}
+}
+
+// BenchmarkLoadBeginEnd is the worker's cost of a connection that follows
+// another within the idle grace: the datagrams are coalesced away, what is
+// left is the bookkeeping and the timer. cpu-ns/op counts the CPU of every
+// thread of the process, so also the wake-ups a timer causes elsewhere.
+func BenchmarkLoadBeginEnd(b *testing.B) {
+	for _, socket := range []bool{false, true} {
+		b.Run(fmt.Sprintf("socket=%v", socket), func(b *testing.B) {
+			b.Setenv(EnvMaxRequests, "")
+			b.Setenv(EnvNotifySocket, "")
+			if socket {
+				notes := wtListenNotify(b)
+				b.Setenv(EnvNotifySocket, notes.path)
+			}
+			l := &Load{}
+			defer l.Close()
+			cpu0 := wtCPU(b)
+			for b.Loop() {
+				l.Begin()
+				l.End()
+			}
+			b.ReportMetric(float64(wtCPU(b)-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// wtCPU is the CPU time of the process so far.
+func wtCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
