@@ -47,8 +47,9 @@ const DefaultRequestsInterval = time.Second
 // Without NOTIFY_SOCKET a Load only counts. Begin and End return nothing:
 // errors of the reports they send, at once or deferred, go to ErrorLog.
 // The zero value is ready to use; the fields must not change after the
-// first call. A Load is safe for concurrent use; it holds one timer,
-// armed only while a report is deferred, and no goroutine.
+// first call. A Load is safe for concurrent use. Once it first defers a
+// report it holds one timer until Close: on Linux a timerfd and the one
+// goroutine that waits on it, no runtime timer (see fdTimer for why).
 type Load struct {
 	// Concurrency is how many requests in progress make the worker busy;
 	// 0 means DefaultConcurrency.
@@ -76,7 +77,7 @@ type Load struct {
 	lastReport time.Time
 	busy       bool      // the master was last told BUSY=1
 	idleAt     time.Time // non-zero: BUSY=0 is deferred until then
-	timer      *time.Timer
+	timer      loadTimer // created on first use
 	timerAt    time.Time // when timer fires; zero: stopped
 	closed     bool
 }
@@ -125,10 +126,19 @@ func (l *Load) Stopping() error {
 // stops the timer. After Close, Begin and End only count. Close is
 // idempotent.
 func (l *Load) Close() error {
+	t, err := l.close()
+	if t != nil {
+		t.Close() // without l.mu: a firing under way takes it
+	}
+	return err
+}
+
+// close is Close under l.mu; it returns the timer to close.
+func (l *Load) close() (loadTimer, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return nil
+		return nil, nil
 	}
 	l.setup()
 	var (
@@ -144,7 +154,7 @@ func (l *Load) Close() error {
 	}
 	l.closed = true
 	l.arm()
-	return err
+	return l.timer, err
 }
 
 // begin counts a request. A manual begin (Busy) never counts more than
@@ -244,10 +254,10 @@ func (l *Load) report(words ...string) error {
 // arm makes sure the timer fires by the time the next deferred report is
 // due. A timer armed earlier is left alone: it fires, finds nothing or
 // less due, and arms itself again. So a run of back-to-back requests does
-// not move the timer at every End (moving a timer earlier can wake a thread
-// of the runtime's poller), and a request that cancels a deferred BUSY=0
-// does not stop it. Without NOTIFY_SOCKET, and after Close, the timer is
-// stopped. l.mu is held.
+// not re-arm the timer at every End, and a request that cancels a deferred
+// BUSY=0 does not stop it: while requests keep coming, the timer fires
+// about once per IdleGrace, whatever the rate of requests. Without
+// NOTIFY_SOCKET, and after Close, the timer is stopped. l.mu is held.
 func (l *Load) arm() {
 	if l.closed || l.addr == "" {
 		if !l.timerAt.IsZero() {
@@ -267,10 +277,9 @@ func (l *Load) arm() {
 	}
 	l.timerAt = due
 	if l.timer == nil {
-		l.timer = time.AfterFunc(time.Until(due), l.fire)
-	} else {
-		l.timer.Reset(time.Until(due))
+		l.timer = newLoadTimer(l.fire)
 	}
+	l.timer.Reset(time.Until(due))
 }
 
 // fire sends the reports that are due: a deferred BUSY=0, or a count that
