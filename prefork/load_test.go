@@ -365,3 +365,27 @@ func wtCPU(tb testing.TB) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// TestLoadTimer: both kinds of timer fire once armed, a Reset replaces an
+// earlier arming, and Close returns.
+func TestLoadTimer(t *testing.T) {
+	for name, newTimer := range map[string]func(func()) loadTimer{
+		"platform": newLoadTimer,
+		"runtime":  func(f func()) loadTimer { return newRuntimeTimer(f) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			fired := make(chan struct{}, 10)
+			tm := newTimer(func() { fired <- struct{}{} })
+			tm.Reset(time.Hour)
+			tm.Reset(time.Millisecond) // replaces the hour
+			select {
+			case <-fired:
+			case <-time.After(5 * time.Second):
+				t.Fatal("timer did not fire")
+			}
+			tm.Reset(time.Hour)
+			tm.Stop()
+			tm.Close()
+		})
+	}
+}

@@ -11,9 +11,9 @@ type loadTimer interface {
 	Reset(d time.Duration)
 	// Stop disarms the timer.
 	Stop()
-	// Close stops the timer for good and waits until it has let go of the
-	// function and released what it holds; it must not be called with a
-	// lock the function takes.
+	// Close stops the timer for good and releases what it holds. A call
+	// under way may still finish; Close may wait for it, so it must not be
+	// called with a lock the function takes.
 	Close()
 }
 
