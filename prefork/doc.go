@@ -14,8 +14,9 @@
 // peers accept the hand-over:
 //
 //	fd 3..     the daemon's listeners        LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES
-//	           a datagram status socket      NOTIFY_SOCKET (READY=1, BUSY=1/0, WATCHDOG=1, STATUS=, STOPPING=1)
+//	           a datagram status socket      NOTIFY_SOCKET (READY=1, BUSY=1/0, REQUESTS=n, WATCHDOG=1, STATUS=, STOPPING=1)
 //	           who it is                     NSFD_DAEMON, NSFD_WORKER, NSFD_NODE
+//	           its own max_requests          NSFD_MAX_REQUESTS (unset: unlimited)
 //
 // The master reads NOTIFY_SOCKET with SO_PASSCRED, so each datagram carries
 // the sender's pid as the kernel saw it: a worker cannot speak for another.
@@ -30,7 +31,11 @@
 // worker left in its pipes: a worker's last lines come before its exit, and a
 // thousand idle workers cost the master no goroutine and no thread each.
 //
-// The worker side (Files, Listeners, Notify, Serve) lets a Go program be a
-// worker in a few lines; docs/protocol.md states the same contract for any
-// language.
+// A worker's requests are counted from REQUESTS=n, the number it has begun,
+// or, for a worker that never sends it, from its BUSY=1 words. The worker
+// side (Files, Listeners, Notify, Serve, Load) lets a Go program be a
+// worker in a few lines; it reports going busy at once and going idle after
+// a short grace, cancelled by the next connection, so back-to-back
+// connections cost the master two datagrams in all rather than two each.
+// docs/protocol.md states the same contract for any language.
 package prefork

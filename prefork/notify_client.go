@@ -33,7 +33,11 @@ var notifySendTimeout = 500 * time.Millisecond
 // use and kept. It never blocks for long: when the master's queue is full it
 // waits at most half a second for room, then returns an error.
 func Notify(state ...string) error {
-	addr := os.Getenv(EnvNotifySocket)
+	return notifyTo(os.Getenv(EnvNotifySocket), state...)
+}
+
+// notifyTo is Notify to the socket addr.
+func notifyTo(addr string, state ...string) error {
 	if addr == "" || len(state) == 0 {
 		return nil
 	}
@@ -47,13 +51,25 @@ func Notify(state ...string) error {
 	return nil
 }
 
-// Busy sends BUSY=1: the worker is handling a request. The master counts
-// each BUSY=1 as one request towards max_requests. Serve reports busy and
-// idle on its own; Busy and Idle are for workers that accept by themselves.
-func Busy() error { return Notify(NotifyBusy) }
+// Busy counts a request that starts and reports the worker busy: BUSY=1
+// with the count of requests so far (REQUESTS=n), sent at once unless the
+// master still has the worker busy because the report of an Idle is still
+// deferred. Serve reports busy and idle on its own; Busy and Idle are for
+// workers that serve one request at a time and accept by themselves (a
+// worker that serves several at once uses a Load of its own). They share
+// one Load with Concurrency 1: see Load for how reports are coalesced.
+// Busy returns the error of a report it sent.
+func Busy() error { return defaultLoad.begin(true) }
 
-// Idle sends BUSY=0: the worker waits for a request again.
-func Idle() error { return Notify(NotifyIdle) }
+// Idle marks the request as done: BUSY=0 and the count are reported
+// DefaultIdleGrace later, unless Busy comes first. The report is deferred,
+// so its errors go to the log package's standard logger, not to Idle's
+// result.
+func Idle() error { return defaultLoad.end() }
+
+// Stopping sends STOPPING=1 with the count of Busy calls (REQUESTS=n): for
+// a worker that uses Busy and Idle, when it leaves.
+func Stopping() error { return defaultLoad.Stopping() }
 
 // notifyClient is the worker's end of NOTIFY_SOCKET: one datagram socket
 // connected to the master's, redialled when the address changes or the

@@ -14,10 +14,12 @@ import (
 
 func TestWorkerNotifyWithoutSocket(t *testing.T) {
 	t.Setenv(EnvNotifySocket, "")
+	wtFreshDefaultLoad(t)
 	for _, f := range []func() error{
 		func() error { return Notify(NotifyReady) },
 		Busy,
 		Idle,
+		Stopping,
 		func() error { return Notify(strings.Repeat("x", 2*MaxNotifySize)) },
 	} {
 		if err := f(); err != nil {
@@ -29,6 +31,7 @@ func TestWorkerNotifyWithoutSocket(t *testing.T) {
 func TestWorkerNotifyDatagrams(t *testing.T) {
 	notes := wtListenNotify(t)
 	t.Setenv(EnvNotifySocket, notes.path)
+	wtFreshDefaultLoad(t)
 
 	for _, tc := range []struct {
 		send func() error
@@ -36,8 +39,10 @@ func TestWorkerNotifyDatagrams(t *testing.T) {
 	}{
 		{func() error { return Notify(NotifyReady) }, "READY=1"},
 		{func() error { return Notify(NotifyReady, NotifyStatus+"warming up") }, "READY=1\nSTATUS=warming up"},
-		{Busy, "BUSY=1"},
-		{Idle, "BUSY=0"},
+		{Busy, "BUSY=1\nREQUESTS=1"},
+		{Idle, "BUSY=0\nREQUESTS=1"}, // after the idle grace
+		{Busy, "BUSY=1\nREQUESTS=2"},
+		{Stopping, "STOPPING=1\nREQUESTS=2"},
 		{func() error { return Notify(strings.Repeat("x", MaxNotifySize)) }, strings.Repeat("x", MaxNotifySize)},
 	} {
 		if err := tc.send(); err != nil {
@@ -145,4 +150,15 @@ func TestWorkerNotifyConcurrent(t *testing.T) {
 	if n := <-got; n != senders*each {
 		t.Fatalf("received %d datagrams, want %d", n, senders*each)
 	}
+}
+
+// wtFreshDefaultLoad gives Busy, Idle and Stopping a new Load for the test.
+func wtFreshDefaultLoad(t *testing.T) {
+	t.Helper()
+	old := defaultLoad
+	defaultLoad = &Load{}
+	t.Cleanup(func() {
+		defaultLoad.Close()
+		defaultLoad = old
+	})
 }

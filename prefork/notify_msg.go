@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -20,6 +21,12 @@ type Message struct {
 	Status          string // STATUS= text, when HasStatus
 	// HasStatus reports whether the message carried a STATUS= word.
 	HasStatus bool
+	// Requests is REQUESTS=n, when HasRequests: how many requests the worker
+	// has begun since it started. Of several REQUESTS= words in one
+	// datagram, the largest counts, as the master keeps the largest it saw.
+	Requests int
+	// HasRequests reports whether the message carried a REQUESTS= word.
+	HasRequests bool
 }
 
 // ErrMalformed is wrapped by ParseMessage's error for a datagram that breaks
@@ -28,7 +35,8 @@ var ErrMalformed = errors.New("malformed notify message")
 
 // ParseMessage parses a notify datagram. It fails for an empty or oversized
 // datagram, invalid UTF-8, a NUL byte, a line that is not KEY=VALUE, or a
-// known key with a value it does not define.
+// known key with a value it does not define (REQUESTS= takes a decimal
+// number of digits only, no sign, that fits in an int).
 func ParseMessage(b []byte) (Message, error) {
 	m := Message{Busy: -1}
 	if len(b) == 0 {
@@ -79,7 +87,31 @@ func ParseMessage(b []byte) (Message, error) {
 			}
 		case "STATUS":
 			m.Status, m.HasStatus = string(val), true
+		case "REQUESTS":
+			n, err := parseCount(val)
+			if err != nil {
+				return m, fmt.Errorf("%w: REQUESTS=%s", ErrMalformed, val)
+			}
+			m.Requests, m.HasRequests = max(m.Requests, n), true
 		}
 	}
 	return m, nil
+}
+
+// parseCount parses a non-negative decimal count: digits only, at most what
+// an int holds.
+func parseCount(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, errors.New("empty")
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, errors.New("not a decimal number")
+		}
+	}
+	n, err := strconv.ParseUint(string(b), 10, strconv.IntSize-1)
+	if err != nil {
+		return 0, err
+	}
+	return int(n), nil
 }

@@ -2,6 +2,8 @@ package prefork
 
 import (
 	"errors"
+	"math"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -23,6 +25,14 @@ func TestParseMessage(t *testing.T) {
 		{in: "READY=1\nSTATUS=up\nBUSY=0\n", want: Message{Ready: true, Status: "up", HasStatus: true, Busy: 0}},
 		{in: "MAINPID=42\nERRNO=2", want: Message{Busy: -1}}, // systemd words we do not use
 		{in: "STATUS=a=b", want: Message{Status: "a=b", HasStatus: true, Busy: -1}},
+		{in: "REQUESTS=0", want: Message{HasRequests: true, Busy: -1}},
+		{in: "REQUESTS=17", want: Message{Requests: 17, HasRequests: true, Busy: -1}},
+		{in: "REQUESTS=007", want: Message{Requests: 7, HasRequests: true, Busy: -1}},
+		{in: "BUSY=1\nREQUESTS=1", want: Message{Busy: 1, Requests: 1, HasRequests: true}},
+		{in: "BUSY=0\nREQUESTS=12", want: Message{Busy: 0, Requests: 12, HasRequests: true}},
+		{in: "STOPPING=1\nREQUESTS=1000", want: Message{Stopping: true, Requests: 1000, HasRequests: true, Busy: -1}},
+		{in: "REQUESTS=9\nREQUESTS=5", want: Message{Requests: 9, HasRequests: true, Busy: -1}}, // the largest counts
+		{in: "REQUESTS=" + strconv.Itoa(math.MaxInt), want: Message{Requests: math.MaxInt, HasRequests: true, Busy: -1}},
 		{in: "", bad: true},
 		{in: "READY", bad: true},
 		{in: "=1", bad: true},
@@ -30,6 +40,16 @@ func TestParseMessage(t *testing.T) {
 		{in: "BUSY=yes", bad: true},
 		{in: "STOPPING=0", bad: true},
 		{in: "WATCHDOG=2", bad: true},
+		{in: "REQUESTS=", bad: true},
+		{in: "REQUESTS=-1", bad: true},
+		{in: "REQUESTS=+1", bad: true},
+		{in: "REQUESTS= 1", bad: true},
+		{in: "REQUESTS=1.0", bad: true},
+		{in: "REQUESTS=0x10", bad: true},
+		{in: "REQUESTS=many", bad: true},
+		{in: "BUSY=0\nREQUESTS=1e3", bad: true},
+		{in: "REQUESTS=" + strconv.FormatUint(uint64(math.MaxInt)+1, 10), bad: true},
+		{in: "REQUESTS=99999999999999999999999", bad: true},
 		{in: "READY=1\x00", bad: true},
 		{in: "STATUS=\xff\xfe", bad: true},
 		{in: strings.Repeat("A", MaxNotifySize+1), bad: true},
@@ -48,7 +68,8 @@ func TestParseMessage(t *testing.T) {
 }
 
 func FuzzParseMessage(f *testing.F) {
-	for _, s := range []string{"READY=1", "BUSY=1\nBUSY=0", "STATUS=x\nWATCHDOG=1", "garbage", "STOPPING=1\n\n"} {
+	for _, s := range []string{"READY=1", "BUSY=1\nBUSY=0", "STATUS=x\nWATCHDOG=1", "garbage", "STOPPING=1\n\n",
+		"BUSY=0\nREQUESTS=12", "REQUESTS=9\nREQUESTS=5", "REQUESTS=-1", "REQUESTS=9223372036854775808"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -64,6 +85,15 @@ func FuzzParseMessage(f *testing.F) {
 		}
 		if len(b) > MaxNotifySize {
 			t.Fatal("oversized datagram accepted")
+		}
+		if m.Requests < 0 || !m.HasRequests && m.Requests != 0 {
+			t.Fatalf("requests %d (has %v)", m.Requests, m.HasRequests)
+		}
+		if m.HasRequests {
+			again, err := ParseMessage([]byte(NotifyRequests + strconv.Itoa(m.Requests)))
+			if err != nil || again.Requests != m.Requests {
+				t.Fatalf("REQUESTS=%d does not round-trip: %+v, %v", m.Requests, again, err)
+			}
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -26,7 +27,7 @@ type Config struct {
 	Notify     bool   // type = notify: a worker is ready once it sends READY=1
 
 	Policy            PolicyOptions
-	MaxRequests       int // BUSY=1 count after which a worker is replaced; 0: unlimited
+	MaxRequests       int // requests (REQUESTS=, else BUSY=1 count) after which a worker is replaced; 0: unlimited
 	MaxRequestsJitter int // each worker's limit is MaxRequests + rand[0, jitter]
 
 	ReadyTimeout    time.Duration // type = notify: kill a worker not ready by then
@@ -166,6 +167,7 @@ type worker struct {
 	ready      bool
 	attempt    int // the start attempt (round) it belongs to
 	requests   int
+	ownCount   bool // sent REQUESTS=: its requests come from that word, no longer from BUSY=1
 	maxReq     int
 	replaced   bool   // max_requests reached or rolled: stopped once replacements are ready
 	cause      string // why it was told to stop
@@ -673,7 +675,11 @@ func (p *Pool) freeSlot() int {
 
 func (p *Pool) spawn(now time.Time) error {
 	slot := p.freeSlot()
-	proc, err := p.startProcess(slot)
+	maxReq := p.cfg.MaxRequests
+	if maxReq > 0 && p.cfg.MaxRequestsJitter > 0 {
+		maxReq += rand.IntN(p.cfg.MaxRequestsJitter + 1)
+	}
+	proc, err := p.startProcess(slot, maxReq)
 	if err != nil {
 		return err
 	}
@@ -686,10 +692,7 @@ func (p *Pool) spawn(now time.Time) error {
 		lastPing: now,
 		attempt:  p.attempt,
 		state:    StateStarting,
-		maxReq:   p.cfg.MaxRequests,
-	}
-	if p.cfg.MaxRequests > 0 && p.cfg.MaxRequestsJitter > 0 {
-		w.maxReq += rand.IntN(p.cfg.MaxRequestsJitter + 1)
+		maxReq:   maxReq,
 	}
 	if !p.cfg.Notify {
 		w.ready, w.state, w.idleSince = true, StateIdle, now
@@ -722,6 +725,12 @@ func (p *Pool) handleNote(nt note, now time.Time) {
 	if m.HasStatus {
 		w.status = m.Status
 	}
+	if m.HasRequests {
+		// The worker counts for itself from now on: BUSY=1 no longer adds
+		// one, in this datagram or later ones, so nothing counts twice.
+		w.ownCount = true
+		p.countRequests(w, m.Requests)
+	}
 	if m.Watchdog {
 		w.lastPing = now
 	}
@@ -747,13 +756,10 @@ func (p *Pool) handleNote(nt note, now time.Time) {
 		if w.state != StateStopping {
 			w.state = StateBusy
 		}
-		w.requests++
-		p.requests++
-		p.lastBusy = now
-		if w.maxReq > 0 && w.requests >= w.maxReq && !w.replaced && w.cause == "" {
-			p.cfg.Logger.Debug("worker reached max_requests; replacing it", "pid", w.pid, "requests", w.requests)
-			w.replaced = true
+		if !w.ownCount {
+			p.countRequests(w, w.requests+1)
 		}
+		p.lastBusy = now
 	case 0:
 		if w.state == StateBusy {
 			w.state, w.idleSince = StateIdle, now
@@ -765,6 +771,20 @@ func (p *Pool) handleNote(nt note, now time.Time) {
 		w.cause = "exited"
 		w.state = StateStopping
 		w.killAt = now.Add(p.cfg.GracefulTimeout)
+	}
+}
+
+// countRequests raises w's request count to n, never lowering it, and
+// marks w for replacement once it reaches its max_requests.
+func (p *Pool) countRequests(w *worker, n int) {
+	if n <= w.requests {
+		return
+	}
+	p.requests += min(n-w.requests, math.MaxInt-p.requests) // a wild REQUESTS= cannot wrap the total
+	w.requests = n
+	if w.maxReq > 0 && w.requests >= w.maxReq && !w.replaced && w.cause == "" {
+		p.cfg.Logger.Debug("worker reached max_requests; replacing it", "pid", w.pid, "requests", w.requests)
+		w.replaced = true
 	}
 }
 

@@ -11,6 +11,10 @@ const (
 	EnvDaemon        = "NSFD_DAEMON"    // daemon name
 	EnvWorker        = "NSFD_WORKER"    // worker slot number, 0-based
 	EnvNode          = "NSFD_NODE"      // node name of the master
+	// EnvMaxRequests is the worker's own max_requests limit, jitter
+	// included: the master replaces the worker once it has begun that many
+	// requests. Unset (or 0) when unlimited.
+	EnvMaxRequests = "NSFD_MAX_REQUESTS"
 )
 
 // ListenFDsStart is the first inherited listener fd, as in sd_listen_fds(3).
@@ -24,6 +28,10 @@ const (
 	NotifyWatchdog = "WATCHDOG=1" // liveness ping
 	NotifyStopping = "STOPPING=1" // the worker leaves on its own
 	NotifyStatus   = "STATUS="    // prefix of a free-text status line
+	// NotifyRequests is the prefix of REQUESTS=n: the number of requests the
+	// worker has begun since it started. The master counts requests from it
+	// instead of from BUSY=1 (docs/protocol.md).
+	NotifyRequests = "REQUESTS="
 )
 
 // MaxNotifySize is the largest notify datagram the master reads; longer ones are dropped and counted.

@@ -51,9 +51,17 @@ type Server struct {
 	// 0 means DefaultConcurrency. While it serves that many, the worker
 	// does not accept, so the kernel hands new connections to an idle
 	// worker. It reports BUSY=1 when it reaches the limit and BUSY=0 when
-	// it drops below it again: with Concurrency 1, once per connection,
-	// which is what the master counts towards max_requests.
+	// it drops below it again, and counts every connection as a request
+	// (REQUESTS=n), which is what the master holds against max_requests.
 	Concurrency int
+
+	// IdleGrace is how long the worker waits, once it has dropped below
+	// Concurrency, before it reports BUSY=0: a connection that fills it up
+	// again within the grace cancels the report, so a run of back-to-back
+	// connections costs the master two datagrams, not two per connection.
+	// 0 means DefaultIdleGrace; a negative value reports BUSY=0 at once.
+	// See Load.
+	IdleGrace time.Duration
 
 	// Listeners and PacketConns, when either is non-nil, are served instead
 	// of the inherited sockets (Listeners() and PacketConns()). Serve
@@ -75,14 +83,15 @@ func Serve(ctx context.Context, h Handler) error {
 
 // Serve accepts on every stream listener and runs PacketHandler on every
 // datagram socket, then sends READY=1; it returns ErrNoListeners if there is
-// nothing to serve. While serving it reports BUSY=1/BUSY=0 (see Concurrency)
-// and, when the master asks for a watchdog (WATCHDOG_USEC), sends WATCHDOG=1
-// at half the interval.
+// nothing to serve. While serving it reports BUSY=1/BUSY=0 and the count of
+// connections, REQUESTS=n (see Concurrency, IdleGrace and Load), and, when
+// the master asks for a watchdog (WATCHDOG_USEC), sends WATCHDOG=1 at half
+// the interval.
 //
 // On SIGTERM, SIGINT or SIGHUP, or when ctx is done, Serve drains: it stops
 // accepting (closing only this process's copies of the sockets), sends
-// STOPPING=1, cancels the context its handlers got, waits for every handler
-// to return and returns nil. An accept error that retrying cannot cure also
+// STOPPING=1 with the count, cancels the context its handlers got, waits for
+// every handler to return, sends what it still deferred, and returns nil. An accept error that retrying cannot cure also
 // drains, and Serve returns that error. Serve installs its own signal
 // handling for these signals until it returns. A Server serves once.
 func (s *Server) Serve(ctx context.Context) error {
@@ -124,6 +133,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		r.logger = log.Default()
 	}
 	r.slots = make(chan struct{}, r.limit)
+	r.load = &Load{Concurrency: r.limit, IdleGrace: s.IdleGrace, ErrorLog: r.logger}
 
 	var loops sync.WaitGroup
 	failed := make(chan error, len(ls))
@@ -164,13 +174,18 @@ func (s *Server) Serve(ctx context.Context) error {
 	close(r.stop)
 	closeWorkerSockets(ls)
 	closeWorkerSockets(nbs)
-	r.notify(NotifyStopping)
+	if err := r.load.Stopping(); err != nil {
+		r.logger.Printf("prefork: %v", err)
+	}
 	cancelHandlers()
 	for _, pc := range pcs {
 		pc.SetReadDeadline(time.Now()) // after the cancel: a handler's failed read finds ctx done
 	}
 	loops.Wait()
 	r.conns.Wait()
+	if err := r.load.Close(); err != nil {
+		r.logger.Printf("prefork: %v", err)
+	}
 	return serveErr
 }
 
@@ -201,9 +216,7 @@ type serveRun struct {
 	hctx    context.Context
 	conns   sync.WaitGroup // handlers
 	logger  *log.Logger
-
-	busyMu sync.Mutex // held across the count change and its message, so BUSY words alternate
-	active int
+	load    *Load // counts the connections and reports BUSY and REQUESTS
 }
 
 func (r *serveRun) notify(state string) {
@@ -290,23 +303,14 @@ func (r *serveRun) acceptLoop(l net.Listener, nb *nbListener) error {
 	}
 }
 
-// serveConn runs the handler for c, which holds a slot, and reports BUSY=1
-// if c takes the last slot and BUSY=0 when it gives it back.
+// serveConn runs the handler for c, which holds a slot, and counts it
+// with r.load: BUSY=1 if c takes the last slot, BUSY=0 (deferred) when it
+// gives it back.
 func (r *serveRun) serveConn(c net.Conn) {
-	r.busyMu.Lock()
-	r.active++
-	if r.active == r.limit {
-		r.notify(NotifyBusy)
-	}
-	r.busyMu.Unlock()
+	r.load.Begin()
 	r.conns.Go(func() {
 		defer func() {
-			r.busyMu.Lock()
-			if r.active == r.limit {
-				r.notify(NotifyIdle)
-			}
-			r.active--
-			r.busyMu.Unlock()
+			r.load.End() // before the slot frees: the next connection's Begin comes after, and cancels a deferred BUSY=0
 			r.release()
 		}()
 		defer c.Close()

@@ -128,12 +128,12 @@ func TestWorkerServeNotifySequence(t *testing.T) {
 				c := wtDial(t, "tcp", l.Addr().String())
 				c.roundTrip(t, fmt.Sprint("hello ", i))
 				c.roundTrip(t, "again\r")
-				notes.expect(t, NotifyBusy)
+				notes.expect(t, wtBusy(i+1))
 				c.Close()
-				notes.expect(t, NotifyIdle)
+				notes.expect(t, wtIdle(i+1)) // after the idle grace
 			}
 			p.signal(t, sig)
-			notes.expect(t, NotifyStopping)
+			notes.expect(t, wtStopping(2))
 			if got := p.line(t); got != "serve returned" {
 				t.Fatalf("worker printed %q", got)
 			}
@@ -162,15 +162,15 @@ func TestWorkerServeDrainFinishesInFlight(t *testing.T) {
 	notes.expect(t, NotifyReady)
 	c := wtDial(t, "tcp", l.Addr().String())
 	c.roundTrip(t, "before")
-	notes.expect(t, NotifyBusy)
+	notes.expect(t, wtBusy(1))
 
 	p.signal(t, syscall.SIGTERM)
-	notes.expect(t, NotifyStopping)
+	notes.expect(t, wtStopping(1))
 	c.send(t, "drained?")
 	c.answer(t, "drained")  // the handler sees its context cancelled ...
 	c.roundTrip(t, "after") // ... and still serves the request in progress
 	c.Close()
-	notes.expect(t, NotifyIdle)
+	notes.expect(t, wtIdle(1)) // after the grace, or at once as Serve returns
 	p.wait(t)
 	notes.expectNone(t)
 }
@@ -182,7 +182,7 @@ func TestWorkerServeWatchdog(t *testing.T) {
 		"LISTEN_FDS=1", "NOTIFY_SOCKET="+notes.path, "WATCHDOG_USEC=20000")
 	notes.expect(t, NotifyReady, NotifyWatchdog, NotifyWatchdog)
 	p.signal(t, syscall.SIGTERM)
-	notes.expect(t, NotifyStopping)
+	notes.expect(t, wtStopping(0))
 	p.wait(t)
 }
 
@@ -226,30 +226,31 @@ func (l *wtCountingListener) Accept() (net.Conn, error) {
 func TestWorkerServeConcurrencyLimit(t *testing.T) {
 	l := &wtCountingListener{Listener: wtTCPListener(t)}
 	addr := l.Addr().String()
-	notes, stop := wtServe(t, &Server{Handler: wtLineHandler, Concurrency: 2, Listeners: []net.Listener{l}})
+	// IdleGrace < 0: every drop below the limit is reported at once.
+	notes, stop := wtServe(t, &Server{Handler: wtLineHandler, Concurrency: 2, IdleGrace: -1, Listeners: []net.Listener{l}})
 
 	a := wtDial(t, "tcp", addr)
 	a.roundTrip(t, "a")
 	notes.expectNone(t) // one of two slots taken: not busy yet
 	b := wtDial(t, "tcp", addr)
 	b.roundTrip(t, "b")
-	notes.expect(t, NotifyBusy)
+	notes.expect(t, wtBusy(2))
 	if n := l.in.Load(); n != 0 {
 		t.Fatalf("%d goroutines in Accept while at the concurrency limit", n)
 	}
 	c := wtDial(t, "tcp", addr)
 	c.unanswered(t, "c", 100*time.Millisecond)
 	a.Close()
-	notes.expect(t, NotifyIdle, NotifyBusy) // c took a's slot
+	notes.expect(t, wtIdle(2), wtBusy(3)) // c took a's slot
 	c.answer(t, "c")
 	b.Close()
-	notes.expect(t, NotifyIdle)
+	notes.expect(t, wtIdle(3))
 	c.Close()
 
 	if err := stop(); err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	notes.expect(t, NotifyStopping)
+	notes.expect(t, wtStopping(3))
 }
 
 func TestWorkerServeContextDrain(t *testing.T) {
@@ -257,11 +258,11 @@ func TestWorkerServeContextDrain(t *testing.T) {
 	notes, stop := wtServe(t, &Server{Handler: wtLineHandler, Listeners: []net.Listener{l}})
 	c := wtDial(t, "tcp", l.Addr().String())
 	c.roundTrip(t, "x")
-	notes.expect(t, NotifyBusy)
+	notes.expect(t, wtBusy(1))
 
 	done := make(chan error, 1)
 	go func() { done <- stop() }()
-	notes.expect(t, NotifyStopping)
+	notes.expect(t, wtStopping(1))
 	c.send(t, "drained?")
 	c.answer(t, "drained")
 	select {
@@ -270,7 +271,7 @@ func TestWorkerServeContextDrain(t *testing.T) {
 	default:
 	}
 	c.Close()
-	notes.expect(t, NotifyIdle)
+	notes.expect(t, wtIdle(1))
 	if err := <-done; err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
@@ -283,28 +284,28 @@ func TestWorkerServeListenersShareSlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	notes, stop := wtServe(t, &Server{Handler: wtLineHandler, Listeners: []net.Listener{tl, ul}})
+	notes, stop := wtServe(t, &Server{Handler: wtLineHandler, IdleGrace: -1, Listeners: []net.Listener{tl, ul}})
 
 	a := wtDial(t, "unix", ul.Addr().String())
 	a.roundTrip(t, "a")
-	notes.expect(t, NotifyBusy)
+	notes.expect(t, wtBusy(1))
 	b := wtDial(t, "tcp", tl.Addr().String())
 	b.unanswered(t, "b", 100*time.Millisecond)
 	a.Close()
-	notes.expect(t, NotifyIdle, NotifyBusy)
+	notes.expect(t, wtIdle(1), wtBusy(2))
 	b.answer(t, "b")
 	b.Close()
-	notes.expect(t, NotifyIdle)
-	for range 3 {
+	notes.expect(t, wtIdle(2))
+	for i := range 3 {
 		c := wtDial(t, "unix", ul.Addr().String())
 		c.roundTrip(t, "c")
 		c.Close()
-		notes.expect(t, NotifyBusy, NotifyIdle)
+		notes.expect(t, wtBusy(3+i), wtIdle(3+i))
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	notes.expect(t, NotifyStopping)
+	notes.expect(t, wtStopping(5))
 }
 
 func TestWorkerServePackets(t *testing.T) {
@@ -385,5 +386,5 @@ func TestWorkerServeAcceptErrors(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not give up on a permanent accept error")
 	}
-	notes.expect(t, NotifyReady, NotifyStopping)
+	notes.expect(t, NotifyReady, wtStopping(0))
 }

@@ -19,8 +19,9 @@ const sigTerm = syscall.SIGTERM
 // parent-death signal and its own process group (so a terminal's ^C reaches
 // the master only, which then drains in order). The pipes' read ends and a
 // pidfd of the worker go to the pool's pump, which writes the output to
-// Config.Output and tells the pool once the worker has exited.
-func (p *Pool) startProcess(slot int) (*os.Process, error) {
+// Config.Output and tells the pool once the worker has exited. maxReq is the
+// worker's own max_requests limit (0: unlimited).
+func (p *Pool) startProcess(slot, maxReq int) (*os.Process, error) {
 	c := &p.cfg
 	args := append([]string{}, c.Shim[1:]...)
 	args = append(args, "-ppid", strconv.Itoa(os.Getpid()))
@@ -28,7 +29,7 @@ func (p *Pool) startProcess(slot int) (*os.Process, error) {
 	args = append(args, "--")
 	args = append(args, c.Command...)
 	cmd := exec.Command(c.Shim[0], args...)
-	cmd.Env = p.workerEnv(slot)
+	cmd.Env = p.workerEnv(slot, maxReq)
 	for _, l := range c.Listeners {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, l.File())
 	}
@@ -93,9 +94,9 @@ func startWatched(cmd *exec.Cmd) (*watch, error) {
 
 // workerEnv is the master's environment without another supervisor's
 // protocol variables, then the daemon's env, then the protocol's.
-func (p *Pool) workerEnv(slot int) []string {
+func (p *Pool) workerEnv(slot, maxReq int) []string {
 	c := &p.cfg
-	drop := []string{EnvListenFDs, EnvListenPID, EnvListenFDNames, EnvNotifySocket, EnvWatchdogUSec, EnvWatchdogPID}
+	drop := []string{EnvListenFDs, EnvListenPID, EnvListenFDNames, EnvNotifySocket, EnvWatchdogUSec, EnvWatchdogPID, EnvMaxRequests}
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -120,6 +121,9 @@ func (p *Pool) workerEnv(slot int) []string {
 	}
 	if c.Watchdog > 0 {
 		env = append(env, EnvWatchdogUSec+"="+strconv.FormatInt(c.Watchdog.Microseconds(), 10))
+	}
+	if maxReq > 0 {
+		env = append(env, EnvMaxRequests+"="+strconv.Itoa(maxReq))
 	}
 	return env
 }

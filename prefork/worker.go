@@ -203,3 +203,23 @@ func parseWatchdogEnv(usec, wpid string, pid int) (time.Duration, error) {
 	}
 	return time.Duration(us) * time.Microsecond, nil
 }
+
+// MaxRequests returns the worker's own max_requests limit, which the master
+// passes in NSFD_MAX_REQUESTS: the master replaces the worker once it has
+// begun that many requests. It returns 0 when the variable is unset (no
+// limit, or no master) and an error when it is malformed. Load reports the
+// count at once when it reaches the limit.
+func MaxRequests() (int, error) {
+	return parseMaxRequestsEnv(os.Getenv(EnvMaxRequests))
+}
+
+func parseMaxRequestsEnv(s string) (int, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := parseCount([]byte(s))
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: not a number of requests: %w", EnvMaxRequests, s, err)
+	}
+	return n, nil
+}

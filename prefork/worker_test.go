@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -139,12 +139,13 @@ func (n *wtNotes) next(tb testing.TB) string {
 }
 
 // expect reads datagrams and fails unless they are want, in order.
-// Watchdog pings are skipped unless want has one.
+// Watchdog pings and bare REQUESTS=n reports (periodic, as pings are) are
+// skipped unless want is one.
 func (n *wtNotes) expect(tb testing.TB, want ...string) {
 	tb.Helper()
 	for _, w := range want {
 		got := n.next(tb)
-		for got == NotifyWatchdog && w != NotifyWatchdog {
+		for wtPeriodic(got) && !wtPeriodic(w) {
 			got = n.next(tb)
 		}
 		if got != w {
@@ -153,23 +154,63 @@ func (n *wtNotes) expect(tb testing.TB, want ...string) {
 	}
 }
 
-// expectNone fails if a datagram other than a watchdog ping is queued.
+// wtPeriodic reports whether a datagram is a watchdog ping or a bare
+// REQUESTS=n report.
+func wtPeriodic(msg string) bool {
+	return msg == NotifyWatchdog || strings.HasPrefix(msg, NotifyRequests) && !strings.Contains(msg, "\n")
+}
+
+// wtBusy, wtIdle and wtStopping are what Serve and Load send: the word with
+// the count of requests.
+func wtBusy(n int) string     { return NotifyBusy + "\n" + NotifyRequests + strconv.Itoa(n) }
+func wtIdle(n int) string     { return NotifyIdle + "\n" + NotifyRequests + strconv.Itoa(n) }
+func wtStopping(n int) string { return NotifyStopping + "\n" + NotifyRequests + strconv.Itoa(n) }
+
+// expectNone fails if a datagram other than a watchdog ping or a bare
+// REQUESTS=n report is queued.
 func (n *wtNotes) expectNone(tb testing.TB) {
 	tb.Helper()
-	buf := make([]byte, MaxNotifySize+1)
 	for {
-		n.conn.SetReadDeadline(time.Now())
-		k, err := n.conn.Read(buf)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		msg, ok := n.try(tb)
+		if !ok {
 			return
 		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if string(buf[:k]) != NotifyWatchdog {
-			tb.Fatalf("unexpected notify datagram %q", buf[:k])
+		if !wtPeriodic(msg) {
+			tb.Fatalf("unexpected notify datagram %q", msg)
 		}
 	}
+}
+
+// try returns the datagram queued, if any, without waiting. (A read
+// deadline in the past would not do: the read then fails without looking.)
+func (n *wtNotes) try(tb testing.TB) (string, bool) {
+	tb.Helper()
+	rc, err := n.conn.SyscallConn()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	buf := make([]byte, MaxNotifySize+1)
+	var (
+		k    int
+		rerr error
+	)
+	err = rc.Read(func(fd uintptr) bool {
+		for {
+			k, _, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_DONTWAIT)
+			if rerr != unix.EINTR {
+				return true // never wait
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		tb.Fatal(err)
+	case rerr == unix.EAGAIN:
+		return "", false
+	case rerr != nil:
+		tb.Fatal(rerr)
+	}
+	return string(buf[:k]), true
 }
 
 // wtProc is a worker process started by a test.

@@ -67,7 +67,7 @@ func (m *metrics) observe(e prefork.Event) {
 
 var (
 	workersDesc  = prometheus.NewDesc("nsfd_workers", "Workers by state.", []string{"daemon", "state"}, nil)
-	requestsDesc = prometheus.NewDesc("nsfd_requests_total", "Requests served (BUSY=1 reports).", []string{"daemon"}, nil)
+	requestsDesc = prometheus.NewDesc("nsfd_requests_total", "Requests begun by the workers (REQUESTS= reports, else BUSY=1 ones).", []string{"daemon"}, nil)
 	daemonDesc   = prometheus.NewDesc("nsfd_daemon_up", "1 when the daemon is running, by state.", []string{"daemon", "state"}, nil)
 )
 

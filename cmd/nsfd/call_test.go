@@ -119,6 +119,13 @@ func TestCallKV(t *testing.T) {
 	if _, errOut, code := e.nsfd("call", "nope", "get"); code != 1 || !strings.Contains(errOut, `"nope": not registered`) {
 		t.Errorf("call nope: %d %q", code, errOut)
 	}
+	// kv serves 64 connections at once and never fills up here, so it never
+	// reports BUSY=1: its workers count their connections (REQUESTS=n), and
+	// status shows the 11 calls above.
+	waitFor(t, "kv's calls counted in status", 10*time.Second, func() bool {
+		d := e.status().daemon("kv")
+		return d != nil && d.Requests >= 11
+	})
 	// Usage errors: exit 2.
 	for _, args := range [][]string{{"call"}, {"call", "kv"}, {"call", "kv", "get", "{not json"}, {"call", "kv", "get", "{}", "extra"}} {
 		if _, errOut, code := e.nsfd(args...); code != 2 || !strings.Contains(errOut, "usage") {

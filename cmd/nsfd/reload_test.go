@@ -33,6 +33,7 @@ type statusJSON struct {
 			PID   int    `json:"pid"`
 			State string `json:"state"`
 		} `json:"workers"`
+		Requests int `json:"requests"`
 	} `json:"daemons"`
 	Errors []struct{ File, Error string } `json:"errors"`
 }
@@ -70,6 +71,7 @@ func (st statusJSON) daemon(name string) *struct {
 		PID   int    `json:"pid"`
 		State string `json:"state"`
 	} `json:"workers"`
+	Requests int `json:"requests"`
 } {
 	for i := range st.Daemons {
 		if st.Daemons[i].Name == name {

@@ -11,10 +11,12 @@
 //
 // Like a Net::Server::PreFork child, a worker holds at most --concurrency
 // connections (default 1): while they are all taken it does not accept, so
-// the kernel hands the next connection to another worker. It reports BUSY=1
-// when it takes its last free slot and BUSY=0 when one frees up, so with the
-// default of 1 the master counts every connection, as max_requests wants
-// (clients that keep connections alive make several requests count as one).
+// the kernel hands the next connection to another worker. It reports through
+// a prefork.Load: BUSY=1 when it takes its last free slot, BUSY=0 (a couple
+// of milliseconds later, unless the slot is taken again) when one frees up,
+// and the number of connections, which the master counts towards
+// max_requests (clients that keep connections alive make several requests
+// count as one).
 package main
 
 import (
@@ -83,11 +85,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	case <-ctx.Done():
 	case err = <-served: // a listener failed: drain the others and report it
 	}
-	notify(prefork.NotifyStopping)
+	if nerr := sl.load.Stopping(); nerr != nil {
+		log.Printf("http: %v", nerr)
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *grace)
 	defer cancel()
 	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
 		err = serr
+	}
+	if nerr := sl.load.Close(); nerr != nil {
+		log.Printf("http: %v", nerr)
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
@@ -96,32 +103,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // slots bounds the connections a worker holds at once and reports
-// BUSY=1/BUSY=0 as it fills and frees.
+// BUSY=1/BUSY=0 and the count of connections as it fills and frees.
 type slots struct {
-	free  chan struct{} // a token per connection held
-	mu    sync.Mutex    // held across the count change and its message, so BUSY words alternate
-	n     int
-	limit int
+	free chan struct{} // a token per connection held
+	load *prefork.Load
 }
 
-func newSlots(limit int) *slots { return &slots{free: make(chan struct{}, limit), limit: limit} }
-
-func (s *slots) taken() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.n++
-	if s.n == s.limit {
-		notify(prefork.NotifyBusy)
-	}
+func newSlots(limit int) *slots {
+	return &slots{free: make(chan struct{}, limit), load: &prefork.Load{Concurrency: limit}}
 }
+
+func (s *slots) taken() { s.load.Begin() }
 
 func (s *slots) freed() {
-	s.mu.Lock()
-	if s.n == s.limit {
-		notify(prefork.NotifyIdle)
-	}
-	s.n--
-	s.mu.Unlock()
+	s.load.End() // before the slot frees, so the next connection's Begin comes after
 	<-s.free
 }
 
