@@ -6,8 +6,9 @@
 //	type    = notify
 //
 // It sends READY=1 once it serves, WATCHDOG=1 when the master asks for it,
-// and drains on SIGTERM (or SIGINT, SIGHUP) with http.Server.Shutdown:
-// STOPPING=1, no new connections, requests in progress finish.
+// and drains on SIGTERM (or SIGINT, SIGHUP): STOPPING=1, no new connections,
+// and every connection already accepted gets its answer (keep-alives off),
+// then http.Server.Shutdown.
 //
 // Like a Net::Server::PreFork child, a worker holds at most --concurrency
 // connections (default 1): while they are all taken it does not accept, so
@@ -90,6 +91,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), *grace)
 	defer cancel()
+	// Stop accepting, then answer every connection already accepted, keep-
+	// alives off so that each closes after its response. Shutdown alone would
+	// close unanswered a connection whose request arrives after it began
+	// (net/http drops a request read once the server is shutting down): the
+	// client of a worker replaced after max_requests would see EOF.
+	for _, l := range ls {
+		l.Close()
+	}
+	srv.SetKeepAlivesEnabled(false)
+	sl.drained(sctx)
 	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
 		err = serr
 	}
@@ -114,6 +125,19 @@ func newSlots(limit int) *slots {
 }
 
 func (s *slots) taken() { s.load.Begin() }
+
+// drained waits until no connection holds a slot, or ctx ends.
+func (s *slots) drained(ctx context.Context) {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	for len(s.free) > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
 
 func (s *slots) freed() {
 	s.load.End() // before the slot frees, so the next connection's Begin comes after
