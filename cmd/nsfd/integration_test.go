@@ -373,8 +373,11 @@ func TestCrashingDaemonGoesFatalOthersServe(t *testing.T) {
 			t.Errorf("central log lacks %q", want)
 		}
 	}
-	if n := strings.Count(log, "nsfd.crash: worker failed to start"); n != 2+3 {
-		t.Errorf("%d failed starts logged, want 5 (2 workers in the first round, then 3 probes)", n)
+	// 2 workers in the first round, then 3 probes; on a loaded machine the
+	// second first-round worker may exit only after the first 20ms back-off
+	// ran out, and a probe starts beside it: one more.
+	if n := strings.Count(log, "nsfd.crash: worker failed to start"); n < 2+3 || n > 2+4 {
+		t.Errorf("%d failed starts logged, want 5 (2 workers in the first round, then 3 probes), or 6", n)
 	}
 	echo(t, addr, "the master is still up")
 	if m.cmd.ProcessState != nil {
