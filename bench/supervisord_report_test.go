@@ -254,8 +254,8 @@ func writeSupervisord(w io.Writer, c *svComparison) {
 		svM, svW := sv.startupCPU/time.Duration(n), sv.childCPU/time.Duration(n)
 		fmt.Fprintf(w, "- **Start-up of %d**: %s against %s, %s; past supervisord's first second, a process every %s "+
 			"against every %s, on %d shared CPUs. A process costs %s of CPU under nsfd, %s in the master and %s in the "+
-			"worker before `sleep` runs (the shim is the nsfd binary: a Go runtime starts, applies the daemon's settings, "+
-			"then execs; its main thread only, a lower bound), and %s under supervisord, %s in supervisord and %s in its "+
+			"worker before `sleep` runs (the shim is the nsfd binary, whose C constructor sets LISTEN_PID and execs "+
+			"before a Go runtime starts; its main thread only, a lower bound), and %s under supervisord, %s in supervisord and %s in its "+
 			"fork (Python closing every descriptor below `minfds`, then the exec).\n",
 			n, fmtDur(upNs), fmtDur(upSv), ratioText(upNs.Seconds(), upSv.Seconds()), fmtDur(perSpawn(c, sideNsfd)),
 			fmtDur(perSpawn(c, sideSv)), runtime.NumCPU(), fmtDur(nsM+nsW), fmtDur(nsM), fmtDur(nsW),
