@@ -1028,21 +1028,25 @@ func (tap *fifoTap) resume() {
 	}
 }
 
-// full reports whether the pipe holds as much as it can: the master's next
-// write blocks.
+// full reports whether the pipe has no room left: the master's next write
+// blocks. Counting the bytes queued would not tell: a write that does not
+// fit in the last page of the pipe starts a new one, so a pipe whose every
+// page is taken can hold well under its size in bytes. poll(2) asks the
+// kernel the question itself: the tap's descriptor is open for writing too,
+// and a pipe is writable while it has a free page.
 func (tap *fifoTap) full() bool {
 	rc, err := tap.f.SyscallConn()
 	if err != nil {
 		return false
 	}
-	var queued, size int
-	var qerr, serr error
+	var n int
+	var perr error
+	fds := []unix.PollFd{{Events: unix.POLLOUT}}
 	rc.Control(func(fd uintptr) {
-		queued, qerr = unix.IoctlGetInt(int(fd), unix.TIOCINQ)
-		size, serr = unix.FcntlInt(fd, unix.F_GETPIPE_SZ, 0)
+		fds[0].Fd = int32(fd)
+		n, perr = unix.Poll(fds, 0)
 	})
-	// A record that does not fit whole waits too: full within a record's length.
-	return qerr == nil && serr == nil && queued > size-4096
+	return perr == nil && (n == 0 || fds[0].Revents&unix.POLLOUT == 0)
 }
 
 // durations summarizes a sample of latencies.
