@@ -334,31 +334,29 @@ func (p *Pool) Status(ctx context.Context) (Status, error) {
 	return st, err
 }
 
-// Scale moves min_servers and max_servers by delta together, as
-// Net::Server's SIGTTIN/SIGTTOU do, keeping the spare-server rules valid
-// (min_servers stays at least 1). It returns the new options.
-func (p *Pool) Scale(ctx context.Context, delta int) (PolicyOptions, error) {
-	var out PolicyOptions
-	err := p.do(ctx, func() {
-		o := p.cfg.Policy
-		if o.MinServers+delta < 1 {
-			delta = 1 - o.MinServers
+// Resize replaces the pool-size options with what f makes of the current
+// ones, in place, as one step on the pool's goroutine (two resizes never
+// interleave): `nsfd scale` and SIGTTIN/SIGTTOU. The result must pass
+// PolicyOptions.Validate; f's error or the validation's is returned and
+// nothing changes. It returns the new options.
+func (p *Pool) Resize(ctx context.Context, f func(PolicyOptions) (PolicyOptions, error)) (PolicyOptions, error) {
+	var (
+		out PolicyOptions
+		err error
+	)
+	if derr := p.do(ctx, func() {
+		var o PolicyOptions
+		if o, err = f(p.cfg.Policy); err != nil {
+			return
 		}
-		o.MinServers += delta
-		o.MaxServers += delta
-		if o.MinSpareServers > o.MinServers {
-			o.MinSpareServers = o.MinServers
+		if err = o.Validate(); err != nil {
+			return
 		}
-		if o.MaxSpareServers >= o.MaxServers {
-			o.MaxSpareServers = o.MaxServers - 1
-		}
-		if o.MinSpareServers > o.MaxSpareServers {
-			o.MinSpareServers = o.MaxSpareServers
-		}
-		p.cfg.Policy = o
-		out = o
+		p.cfg.Policy, out = o, o
 		p.cfg.Logger.Info("scaled", "min_servers", o.MinServers, "max_servers", o.MaxServers)
-	})
+	}); derr != nil {
+		return out, derr
+	}
 	return out, err
 }
 

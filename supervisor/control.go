@@ -11,7 +11,6 @@ import (
 	"os/user"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -165,6 +164,8 @@ func errorCode(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrDaemonStopped):
 		return http.StatusConflict
+	case errors.Is(err, ErrBadScale):
+		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError
 }
@@ -218,17 +219,4 @@ func (s *Supervisor) handleDaemon(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{})
-}
-
-// ParseScale parses `nsfd scale`'s argument: +N or -N (relative) or N (absolute).
-func ParseScale(s string) (n int, abs bool, err error) {
-	if s == "" {
-		return 0, false, errors.New("scale: missing +N, -N or N")
-	}
-	abs = !strings.HasPrefix(s, "+") && !strings.HasPrefix(s, "-")
-	n, err = strconv.Atoi(s)
-	if err != nil || (abs && n < 1) {
-		return 0, false, fmt.Errorf("scale: %q is not +N, -N or a number of servers ≥ 1", s)
-	}
-	return n, abs, nil
 }

@@ -488,53 +488,6 @@ var ErrNoDaemon = errors.New("no such daemon")
 // ErrDaemonStopped is returned when an operation needs a running daemon.
 var ErrDaemonStopped = errors.New("daemon is stopped")
 
-// Scale moves min_servers and max_servers of one daemon (name) or of every
-// daemon (name "") by delta, as Net::Server's SIGTTIN/SIGTTOU do; with abs,
-// n is the new min_servers and max_servers moves by the same amount.
-func (s *Supervisor) Scale(ctx context.Context, name string, n int, abs bool) ([]prefork.PolicyOptions, error) {
-	var pools []*prefork.Pool
-	var err error
-	if derr := s.do(ctx, func() {
-		for dn, d := range s.daemons {
-			if name != "" && dn != name {
-				continue
-			}
-			if d.pool == nil || d.draining {
-				if name != "" {
-					err = fmt.Errorf("scale %s: %w", name, ErrDaemonStopped)
-				}
-				continue
-			}
-			pools = append(pools, d.pool)
-		}
-		if name != "" && s.daemons[name] == nil {
-			err = fmt.Errorf("scale %s: %w", name, ErrNoDaemon)
-		}
-	}); derr != nil {
-		return nil, derr
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []prefork.PolicyOptions
-	for _, p := range pools {
-		delta := n
-		if abs {
-			st, err := p.Status(ctx)
-			if err != nil {
-				return nil, err
-			}
-			delta = n - st.Policy.MinServers
-		}
-		o, err := p.Scale(ctx, delta)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, nil
-}
-
 // Start starts a daemon stopped with Stop.
 func (s *Supervisor) Start(ctx context.Context, name string) error {
 	var err error

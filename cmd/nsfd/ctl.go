@@ -95,7 +95,7 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 	args = fs.Args()
 	want := map[string][2]int{"status": {0, 1}, "reload": {0, 0}, "start": {1, 1}, "stop": {1, 1}, "restart": {1, 1}, "scale": {2, 2}}[verb]
 	if len(args) < want[0] || len(args) > want[1] {
-		use := map[string]string{"status": "status [NAME]", "reload": "reload", "scale": "scale NAME +N|-N|N"}[verb]
+		use := map[string]string{"status": "status [NAME]", "reload": "reload", "scale": "scale NAME +N|-N|N (max_servers at most " + maxServersLimit + ")"}[verb]
 		if use == "" {
 			use = verb + " NAME"
 		}

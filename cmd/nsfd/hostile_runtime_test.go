@@ -1,0 +1,107 @@
+package main
+
+// End-to-end tests of a hostile runtime (issue 12, part B): each one makes
+// the attack against the real binary and checks what an operator sees.
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// policyOf reads a daemon's min_servers and max_servers from `nsfd status --json`.
+func (e *env) policyOf(name string) (minS, maxS int) {
+	e.t.Helper()
+	out, errOut, code := e.nsfd("status", "--json", name)
+	if code != 0 {
+		e.t.Fatalf("status --json %s: %d %s", name, code, errOut)
+	}
+	var st struct {
+		Daemons []struct {
+			Policy struct {
+				Min int `json:"min_servers"`
+				Max int `json:"max_servers"`
+			} `json:"policy"`
+		} `json:"daemons"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Daemons) != 1 {
+		e.t.Fatalf("status --json %s: %v\n%s", name, err, out)
+	}
+	return st.Daemons[0].Policy.Min, st.Daemons[0].Policy.Max
+}
+
+// control sends one request to the control socket as any client could,
+// bypassing the CLI's own checks, and returns the status code and body.
+func (e *env) control(method, path string, body io.Reader) (int, string) {
+	e.t.Helper()
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", filepath.Join(e.dir, "var/run/nsfd.sock"))
+		},
+	}}
+	defer c.CloseIdleConnections()
+	req, err := http.NewRequest(method, "http://nsfd"+path, body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestHostileScaleOverflow: `nsfd scale` amounts that overflow an int, or
+// take max_servers past its limit, are refused with a clear error by the
+// CLI and by the master alike, and SIGTTIN at the limit changes nothing.
+func TestHostileScaleOverflow(t *testing.T) {
+	e := newEnv(t)
+	e.write("echo.ini", echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n"))
+	e.write("wide.ini", echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 10000\n"))
+	m := e.start()
+	m.addr("echo")
+	m.addr("wide")
+	e.waitReady()
+
+	for _, n := range []string{"+9223372036854775807", "+9223372036854775805", "-9223372036854775808", "+10001"} {
+		_, errOut, code := e.nsfd("scale", "echo", n)
+		if code != 2 || !strings.Contains(errOut, "out of range (at most 10000)") {
+			t.Errorf("nsfd scale echo %s: exit %d, %q; want exit 2 and the limit named", n, code, errOut)
+		}
+		// The master refuses it as well when a client skips the CLI.
+		status, body := e.control("POST", "/v1/daemons/echo/scale?n="+strings.ReplaceAll(n, "+", "%2B"), nil)
+		if status != http.StatusBadRequest || !strings.Contains(body, "out of range") {
+			t.Errorf("POST scale?n=%s: %d %s; want 400 naming the range", n, status, body)
+		}
+	}
+	if minS, maxS := e.policyOf("echo"); minS != 1 || maxS != 2 {
+		t.Errorf("echo after refused scales: min_servers %d, max_servers %d; want 1 and 2", minS, maxS)
+	}
+	if _, errOut, code := e.nsfd("scale", "wide", "+1"); code != 1 || !strings.Contains(errOut, "max_servers would be 10001, more than the limit of 10000") {
+		t.Errorf("scale past the limit: exit %d, %q", code, errOut)
+	}
+	// SIGTTIN scales every daemon by one: echo grows, wide is at its limit and stays.
+	m.cmd.Process.Signal(syscall.SIGTTIN)
+	waitFor(t, "the refusal in the log", 10*time.Second, func() bool {
+		return strings.Contains(e.log(), "scale wide: bad scale: max_servers would be 10001, more than the limit of 10000")
+	})
+	if minS, maxS := e.policyOf("wide"); minS != 1 || maxS != 10000 {
+		t.Errorf("wide after SIGTTIN: min_servers %d, max_servers %d; want 1 and 10000", minS, maxS)
+	}
+	if minS, maxS := e.policyOf("echo"); minS != 2 || maxS != 3 {
+		t.Errorf("echo after SIGTTIN: min_servers %d, max_servers %d; want 2 and 3", minS, maxS)
+	}
+	if out, _, code := e.nsfd("scale", "echo", "-1"); code != 0 || !strings.Contains(out, "min_servers 1, max_servers 2") {
+		t.Errorf("scale -1 after the refusals: %d %q", code, out)
+	}
+}
