@@ -231,11 +231,11 @@ func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
 	}
 	pool, err := prefork.NewPool(s.poolConfig(dm, d, ls, exec))
 	if err != nil {
-		closeAll(ls)
+		s.closeAll(ls)
 		return err
 	}
 	if err := pool.Start(ctx); err != nil {
-		closeAll(ls)
+		s.closeAll(ls)
 		return err
 	}
 	dm.pool, dm.listeners = pool, ls
@@ -256,7 +256,7 @@ func (s *Supervisor) bindListeners(ctx context.Context, d *config.Daemon, exec p
 		spec := listenSpec(d, l, exec)
 		if old := findListener(reuse, spec); old != nil {
 			if err := old.Adjust(spec); err != nil {
-				closeAll(fresh)
+				s.closeAll(fresh)
 				return nil, err
 			}
 			ls = append(ls, old)
@@ -264,7 +264,7 @@ func (s *Supervisor) bindListeners(ctx context.Context, d *config.Daemon, exec p
 		}
 		nl, err := prefork.Bind(ctx, spec)
 		if err != nil {
-			closeAll(fresh)
+			s.closeAll(fresh)
 			return nil, err
 		}
 		ls, fresh = append(ls, nl), append(fresh, nl)
@@ -453,13 +453,21 @@ func (s *Supervisor) stopPool(d *daemon) {
 	if err := d.pool.Stop(ctx); err != nil {
 		s.log.Error("stop daemon", "daemon", d.cfg.Name, "error", err)
 	}
-	closeAll(d.listeners)
+	s.closeAll(d.listeners)
 	s.log.Named(d.cfg.Name).Info("daemon stopped")
 }
 
-func closeAll(ls []*prefork.Listener) {
+// closeAll closes listeners; what went wrong (a socket file replaced since
+// bind, which stays) is logged.
+func (s *Supervisor) closeAll(ls []*prefork.Listener) {
 	for _, l := range ls {
-		l.Close()
+		s.closeListener(l)
+	}
+}
+
+func (s *Supervisor) closeListener(l *prefork.Listener) {
+	if err := l.Close(); err != nil {
+		s.log.Warn("close listener", "error", err)
 	}
 }
 

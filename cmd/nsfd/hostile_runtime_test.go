@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -103,5 +104,39 @@ func TestHostileScaleOverflow(t *testing.T) {
 	}
 	if out, _, code := e.nsfd("scale", "echo", "-1"); code != 0 || !strings.Contains(out, "min_servers 1, max_servers 2") {
 		t.Errorf("scale -1 after the refusals: %d %q", code, out)
+	}
+}
+
+// TestHostileSocketFileReplaced: a regular file put where a daemon's UNIX
+// socket was is still there after the daemon stops, and after the master
+// stops; the log says why it was left.
+func TestHostileSocketFileReplaced(t *testing.T) {
+	e := newEnv(t)
+	sock := filepath.Join(e.dir, "var", "run", "echo.sock")
+	e.write("echo.ini", "command = "+filepath.Join(binDir, "echo")+"\nport = "+sock+"|unix\ntype = notify\n"+
+		"min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n")
+	m := e.start()
+	m.addr("echo")
+	echo(t, sock, "before")
+	if err := os.Remove(sock); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(sock, []byte("not yours\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := e.nsfd("stop", "echo"); code != 0 {
+		t.Fatalf("stop echo: %d %s", code, errOut)
+	}
+	if b, err := os.ReadFile(sock); err != nil || string(b) != "not yours\n" {
+		t.Fatalf("after the daemon stopped, the file in its socket's place: %q, %v", b, err)
+	}
+	if !strings.Contains(e.log(), "socket file replaced since bind: not removing it") {
+		t.Error("the log does not say why the file was left")
+	}
+	if code := m.stop(); code != 0 {
+		t.Fatalf("master exit %d", code)
+	}
+	if b, err := os.ReadFile(sock); err != nil || string(b) != "not yours\n" {
+		t.Fatalf("after the master stopped: %q, %v", b, err)
 	}
 }
