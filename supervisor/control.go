@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsfd/nsfd/logging"
 	"github.com/nsfd/nsfd/prefork"
 )
 
@@ -146,12 +147,16 @@ func inGroup(cred *unix.Ucred, gid int) bool {
 	return err == nil && slices.Contains(gids, strconv.Itoa(gid))
 }
 
+// writeJSON writes v as the answer. Text from workers (STATUS=) is in it:
+// what could act on a terminal is written as \u escapes, the same JSON value.
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error": "encode answer"}`)
+	}
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	w.Write(append(logging.JSONEscape(b), '\n'))
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/config"
+	"github.com/nsfd/nsfd/logging"
 	"github.com/nsfd/nsfd/supervisor"
 )
 
@@ -118,8 +119,7 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 			return err
 		}
 		if *asJSON {
-			_, err := m.Stdout.Write(raw)
-			return err
+			return m.writeJSON(raw)
 		}
 		var st supervisor.Status
 		if err := json.Unmarshal(raw, &st); err != nil {
@@ -139,8 +139,7 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 			return err
 		}
 		if *asJSON {
-			_, err := m.Stdout.Write(raw)
-			return err
+			return m.writeJSON(raw)
 		}
 		var r supervisor.ReloadResult
 		if err := json.Unmarshal(raw, &r); err != nil {
@@ -149,7 +148,7 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 		fmt.Fprintf(m.Stdout, "reloaded: added %s, removed %s, resized %s, rolled %s\n",
 			list(r.Added), list(r.Removed), list(r.Resized), list(r.Rolled))
 		for file, e := range r.Errors {
-			fmt.Fprintf(m.Stderr, "error: %s: %s\n", file, e)
+			fmt.Fprintf(m.Stderr, "error: %s: %s\n", logging.Escape(file), logging.Escape(e))
 		}
 		if len(r.Errors) > 0 {
 			return errConfigProblems
@@ -164,8 +163,7 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 			return err
 		}
 		if *asJSON {
-			_, err := m.Stdout.Write(raw)
-			return err
+			return m.writeJSON(raw)
 		}
 		var r struct {
 			Policy struct {
@@ -181,8 +179,7 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 			return err
 		}
 		if *asJSON {
-			_, err := m.Stdout.Write(raw)
-			return err
+			return m.writeJSON(raw)
 		}
 		fmt.Fprintf(m.Stdout, "%s: %s\n", args[0], map[string]string{"start": "started", "stop": "stopped", "restart": "restarting"}[verb])
 		return nil
@@ -192,35 +189,47 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 // errConfigProblems makes `status` and `reload` exit 1 when a file fails to load.
 var errConfigProblems = errors.New("configuration has errors (see above)")
 
+// writeJSON prints an answer of the master's for --json: escaped as JSON
+// (the same value), so that nothing in it acts on a terminal, whoever
+// answered on the socket.
+func (m *Main) writeJSON(raw []byte) error {
+	_, err := m.Stdout.Write(logging.JSONEscape(raw))
+	return err
+}
+
 func list(s []string) string {
 	if len(s) == 0 {
 		return "none"
 	}
-	return strings.Join(s, " ")
+	return logging.Escape(strings.Join(s, " "))
 }
 
+// printStatus prints st as text. Every text in it may come from a worker
+// (STATUS=), a file name or a file's content: each cell is escaped here, on
+// its way to the terminal, and nothing else is printed.
 func printStatus(w io.Writer, st supervisor.Status) {
+	e := logging.Escape
 	fmt.Fprintf(w, "nsfd %s pid %d on %s, up %s, %d reload(s), etc %s\n",
-		st.Version, st.PID, st.Node, since(st.Started), st.Reloads, st.Etc)
+		e(st.Version), st.PID, e(st.Node), since(st.Started), st.Reloads, e(st.Etc))
 	if st.ConfigError != "" {
-		fmt.Fprintf(w, "config error: %s\n", st.ConfigError)
+		fmt.Fprintf(w, "config error: %s\n", e(st.ConfigError))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, d := range st.Daemons {
-		fmt.Fprintf(tw, "\n%s\t%s\t%s\trequests %d\trestarts %d\n", d.Name, d.State, strings.Join(d.Listeners, ", "), d.Requests, d.Restarts)
+		fmt.Fprintf(tw, "\n%s\t%s\t%s\trequests %d\trestarts %d\n", e(d.Name), e(d.State), e(strings.Join(d.Listeners, ", ")), d.Requests, d.Restarts)
 		if d.ConfigError != "" {
-			fmt.Fprintf(tw, "  config error: %s\n", d.ConfigError)
+			fmt.Fprintf(tw, "  config error: %s\n", e(d.ConfigError))
 		}
 		if len(d.Workers) > 0 {
 			fmt.Fprintf(tw, "  PID\tSLOT\tSTATE\tREQUESTS\tUPTIME\tSTATUS\n")
 		}
 		for _, wk := range d.Workers {
-			fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\n", wk.PID, wk.Slot, wk.State, wk.Requests, since(wk.Started), wk.Status)
+			fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\n", wk.PID, wk.Slot, e(wk.State), wk.Requests, since(wk.Started), e(wk.Status))
 		}
 	}
 	tw.Flush()
-	for _, e := range st.Errors {
-		fmt.Fprintf(w, "\nerror: %s\n", e.Error)
+	for _, fe := range st.Errors {
+		fmt.Fprintf(w, "\nerror: %s\n", e(fe.Error))
 	}
 }
 

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // policyOf reads a daemon's min_servers and max_servers from `nsfd status --json`.
@@ -138,5 +140,102 @@ func TestHostileSocketFileReplaced(t *testing.T) {
 	}
 	if b, err := os.ReadFile(sock); err != nil || string(b) != "not yours\n" {
 		t.Fatalf("after the master stopped: %q, %v", b, err)
+	}
+}
+
+// escapeWorker is a worker that reports a STATUS= full of terminal escapes
+// (ESC, an OSC title, C1 CSI, bidi overrides) and prints lines with more,
+// raw 0x9b included, then waits.
+const escapeWorker = `import os, socket, sys, time
+status = "STATUS=\x1b]0;owned\x07\x1b[31mred \u009b31m \u202eevil\u2066 \u2029end"
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(status.encode(), os.environ["NOTIFY_SOCKET"])
+sys.stdout.buffer.write(b"line \x1b[2J\x9b31m \xc2\x9b \xe2\x80\xae reversed \xe2\x81\xa6 isolate\n")
+sys.stdout.buffer.write(b"\x1b]8;;http://evil/\x07link\x1b]8;;\x07\n")
+sys.stdout.flush()
+time.sleep(1000)
+`
+
+// wantStatus is the STATUS= text of escapeWorker, as JSON must carry it.
+const wantStatus = "\x1b]0;owned\x07\x1b[31mred \u009b31m \u202eevil\u2066 \u2029end"
+
+// rawControl names the first thing in b, newlines aside, that could act on
+// a terminal, or returns "".
+func rawControl(b []byte) string {
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			return fmt.Sprintf("the raw byte %#x", b[0])
+		case r < 0x20 && r != '\n' && r != '\t', r == 0x7f, r >= 0x80 && r <= 0x9f,
+			r == 0x061c, r == 0x200e, r == 0x200f, r >= 0x2028 && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+			return fmt.Sprintf("the raw %U", r)
+		}
+		b = b[n:]
+	}
+	return ""
+}
+
+// TestHostileTerminalEscapes: what a worker reports or prints reaches the
+// operator escaped — in `nsfd status`, the central log (text and json) and
+// `nsfd logs` — while JSON output still carries the exact STATUS= text.
+func TestHostileTerminalEscapes(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			e := newEnv(t)
+			e.write("nsfd.ini", "[nsfd]\nrun_dir = ../var/run\n[log]\nfile = ../var/log/nsfd.log\nlevel = debug\nformat = "+format+"\n")
+			e.write("worker.py", escapeWorker)
+			e.write("esc.ini", "command = python3 "+filepath.Join(e.etc, "worker.py")+"\nport = 127.0.0.1:0\n"+
+				"min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n")
+			e.start()
+			e.waitReady()
+			waitFor(t, "the worker's lines in the log", 15*time.Second, func() bool { return strings.Contains(e.log(), "link") })
+			var out string
+			waitFor(t, "the worker's STATUS= in nsfd status", 15*time.Second, func() bool {
+				o, _, code := e.nsfd("status", "esc")
+				out = o
+				return code == 0 && strings.Contains(o, "owned")
+			})
+			if bad := rawControl([]byte(out)); bad != "" {
+				t.Errorf("nsfd status prints %s:\n%q", bad, out)
+			}
+			if want := `\x1b]0;owned\x07\x1b[31mred \u009b31m \u202eevil\u2066 \u2029end`; !strings.Contains(out, want) {
+				t.Errorf("nsfd status lacks the escaped STATUS %s:\n%s", want, out)
+			}
+
+			js, _, code := e.nsfd("status", "--json", "esc")
+			if bad := rawControl([]byte(js)); code != 0 || bad != "" {
+				t.Errorf("nsfd status --json: exit %d, prints %s", code, bad)
+			}
+			var st struct {
+				Daemons []struct {
+					Workers []struct{ Status string } `json:"workers"`
+				} `json:"daemons"`
+			}
+			if err := json.Unmarshal([]byte(js), &st); err != nil || len(st.Daemons) != 1 || len(st.Daemons[0].Workers) != 1 || st.Daemons[0].Workers[0].Status != wantStatus {
+				t.Errorf("nsfd status --json does not carry the STATUS= text exactly: %v\n%s", err, js)
+			}
+
+			log, err := os.ReadFile(e.logFile())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if bad := rawControl(log); bad != "" {
+				t.Errorf("the central log holds %s", bad)
+			}
+			want := `line \x1b[2J\x9b31m \u009b \u202e reversed \u2066 isolate`
+			if format == "json" {
+				want = `line \u001b[2J\ufffd31m \u009b \u202e reversed \u2066 isolate`
+			}
+			if !strings.Contains(string(log), want) {
+				t.Errorf("the central log lacks the escaped worker line %s", want)
+			}
+			for _, args := range [][]string{{"logs", "-n", "-1"}, {"logs", "-n", "-1", "--json"}} {
+				out, errOut, code := e.nsfd(args...)
+				if bad := rawControl([]byte(out)); code != 0 || bad != "" || !strings.Contains(out, "isolate") {
+					t.Errorf("nsfd %s: exit %d %s, prints %s", strings.Join(args, " "), code, errOut, bad)
+				}
+			}
+		})
 	}
 }
