@@ -66,15 +66,18 @@ func (s *Supervisor) listenControl() (*control, error) {
 	mux.HandleFunc("POST /v1/reload", s.handleReload)
 	mux.HandleFunc("POST /v1/daemons/{name}/{verb}", s.handleDaemon)
 	mux.Handle("GET /metrics", s.metrics.handler())
-	c := &control{l: l}
-	c.srv = &http.Server{
-		Handler:           s.authorize(mux, gid),
-		ReadHeaderTimeout: 5 * time.Second,
-		ConnContext: func(ctx context.Context, conn net.Conn) context.Context {
-			return context.WithValue(ctx, credsKey{}, peerCreds(conn))
-		},
+	listeners := 1
+	if s.master.MetricsAddr != "" {
+		listeners++
 	}
-	go c.srv.Serve(nl)
+	maxConns := connCap(nofileLimit(), listeners)
+	c := &control{l: l}
+	var cl *connLimit
+	c.srv, cl = newHTTPServer(s.authorize(mux, gid), "control socket", maxConns, s.log)
+	c.srv.ConnContext = func(ctx context.Context, conn net.Conn) context.Context {
+		return context.WithValue(ctx, credsKey{}, peerCreds(conn))
+	}
+	go c.srv.Serve(cl.listener(nl))
 	if addr := s.master.MetricsAddr; addr != "" {
 		ml, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -83,10 +86,12 @@ func (s *Supervisor) listenControl() (*control, error) {
 		}
 		mm := http.NewServeMux()
 		mm.Handle("GET /metrics", s.metrics.handler())
-		c.metrics = &http.Server{Handler: mm, ReadHeaderTimeout: 5 * time.Second}
-		go c.metrics.Serve(ml)
+		c.metrics, cl = newHTTPServer(mm, "metrics_addr", maxConns, s.log)
+		c.metrics.WriteTimeout = httpReadTimeout + 20*time.Second // a scrape that is not read is dropped
+		go c.metrics.Serve(cl.listener(ml))
 		s.log.Info("metrics", "addr", ml.Addr().String())
 	}
+	s.log.Debug("control connections capped", "per_listener", maxConns, "nofile", nofileLimit())
 	return c, nil
 }
 
@@ -102,6 +107,9 @@ func (c *control) close() {
 
 // peerCreds returns the caller's credentials, or nil.
 func peerCreds(conn net.Conn) *unix.Ucred {
+	if w, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		conn = w.NetConn()
+	}
 	uc, ok := conn.(*net.UnixConn)
 	if !ok {
 		return nil

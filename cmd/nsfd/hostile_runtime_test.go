@@ -4,6 +4,7 @@ package main
 // the attack against the real binary and checks what an operator sees.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +12,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -239,3 +243,126 @@ func TestHostileTerminalEscapes(t *testing.T) {
 		})
 	}
 }
+
+// startLimited starts `nsfd run` with a descriptor limit of nofile (soft
+// and hard), as a small VM or a tight systemd unit would give it.
+func (e *env) startLimited(nofile int) *master {
+	e.t.Helper()
+	cmd := exec.Command("/bin/sh", "-c", "ulimit -n "+strconv.Itoa(nofile)+" && exec \"$0\" run --etc \"$1\"", filepath.Join(binDir, "nsfd"), e.etc)
+	m := &master{e: e, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = m.out, m.out
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { m.err = cmd.Wait(); close(m.exited) }()
+	e.t.Cleanup(func() {
+		select {
+		case <-m.exited:
+			return
+		default:
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-m.exited:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-m.exited
+		}
+		if e.t.Failed() {
+			e.t.Logf("master output:\n%s\ncentral log:\n%s", m.out.String(), e.log())
+		}
+	})
+	return m
+}
+
+// openFDs counts a process's open descriptors.
+func openFDs(pid int) int {
+	ents, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+	return len(ents)
+}
+
+var metricsAddrRE = regexp.MustCompile(`metrics: addr=(\S+)`)
+
+// TestHostileConnectionFlood: hundreds of idle and keep-alive connections
+// to metrics_addr and to the control socket, more than the master has
+// descriptors, take none of its own work: `nsfd status` and `nsfd reload`
+// answer, a new daemon starts, an oversized request body is refused.
+func TestHostileConnectionFlood(t *testing.T) {
+	const nofile = 256
+	e := newEnv(t)
+	e.write("nsfd.ini", "[nsfd]\nrun_dir = ../var/run\nmetrics_addr = 127.0.0.1:0\n[log]\nfile = ../var/log/nsfd.log\nlevel = debug\n")
+	e.write("echo.ini", echoConf("min_servers = 2\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 3\n"))
+	m := e.startLimited(nofile)
+	m.addr("echo")
+	e.waitReady()
+	var metrics string
+	waitFor(t, "the metrics address in the log", 10*time.Second, func() bool {
+		mm := metricsAddrRE.FindStringSubmatch(e.log())
+		if mm != nil {
+			metrics = mm[1]
+		}
+		return mm != nil
+	})
+	pid := m.cmd.Process.Pid
+
+	// The flood: for each listener, connections that never send a byte,
+	// keep-alive connections idle after one request, and headers that
+	// trickle in — twice as many as the master's whole descriptor limit.
+	control := filepath.Join(e.dir, "var/run/nsfd.sock")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for i := range nofile {
+		for _, target := range [][2]string{{"tcp", metrics}, {"unix", control}} {
+			c, err := net.DialTimeout(target[0], target[1], 5*time.Second)
+			if err != nil {
+				continue // the backlog may be full for a moment: the flood goes on
+			}
+			conns = append(conns, c)
+			switch i % 3 {
+			case 1:
+				c.SetDeadline(time.Now().Add(2 * time.Second))
+				fmt.Fprintf(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+				if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			case 2:
+				fmt.Fprintf(c, "GET /metrics HTTP/1.1\r\nHo")
+			}
+		}
+	}
+	if n := openFDs(pid); n >= nofile-fdReserveForTest {
+		t.Errorf("the master holds %d descriptors of its %d under the flood", n, nofile)
+	}
+	if out, errOut, code := e.nsfd("status"); code != 0 || !strings.Contains(out, "echo") {
+		t.Errorf("nsfd status under the flood: exit %d\n%s%s", code, out, errOut)
+	}
+	e.write("more.ini", echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n"))
+	out, errOut, code := e.nsfd("reload")
+	if code != 0 || strings.Contains(out+errOut, "too many open files") {
+		t.Errorf("nsfd reload under the flood: exit %d\n%s%s", code, out, errOut)
+	}
+	waitFor(t, "the new daemon running", 15*time.Second, func() bool {
+		d := e.status().daemon("more")
+		return d != nil && d.State == "running" && len(d.Workers) == 1
+	})
+	if strings.Contains(e.log(), "too many open files") {
+		t.Error("the master ran out of descriptors")
+	}
+	if !strings.Contains(e.log(), "connection limit reached; closing idle connections to make room") {
+		t.Error("the log does not say the connection limit was reached")
+	}
+	// A request body larger than the API takes is refused, not read.
+	status, body := e.control("POST", "/v1/reload", strings.NewReader(strings.Repeat("x", 64<<20)))
+	if status != http.StatusRequestEntityTooLarge || !strings.Contains(body, "the limit is") {
+		t.Errorf("a 64 MiB body: %d %s; want 413", status, body)
+	}
+}
+
+// fdReserveForTest is what the master must keep free under a flood: the
+// test's view of supervisor's fdReserve.
+const fdReserveForTest = 64
