@@ -157,16 +157,17 @@ type Status struct {
 type Pool struct {
 	cfg Config
 
-	notes chan []note
-	reqs  chan func()
-	stop  chan struct{}
-	done  chan struct{}
+	sys  poolSys
+	reqs chan func()
+	stop chan struct{}
+	done chan struct{}
 
 	startOnce sync.Once
 	stopOnce  sync.Once
 	settled   chan struct{} // closed once the pool first runs, goes fatal or stops
 	settle    sync.Once
 	nsock     *notifySocket
+	notes     noteSource // the notify socket's datagrams; noNotes without one
 	sockDone  chan struct{}
 
 	pump   *pump         // reads the workers' output and sees them exit
@@ -189,8 +190,44 @@ type Pool struct {
 	restarts     int
 	requests     int
 	malformed    int
-	wake         time.Time
+	wake         time.Time // the next deadline, if any
+	expect       time.Time // when the loop means to run next at the latest, if a deadline is armed
+	graceFrom    time.Time // the end of the master's last stall: no deadline runs from before it
 }
+
+// poolSys is what a pool asks of the clock and the operating system;
+// tests replace it to drive the pool's logic without processes or sleeps.
+type poolSys struct {
+	now       func() time.Time
+	start     func(p *Pool, slot, maxReq int) (*os.Process, error) // fork and exec a worker
+	signal    func(proc *os.Process, sig os.Signal) error          // to the worker itself
+	killGroup func(pid int) error                                  // SIGKILL to the worker's process group
+}
+
+// realSys is the real clock, fork and kill(2).
+var realSys = poolSys{
+	now:       time.Now,
+	start:     (*Pool).startProcess,
+	signal:    func(proc *os.Process, sig os.Signal) error { return proc.Signal(sig) },
+	killGroup: killGroup,
+}
+
+// noteSource holds the notify datagrams read for a pool, in the order the
+// kernel queued them.
+type noteSource interface {
+	// ready returns a channel that has a token once notes are waiting.
+	ready() <-chan struct{}
+	// take returns the notes waiting, oldest first. With flush it first
+	// reads every datagram the kernel holds, so that nothing sent before
+	// the call is left unread.
+	take(flush bool) []note
+}
+
+// noNotes is the noteSource of a pool without a notify socket.
+type noNotes struct{}
+
+func (noNotes) ready() <-chan struct{} { return nil }
+func (noNotes) take(bool) []note       { return nil }
 
 // NewPool checks cfg and returns a pool that is not started yet.
 func NewPool(cfg Config) (*Pool, error) {
@@ -199,7 +236,8 @@ func NewPool(cfg Config) (*Pool, error) {
 	}
 	return &Pool{
 		cfg:      cfg,
-		notes:    make(chan []note, 64),
+		sys:      realSys,
+		notes:    noNotes{},
 		exitc:    make(chan struct{}, 1),
 		reqs:     make(chan func()),
 		stop:     make(chan struct{}),
@@ -231,9 +269,10 @@ func (p *Pool) Start(ctx context.Context) error {
 				close(p.done)
 				return
 			}
-			go p.nsock.read(p.notes, p.sockDone)
+			p.notes = p.nsock
+			go p.nsock.read(p.sockDone)
 		}
-		p.since = time.Now()
+		p.since = p.sys.now()
 		go p.run()
 	})
 	return err

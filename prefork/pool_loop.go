@@ -5,6 +5,28 @@ import (
 	"time"
 )
 
+// Stalls. The loop judges workers by the clock (watchdog, ready_timeout),
+// and a master that does not run cannot read what they send: stopped by
+// SIGSTOP, paused with its VM, starved in a swap storm, it finds on waking
+// that every deadline has passed, while the workers' pings wait unread in
+// the socket or were dropped when its small queue filled. So:
+//
+//   - before it applies a deadline, the loop reads every datagram the
+//     kernel holds (noteSource.take with flush);
+//   - while a deadline is armed, the loop runs at least every stallCheck,
+//     and if it runs more than stallThreshold later than it meant to, the
+//     master itself was stalled: every worker gets a fresh watchdog and
+//     ready_timeout period from then (graceFrom), and the log says so.
+//
+// A master that stalls again and again keeps judging nobody: it cannot
+// tell a hung worker from its own absence. Graceful-stop deadlines (SIGKILL
+// after graceful_timeout) are not extended: they only ever end a worker
+// that was already told to go.
+const (
+	stallCheck     = time.Second
+	stallThreshold = time.Second
+)
+
 func (p *Pool) run() {
 	defer close(p.done)
 	defer func() {
@@ -15,7 +37,7 @@ func (p *Pool) run() {
 	defer timer.Stop()
 	stop := p.stop
 	for {
-		now := time.Now()
+		now := p.sys.now()
 		p.step(now)
 		if p.stopping && len(p.workers) == 0 {
 			p.setState(PoolStopped)
@@ -32,20 +54,15 @@ func (p *Pool) run() {
 			}
 		}
 		var tc <-chan time.Time
-		if !p.wake.IsZero() {
-			timer.Reset(max(p.wake.Sub(now), 0))
+		if !p.expect.IsZero() {
+			timer.Reset(max(p.expect.Sub(now), 0))
 			tc = timer.C
 		}
 		select {
-		case batch := <-p.notes:
-			now := time.Now()
-			for _, nt := range batch {
-				p.handleNote(nt, now)
-			}
+		case <-p.notes.ready():
+			p.handleNotes(p.notes.take(false), p.sys.now())
 		case <-p.exitc:
-			for _, ex := range p.takeExited() {
-				p.handleExit(ex, time.Now())
-			}
+			p.exitsArrived()
 		case f := <-p.reqs:
 			f()
 		case <-stop:
@@ -53,15 +70,25 @@ func (p *Pool) run() {
 			p.stopping = true
 			p.setState(PoolStopping)
 			for _, w := range p.workers {
-				p.terminate(w, "stopped", time.Now())
+				p.terminate(w, "stopped", p.sys.now())
 			}
 		case <-tc:
 		}
 	}
 }
 
-// step applies timeouts and the spare-server policy, and sets p.wake.
+// step reads what is queued if a deadline may be due, notices a stall of
+// the master, applies timeouts and the spare-server policy, and sets
+// p.wake and p.expect.
 func (p *Pool) step(now time.Time) {
+	if !p.expect.IsZero() && !now.Before(p.expect) {
+		p.handleNotes(p.notes.take(true), now) // what the workers sent, before judging them
+		if late := now.Sub(p.expect); late > stallThreshold {
+			p.graceFrom = now
+			p.cfg.Logger.Warn("the master was stalled; giving every worker a fresh watchdog and ready_timeout period",
+				"late", late.Round(time.Millisecond))
+		}
+	}
 	p.wake = time.Time{}
 	p.timeouts(now)
 	if !p.stopping && !p.fatal {
@@ -69,6 +96,38 @@ func (p *Pool) step(now time.Time) {
 		p.timeouts(now) // arm the deadlines of workers the policy just started
 	}
 	p.setState(p.computeState(now))
+	p.expect = p.wake
+	if check := now.Add(stallCheck); !p.wake.IsZero() && check.Before(p.wake) {
+		p.expect = check
+	}
+}
+
+// exitsArrived handles the exits the pump queued. An exited worker sent
+// its last datagrams (STOPPING=1, say) before it exited: they are read
+// first, while its pid is still its own — its zombie is reaped only in
+// handleExit — so they count for it, and no later process that gets the
+// pid inherits them.
+func (p *Pool) exitsArrived() {
+	p.handleNotes(p.notes.take(true), p.sys.now())
+	for _, ex := range p.takeExited() {
+		p.handleExit(ex, p.sys.now())
+	}
+}
+
+// handleNotes applies notes in order.
+func (p *Pool) handleNotes(notes []note, now time.Time) {
+	for _, nt := range notes {
+		p.handleNote(nt, now)
+	}
+}
+
+// sinceStall returns the later of t and the end of the master's last stall:
+// where a deadline of a worker's runs from.
+func (p *Pool) sinceStall(t time.Time) time.Time {
+	if t.Before(p.graceFrom) {
+		return p.graceFrom
+	}
+	return t
 }
 
 // timeouts kills workers past a deadline and arms p.wake for the next one.
@@ -84,7 +143,7 @@ func (p *Pool) timeouts(now time.Time) {
 				p.wakeAt(w.killAt)
 			}
 		case !w.ready && p.cfg.Notify:
-			deadline := w.started.Add(p.cfg.ReadyTimeout)
+			deadline := p.sinceStall(w.started).Add(p.cfg.ReadyTimeout)
 			if !now.Before(deadline) {
 				p.cfg.Logger.Warn("worker not ready in time; killing it", "pid", w.pid, "ready_timeout", p.cfg.ReadyTimeout)
 				w.cause = "ready-timeout"
@@ -94,7 +153,7 @@ func (p *Pool) timeouts(now time.Time) {
 				p.wakeAt(deadline)
 			}
 		case p.cfg.Watchdog > 0:
-			deadline := w.lastPing.Add(p.cfg.Watchdog)
+			deadline := p.sinceStall(w.lastPing).Add(p.cfg.Watchdog)
 			if !now.Before(deadline) {
 				p.cfg.Logger.Warn("worker missed its watchdog; killing it", "pid", w.pid, "watchdog", p.cfg.Watchdog)
 				w.cause = "watchdog"
@@ -243,7 +302,7 @@ func (p *Pool) setState(s PoolState) {
 	case PoolRunning, PoolFatal, PoolStopped:
 		p.settle.Do(func() { close(p.settled) })
 	}
-	p.since = time.Now()
+	p.since = p.sys.now()
 	p.observe(Event{Kind: EventState, State: s})
 }
 

@@ -60,7 +60,7 @@ func (p *Pool) spawn(now time.Time) error {
 	if maxReq > 0 && p.cfg.MaxRequestsJitter > 0 {
 		maxReq += rand.IntN(p.cfg.MaxRequestsJitter + 1)
 	}
-	proc, err := p.startProcess(slot, maxReq)
+	proc, err := p.sys.start(p, slot, maxReq)
 	if err != nil {
 		return err
 	}
@@ -180,7 +180,7 @@ func (p *Pool) terminate(w *worker, cause string, now time.Time) {
 	w.stopSignal = true
 	w.state = StateStopping
 	w.killAt = now.Add(p.cfg.GracefulTimeout)
-	if err := w.proc.Signal(sigTerm); err != nil {
+	if err := p.sys.signal(w.proc, sigTerm); err != nil {
 		p.cfg.Logger.Debug("signal worker", "pid", w.pid, "error", err)
 	}
 }
@@ -192,7 +192,7 @@ func (p *Pool) kill(w *worker) {
 	}
 	w.killed = true
 	w.state = StateStopping
-	if err := killGroup(w.pid); err != nil {
+	if err := p.sys.killGroup(w.pid); err != nil {
 		p.cfg.Logger.Debug("kill worker", "pid", w.pid, "error", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -366,3 +367,63 @@ func TestHostileConnectionFlood(t *testing.T) {
 // fdReserveForTest is what the master must keep free under a flood: the
 // test's view of supervisor's fdReserve.
 const fdReserveForTest = 64
+
+// TestHostileMasterStall: the master is stopped (SIGSTOP) for 8 s, four
+// watchdog periods, while its workers keep pinging into a notify queue that
+// fills up; on SIGCONT it must notice its own stall and keep every worker,
+// not SIGKILL them all for the pings it did not read.
+func TestHostileMasterStall(t *testing.T) {
+	e := newEnv(t)
+	e.write("echo.ini", echoConf("min_servers = 3\nmin_spare_servers = 0\nmax_spare_servers = 2\nmax_servers = 4\nwatchdog = 2s\n"))
+	m := e.start()
+	addr := m.addr("echo")
+	waitFor(t, "3 ready workers", 15*time.Second, func() bool {
+		d := e.status().daemon("echo")
+		return d != nil && len(d.Workers) == 3 && d.Workers[0].State == "idle" && d.Workers[1].State == "idle" && d.Workers[2].State == "idle"
+	})
+	before := e.pids("echo")
+
+	if err := m.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// A chatty process fills the notify socket's small queue at once: from
+	// here on every ping of the workers is dropped (they give up after a
+	// moment), and what the master finds on waking holds none of them.
+	fillNotifyQueue(t, filepath.Join(e.dir, "var/run/notify/echo.sock"))
+	time.Sleep(8 * time.Second) // the attack: the master does not run for 8 s
+	if err := m.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// Watch for two watchdog periods: nobody may be replaced.
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if now := e.pids("echo"); !maps.Equal(now, before) {
+			t.Fatalf("workers %v became %v after the master's stall", before, now)
+		}
+	}
+	if strings.Contains(e.log(), "missed its watchdog") {
+		t.Error("a worker was killed for a missed watchdog")
+	}
+	if !strings.Contains(e.log(), "nsfd.echo: the master was stalled; giving every worker a fresh watchdog and ready_timeout period") {
+		t.Error("the log does not say the master noticed its stall")
+	}
+	echo(t, addr, "still serving")
+}
+
+// fillNotifyQueue sends datagrams to a notify socket until its queue is full.
+func fillNotifyQueue(t *testing.T, path string) {
+	t.Helper()
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for n := 0; ; n++ {
+		c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := c.Write([]byte("STATUS=chatter")); err != nil {
+			if n == 0 {
+				t.Fatalf("no datagram got into %s: %v", path, err)
+			}
+			return
+		}
+	}
+}
