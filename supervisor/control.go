@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"path"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -61,11 +63,6 @@ func (s *Supervisor) listenControl() (*control, error) {
 		l.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", s.handleStatus)
-	mux.HandleFunc("POST /v1/reload", s.handleReload)
-	mux.HandleFunc("POST /v1/daemons/{name}/{verb}", s.handleDaemon)
-	mux.Handle("GET /metrics", s.metrics.handler())
 	listeners := 1
 	if s.master.MetricsAddr != "" {
 		listeners++
@@ -73,7 +70,7 @@ func (s *Supervisor) listenControl() (*control, error) {
 	maxConns := connCap(nofileLimit(), listeners)
 	c := &control{l: l}
 	var cl *connLimit
-	c.srv, cl = newHTTPServer(s.authorize(mux, gid), "control socket", maxConns, s.log)
+	c.srv, cl = newHTTPServer(s.controlHandler(gid), "control socket", maxConns, s.log)
 	c.srv.ConnContext = func(ctx context.Context, conn net.Conn) context.Context {
 		return context.WithValue(ctx, credsKey{}, peerCreds(conn))
 	}
@@ -93,6 +90,72 @@ func (s *Supervisor) listenControl() (*control, error) {
 	}
 	s.log.Debug("control connections capped", "per_listener", maxConns, "nofile", nofileLimit())
 	return c, nil
+}
+
+// controlHandler is the control API, callers checked against control_group
+// gid (-1: none).
+func (s *Supervisor) controlHandler(gid int) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.handleStatus)
+	mux.HandleFunc("POST /v1/reload", s.handleReload)
+	mux.HandleFunc("POST /v1/daemons/{name}/{verb}", s.handleDaemon)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	return s.authorize(jsonErrors(mux), gid)
+}
+
+// jsonErrors answers what mux has no route for (404, 405 with Allow, a
+// redirect to a cleaned path) with the API's JSON error, as every other
+// error of the API.
+func jsonErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" && canonicalPath(r.URL.Path) {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusOnly{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		for _, k := range []string{"Allow", "Location"} {
+			if v := rec.header.Get(k); v != "" {
+				w.Header().Set(k, v)
+			}
+		}
+		code := rec.code
+		if code == 0 || code == http.StatusOK {
+			code = http.StatusNotFound
+		}
+		writeError(w, code, fmt.Errorf("%s %s: %s", r.Method, r.URL.Path, strings.ToLower(http.StatusText(code))))
+	})
+}
+
+// canonicalPath reports whether ServeMux would serve p as it is rather
+// than redirect to a cleaned form.
+func canonicalPath(p string) bool {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
+}
+
+// statusOnly is a ResponseWriter that keeps the status and the headers of
+// an answer and drops its body.
+type statusOnly struct {
+	header http.Header
+	code   int
+}
+
+func (s *statusOnly) Header() http.Header { return s.header }
+
+func (s *statusOnly) Write(b []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+func (s *statusOnly) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
 }
 
 func (c *control) close() {
