@@ -176,23 +176,24 @@ type Pool struct {
 	exitc  chan struct{} // a token once exited is not empty
 
 	// Owned by the run goroutine.
-	workers      map[int]*worker
-	gen          int
-	state        PoolState
-	since        time.Time
-	stopping     bool
-	fatal        bool
-	attempt      int
-	failedStarts int
-	nextSpawn    time.Time
-	lastBusy     time.Time
-	spawns       int
-	restarts     int
-	requests     int
-	malformed    int
-	wake         time.Time // the next deadline, if any
-	expect       time.Time // when the loop means to run next at the latest, if a deadline is armed
-	graceFrom    time.Time // the end of the master's last stall: no deadline runs from before it
+	workers         map[int]*worker
+	gen             int
+	state           PoolState
+	since           time.Time
+	stopping        bool
+	fatal           bool
+	attempt         int
+	failedStarts    int
+	nextSpawn       time.Time
+	lastBusy        time.Time
+	spawns          int
+	restarts        int
+	requests        int
+	malformed       int
+	malformedLogged time.Time // when a dropped datagram was last logged
+	wake            time.Time // the next deadline, if any
+	expect          time.Time // when the loop means to run next at the latest, if a deadline is armed
+	graceFrom       time.Time // the end of the master's last stall: no deadline runs from before it
 }
 
 // poolSys is what a pool asks of the clock and the operating system;

@@ -91,8 +91,11 @@ func (p *Pool) spawn(now time.Time) error {
 func (p *Pool) handleNote(nt note, now time.Time) {
 	if nt.err != nil {
 		p.malformed++
-		if p.malformed == 1 || p.malformed%1000 == 0 {
+		// The first drop is logged, then at most one line a minute: a
+		// worker flooding the socket with garbage must not flood the log.
+		if p.malformed == 1 || now.Sub(p.malformedLogged) >= time.Minute {
 			p.cfg.Logger.Warn("dropped notify datagram", "pid", nt.pid, "error", nt.err, "dropped_total", p.malformed)
+			p.malformedLogged = now
 		}
 		return
 	}

@@ -427,3 +427,57 @@ func fillNotifyQueue(t *testing.T, path string) {
 		}
 	}
 }
+
+// floodWorker: slot 0 floods its notify socket with datagrams as fast as it
+// can; every other slot is a well-behaved worker that pings its watchdog.
+const floodWorker = `import os, socket, time
+addr = os.environ["NOTIFY_SOCKET"]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1", addr)
+print("worker", os.environ["NSFD_WORKER"], "ready", flush=True)
+if os.environ["NSFD_WORKER"] == "0":
+    s.setblocking(False)
+    junk = [b"STATUS=" + b"x" * 4000, b"BUSY=1\nBUSY=0", b"garbage", b"\xff" * 5000, b"WATCHDOG=1"]
+    i = 0
+    while True:
+        try:
+            s.sendto(junk[i % 5], addr)
+        except OSError:
+            pass
+        i += 1
+s.settimeout(0.5)
+while True:
+    try:
+        s.sendto(b"WATCHDOG=1", addr)
+    except OSError:
+        pass
+    time.sleep(0.2)
+`
+
+// TestHostileNotifyFlood: one worker floods the daemon's notify socket; its
+// siblings' watchdog pings still get through, nobody else is killed, and
+// the master stays responsive and its memory bounded.
+func TestHostileNotifyFlood(t *testing.T) {
+	e := newEnv(t)
+	e.write("worker.py", floodWorker)
+	e.write("flood.ini", "command = python3 "+filepath.Join(e.etc, "worker.py")+"\nport = 127.0.0.1:0\ntype = notify\nwatchdog = 1s\n"+
+		"min_servers = 4\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 5\n")
+	m := e.start()
+	m.addr("flood")
+	waitFor(t, "4 workers ready", 15*time.Second, func() bool { return strings.Count(e.log(), " ready") >= 4 })
+	before := e.pids("flood")
+	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if now := e.pids("flood"); !maps.Equal(now, before) {
+			t.Fatalf("workers %v became %v under the flood", before, now)
+		}
+	}
+	if strings.Contains(e.log(), "missed its watchdog") {
+		t.Error("a worker was killed for a missed watchdog")
+	}
+	if n := strings.Count(e.log(), "dropped notify datagram"); n != 1 {
+		t.Errorf("%d log lines about dropped datagrams in 6 s of flood; want the first one only", n)
+	}
+	if out, _, code := e.nsfd("status", "flood"); code != 0 || !strings.Contains(out, "running") {
+		t.Errorf("nsfd status under the flood: %d\n%s", code, out)
+	}
+}
