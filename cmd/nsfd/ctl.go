@@ -12,6 +12,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nsfd/nsfd/config"
 	"github.com/nsfd/nsfd/logging"
@@ -204,11 +205,32 @@ func list(s []string) string {
 	return logging.Escape(strings.Join(s, " "))
 }
 
+// maxStatusText is how much of a worker's STATUS= text `nsfd status`
+// prints, escaped; --json has all of it.
+const maxStatusText = 120
+
+// cell is text for the status table: escaped (logging.Escape), tabs too,
+// so that it can neither act on the terminal nor make a column of its own.
+func cell(s string) string {
+	return strings.ReplaceAll(logging.Escape(s), "\t", `\t`)
+}
+
+// clip cuts s to at most n bytes, on a character boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
 // printStatus prints st as text. Every text in it may come from a worker
 // (STATUS=), a file name or a file's content: each cell is escaped here, on
 // its way to the terminal, and nothing else is printed.
 func printStatus(w io.Writer, st supervisor.Status) {
-	e := logging.Escape
+	e := cell
 	fmt.Fprintf(w, "nsfd %s pid %d on %s, up %s, %d reload(s), etc %s\n",
 		e(st.Version), st.PID, e(st.Node), since(st.Started), st.Reloads, e(st.Etc))
 	if st.ConfigError != "" {
@@ -224,7 +246,7 @@ func printStatus(w io.Writer, st supervisor.Status) {
 			fmt.Fprintf(tw, "  PID\tSLOT\tSTATE\tREQUESTS\tUPTIME\tSTATUS\n")
 		}
 		for _, wk := range d.Workers {
-			fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\n", wk.PID, wk.Slot, e(wk.State), wk.Requests, since(wk.Started), e(wk.Status))
+			fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\n", wk.PID, wk.Slot, e(wk.State), wk.Requests, since(wk.Started), clip(e(wk.Status), maxStatusText))
 		}
 	}
 	tw.Flush()

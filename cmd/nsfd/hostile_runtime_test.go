@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/nsfd/nsfd/registry"
 )
 
 // policyOf reads a daemon's min_servers and max_servers from `nsfd status --json`.
@@ -479,5 +481,40 @@ func TestHostileNotifyFlood(t *testing.T) {
 	}
 	if out, _, code := e.nsfd("status", "flood"); code != 0 || !strings.Contains(out, "running") {
 		t.Errorf("nsfd status under the flood: %d\n%s", code, out)
+	}
+}
+
+// TestHostileRegistryRowEscapes: every framework worker holds the registry's
+// DSN and can write rows; what `nsfd resolve` prints of them cannot act on
+// the operator's terminal.
+func TestHostileRegistryRowEscapes(t *testing.T) {
+	e := newEnv(t)
+	if err := os.MkdirAll(filepath.Dir(e.sqlite()), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	node, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reg, err := registry.Open(ctx, "sqlite", e.sqlite())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	evil := "127.0.0.1:1\x1b]0;owned\x07\u202e\x9b"
+	if err := reg.Register(ctx, registry.Daemon{Node: node, Name: "evil", Encoding: "json", MasterPID: os.Getpid(),
+		Endpoints: []registry.Endpoint{{Proto: "tcp", Address: evil}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"resolve", "evil"}, {"resolve", "--json", "evil"}} {
+		out, errOut, code := e.nsfd(args...)
+		if code != 0 || !strings.Contains(out, "127.0.0.1:1") {
+			t.Fatalf("nsfd %s: %d %q %q", strings.Join(args, " "), code, out, errOut)
+		}
+		if bad := rawControl([]byte(out)); bad != "" {
+			t.Errorf("nsfd %s prints %s: %q", strings.Join(args, " "), bad, out)
+		}
 	}
 }
