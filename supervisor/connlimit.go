@@ -30,8 +30,10 @@ import (
 //     handler reads one) at most httpMaxBodyBytes.
 //
 // The caps leave the rest of the descriptors to the master's own work:
-// Go raises the soft RLIMIT_NOFILE to the hard limit at start, and
-// connCap keeps fdReserve of that for the master whatever the clients do.
+// the Go runtime raises the soft RLIMIT_NOFILE to (one below) the hard
+// limit at start, and gives workers the original back; connCap keeps
+// fdReserve of that, and half the rest, for the master whatever the
+// clients do.
 const (
 	httpReadHeaderTimeout = 5 * time.Second
 	httpReadTimeout       = 10 * time.Second
@@ -63,8 +65,8 @@ func connCap(nofile uint64, n int) int {
 	return max(4, min(maxConnsPerListener, avail))
 }
 
-// nofileLimit returns the soft RLIMIT_NOFILE (which Go has raised to the
-// hard limit at start), or a conservative 1024 if it cannot be read.
+// nofileLimit returns the soft RLIMIT_NOFILE (which Go has raised to about
+// the hard limit at start), or a conservative 1024 if it cannot be read.
 func nofileLimit() uint64 {
 	var rl unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
