@@ -76,9 +76,9 @@ func scalePolicy(o prefork.PolicyOptions, n int, abs bool) (prefork.PolicyOption
 
 // Scale moves min_servers and max_servers of one daemon (name) or of every
 // running daemon (name "") as scalePolicy says, each in one step on its
-// pool's goroutine. For every daemon, a daemon that cannot be scaled keeps
-// its sizes and its error is returned with the others' (errors.Join); the
-// rest are scaled.
+// pool's goroutine. A daemon that cannot be scaled keeps its sizes and its
+// error is returned, joined with the others' (errors.Join), while the rest
+// are scaled.
 func (s *Supervisor) Scale(ctx context.Context, name string, n int, abs bool) ([]prefork.PolicyOptions, error) {
 	type target struct {
 		name string
