@@ -19,8 +19,9 @@ import (
 // server has
 //
 //   - timeouts: a request header must arrive within httpReadHeaderTimeout,
-//     a whole request within httpReadTimeout, and a keep-alive connection
-//     idle for httpIdleTimeout is closed;
+//     a whole request within httpReadTimeout, its answer must be read
+//     within httpWriteTimeout, and a keep-alive connection idle for
+//     httpIdleTimeout is closed;
 //   - a cap on its connections (connLimit): at the cap, a new connection
 //     closes the one idle the longest (no request being answered on it;
 //     one still sending its header counts as idle), or, when every one is
@@ -38,6 +39,12 @@ const (
 	httpReadHeaderTimeout = 5 * time.Second
 	httpReadTimeout       = 10 * time.Second
 	httpIdleTimeout       = 30 * time.Second
+	// httpWriteTimeout bounds a request from its start to the last byte of
+	// its answer: a client that does not read its answer holds a connection
+	// no longer. Control requests may wait for a drain; the CLI gives up
+	// after 2 minutes, the master a little later. A scrape is quick.
+	httpWriteTimeout    = 3 * time.Minute
+	metricsWriteTimeout = 30 * time.Second
 	httpMaxHeaderBytes    = 64 << 10
 	httpMaxBodyBytes      = 64 << 10
 
@@ -92,6 +99,7 @@ func newHTTPServer(h http.Handler, name string, maxConns int, log hclog.Logger) 
 		}),
 		ReadHeaderTimeout: httpReadHeaderTimeout,
 		ReadTimeout:       httpReadTimeout,
+		WriteTimeout:      httpWriteTimeout,
 		IdleTimeout:       httpIdleTimeout,
 		MaxHeaderBytes:    httpMaxHeaderBytes,
 		ConnState:         cl.track,

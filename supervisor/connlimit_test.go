@@ -178,3 +178,29 @@ func TestHTTPServerBoundsRequests(t *testing.T) {
 		t.Errorf("an oversized header: %s, want 431", resp.Status)
 	}
 }
+
+// A client that does not read its answer holds its connection no longer
+// than the write timeout; then it no longer counts against the cap.
+func TestHTTPServerDropsAClientThatDoesNotRead(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, cl := newHTTPServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(make([]byte, 64<<20)) // more than any socket buffer holds
+	}), "test", 4, hclog.NewNullLogger())
+	if srv.WriteTimeout != httpWriteTimeout || srv.ReadHeaderTimeout != httpReadHeaderTimeout || srv.IdleTimeout != httpIdleTimeout {
+		t.Fatalf("timeouts %v %v %v; want the master's", srv.WriteTimeout, srv.ReadHeaderTimeout, srv.IdleTimeout)
+	}
+	srv.WriteTimeout = 200 * time.Millisecond // shortened for the test
+	go srv.Serve(cl.listener(ln))
+	defer srv.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") // and never read
+	waitUntil(t, "the connection counted", func() bool { return cl.live() == 1 })
+	waitUntil(t, "the connection dropped", func() bool { return cl.live() == 0 })
+}

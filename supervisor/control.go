@@ -84,7 +84,7 @@ func (s *Supervisor) listenControl() (*control, error) {
 		mm := http.NewServeMux()
 		mm.Handle("GET /metrics", s.metrics.handler())
 		c.metrics, cl = newHTTPServer(mm, "metrics_addr", maxConns, s.log)
-		c.metrics.WriteTimeout = httpReadTimeout + 20*time.Second // a scrape that is not read is dropped
+		c.metrics.WriteTimeout = metricsWriteTimeout
 		go c.metrics.Serve(cl.listener(ml))
 		s.log.Info("metrics", "addr", ml.Addr().String())
 	}
