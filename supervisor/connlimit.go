@@ -45,8 +45,8 @@ const (
 	// after 2 minutes, the master a little later. A scrape is quick.
 	httpWriteTimeout    = 3 * time.Minute
 	metricsWriteTimeout = 30 * time.Second
-	httpMaxHeaderBytes    = 64 << 10
-	httpMaxBodyBytes      = 64 << 10
+	httpMaxHeaderBytes  = 64 << 10
+	httpMaxBodyBytes    = 64 << 10
 
 	// maxConnsPerListener is the cap of each of the master's HTTP
 	// listeners, when the descriptor limit allows it.
