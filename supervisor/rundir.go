@@ -30,15 +30,16 @@ func prepareRunDir(m *config.Master, as config.RunAs) error {
 	if err := mkdirs(m.RunDir, runDirMode); err != nil {
 		return fmt.Errorf("run dir: %w", err)
 	}
+	if err := config.CheckDir(m.RunDir, as); err != nil {
+		return err // nothing is made inside it
+	}
 	if err := mkdirs(m.NotifyDir(), notifyDirMode); err != nil {
 		return fmt.Errorf("notify dir: %w", err)
 	}
-	for _, dir := range []string{m.RunDir, m.NotifyDir(), filepath.Dir(m.ControlSocket)} {
-		if err := config.CheckDir(dir, as); err != nil {
-			return err
-		}
+	if err := config.CheckDir(m.NotifyDir(), as); err != nil {
+		return err
 	}
-	return nil
+	return config.CheckDir(filepath.Dir(m.ControlSocket), as)
 }
 
 // mkdirs creates dir with mode, and its missing parents with parentDirMode,

@@ -9,8 +9,9 @@ import (
 	"github.com/nsfd/nsfd/config"
 )
 
-// How long etc/ must be quiet before a reload.
-const (
+// How long etc/ must be quiet before a reload (variables so that tests can
+// shorten them).
+var (
 	// debounce follows changes that are complete when they happen: a file
 	// renamed into etc/ (the safe way to write one), a removal, a change of
 	// owner or mode. Editors that save by rename (vim: write 4913, rename
