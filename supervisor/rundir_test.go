@@ -59,7 +59,11 @@ func TestPrepareRunDirRefusesOneAnotherUserCouldWrite(t *testing.T) {
 	if !errors.Is(err, config.ErrUntrusted) || !strings.Contains(err.Error(), m.RunDir+" is writable by its owner uid 65534 (mode 0755, owner 65534:65534)") {
 		t.Errorf("run_dir of nobody: %v", err)
 	}
+	if _, err := os.Stat(m.NotifyDir()); err == nil {
+		t.Error("the notify dir was made inside a run_dir of nobody")
+	}
 	os.Chown(m.RunDir, 0, 0)
+	os.Mkdir(m.NotifyDir(), 0o711)
 	os.Chown(m.NotifyDir(), 65534, 65534)
 	if err := prepareRunDir(m, root0); !errors.Is(err, config.ErrUntrusted) || !strings.Contains(err.Error(), m.NotifyDir()) {
 		t.Errorf("notify dir of nobody: %v", err)
