@@ -31,8 +31,8 @@ func TestPrepareRunDirMakesTheNotifyPathSearchable(t *testing.T) {
 	}
 	for path, want := range map[string]os.FileMode{
 		filepath.Join(root, "var"): 0o711, // searched, not listed
-		m.RunDir:                    0o755,
-		m.NotifyDir():               0o711,
+		m.RunDir:                   0o755,
+		m.NotifyDir():              0o711,
 	} {
 		if got := mode(t, path); got != want {
 			t.Errorf("%s: mode %04o, want %04o", path, got, want)
