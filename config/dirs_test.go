@@ -132,3 +132,33 @@ func TestDaemonFileInAnUntrustedDirectoryRefused(t *testing.T) {
 		t.Errorf("env_file in a world-writable dir: %v", got)
 	}
 }
+
+func TestLinksAreJudgedByBothWays(t *testing.T) {
+	needRoot(t)
+	root := openTempDir(t)
+	etc := filepath.Join(root, "real", "etc")
+	writeFile(t, etc, "echo.ini", "command = /bin/true\nport = 127.0.0.1:0\n")
+	// etc/ reached through a link that lives in nobody's directory: nobody
+	// could point the link at an etc/ of their own.
+	theirs := filepath.Join(root, "theirs")
+	os.Mkdir(theirs, 0o755)
+	os.Symlink(etc, filepath.Join(theirs, "etc"))
+	os.Chown(theirs, 65534, 65534)
+	if _, err := LoadAs(filepath.Join(theirs, "etc"), asRoot); !errors.Is(err, ErrUntrusted) || !strings.Contains(err.Error(), theirs+" is writable by its owner uid 65534") {
+		t.Errorf("etc through nobody's link: %v", err)
+	}
+	// The same link in root's directory is fine.
+	os.Chown(theirs, 0, 0)
+	if _, err := LoadAs(filepath.Join(theirs, "etc"), asRoot); err != nil {
+		t.Errorf("etc through root's link: %v", err)
+	}
+	// A link loop is an error, at once.
+	os.Symlink("loop.ini", filepath.Join(etc, "loop.ini"))
+	s, err := LoadAs(etc, asRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Errors[filepath.Join(etc, "loop.ini")]; got == nil || !strings.Contains(got.Error(), "loop.ini: cannot read:") {
+		t.Errorf("a link loop: %v", got)
+	}
+}

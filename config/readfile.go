@@ -90,7 +90,7 @@ func readOnce(path string, as RunAs) (data []byte, again bool, err error) {
 	if err := checkTrusted(before, as); err != nil {
 		return nil, false, err
 	}
-	if err := checkParents(real, as, whyConfig); err != nil {
+	if err := checkParents(path, real, as, whyConfig); err != nil {
 		return nil, false, err
 	}
 	f, err := os.OpenFile(real, os.O_RDONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW|syscall.O_NOCTTY, 0)

@@ -70,28 +70,46 @@ func checkTrusted(fi fs.FileInfo, as RunAs) error {
 
 // checkParents refuses, when the master runs as root, a path one of whose
 // directories, up to /, another user could write: that user could put
-// another file in its place. real must be free of symbolic links (see
-// filepath.EvalSymlinks). Sticky directories (/tmp) pass: an entry of
-// root's in them cannot be replaced by another user.
-func checkParents(real string, as RunAs, why string) error {
+// another file in its place. Both ways to the file are checked: the
+// directories of path as written (a user who can write the directory of a
+// symbolic link can point it elsewhere) and those of real, the path with
+// every link resolved (see filepath.EvalSymlinks). Sticky directories
+// (/tmp) pass: an entry of root's in them cannot be replaced by another
+// user.
+func checkParents(path, real string, as RunAs, why string) error {
 	if !as.IsRoot() {
 		return nil
 	}
-	for dir := filepath.Dir(real); ; dir = filepath.Dir(dir) {
-		if err := checkOneDir(dir, true, why); err != nil {
+	for _, p := range []string{path, real} {
+		abs, err := filepath.Abs(p)
+		if err != nil {
 			return err
 		}
-		if dir == filepath.Dir(dir) {
-			return nil
+		for dir := filepath.Dir(abs); ; dir = filepath.Dir(dir) {
+			if err := checkOneDir(dir, true, why); err != nil {
+				return err
+			}
+			if dir == filepath.Dir(dir) {
+				break
+			}
+		}
+		if p == real {
+			break
 		}
 	}
+	return nil
 }
 
-// checkOneDir refuses dir if another user could write it (see writers).
+// checkOneDir refuses dir if another user could write it (see writers). A
+// symbolic link passes: the directory that holds it is checked on its own,
+// and where it leads is checked on the resolved path.
 func checkOneDir(dir string, stickyOK bool, why string) error {
 	fi, err := os.Lstat(dir)
 	if err != nil {
 		return err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
@@ -120,7 +138,10 @@ func checkDir(dir string, as RunAs, why string) error {
 	if !as.IsRoot() {
 		return nil
 	}
-	dir = filepath.Clean(dir)
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
 	real, err := filepath.EvalSymlinks(dir)
 	for errors.Is(err, fs.ErrNotExist) && dir != filepath.Dir(dir) {
 		dir = filepath.Dir(dir) // nsfd creates the rest
@@ -132,5 +153,5 @@ func checkDir(dir string, as RunAs, why string) error {
 	if err := checkOneDir(real, false, why); err != nil {
 		return err
 	}
-	return checkParents(real, as, why)
+	return checkParents(dir, real, as, why)
 }
