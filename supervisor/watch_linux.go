@@ -25,6 +25,8 @@ type inotifyWatcher struct {
 	f      *os.File
 	events chan fileEvent
 	errs   chan error
+	done   chan struct{} // closed by Close: the reader stops even if nobody takes its events
+	once   sync.Once
 
 	mu   sync.Mutex
 	dirs map[int]string // watch descriptor -> directory
@@ -41,6 +43,7 @@ func newDirWatcher() (dirWatcher, error) {
 		f:      os.NewFile(uintptr(fd), "inotify"), // non-blocking: reads go through the runtime's poller, and Close ends them
 		events: make(chan fileEvent, 64),
 		errs:   make(chan error, 1),
+		done:   make(chan struct{}),
 		dirs:   map[int]string{},
 	}
 	go w.read()
@@ -70,7 +73,16 @@ func (w *inotifyWatcher) Add(dir string) error {
 
 func (w *inotifyWatcher) Events() <-chan fileEvent { return w.events }
 func (w *inotifyWatcher) Errors() <-chan error     { return w.errs }
-func (w *inotifyWatcher) Close() error             { return w.f.Close() }
+
+// Close stops watching; it is idempotent.
+func (w *inotifyWatcher) Close() error {
+	err := os.ErrClosed
+	w.once.Do(func() {
+		close(w.done)
+		err = w.f.Close()
+	})
+	return err
+}
 
 // read delivers the events read from inotify until the watcher is closed.
 func (w *inotifyWatcher) read() {
@@ -97,7 +109,11 @@ func (w *inotifyWatcher) read() {
 			}
 			off += unix.SizeofInotifyEvent + size
 			if ev, ok := w.event(wd, mask, name); ok {
-				w.events <- ev
+				select {
+				case w.events <- ev:
+				case <-w.done:
+					return
+				}
 			}
 		}
 	}

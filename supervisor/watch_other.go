@@ -3,6 +3,8 @@
 package supervisor
 
 import (
+	"sync"
+
 	"github.com/fsnotify/fsnotify"
 )
 
@@ -12,6 +14,8 @@ import (
 type fsnotifyWatcher struct {
 	w      *fsnotify.Watcher
 	events chan fileEvent
+	done   chan struct{} // closed by Close: the adapter stops even if nobody takes its events
+	once   sync.Once
 }
 
 var _ dirWatcher = (*fsnotifyWatcher)(nil)
@@ -21,7 +25,7 @@ func newDirWatcher() (dirWatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &fsnotifyWatcher{w: fw, events: make(chan fileEvent, 64)}
+	w := &fsnotifyWatcher{w: fw, events: make(chan fileEvent, 64), done: make(chan struct{})}
 	go func() {
 		defer close(w.events)
 		for ev := range fw.Events {
@@ -32,7 +36,11 @@ func newDirWatcher() (dirWatcher, error) {
 			case ev.Has(fsnotify.Remove), ev.Has(fsnotify.Rename):
 				op = opRemove
 			}
-			w.events <- fileEvent{path: ev.Name, op: op}
+			select {
+			case w.events <- fileEvent{path: ev.Name, op: op}:
+			case <-w.done:
+				return
+			}
 		}
 	}()
 	return w, nil
@@ -41,4 +49,9 @@ func newDirWatcher() (dirWatcher, error) {
 func (w *fsnotifyWatcher) Add(dir string) error     { return w.w.Add(dir) }
 func (w *fsnotifyWatcher) Events() <-chan fileEvent { return w.events }
 func (w *fsnotifyWatcher) Errors() <-chan error     { return w.w.Errors }
-func (w *fsnotifyWatcher) Close() error             { return w.w.Close() }
+
+// Close stops watching; it is idempotent.
+func (w *fsnotifyWatcher) Close() error {
+	w.once.Do(func() { close(w.done) })
+	return w.w.Close()
+}
