@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // DaemonFiles returns the daemon files of etcDir, sorted: every *.ini and
@@ -15,7 +16,7 @@ import (
 // files of editors (*.swp, *.swx, *~, .#*, 4913, *.tmp). The paths are
 // filepath.Join(etcDir, name).
 func DaemonFiles(etcDir string) ([]string, error) {
-	ents, err := os.ReadDir(etcDir)
+	ents, err := readDir(etcDir)
 	if err != nil {
 		return nil, fmt.Errorf("read etc dir: %w", err)
 	}
@@ -32,6 +33,20 @@ func DaemonFiles(etcDir string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// readDir lists a directory without ever blocking on what the path names:
+// it is opened non-blocking and as a directory only, so a FIFO in its place
+// is an error, not a hang.
+func readDir(dir string) ([]os.DirEntry, error) {
+	f, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ents, err := f.ReadDir(-1)
+	slices.SortFunc(ents, func(a, b os.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return ents, err
 }
 
 // IsDaemonFileName tells whether a file of that name in the etc directory is

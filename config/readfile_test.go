@@ -153,3 +153,20 @@ func TestReadFileRereadsAFileThatChanged(t *testing.T) {
 		t.Errorf("a file that never stops changing: %v", err)
 	}
 }
+
+func TestEtcThatIsAFIFODoesNotBlock(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "etc")
+	if err := syscall.Mkfifo(fifo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- CheckAs(fifo, RunAs{UID: 1000}) }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a directory") {
+			t.Errorf("Check of a FIFO etc: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Check of a FIFO etc blocks")
+	}
+}
