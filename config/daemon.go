@@ -120,9 +120,10 @@ func (l *daemonLoader) apply(e entry) {
 	switch e.Key {
 	case "command":
 		argv, err := splitCommand(v)
+		cut := droppedComment(e)
 		switch {
-		case droppedComment(e) != "":
-			l.failHint(e, fmt.Sprintf("%q would be dropped as a comment: in an INI value a blank followed by \";\" or \"#\" starts one", droppedComment(e)),
+		case cut != "":
+			l.failHint(e, fmt.Sprintf("%q would be dropped as a comment: in an INI value a blank followed by \";\" or \"#\" starts one", cut),
 				"put a comment on a line of its own; to give the program a \";\" or \"#\" after a blank, write the whole value in backquotes: command = `...`")
 		case err != nil:
 			l.fail(e, err.Error())
