@@ -12,6 +12,7 @@ import (
 
 	"github.com/nsfd/nsfd/registry"
 	"github.com/nsfd/nsfd/wire"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // Defaults of Options.
@@ -67,7 +68,7 @@ type Options struct {
 // withDefaults returns o with its zero fields set.
 func (o Options) withDefaults() Options {
 	if o.LocalNode == "" {
-		o.LocalNode = os.Getenv(EnvNode)
+		o.LocalNode = os.Getenv(worker.EnvNode)
 	}
 	if o.LocalNode == "" {
 		o.LocalNode, _ = os.Hostname()
@@ -121,25 +122,15 @@ func New(reg registry.Registry, o Options) *Client {
 	}
 }
 
-// Environment variables FromEnv reads. The master sets them for its workers,
-// so that a worker that calls other daemons (a framework daemon, the queue
-// daemon) finds the registry nsfd.ini names.
-const (
-	EnvRegistryType   = "NSFD_REGISTRY_TYPE"    // registry.TypeSQLite or registry.TypePostgres
-	EnvRegistryDSN    = "NSFD_REGISTRY_DSN"     // the registry's file path or PostgreSQL DSN
-	EnvRegistryMaxAge = "NSFD_REGISTRY_MAX_AGE" // optional: Options.MaxAge, a Go duration ("15s")
-	EnvNode           = "NSFD_NODE"             // this host's node name (prefork.EnvNode)
-)
-
 // RegistryFromEnv opens the registry named by $NSFD_REGISTRY_TYPE (default
 // sqlite) and $NSFD_REGISTRY_DSN.
 func RegistryFromEnv(ctx context.Context) (registry.Registry, error) {
-	typ, dsn := os.Getenv(EnvRegistryType), os.Getenv(EnvRegistryDSN)
+	typ, dsn := os.Getenv(worker.EnvRegistryType), os.Getenv(worker.EnvRegistryDSN)
 	if typ == "" {
 		typ = registry.TypeSQLite
 	}
 	if dsn == "" {
-		return nil, fmt.Errorf("client: %s is not set: which registry?", EnvRegistryDSN)
+		return nil, fmt.Errorf("client: %s is not set: which registry?", worker.EnvRegistryDSN)
 	}
 	reg, err := registry.Open(ctx, typ, dsn)
 	if err != nil {
@@ -153,10 +144,10 @@ func RegistryFromEnv(ctx context.Context) (registry.Registry, error) {
 // take precedence. The Client owns the registry: Close closes it.
 func FromEnv(ctx context.Context, o Options) (*Client, error) {
 	if o.MaxAge == 0 {
-		if s := os.Getenv(EnvRegistryMaxAge); s != "" {
+		if s := os.Getenv(worker.EnvRegistryMaxAge); s != "" {
 			d, err := time.ParseDuration(s)
 			if err != nil {
-				return nil, fmt.Errorf("client: %s: %w", EnvRegistryMaxAge, err)
+				return nil, fmt.Errorf("client: %s: %w", worker.EnvRegistryMaxAge, err)
 			}
 			o.MaxAge = d
 		}

@@ -44,7 +44,7 @@
 // Each idle connection holds one of the daemon's connection slots: with
 // Net::Server::PreFork's one connection per worker, a whole worker. Framework
 // daemons written in Go serve many connections per worker
-// (prefork.Server.Concurrency); keep MaxIdle small for daemons that do not.
+// (worker.Server.Concurrency); keep MaxIdle small for daemons that do not.
 //
 // # Asynchronous calls
 //

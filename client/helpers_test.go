@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"sync"
@@ -83,7 +84,7 @@ func startServer(tb testing.TB, addr string, h wire.Handler, opts wire.ServerOpt
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	opts.ErrorLog = func(string, ...any) {}
+	opts.Logger = slog.New(slog.DiscardHandler)
 	go func() {
 		done <- (&wire.Server{Handler: counted, Options: opts}).Serve(ctx, countingListener{l, &s.accepts})
 	}()

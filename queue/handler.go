@@ -14,6 +14,7 @@ import (
 	"github.com/nsfd/nsfd/client"
 	"github.com/nsfd/nsfd/registry"
 	"github.com/nsfd/nsfd/wire"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // Defaults of Options.
@@ -45,7 +46,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Node == "" {
-		o.Node = os.Getenv(client.EnvNode)
+		o.Node = os.Getenv(worker.EnvNode)
 	}
 	if o.Node == "" {
 		o.Node, _ = os.Hostname()

@@ -17,6 +17,7 @@ import (
 	"github.com/nsfd/nsfd/registry"
 	"github.com/nsfd/nsfd/registry/pgtest"
 	"github.com/nsfd/nsfd/wire"
+	"github.com/nsfd/nsfd/worker"
 )
 
 var pg = pgtest.Shared()
@@ -242,9 +243,9 @@ func TestWaitIsWokenAndTimesOut(t *testing.T) {
 }
 
 func TestRunNeedsARegistry(t *testing.T) {
-	t.Setenv(client.EnvRegistryDSN, "")
+	t.Setenv(worker.EnvRegistryDSN, "")
 	err := Run(context.Background(), nil)
-	if err == nil || !strings.Contains(err.Error(), client.EnvRegistryDSN) {
+	if err == nil || !strings.Contains(err.Error(), worker.EnvRegistryDSN) {
 		t.Fatalf("Run without a registry: %v", err)
 	}
 	if err := Run(context.Background(), []string{"--registry-dsn", "/x", "--encoding", "xml"}); err == nil {

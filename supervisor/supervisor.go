@@ -18,6 +18,7 @@ import (
 	"github.com/nsfd/nsfd/logging"
 	"github.com/nsfd/nsfd/prefork"
 	"github.com/nsfd/nsfd/registry"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // Options configure a Supervisor.
@@ -177,7 +178,7 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 			s.reload(ctx, "etc/ changed")
 		case <-ctx.Done():
 			close(s.quit) // from here on, requests fail fast instead of waiting for the loop
-			s.sdNotify(prefork.NotifyStopping)
+			s.sdNotify(worker.NotifyStopping)
 			s.log.Info("stopping: draining every daemon")
 			s.stopAll()
 			s.drains.Wait()
@@ -321,10 +322,10 @@ func (s *Supervisor) poolConfig(dm *daemon, d *config.Daemon, ls []*prefork.List
 func (s *Supervisor) frameworkEnv(d *config.Daemon) []string {
 	r := s.master.Registry
 	return []string{
-		"NSFD_REGISTRY_TYPE=" + r.Type,
-		"NSFD_REGISTRY_DSN=" + r.DSN,
-		"NSFD_REGISTRY_MAX_AGE=" + (3 * r.Heartbeat).String(),
-		"NSFD_ENCODING=" + d.Encoding,
+		worker.EnvRegistryType + "=" + r.Type,
+		worker.EnvRegistryDSN + "=" + r.DSN,
+		worker.EnvRegistryMaxAge + "=" + (3 * r.Heartbeat).String(),
+		worker.EnvEncoding + "=" + d.Encoding,
 	}
 }
 

@@ -56,7 +56,7 @@
 //
 //	mux := wire.NewMux()
 //	mux.RouteFunc("get", get)
-//	prefork.Serve(ctx, prefork.HandlerFunc(func(ctx context.Context, c net.Conn) {
+//	worker.Serve(ctx, worker.HandlerFunc(func(ctx context.Context, c net.Conn) {
 //		if err := wire.ServeConn(ctx, c, mux, wire.ServerOptions{}); err != nil {
 //			log.Print(err)
 //		}

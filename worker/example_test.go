@@ -1,4 +1,4 @@
-package prefork_test
+package worker_test
 
 import (
 	"bufio"
@@ -10,14 +10,14 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // A complete worker: the main of a program that nsfd starts as
 // `command = ../bin/myworker`. Serve takes the listeners nsfd passed, reports
 // READY=1 and BUSY=1/BUSY=0, and drains on SIGTERM.
 func ExampleServe() {
-	err := prefork.Serve(context.Background(), prefork.HandlerFunc(func(ctx context.Context, c net.Conn) {
+	err := worker.Serve(context.Background(), worker.HandlerFunc(func(ctx context.Context, c net.Conn) {
 		io.Copy(c, c) // echo until the client closes
 	}))
 	if err != nil {
@@ -33,8 +33,8 @@ func ExampleServer() {
 		log.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	srv := &prefork.Server{
-		Handler: prefork.HandlerFunc(func(ctx context.Context, c net.Conn) {
+	srv := &worker.Server{
+		Handler: worker.HandlerFunc(func(ctx context.Context, c net.Conn) {
 			line, _ := bufio.NewReader(c).ReadString('\n')
 			fmt.Fprintf(c, "hello, %s", line)
 		}),
@@ -74,13 +74,13 @@ func ExampleNotify() {
 		log.Fatal(err)
 	}
 	defer master.Close()
-	os.Setenv(prefork.EnvNotifySocket, path) // nsfd sets it for its workers
-	defer os.Unsetenv(prefork.EnvNotifySocket)
+	os.Setenv(worker.EnvNotifySocket, path) // nsfd sets it for its workers
+	defer os.Unsetenv(worker.EnvNotifySocket)
 
-	if err := prefork.Notify(prefork.NotifyReady, prefork.NotifyStatus+"cache warm"); err != nil {
+	if err := worker.Notify(worker.NotifyReady, worker.NotifyStatus+"cache warm"); err != nil {
 		log.Fatal(err)
 	}
-	buf := make([]byte, prefork.MaxNotifySize)
+	buf := make([]byte, worker.MaxNotifySize)
 	n, err := master.Read(buf)
 	if err != nil {
 		log.Fatal(err)

@@ -1,7 +1,7 @@
-package prefork
+package worker
 
 import (
-	"log"
+	"log/slog"
 	"os"
 	"strconv"
 	"sync"
@@ -45,7 +45,7 @@ const DefaultRequestsInterval = time.Second
 // master starts the replacement without delay.
 //
 // Without NOTIFY_SOCKET a Load only counts. Begin and End return nothing:
-// errors of the reports they send, at once or deferred, go to ErrorLog.
+// errors of the reports they send, at once or deferred, go to Logger.
 // The zero value is ready to use; the fields must not change after the
 // first call. A Load is safe for concurrent use. Once it first defers a
 // report it holds one timer until Close: on Linux a timerfd and the one
@@ -60,9 +60,8 @@ type Load struct {
 	// RequestsInterval is how long the count may go unreported while it
 	// moves; 0 means DefaultRequestsInterval.
 	RequestsInterval time.Duration
-	// ErrorLog receives errors of deferred reports; nil: the log package's
-	// standard logger.
-	ErrorLog *log.Logger
+	// Logger receives errors of deferred reports; nil: slog.Default().
+	Logger *slog.Logger
 
 	mu         sync.Mutex
 	ready      bool // the settings below are set
@@ -86,7 +85,7 @@ type Load struct {
 // worker up.
 func (l *Load) Begin() {
 	if err := l.begin(false); err != nil {
-		l.logf("%v", err)
+		l.logger().Warn("worker: report to the master failed", "error", err)
 	}
 }
 
@@ -94,7 +93,7 @@ func (l *Load) Begin() {
 // reported after IdleGrace, unless the worker fills up again first.
 func (l *Load) End() {
 	if err := l.end(); err != nil {
-		l.logf("%v", err)
+		l.logger().Warn("worker: report to the master failed", "error", err)
 	}
 }
 
@@ -235,7 +234,7 @@ func (l *Load) setup() {
 	}
 	n, err := MaxRequests()
 	if err != nil {
-		l.logf("max_requests unknown: %v", err)
+		l.logger().Warn("worker: max_requests unknown", "error", err)
 	}
 	l.maxReq = n
 	l.lastReport = time.Now()
@@ -301,18 +300,18 @@ func (l *Load) fire() {
 	}
 	if words != nil || l.requests > l.reported && !now.Before(l.lastReport.Add(l.every)) {
 		if err := l.report(words...); err != nil {
-			l.logf("%v", err)
+			l.logger().Warn("worker: report to the master failed", "error", err)
 		}
 	}
 	l.arm()
 }
 
-func (l *Load) logf(format string, args ...any) {
-	lg := l.ErrorLog
-	if lg == nil {
-		lg = log.Default()
+// logger returns where l logs.
+func (l *Load) logger() *slog.Logger {
+	if l.Logger != nil {
+		return l.Logger
 	}
-	lg.Printf("prefork: "+format, args...)
+	return slog.Default()
 }
 
 // defaultLoad is the Load of Busy, Idle and Stopping.

@@ -1,4 +1,4 @@
-package prefork
+package worker
 
 import "time"
 

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package prefork
+package worker
 
 // newLoadTimer returns a runtime timer.
 func newLoadTimer(f func()) loadTimer { return newRuntimeTimer(f) }

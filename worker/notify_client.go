@@ -1,4 +1,4 @@
-package prefork
+package worker
 
 import (
 	"errors"
@@ -24,7 +24,7 @@ var notifySendTimeout = 500 * time.Millisecond
 // "@". It does nothing and returns nil when NOTIFY_SOCKET is unset or no
 // state is given. The words are those of the worker contract:
 //
-//	prefork.Notify(prefork.NotifyReady, prefork.NotifyStatus+"warm")
+//	worker.Notify(worker.NotifyReady, worker.NotifyStatus+"warm")
 //
 // The master knows the sender by the pid the kernel attaches to the
 // datagram, so only the worker process itself can report for itself.
@@ -63,7 +63,7 @@ func Busy() error { return defaultLoad.begin(true) }
 
 // Idle marks the request as done: BUSY=0 and the count are reported
 // DefaultIdleGrace later, unless Busy comes first. The report is deferred,
-// so its errors go to the log package's standard logger, not to Idle's
+// so its errors go to slog.Default(), not to Idle's
 // result.
 func Idle() error { return defaultLoad.end() }
 

@@ -1,10 +1,10 @@
-package prefork
+package worker
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"os/signal"
 	"sync"
@@ -33,7 +33,7 @@ func (f HandlerFunc) ServeConn(ctx context.Context, c net.Conn) { f(ctx, c) }
 
 var _ Handler = HandlerFunc(nil)
 
-// Server is the worker side of a prefork daemon: it serves the listeners it
+// Server is the worker side of a pre-forked daemon: it serves the listeners it
 // inherited from the master and reports to the master on NOTIFY_SOCKET.
 // The zero value with a Handler set is ready to use.
 type Server struct {
@@ -69,10 +69,10 @@ type Server struct {
 	Listeners   []net.Listener
 	PacketConns []net.PacketConn
 
-	// ErrorLog receives errors Serve does not return: failed notify
-	// messages, accept errors it retries. nil: the log package's standard
-	// logger, which writes to stderr, which the master logs.
-	ErrorLog *log.Logger
+	// Logger receives errors Serve does not return: failed notify
+	// messages, accept errors it retries. nil: slog.Default(), which
+	// writes to stderr, which the master logs.
+	Logger *slog.Logger
 }
 
 // Serve serves the worker's inherited listeners with h until SIGTERM,
@@ -96,7 +96,7 @@ func Serve(ctx context.Context, h Handler) error {
 // handling for these signals until it returns. A Server serves once.
 func (s *Server) Serve(ctx context.Context) error {
 	if s.Handler == nil && s.PacketHandler == nil {
-		return errors.New("prefork: Server has neither Handler nor PacketHandler")
+		return errors.New("worker: Server has neither Handler nor PacketHandler")
 	}
 	ls, pcs, err := s.sockets()
 	if err != nil {
@@ -124,16 +124,16 @@ func (s *Server) Serve(ctx context.Context) error {
 		limit:   s.Concurrency,
 		stop:    make(chan struct{}),
 		hctx:    hctx,
-		logger:  s.ErrorLog,
+		logger:  s.Logger,
 	}
 	if r.limit <= 0 {
 		r.limit = DefaultConcurrency
 	}
 	if r.logger == nil {
-		r.logger = log.Default()
+		r.logger = slog.Default()
 	}
 	r.slots = make(chan struct{}, r.limit)
-	r.load = &Load{Concurrency: r.limit, IdleGrace: s.IdleGrace, ErrorLog: r.logger}
+	r.load = &Load{Concurrency: r.limit, IdleGrace: s.IdleGrace, Logger: r.logger}
 
 	var loops sync.WaitGroup
 	failed := make(chan error, len(ls))
@@ -175,7 +175,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	closeWorkerSockets(ls)
 	closeWorkerSockets(nbs)
 	if err := r.load.Stopping(); err != nil {
-		r.logger.Printf("prefork: %v", err)
+		r.logger.Warn("worker: report to the master failed", "error", err)
 	}
 	cancelHandlers()
 	for _, pc := range pcs {
@@ -184,7 +184,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	loops.Wait()
 	r.conns.Wait()
 	if err := r.load.Close(); err != nil {
-		r.logger.Printf("prefork: %v", err)
+		r.logger.Warn("worker: report to the master failed", "error", err)
 	}
 	return serveErr
 }
@@ -215,13 +215,13 @@ type serveRun struct {
 	stop    chan struct{} // closed when Serve stops accepting
 	hctx    context.Context
 	conns   sync.WaitGroup // handlers
-	logger  *log.Logger
+	logger  *slog.Logger
 	load    *Load // counts the connections and reports BUSY and REQUESTS
 }
 
 func (r *serveRun) notify(state string) {
 	if err := Notify(state); err != nil {
-		r.logger.Printf("prefork: %v", err)
+		r.logger.Warn("worker: report to the master failed", "error", err)
 	}
 }
 
@@ -288,7 +288,7 @@ func (r *serveRun) acceptLoop(l net.Listener, nb *nbListener) error {
 				return fmt.Errorf("accept on %s: %w", l.Addr(), err)
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			r.logger.Printf("prefork: accept on %s: %v; retrying in %v", l.Addr(), err, backoff)
+			r.logger.Warn("worker: accept failed; retrying", "addr", l.Addr().String(), "error", err, "backoff", backoff)
 			t := time.NewTimer(backoff)
 			select {
 			case <-t.C:
@@ -339,7 +339,7 @@ func acceptRetryable(err error) bool {
 func (r *serveRun) startWatchdog() func() {
 	interval, err := WatchdogInterval()
 	if err != nil {
-		r.logger.Printf("prefork: watchdog off: %v", err)
+		r.logger.Warn("worker: watchdog off", "error", err)
 	}
 	if interval <= 0 {
 		return func() {}

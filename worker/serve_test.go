@@ -1,4 +1,4 @@
-package prefork
+package worker
 
 import (
 	"bufio"
@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -375,7 +375,7 @@ func TestWorkerServeAcceptErrors(t *testing.T) {
 	}}
 	notes := wtListenNotify(t)
 	t.Setenv(EnvNotifySocket, notes.path)
-	s := &Server{Handler: wtLineHandler, Listeners: []net.Listener{l}, ErrorLog: log.New(io.Discard, "", 0)}
+	s := &Server{Handler: wtLineHandler, Listeners: []net.Listener{l}, Logger: slog.New(slog.DiscardHandler)}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(context.Background()) }()
 	select {

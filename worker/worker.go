@@ -1,4 +1,4 @@
-package prefork
+package worker
 
 import (
 	"errors"
@@ -96,7 +96,7 @@ func parseListenEnv(fds, listenPID, fdNames string, pid int) (int, []string, err
 		if i < len(given) && given[i] != "" {
 			names[i] = given[i]
 		} else {
-			names[i] = "LISTEN_FD_" + strconv.Itoa(ListenFDsStart+i)
+			names[i] = listenFDNamePrefix + strconv.Itoa(ListenFDsStart+i)
 		}
 	}
 	return n, names, nil
@@ -217,7 +217,7 @@ func parseMaxRequestsEnv(s string) (int, error) {
 	if s == "" {
 		return 0, nil
 	}
-	n, err := parseCount([]byte(s))
+	n, err := ParseCount([]byte(s))
 	if err != nil {
 		return 0, fmt.Errorf("%s=%q: not a number of requests: %w", EnvMaxRequests, s, err)
 	}
