@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/registry"
+	"github.com/nsfd/nsfd/registry/remote"
 	"github.com/nsfd/nsfd/wire"
 	"github.com/nsfd/nsfd/worker"
 )
@@ -97,9 +98,19 @@ func (o Options) withDefaults() Options {
 // ErrClosed is returned (wrapped) by the calls of a closed Client.
 var ErrClosed = errors.New("client: closed")
 
+// Resolver is what a Client needs of a registry: the endpoints of a name,
+// each with the encoding its daemon speaks, as registry.Registry's Resolve
+// gives them (its errors wrapping registry.ErrNotFound or registry.ErrStale
+// when the name resolves to nothing). A registry.Registry is one; so is the
+// master's resolver socket (registry/remote), which FromEnv uses in a
+// worker, so that a worker links no database driver.
+type Resolver interface {
+	Resolve(ctx context.Context, name string, o registry.ResolveOptions) ([]registry.Endpoint, error)
+}
+
 // Client calls daemons by name. Its methods are safe for concurrent use.
 type Client struct {
-	reg  registry.Registry
+	reg  Resolver
 	own  bool // Close closes reg
 	opts Options
 	now  func() time.Time // the clock; tests set it
@@ -110,9 +121,9 @@ type Client struct {
 	closed bool
 }
 
-// New returns a Client that resolves names through reg. The Client does not
-// own reg: close it after the Client.
-func New(reg registry.Registry, o Options) *Client {
+// New returns a Client that resolves names through reg, a registry.Registry
+// say. The Client does not own reg: close it after the Client.
+func New(reg Resolver, o Options) *Client {
 	return &Client{
 		reg:   reg,
 		opts:  o.withDefaults(),
@@ -139,9 +150,21 @@ func RegistryFromEnv(ctx context.Context) (registry.Registry, error) {
 	return reg, nil
 }
 
-// FromEnv returns a Client on the registry RegistryFromEnv opens, with
+// ResolverFromEnv returns the resolver the environment names: the master's
+// resolver socket, $NSFD_RESOLVER, which the master passes to its workers;
+// else the registry RegistryFromEnv opens, which takes the registry's
+// driver linked into the program (see registry.Open). Close it when done
+// (it is an io.Closer).
+func ResolverFromEnv(ctx context.Context) (Resolver, error) {
+	if path := os.Getenv(worker.EnvResolver); path != "" {
+		return remote.Dial(path), nil
+	}
+	return RegistryFromEnv(ctx)
+}
+
+// FromEnv returns a Client on the resolver ResolverFromEnv finds, with
 // $NSFD_REGISTRY_MAX_AGE and $NSFD_NODE as options; fields of o that are set
-// take precedence. The Client owns the registry: Close closes it.
+// take precedence. The Client owns the resolver: Close closes it.
 func FromEnv(ctx context.Context, o Options) (*Client, error) {
 	if o.MaxAge == 0 {
 		if s := os.Getenv(worker.EnvRegistryMaxAge); s != "" {
@@ -152,7 +175,7 @@ func FromEnv(ctx context.Context, o Options) (*Client, error) {
 			o.MaxAge = d
 		}
 	}
-	reg, err := RegistryFromEnv(ctx)
+	reg, err := ResolverFromEnv(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +188,7 @@ func FromEnv(ctx context.Context, o Options) (*Client, error) {
 func (c *Client) Options() Options { return c.opts }
 
 // Close closes the idle connections (connections in use close when their
-// call returns) and, for a Client from FromEnv, the registry. Later calls
+// call returns) and, for a Client from FromEnv, its resolver. Later calls
 // fail with ErrClosed. Close is idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
@@ -180,8 +203,8 @@ func (c *Client) Close() error {
 	for _, p := range pools {
 		p.close()
 	}
-	if c.own {
-		return c.reg.Close()
+	if cl, ok := c.reg.(io.Closer); ok && c.own {
+		return cl.Close()
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/registry"
+	_ "github.com/nsfd/nsfd/registry/sqlite" // the registry the tests open
 	"github.com/nsfd/nsfd/wire"
 )
 

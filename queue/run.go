@@ -72,7 +72,7 @@ func Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("queue: open registry %s %s: %w", *typ, registry.Redact(*dsn), err)
 	}
 	defer reg.Close()
-	sp, err := registry.SpoolOf(reg)
+	sp, err := SpoolOf(reg)
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
@@ -97,7 +97,7 @@ func Run(ctx context.Context, args []string) error {
 
 // purge deletes finished jobs older than retain now and every purgeEvery,
 // until ctx ends. Several workers purging at once do no harm.
-func purge(ctx context.Context, sp registry.Spool, retain time.Duration) {
+func purge(ctx context.Context, sp Spool, retain time.Duration) {
 	t := time.NewTicker(purgeEvery)
 	defer t.Stop()
 	for {

@@ -1,11 +1,15 @@
-package registry
+package queue
 
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/nsfd/nsfd/internal/sqlstore"
+	"github.com/nsfd/nsfd/registry"
 )
 
 // Job statuses. A job is put JobVirgin (the Perl Spooler's word for a job
@@ -48,25 +52,26 @@ const (
 var ErrExists = errors.New("already exists")
 
 // errNoJob is the error for a job that is not in the spool: it says so, and
-// errors.Is(err, ErrNotFound) holds.
+// errors.Is(err, registry.ErrNotFound) holds.
 var errNoJob error = &notFound{"no such job"}
 
 type notFound struct{ msg string }
 
 func (e *notFound) Error() string        { return e.msg }
-func (e *notFound) Is(target error) bool { return target == ErrNotFound }
+func (e *notFound) Is(target error) bool { return target == registry.ErrNotFound }
 
-// Job is a row of the spool: one asynchronous call. Request and Response
-// are JSON texts that the spool stores as they are (the queue daemon keeps
-// a wire request and its response in them).
+// Job is a row of the spool, one asynchronous call, and what the queue
+// daemon answers about it. Request and Response are JSON texts that the
+// spool stores as they are (the queue daemon keeps a wire request and its
+// response in them, and shows them only if they are valid JSON).
 type Job struct {
-	ID        string    // "<hash>@<node>", made by whoever puts the job
-	Daemon    string    // the daemon whose call it is
-	Status    string    // JobVirgin, JobWorking, JobDone or JobFailed
-	Request   []byte    // what was asked, JSON; may be empty
-	Response  []byte    // the result, JSON; nil until there is one
-	CreatedAt time.Time // set by the registry; millisecond precision
-	UpdatedAt time.Time // set by the registry at every change
+	ID        string          `json:"id"`                 // "<hash>@<node>", made by whoever puts the job
+	Daemon    string          `json:"daemon"`             // the daemon whose call it is
+	Status    string          `json:"status"`             // JobVirgin, JobWorking, JobDone or JobFailed
+	Request   json.RawMessage `json:"request,omitempty"`  // what was asked, without its pass; may be empty
+	Response  json.RawMessage `json:"response,omitempty"` // the result; nil until there is one
+	CreatedAt time.Time       `json:"created_at"`         // set by the spool; millisecond precision
+	UpdatedAt time.Time       `json:"updated_at"`         // set by the spool at every change
 }
 
 // JobUpdate is a change ModJob makes to a job.
@@ -87,8 +92,8 @@ type JobFilter struct {
 }
 
 // Spool is the store of asynchronous calls, the spool table of the registry
-// database: the queue daemon keeps its jobs in it. Every registry Open
-// returns is a Spool too (SpoolOf). All methods are safe for concurrent
+// database: the queue daemon keeps its jobs in it. Every registry that
+// registry.Open returns has one (SpoolOf). All methods are safe for concurrent
 // use, and several processes may use the same spool.
 type Spool interface {
 	// PutJob stores a new job. j.ID and j.Daemon are required; an empty
@@ -96,15 +101,15 @@ type Spool interface {
 	// and set. It returns the job as stored, and an error wrapping
 	// ErrExists if j.ID is already in the spool.
 	PutJob(ctx context.Context, j Job) (Job, error)
-	// GetJob returns the job id, or an error wrapping ErrNotFound.
+	// GetJob returns the job id, or an error wrapping registry.ErrNotFound.
 	GetJob(ctx context.Context, id string) (Job, error)
 	// ModJob changes the job id's status and response (what u sets) and
 	// stamps its UpdatedAt, and returns the job as changed; an error
-	// wrapping ErrNotFound if there is no such job. It wakes the WaitJob
+	// wrapping registry.ErrNotFound if there is no such job. It wakes the WaitJob
 	// calls waiting for it.
 	ModJob(ctx context.Context, id string, u JobUpdate) (Job, error)
-	// DelJob deletes the job id; an error wrapping ErrNotFound if there
-	// is no such job. A WaitJob waiting for it returns ErrNotFound.
+	// DelJob deletes the job id; an error wrapping registry.ErrNotFound if
+	// there is no such job. A WaitJob waiting for it returns ErrNotFound.
 	DelJob(ctx context.Context, id string) error
 	// ListJobs returns the jobs f selects, oldest first.
 	ListJobs(ctx context.Context, f JobFilter) ([]Job, error)
@@ -112,50 +117,62 @@ type Spool interface {
 	// changed more than olderThan ago, and returns how many.
 	PurgeJobs(ctx context.Context, olderThan time.Duration) (int, error)
 	// WaitJob returns the job id once it is finished (JobFinished), or an
-	// error wrapping ctx.Err() when ctx ends first, or ErrNotFound if the
+	// error wrapping ctx.Err() when ctx ends first, or registry.ErrNotFound if the
 	// job is not, or no longer, in the spool. It does not poll: see
 	// spool_wait.go for how each engine wakes it.
 	WaitJob(ctx context.Context, id string) (Job, error)
 }
 
-var _ Spool = (*store)(nil)
+// sqlSpool is the Spool in the database of a registry that a driver of
+// nsfd opened (registry/sqlite, registry/postgres): the spool table, on the
+// registry's connections, in its dialect.
+type sqlSpool struct {
+	s *sqlstore.Store
+	q *spoolQueries
+}
 
-// SpoolOf returns the spool in reg's database. Every Registry that Open
-// returns has one; an error means reg comes from elsewhere (a test fake).
-func SpoolOf(reg Registry) (Spool, error) {
-	if sp, ok := reg.(Spool); ok {
-		return sp, nil
+var _ Spool = (*sqlSpool)(nil)
+
+// SpoolOf returns the spool in reg's database. Every Registry that
+// registry.Open returns has one; an error means reg comes from elsewhere (a
+// test fake).
+func SpoolOf(reg registry.Registry) (Spool, error) {
+	s, ok := sqlstore.Of(reg)
+	if !ok {
+		return nil, fmt.Errorf("queue: registry %T has no spool", reg)
 	}
-	return nil, fmt.Errorf("registry: %T has no spool", reg)
+	return &sqlSpool{s: s, q: newSpoolQueries(s.Dialect())}, nil
 }
 
 // spoolQueries is the SQL of the spool, rendered for one dialect.
 type spoolQueries struct {
-	put, get, mod, del, purge, notify string
-	encodings                         string // spool_lookup.go
+	put, get, mod, del, purge string
+	// notify announces a change of a job to other processes (the
+	// dialect's Notify: channel, job id); "" if the engine has none.
+	notify string
 	// list, by filter: [daemon set][status set].
 	list [2][2]string
 }
 
 const jobColumns = `id, daemon, status, request, response, created_at, updated_at`
 
-func newSpoolQueries(d *dialect) *spoolQueries {
+func newSpoolQueries(d *sqlstore.Dialect) *spoolQueries {
 	q := &spoolQueries{
-		put: d.render(`INSERT INTO spool (` + jobColumns + `)
+		put: d.Render(`INSERT INTO spool (` + jobColumns + `)
 			VALUES (?, ?, ?, ?, ?, {{now}}, {{now}})
 			ON CONFLICT (id) DO NOTHING
 			RETURNING created_at, updated_at`),
-		get: d.render(`SELECT ` + jobColumns + ` FROM spool WHERE id = ?`),
-		mod: d.render(`UPDATE spool SET status = COALESCE(?, status), response = COALESCE(?, response),
+		get: d.Render(`SELECT ` + jobColumns + ` FROM spool WHERE id = ?`),
+		mod: d.Render(`UPDATE spool SET status = COALESCE(?, status), response = COALESCE(?, response),
 				updated_at = {{now}}
 			WHERE id = ?
 			RETURNING ` + jobColumns),
-		del: d.render(`DELETE FROM spool WHERE id = ?`),
-		purge: d.render(`DELETE FROM spool WHERE status IN ('` + JobDone + `', '` + JobFailed + `')
+		del: d.Render(`DELETE FROM spool WHERE id = ?`),
+		purge: d.Render(`DELETE FROM spool WHERE status IN ('` + JobDone + `', '` + JobFailed + `')
 			AND updated_at < {{now}} - ?`),
-		notify: d.render(`SELECT pg_notify('` + pgSpoolChannel + `', ?)`),
-		encodings: d.render(`SELECT node, encoding FROM daemons
-			WHERE name = ? AND state = '` + StateRunning + `'`),
+	}
+	if d.Notify != "" {
+		q.notify = d.Render(d.Notify)
 	}
 	for byDaemon := range 2 {
 		for byStatus := range 2 {
@@ -168,27 +185,11 @@ func newSpoolQueries(d *dialect) *spoolQueries {
 			case byStatus == 1:
 				where = `WHERE status = ? `
 			}
-			q.list[byDaemon][byStatus] = d.render(`SELECT ` + jobColumns + ` FROM spool ` + where +
+			q.list[byDaemon][byStatus] = d.Render(`SELECT ` + jobColumns + ` FROM spool ` + where +
 				`ORDER BY created_at, id LIMIT ?`)
 		}
 	}
 	return q
-}
-
-// The spool's SQL for the two placeholder styles: the dialects differ in
-// nothing else the spool uses.
-var (
-	spoolSQLite   = newSpoolQueries(sqliteDialect)
-	spoolPostgres = newSpoolQueries(pgDialect(nil))
-)
-
-func (s *store) isPostgres() bool { return s.d.numbered }
-
-func (s *store) spoolQ() *spoolQueries {
-	if s.isPostgres() {
-		return spoolPostgres
-	}
-	return spoolSQLite
 }
 
 // scanner is a *sql.Row or *sql.Rows.
@@ -219,7 +220,7 @@ func nullText(b []byte) sql.NullString {
 	return sql.NullString{String: string(b), Valid: b != nil}
 }
 
-func (s *store) PutJob(ctx context.Context, j Job) (Job, error) {
+func (sp *sqlSpool) PutJob(ctx context.Context, j Job) (Job, error) {
 	what := fmt.Sprintf("%q", j.ID)
 	switch {
 	case j.ID == "" || j.Daemon == "":
@@ -234,30 +235,30 @@ func (s *store) PutJob(ctx context.Context, j Job) (Job, error) {
 		return Job{}, fmt.Errorf("put job %s: unknown status %q", what, j.Status)
 	}
 	var created, updated int64
-	err := s.w.QueryRowContext(ctx, s.spoolQ().put, j.ID, j.Daemon, j.Status, string(j.Request),
+	err := sp.s.Writer().QueryRowContext(ctx, sp.q.put, j.ID, j.Daemon, j.Status, string(j.Request),
 		nullText(j.Response)).Scan(&created, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrExists
 	}
 	if err != nil {
-		return Job{}, s.fail("put job", what, err)
+		return Job{}, sp.s.Fail("put job", what, err)
 	}
 	j.CreatedAt, j.UpdatedAt = time.UnixMilli(created), time.UnixMilli(updated)
 	return j, nil
 }
 
-func (s *store) GetJob(ctx context.Context, id string) (Job, error) {
-	j, err := scanJob(s.r.QueryRowContext(ctx, s.spoolQ().get, id))
+func (sp *sqlSpool) GetJob(ctx context.Context, id string) (Job, error) {
+	j, err := scanJob(sp.s.Reader().QueryRowContext(ctx, sp.q.get, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		err = errNoJob
 	}
 	if err != nil {
-		return Job{}, s.fail("get job", fmt.Sprintf("%q", id), err)
+		return Job{}, sp.s.Fail("get job", fmt.Sprintf("%q", id), err)
 	}
 	return j, nil
 }
 
-func (s *store) ModJob(ctx context.Context, id string, u JobUpdate) (Job, error) {
+func (sp *sqlSpool) ModJob(ctx context.Context, id string, u JobUpdate) (Job, error) {
 	what := fmt.Sprintf("%q", id)
 	if u.Status != "" && !validJobStatus(u.Status) {
 		return Job{}, fmt.Errorf("mod job %s: unknown status %q", what, u.Status)
@@ -267,54 +268,54 @@ func (s *store) ModJob(ctx context.Context, id string, u JobUpdate) (Job, error)
 		j   Job
 		err error
 	)
-	if s.isPostgres() {
+	if sp.q.notify != "" {
 		// NOTIFY is delivered at commit, with the change visible.
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
+		err = sp.s.InTx(ctx, func(tx *sql.Tx) error {
 			var err error
-			j, err = scanJob(tx.QueryRowContext(ctx, s.spoolQ().mod, status, nullText(u.Response), id))
+			j, err = scanJob(tx.QueryRowContext(ctx, sp.q.mod, status, nullText(u.Response), id))
 			if err != nil {
 				return err
 			}
-			_, err = tx.ExecContext(ctx, s.spoolQ().notify, id)
+			_, err = tx.ExecContext(ctx, sp.q.notify, spoolChannel, id)
 			return err
 		})
 	} else {
-		j, err = scanJob(s.w.QueryRowContext(ctx, s.spoolQ().mod, status, nullText(u.Response), id))
+		j, err = scanJob(sp.s.Writer().QueryRowContext(ctx, sp.q.mod, status, nullText(u.Response), id))
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		err = errNoJob
 	}
 	if err != nil {
-		return Job{}, s.fail("mod job", what, err)
+		return Job{}, sp.s.Fail("mod job", what, err)
 	}
-	wakeWaiters(s, id)
+	wakeWaiters(sp.s, id)
 	return j, nil
 }
 
-func (s *store) DelJob(ctx context.Context, id string) error {
+func (sp *sqlSpool) DelJob(ctx context.Context, id string) error {
 	var err error
-	if s.isPostgres() {
-		err = s.inTx(ctx, func(tx *sql.Tx) error {
-			if err := mustAffect(tx.ExecContext(ctx, s.spoolQ().del, id)); err != nil {
+	if sp.q.notify != "" {
+		err = sp.s.InTx(ctx, func(tx *sql.Tx) error {
+			if err := sqlstore.MustAffect(tx.ExecContext(ctx, sp.q.del, id)); err != nil {
 				return err
 			}
-			_, err := tx.ExecContext(ctx, s.spoolQ().notify, id)
+			_, err := tx.ExecContext(ctx, sp.q.notify, spoolChannel, id)
 			return err
 		})
 	} else {
-		err = mustAffect(s.w.ExecContext(ctx, s.spoolQ().del, id))
+		err = sqlstore.MustAffect(sp.s.Writer().ExecContext(ctx, sp.q.del, id))
 	}
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, registry.ErrNotFound) {
 		err = errNoJob
 	}
 	if err != nil {
-		return s.fail("del job", fmt.Sprintf("%q", id), err)
+		return sp.s.Fail("del job", fmt.Sprintf("%q", id), err)
 	}
-	wakeWaiters(s, id)
+	wakeWaiters(sp.s, id)
 	return nil
 }
 
-func (s *store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
+func (sp *sqlSpool) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultJobLimit
@@ -333,32 +334,32 @@ func (s *store) ListJobs(ctx context.Context, f JobFilter) ([]Job, error) {
 		args = append(args, f.Status)
 	}
 	args = append(args, limit)
-	rows, err := s.r.QueryContext(ctx, s.spoolQ().list[byDaemon][byStatus], args...)
+	rows, err := sp.s.Reader().QueryContext(ctx, sp.q.list[byDaemon][byStatus], args...)
 	if err != nil {
-		return nil, s.fail("list", "jobs", err)
+		return nil, sp.s.Fail("list", "jobs", err)
 	}
 	defer rows.Close()
 	var js []Job
 	for rows.Next() {
 		j, err := scanJob(rows)
 		if err != nil {
-			return nil, s.fail("list", "jobs", err)
+			return nil, sp.s.Fail("list", "jobs", err)
 		}
 		js = append(js, j)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.fail("list", "jobs", err)
+		return nil, sp.s.Fail("list", "jobs", err)
 	}
 	return js, nil
 }
 
-func (s *store) PurgeJobs(ctx context.Context, olderThan time.Duration) (int, error) {
+func (sp *sqlSpool) PurgeJobs(ctx context.Context, olderThan time.Duration) (int, error) {
 	if olderThan <= 0 {
 		return 0, fmt.Errorf("purge jobs: age %v must be positive", olderThan)
 	}
-	n, err := affected(s.w.ExecContext(ctx, s.spoolQ().purge, olderThan.Milliseconds()))
+	n, err := sqlstore.Affected(sp.s.Writer().ExecContext(ctx, sp.q.purge, olderThan.Milliseconds()))
 	if err != nil {
-		return 0, s.fail("purge", "jobs", err)
+		return 0, sp.s.Fail("purge", "jobs", err)
 	}
 	return n, nil
 }

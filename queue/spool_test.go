@@ -1,4 +1,4 @@
-package registry
+package queue
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nsfd/nsfd/registry"
 )
 
 // TestSpool runs the spool's cases against both engines.
@@ -27,7 +29,7 @@ func TestSpool(t *testing.T) {
 	}
 }
 
-func spoolOf(t *testing.T, r Registry) Spool {
+func spoolOf(t *testing.T, r registry.Registry) Spool {
 	t.Helper()
 	sp, err := SpoolOf(r)
 	must(t, err)
@@ -133,7 +135,7 @@ var spoolCases = []struct {
 			func() error { _, err := sp.ModJob(ctx, "a1@n1", JobUpdate{Status: JobDone}); return err }(),
 			sp.DelJob(ctx, "a1@n1"),
 		} {
-			if !errors.Is(err, ErrNotFound) || err.Error() != `get job "a1@n1": no such job` &&
+			if !errors.Is(err, registry.ErrNotFound) || err.Error() != `get job "a1@n1": no such job` &&
 				err.Error() != `mod job "a1@n1": no such job` && err.Error() != `del job "a1@n1": no such job` {
 				t.Errorf("after del: %v", err)
 			}
@@ -193,7 +195,8 @@ var spoolCases = []struct {
 		if n != 0 {
 			t.Fatalf("purged %d fresh jobs", n)
 		}
-		_, err = e.r.(*store).w.ExecContext(ctx, e.r.(*store).d.render(`UPDATE spool SET updated_at = updated_at - ?`),
+		st := storeOf(t, e.r)
+		_, err = st.Writer().ExecContext(ctx, st.Dialect().Render(`UPDATE spool SET updated_at = updated_at - ?`),
 			2*time.Hour.Milliseconds())
 		must(t, err)
 		n, err = sp.PurgeJobs(ctx, time.Hour)
@@ -263,7 +266,7 @@ var spoolCases = []struct {
 		eventually(t, "the hub to go", func() bool {
 			hubsMu.Lock()
 			defer hubsMu.Unlock()
-			return waitHubs[sp.(*store)] == nil
+			return waitHubs[sp.(*sqlSpool).s] == nil
 		})
 	}},
 
@@ -279,7 +282,7 @@ var spoolCases = []struct {
 			t.Fatalf("wait finished: %+v %v", j, err)
 		}
 		// An unknown job: ErrNotFound.
-		if _, err := sp.WaitJob(short, "nope"); !errors.Is(err, ErrNotFound) {
+		if _, err := sp.WaitJob(short, "nope"); !errors.Is(err, registry.ErrNotFound) {
 			t.Fatalf("wait unknown: %v", err)
 		}
 		// A deadline.
@@ -299,7 +302,7 @@ var spoolCases = []struct {
 		res := waitAsync(sp, wctx, "slow@n1")
 		waiting(t, "slow@n1", 2) // the deadline's wait read it once
 		must(t, sp.DelJob(ctx, "slow@n1"))
-		if r := <-res; !errors.Is(r.err, ErrNotFound) {
+		if r := <-res; !errors.Is(r.err, registry.ErrNotFound) {
 			t.Fatalf("wait for a deleted job: %+v", r)
 		}
 	}},
@@ -330,23 +333,6 @@ var spoolCases = []struct {
 		close(errs)
 		for err := range errs {
 			must(t, err)
-		}
-	}},
-
-	{"encodings", func(t *testing.T, e env) {
-		d1, d2 := daemon("n1", "kv", 1, "tcp 10.0.0.1:1"), daemon("n2", "kv", 2, "tcp 10.0.0.2:1")
-		d2.Encoding = "json+gzip"
-		register(t, e.r, d1, d2, daemon("n1", "other", 1, "tcp 10.0.0.1:2"))
-		encs, err := e.r.(*store).Encodings(ctx, "kv")
-		must(t, err)
-		if want := map[string]string{"n1": "json", "n2": "json+gzip"}; !reflect.DeepEqual(encs, want) {
-			t.Fatalf("encodings = %v, want %v", encs, want)
-		}
-		must(t, e.r.SetState(ctx, "n2", "kv", StateStopping))
-		encs, err = e.r.(*store).Encodings(ctx, "kv")
-		must(t, err)
-		if want := map[string]string{"n1": "json"}; !reflect.DeepEqual(encs, want) {
-			t.Fatalf("encodings after n2 stops = %v, want %v", encs, want)
 		}
 	}},
 }

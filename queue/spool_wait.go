@@ -1,18 +1,14 @@
-package registry
+package queue
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/nsfd/nsfd/internal/sqlstore"
 )
 
 // How WaitJob waits. It registers the caller as a waiter for the job, makes
@@ -31,6 +27,10 @@ import (
 //     its WAL wakes every waiter of the process to read its job again (an
 //     indexed read of one row; writes to a registry are a few per second).
 //
+// How a process hears of the others' changes is the registry driver's
+// (sqlstore.Dialect's Notify and Listen); the hub below only runs the
+// watcher, again with back-off when it fails, and wakes the waiters.
+//
 // Either way a waiter also reads its job again every SpoolRecheck, a safety
 // net for an event that was missed, and every SpoolRecheckDegraded while the
 // watcher is not working (PostgreSQL unreachable, a directory inotify cannot
@@ -45,15 +45,15 @@ const (
 	SpoolRecheckDegraded = time.Second
 )
 
-// pgSpoolChannel is the channel ModJob and DelJob notify on PostgreSQL, with
+// spoolChannel is the channel ModJob and DelJob notify on (PostgreSQL), with
 // the job's id as payload.
-const pgSpoolChannel = "nsfd_spool"
+const spoolChannel = "nsfd_spool"
 
 // waitHubs holds the waiting state of each store that has waiters; hubsMu
 // guards the map and every hub's waiters.
 var (
 	hubsMu   sync.Mutex
-	waitHubs = map[*store]*waitHub{}
+	waitHubs = map[*sqlstore.Store]*waitHub{}
 )
 
 // waitHub is the waiters of one store and the watcher that wakes them.
@@ -68,7 +68,7 @@ type waitHub struct {
 // joinWaiters registers a waiter for the job id of s, starting the store's
 // watcher if it is the first, and returns its hub, its wake channel and the
 // function that unregisters it.
-func joinWaiters(s *store, id string) (*waitHub, <-chan struct{}, func()) {
+func joinWaiters(s *sqlstore.Store, id string) (*waitHub, <-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	hubsMu.Lock()
 	defer hubsMu.Unlock()
@@ -103,7 +103,7 @@ func joinWaiters(s *store, id string) (*waitHub, <-chan struct{}, func()) {
 }
 
 // wakeWaiters wakes the waiters of the job id in s, if any.
-func wakeWaiters(s *store, id string) {
+func wakeWaiters(s *sqlstore.Store, id string) {
 	hubsMu.Lock()
 	defer hubsMu.Unlock()
 	if h := waitHubs[s]; h != nil {
@@ -136,27 +136,29 @@ func (h *waitHub) wakeLocked(id string) {
 	}
 }
 
-// watch runs the store's watcher until ctx ends.
-func (h *waitHub) watch(ctx context.Context, s *store) {
+// watch runs the store's watcher until ctx ends: the dialect's Listen,
+// again with back-off after it fails. While it does not work, waiters read
+// their jobs every SpoolRecheckDegraded; when it works again, they are all
+// woken to read what changed meanwhile.
+func (h *waitHub) watch(ctx context.Context, s *sqlstore.Store) {
 	var readyOnce sync.Once
 	ready := func() { readyOnce.Do(func() { close(h.ready) }) }
 	defer ready()
-	if s.isPostgres() {
-		h.listenPostgres(ctx, s, ready)
-	} else {
-		h.watchSQLite(ctx, s, ready)
+	listen := s.Dialect().Listen
+	if listen == nil {
+		return // unhealthy: waiters recheck every SpoolRecheckDegraded
 	}
-}
-
-// listenPostgres LISTENs on its own connection (not one of the pool's) and
-// wakes the waiters of each notified id; a lost connection wakes everyone
-// and is opened again, with back-off.
-func (h *waitHub) listenPostgres(ctx context.Context, s *store, ready func()) {
+	listening := func() {
+		if !h.healthy.Swap(true) {
+			h.wake("") // what changed while no one listened
+		}
+		ready()
+	}
 	var backoff time.Duration
 	for ctx.Err() == nil {
 		// Why it failed does not matter: the waiters read their jobs
 		// every SpoolRecheckDegraded until it works again.
-		_ = h.listenOnce(ctx, s, ready)
+		_ = listen(ctx, s, spoolChannel, listening, h.wake)
 		h.healthy.Store(false)
 		ready() // a waiter does not wait for a watcher that failed
 		if ctx.Err() != nil {
@@ -174,109 +176,12 @@ func (h *waitHub) listenPostgres(ctx context.Context, s *store, ready func()) {
 	}
 }
 
-// listenOnce opens a connection, LISTENs, and waits for notifications until
-// ctx ends or the connection fails.
-func (h *waitHub) listenOnce(ctx context.Context, s *store, ready func()) error {
-	cfg, err := pgConfig(ctx, s.w)
-	if err != nil {
-		return err
-	}
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return s.d.scrub(fmt.Errorf("listen: %w", err))
-	}
-	defer func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		conn.Close(closeCtx)
-	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+pgSpoolChannel); err != nil {
-		return s.d.scrub(fmt.Errorf("listen: %w", err))
-	}
-	if !h.healthy.Swap(true) {
-		h.wake("") // what changed while no one listened
-	}
-	ready()
-	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return err
-		}
-		if n != nil { // nil: another message woke pgx
-			h.wake(n.Payload)
-		}
-	}
-}
-
-// pgConfig returns the connection settings of db's pgx pool.
-func pgConfig(ctx context.Context, db *sql.DB) (*pgx.ConnConfig, error) {
-	c, err := db.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	var cfg *pgx.ConnConfig
-	err = c.Raw(func(dc any) error {
-		sc, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return fmt.Errorf("listen: driver connection %T is not pgx's", dc)
-		}
-		cfg = sc.Conn().Config() // a copy
-		// The copy still delivers notifications to the pool's
-		// connection; a nil handler makes pgx buffer them for
-		// WaitForNotification.
-		cfg.OnNotification = nil
-		return nil
-	})
-	return cfg, err
-}
-
-// watchSQLite watches the database's directory and wakes every waiter when
-// the database or its WAL is written.
-func (h *waitHub) watchSQLite(ctx context.Context, s *store, ready func()) {
-	var file string
-	if err := s.r.QueryRowContext(ctx, `SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&file); err != nil || file == "" {
-		return // unhealthy: waiters recheck every SpoolRecheckDegraded
-	}
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		return
-	}
-	defer w.Close()
-	if err := w.Add(filepath.Dir(file)); err != nil {
-		return
-	}
-	h.healthy.Store(true)
-	ready()
-	wal := file + "-wal"
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-w.Events:
-			if !ok {
-				h.healthy.Store(false)
-				return
-			}
-			if (ev.Name == wal || ev.Name == file) && ev.Op&(fsnotify.Write|fsnotify.Create) != 0 {
-				h.wake("")
-			}
-		case _, ok := <-w.Errors:
-			if !ok {
-				h.healthy.Store(false)
-				return
-			}
-			h.wake("") // an overflowed queue may have lost a write
-		}
-	}
-}
-
 // waitReadHook, if set (by tests), is called each time WaitJob has read an
 // unfinished job and is about to sleep.
 var waitReadHook func(id string)
 
-func (s *store) WaitJob(ctx context.Context, id string) (Job, error) {
-	h, woken, leave := joinWaiters(s, id)
+func (sp *sqlSpool) WaitJob(ctx context.Context, id string) (Job, error) {
+	h, woken, leave := joinWaiters(sp.s, id)
 	defer leave()
 	select {
 	case <-h.ready:
@@ -286,7 +191,7 @@ func (s *store) WaitJob(ctx context.Context, id string) (Job, error) {
 	t := time.NewTimer(SpoolRecheck)
 	defer t.Stop()
 	for {
-		j, err := s.GetJob(ctx, id)
+		j, err := sp.GetJob(ctx, id)
 		if err != nil {
 			if ctxErr := ctx.Err(); ctxErr != nil && !errors.Is(err, ctxErr) {
 				err = fmt.Errorf("%w: %w", err, ctxErr)

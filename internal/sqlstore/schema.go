@@ -1,4 +1,4 @@
-package registry
+package sqlstore
 
 import (
 	"context"
@@ -82,18 +82,19 @@ var migrations = []migration{
 	}},
 }
 
-// schemaVersion is the version Open brings a registry to.
-func schemaVersion() int { return migrations[len(migrations)-1].version }
+// SchemaVersion is the version New brings a registry to; its migrations are
+// numbered 1 to SchemaVersion.
+func SchemaVersion() int { return migrations[len(migrations)-1].version }
 
 // migrate applies the missing migrations in one transaction. A registry that
 // is already current costs one read and takes no write lock, so clients that
 // only resolve can open it cheaply and concurrently. Two masters opening a new
 // registry at once are serialized by the dialect's lock (BEGIN IMMEDIATE for
 // SQLite, an advisory lock for PostgreSQL); the second finds the work done.
-func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
+func migrate(ctx context.Context, db *sql.DB, d *Dialect) error {
 	var v sql.NullInt64
 	if err := db.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v); err == nil &&
-		v.Valid && int(v.Int64) >= schemaVersion() {
+		v.Valid && int(v.Int64) >= SchemaVersion() {
 		return nil
 	}
 	tx, err := db.BeginTx(ctx, nil)
@@ -101,8 +102,8 @@ func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	defer tx.Rollback() // after Commit, a no-op
-	if d.lockMigrations != "" {
-		if _, err := tx.ExecContext(ctx, d.lockMigrations); err != nil {
+	if d.LockMigrations != "" {
+		if _, err := tx.ExecContext(ctx, d.LockMigrations); err != nil {
 			return fmt.Errorf("migrate: lock: %w", err)
 		}
 	}
@@ -130,13 +131,13 @@ func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	insert := d.render(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, {{now}})`)
+	insert := d.Render(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, {{now}})`)
 	for _, m := range migrations {
 		if applied[m.version] {
 			continue
 		}
 		for _, stmt := range m.stmts {
-			if _, err := tx.ExecContext(ctx, d.render(stmt)); err != nil {
+			if _, err := tx.ExecContext(ctx, d.Render(stmt)); err != nil {
 				return fmt.Errorf("migrate: version %d (%s): %w", m.version, m.name, err)
 			}
 		}
@@ -150,28 +151,40 @@ func migrate(ctx context.Context, db *sql.DB, d *dialect) error {
 	return nil
 }
 
-// A dialect is what differs between the engines: placeholders, a few SQL
-// words, error classification and locking.
-type dialect struct {
-	// now is an SQL expression for the current time in unix milliseconds.
-	now string
-	// autoID is the column definition of an auto-incremented primary key.
-	autoID string
-	// numbered: placeholders are $1, $2, … rather than ?.
-	numbered bool
-	// lockMigrations is run first in the migration transaction.
-	lockMigrations string
-	// isForeignKey reports a foreign-key violation: the daemon row a
+// A Dialect is what differs between the engines: placeholders, a few SQL
+// words, error classification, locking, and how a change is announced to
+// other processes. Each driver fills in its own.
+type Dialect struct {
+	// Now is an SQL expression for the current time in unix milliseconds.
+	Now string
+	// AutoID is the column definition of an auto-incremented primary key.
+	AutoID string
+	// Numbered: placeholders are $1, $2, … rather than ?.
+	Numbered bool
+	// LockMigrations is run first in the migration transaction.
+	LockMigrations string
+	// IsForeignKey reports a foreign-key violation: the daemon row a
 	// worker refers to is missing.
-	isForeignKey func(error) bool
-	// scrub removes secrets from an error's text.
-	scrub func(error) error
+	IsForeignKey func(error) bool
+	// Scrub removes secrets from an error's text.
+	Scrub func(error) error
+	// Notify is the SQL that announces a change to the listeners of a
+	// channel, with two parameters (the channel, then a key), run in the
+	// changing transaction; "" if the engine has none, and Listen then
+	// watches the database itself.
+	Notify string
+	// Listen watches s's database for changes until ctx ends or the watch
+	// fails: it calls listening once it watches, wake(key) for a change a
+	// Notify on channel announced, and wake("") for a change it cannot
+	// tell apart (a write to the database). It returns why it stopped.
+	Listen func(ctx context.Context, s *Store, channel string, listening func(), wake func(key string)) error
 }
 
-// render turns the shared SQL text into the dialect's.
-func (d *dialect) render(q string) string {
-	q = strings.NewReplacer("{{now}}", d.now, "{{autoid}}", d.autoID).Replace(q)
-	if !d.numbered {
+// Render turns the SQL text shared by the engines ({{now}}, {{autoid}},
+// ? placeholders) into the dialect's.
+func (d *Dialect) Render(q string) string {
+	q = strings.NewReplacer("{{now}}", d.Now, "{{autoid}}", d.AutoID).Replace(q)
+	if !d.Numbered {
 		return q
 	}
 	var b strings.Builder

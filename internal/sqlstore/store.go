@@ -1,4 +1,4 @@
-package registry
+package sqlstore
 
 import (
 	"context"
@@ -9,12 +9,15 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nsfd/nsfd/registry"
 )
 
-// store implements Registry over database/sql for both engines; a dialect
-// holds what differs.
-type store struct {
-	d *dialect
+// Store implements registry.Registry over database/sql for both engines; a
+// Dialect holds what differs. Other tables of the registry's database (the
+// queue's spool) use its connections, dialect and helpers.
+type Store struct {
+	d *Dialect
 	w *sql.DB // writes; for SQLite one connection, transactions BEGIN IMMEDIATE
 	r *sql.DB // reads; for PostgreSQL the same pool as w
 	q queries
@@ -30,7 +33,7 @@ type store struct {
 	onClose   []func() error
 }
 
-var _ Registry = (*store)(nil)
+var _ registry.Registry = (*Store)(nil)
 
 // queries is the SQL of every operation, rendered for the store's dialect.
 type queries struct {
@@ -39,68 +42,93 @@ type queries struct {
 	workers, heartbeat, resolve, list, purgeNode, purgeStale             string
 }
 
-func newQueries(d *dialect) queries {
+func newQueries(d *Dialect) queries {
 	return queries{
-		upsertDaemon: d.render(`INSERT INTO daemons
+		upsertDaemon: d.Render(`INSERT INTO daemons
 			(node, name, state, encoding, master_pid, config_hash, started_at, heartbeat_at)
 			VALUES (?, ?, ?, ?, ?, ?, COALESCE(?, {{now}}), {{now}})
 			ON CONFLICT (node, name) DO UPDATE SET
 				state = excluded.state, encoding = excluded.encoding, master_pid = excluded.master_pid,
 				config_hash = excluded.config_hash, started_at = excluded.started_at,
 				heartbeat_at = excluded.heartbeat_at`),
-		deleteEndpoints: d.render(`DELETE FROM endpoints WHERE node = ? AND daemon = ?`),
-		insertEndpoint:  d.render(`INSERT INTO endpoints (node, daemon, seq, proto, address) VALUES (?, ?, ?, ?, ?)`),
-		setState:        d.render(`UPDATE daemons SET state = ? WHERE node = ? AND name = ?`),
+		deleteEndpoints: d.Render(`DELETE FROM endpoints WHERE node = ? AND daemon = ?`),
+		insertEndpoint:  d.Render(`INSERT INTO endpoints (node, daemon, seq, proto, address) VALUES (?, ?, ?, ?, ?)`),
+		setState:        d.Render(`UPDATE daemons SET state = ? WHERE node = ? AND name = ?`),
 		// endpoints and workers follow by ON DELETE CASCADE.
-		unregister: d.render(`DELETE FROM daemons WHERE node = ? AND name = ?`),
-		upsertWorker: d.render(`INSERT INTO workers
+		unregister: d.Render(`DELETE FROM daemons WHERE node = ? AND name = ?`),
+		upsertWorker: d.Render(`INSERT INTO workers
 			(node, daemon, pid, slot, state, started_at, requests, last_exit)
 			VALUES (?, ?, ?, ?, ?, COALESCE(?, {{now}}), ?, ?)
 			ON CONFLICT (node, daemon, pid) DO UPDATE SET
 				slot = excluded.slot, state = excluded.state, started_at = excluded.started_at,
 				requests = excluded.requests, last_exit = excluded.last_exit`),
-		deleteWorker:  d.render(`DELETE FROM workers WHERE node = ? AND daemon = ? AND pid = ?`),
-		setLastExit:   d.render(`UPDATE daemons SET last_exit = ? WHERE node = ? AND name = ?`),
-		daemonExists:  d.render(`SELECT count(*) FROM daemons WHERE node = ? AND name = ?`),
-		deleteWorkers: d.render(`DELETE FROM workers WHERE node = ? AND daemon = ?`),
-		workers: d.render(`SELECT pid, slot, state, started_at, requests, last_exit
+		deleteWorker:  d.Render(`DELETE FROM workers WHERE node = ? AND daemon = ? AND pid = ?`),
+		setLastExit:   d.Render(`UPDATE daemons SET last_exit = ? WHERE node = ? AND name = ?`),
+		daemonExists:  d.Render(`SELECT count(*) FROM daemons WHERE node = ? AND name = ?`),
+		deleteWorkers: d.Render(`DELETE FROM workers WHERE node = ? AND daemon = ?`),
+		workers: d.Render(`SELECT pid, slot, state, started_at, requests, last_exit
 			FROM workers WHERE node = ? AND daemon = ? ORDER BY slot, pid`),
-		heartbeat: d.render(`UPDATE daemons SET heartbeat_at = {{now}} WHERE node = ? AND master_pid = ?`),
+		heartbeat: d.Render(`UPDATE daemons SET heartbeat_at = {{now}} WHERE node = ? AND master_pid = ?`),
 		// One query, on the daemons_by_name index and the endpoints'
 		// primary key; the last column tells fresh from stale rows, so
-		// that ErrStale costs no second query.
-		resolve: d.render(`SELECT d.node, e.proto, e.address, d.heartbeat_at >= {{now}} - ?
+		// that registry.ErrStale costs no second query.
+		resolve: d.Render(`SELECT d.node, e.proto, e.address, d.encoding, d.heartbeat_at >= {{now}} - ?
 			FROM daemons d JOIN endpoints e ON e.node = d.node AND e.daemon = d.name
-			WHERE d.name = ? AND d.state = '` + StateRunning + `'
+			WHERE d.name = ? AND d.state = '` + registry.StateRunning + `'
 			ORDER BY d.node, e.seq`),
-		list: d.render(`SELECT d.node, d.name, d.state, d.encoding, d.master_pid, d.config_hash,
+		list: d.Render(`SELECT d.node, d.name, d.state, d.encoding, d.master_pid, d.config_hash,
 				d.started_at, d.heartbeat_at, d.last_exit, e.proto, e.address
 			FROM daemons d LEFT JOIN endpoints e ON e.node = d.node AND e.daemon = d.name
 			ORDER BY d.name, d.node, e.seq`),
-		purgeNode:  d.render(`DELETE FROM daemons WHERE node = ?`),
-		purgeStale: d.render(`DELETE FROM daemons WHERE heartbeat_at < {{now}} - ?`),
+		purgeNode:  d.Render(`DELETE FROM daemons WHERE node = ?`),
+		purgeStale: d.Render(`DELETE FROM daemons WHERE heartbeat_at < {{now}} - ?`),
 	}
 }
 
-// newStore migrates the schema and prepares the store. It closes w and r (and
-// runs onClose) if it fails.
-func newStore(ctx context.Context, d *dialect, w, r *sql.DB, prepare bool, onClose ...func() error) (*store, error) {
-	s := &store{d: d, w: w, r: r, q: newQueries(d), onClose: onClose}
+// New migrates the schema and prepares the store: w is the pool for
+// writes, r for reads (the same pool, or a read-only one), prepare asks for
+// Resolve's statement to be prepared on r. It closes w and r (and runs
+// onClose) if it fails.
+func New(ctx context.Context, d *Dialect, w, r *sql.DB, prepare bool, onClose ...func() error) (*Store, error) {
+	s := &Store{d: d, w: w, r: r, q: newQueries(d), onClose: onClose}
 	s.turn.Store(rand.Uint64())
 	if err := migrate(ctx, w, d); err != nil {
 		s.Close()
-		return nil, d.scrub(err)
+		return nil, d.Scrub(err)
 	}
 	if prepare {
 		stmt, err := r.PrepareContext(ctx, s.q.resolve)
 		if err != nil {
 			s.Close()
-			return nil, d.scrub(fmt.Errorf("prepare: %w", err))
+			return nil, d.Scrub(fmt.Errorf("prepare: %w", err))
 		}
 		s.resolve = stmt
 	}
 	return s, nil
 }
+
+// Of returns the Store under reg, a registry a driver of this module opened:
+// ok is false for any other (a test's fake).
+func Of(reg registry.Registry) (s *Store, ok bool) {
+	if h, ok := reg.(interface{ SQLStore() *Store }); ok {
+		return h.SQLStore(), true
+	}
+	return nil, false
+}
+
+// SQLStore returns s; a driver's own registry type that embeds a Store
+// inherits it, so that Of finds the Store.
+func (s *Store) SQLStore() *Store { return s }
+
+// Dialect returns the store's dialect.
+func (s *Store) Dialect() *Dialect { return s.d }
+
+// Writer returns the pool for writes (for SQLite, one connection whose
+// transactions begin IMMEDIATE).
+func (s *Store) Writer() *sql.DB { return s.w }
+
+// Reader returns the pool for reads (for SQLite, read-only connections).
+func (s *Store) Reader() *sql.DB { return s.r }
 
 // millis is t in unix milliseconds, or NULL (the database's now) if t is zero.
 func millis(t time.Time) any {
@@ -110,8 +138,8 @@ func millis(t time.Time) any {
 	return t.UnixMilli()
 }
 
-// inTx runs fn in a write transaction.
-func (s *store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+// InTx runs fn in a write transaction.
+func (s *Store) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -123,20 +151,20 @@ func (s *store) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return tx.Commit()
 }
 
-// fail wraps err with op and what it applies to, and scrubs it.
-func (s *store) fail(op, what string, err error) error {
-	return s.d.scrub(fmt.Errorf("%s %s: %w", op, what, err))
+// Fail wraps err with op and what it applies to, and scrubs it.
+func (s *Store) Fail(op, what string, err error) error {
+	return s.d.Scrub(fmt.Errorf("%s %s: %w", op, what, err))
 }
 
 func validProto(p string) bool {
 	switch p {
-	case ProtoTCP, ProtoUDP, ProtoUnix, ProtoUnixgram:
+	case registry.ProtoTCP, registry.ProtoUDP, registry.ProtoUnix, registry.ProtoUnixgram:
 		return true
 	}
 	return false
 }
 
-func (s *store) Register(ctx context.Context, d Daemon) error {
+func (s *Store) Register(ctx context.Context, d registry.Daemon) error {
 	what := d.Node + "/" + d.Name
 	if d.Node == "" || d.Name == "" {
 		return fmt.Errorf("register %q: node and name are required", what)
@@ -148,9 +176,9 @@ func (s *store) Register(ctx context.Context, d Daemon) error {
 		}
 	}
 	if d.State == "" {
-		d.State = StateRunning
+		d.State = registry.StateRunning
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.InTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, s.q.upsertDaemon, d.Node, d.Name, d.State, d.Encoding, d.MasterPID,
 			d.ConfigHash, millis(d.StartedAt)); err != nil {
 			return err
@@ -166,13 +194,13 @@ func (s *store) Register(ctx context.Context, d Daemon) error {
 		return nil
 	})
 	if err != nil {
-		return s.fail("register", what, err)
+		return s.Fail("register", what, err)
 	}
 	return nil
 }
 
-// mustAffect turns "no row changed" into ErrNotFound.
-func mustAffect(res sql.Result, err error) error {
+// MustAffect turns "no row changed" into registry.ErrNotFound.
+func MustAffect(res sql.Result, err error) error {
 	if err != nil {
 		return err
 	}
@@ -181,62 +209,62 @@ func mustAffect(res sql.Result, err error) error {
 		return err
 	}
 	if n == 0 {
-		return ErrNotFound
+		return registry.ErrNotFound
 	}
 	return nil
 }
 
-func (s *store) SetState(ctx context.Context, node, name, state string) error {
-	if err := mustAffect(s.w.ExecContext(ctx, s.q.setState, state, node, name)); err != nil {
-		return s.fail("set state of", node+"/"+name, err)
+func (s *Store) SetState(ctx context.Context, node, name, state string) error {
+	if err := MustAffect(s.w.ExecContext(ctx, s.q.setState, state, node, name)); err != nil {
+		return s.Fail("set state of", node+"/"+name, err)
 	}
 	return nil
 }
 
-func (s *store) Unregister(ctx context.Context, node, name string) error {
+func (s *Store) Unregister(ctx context.Context, node, name string) error {
 	if _, err := s.w.ExecContext(ctx, s.q.unregister, node, name); err != nil {
-		return s.fail("unregister", node+"/"+name, err)
+		return s.Fail("unregister", node+"/"+name, err)
 	}
 	return nil
 }
 
-func (s *store) WorkerStarted(ctx context.Context, w Worker) error {
+func (s *Store) WorkerStarted(ctx context.Context, w registry.Worker) error {
 	if w.State == "" {
-		w.State = WorkerStarting
+		w.State = registry.WorkerStarting
 	}
 	_, err := s.w.ExecContext(ctx, s.q.upsertWorker, w.Node, w.Daemon, w.PID, w.Slot, w.State,
 		millis(w.StartedAt), w.Requests, w.LastExit)
 	if err != nil {
-		if s.d.isForeignKey(err) {
-			err = ErrNotFound
+		if s.d.IsForeignKey(err) {
+			err = registry.ErrNotFound
 		}
-		return s.fail("worker started:", fmt.Sprintf("%s/%s pid %d", w.Node, w.Daemon, w.PID), err)
+		return s.Fail("worker started:", fmt.Sprintf("%s/%s pid %d", w.Node, w.Daemon, w.PID), err)
 	}
 	return nil
 }
 
-func (s *store) WorkerExited(ctx context.Context, node, daemon string, pid int, lastExit string) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := mustAffect(tx.ExecContext(ctx, s.q.setLastExit, lastExit, node, daemon)); err != nil {
+func (s *Store) WorkerExited(ctx context.Context, node, daemon string, pid int, lastExit string) error {
+	err := s.InTx(ctx, func(tx *sql.Tx) error {
+		if err := MustAffect(tx.ExecContext(ctx, s.q.setLastExit, lastExit, node, daemon)); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, s.q.deleteWorker, node, daemon, pid)
 		return err
 	})
 	if err != nil {
-		return s.fail("worker exited:", fmt.Sprintf("%s/%s pid %d", node, daemon, pid), err)
+		return s.Fail("worker exited:", fmt.Sprintf("%s/%s pid %d", node, daemon, pid), err)
 	}
 	return nil
 }
 
-func (s *store) SyncWorkers(ctx context.Context, node, daemon string, ws []Worker) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+func (s *Store) SyncWorkers(ctx context.Context, node, daemon string, ws []registry.Worker) error {
+	err := s.InTx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, s.q.daemonExists, node, daemon).Scan(&n); err != nil {
 			return err
 		}
 		if n == 0 {
-			return ErrNotFound
+			return registry.ErrNotFound
 		}
 		if _, err := tx.ExecContext(ctx, s.q.deleteWorkers, node, daemon); err != nil {
 			return err
@@ -251,7 +279,7 @@ func (s *store) SyncWorkers(ctx context.Context, node, daemon string, ws []Worke
 		defer stmt.Close()
 		for _, w := range ws {
 			if w.State == "" {
-				w.State = WorkerStarting
+				w.State = registry.WorkerStarting
 			}
 			if _, err := stmt.ExecContext(ctx, node, daemon, w.PID, w.Slot, w.State, millis(w.StartedAt),
 				w.Requests, w.LastExit); err != nil {
@@ -261,47 +289,47 @@ func (s *store) SyncWorkers(ctx context.Context, node, daemon string, ws []Worke
 		return nil
 	})
 	if err != nil {
-		if s.d.isForeignKey(err) {
-			err = ErrNotFound
+		if s.d.IsForeignKey(err) {
+			err = registry.ErrNotFound
 		}
-		return s.fail("sync workers of", node+"/"+daemon, err)
+		return s.Fail("sync workers of", node+"/"+daemon, err)
 	}
 	return nil
 }
 
-func (s *store) Workers(ctx context.Context, node, daemon string) ([]Worker, error) {
+func (s *Store) Workers(ctx context.Context, node, daemon string) ([]registry.Worker, error) {
 	rows, err := s.r.QueryContext(ctx, s.q.workers, node, daemon)
 	if err != nil {
-		return nil, s.fail("workers of", node+"/"+daemon, err)
+		return nil, s.Fail("workers of", node+"/"+daemon, err)
 	}
 	defer rows.Close()
-	var ws []Worker
+	var ws []registry.Worker
 	for rows.Next() {
-		w := Worker{Node: node, Daemon: daemon}
+		w := registry.Worker{Node: node, Daemon: daemon}
 		var started int64
 		if err := rows.Scan(&w.PID, &w.Slot, &w.State, &started, &w.Requests, &w.LastExit); err != nil {
-			return nil, s.fail("workers of", node+"/"+daemon, err)
+			return nil, s.Fail("workers of", node+"/"+daemon, err)
 		}
 		w.StartedAt = time.UnixMilli(started)
 		ws = append(ws, w)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.fail("workers of", node+"/"+daemon, err)
+		return nil, s.Fail("workers of", node+"/"+daemon, err)
 	}
 	return ws, nil
 }
 
-func (s *store) Heartbeat(ctx context.Context, node string, masterPID int) error {
-	if err := mustAffect(s.w.ExecContext(ctx, s.q.heartbeat, node, masterPID)); err != nil {
-		return s.fail("heartbeat", fmt.Sprintf("of node %s master %d", node, masterPID), err)
+func (s *Store) Heartbeat(ctx context.Context, node string, masterPID int) error {
+	if err := MustAffect(s.w.ExecContext(ctx, s.q.heartbeat, node, masterPID)); err != nil {
+		return s.Fail("heartbeat", fmt.Sprintf("of node %s master %d", node, masterPID), err)
 	}
 	return nil
 }
 
-func (s *store) Resolve(ctx context.Context, name string, o ResolveOptions) ([]Endpoint, error) {
+func (s *Store) Resolve(ctx context.Context, name string, o registry.ResolveOptions) ([]registry.Endpoint, error) {
 	maxAge := o.MaxAge
 	if maxAge <= 0 {
-		maxAge = DefaultMaxAge
+		maxAge = registry.DefaultMaxAge
 	}
 	var (
 		rows *sql.Rows
@@ -313,7 +341,7 @@ func (s *store) Resolve(ctx context.Context, name string, o ResolveOptions) ([]E
 		rows, err = s.r.QueryContext(ctx, s.q.resolve, maxAge.Milliseconds(), name)
 	}
 	if err != nil {
-		return nil, s.fail("resolve", fmt.Sprintf("%q", name), err)
+		return nil, s.Fail("resolve", fmt.Sprintf("%q", name), err)
 	}
 	defer rows.Close()
 
@@ -321,18 +349,18 @@ func (s *store) Resolve(ctx context.Context, name string, o ResolveOptions) ([]E
 	// spans of eps: the local node's aside, the others in order.
 	type span struct{ from, to int }
 	var (
-		eps    []Endpoint
+		eps    []registry.Endpoint
 		local  = span{-1, -1}
 		others []span
 		stale  bool
 	)
 	for rows.Next() {
 		var (
-			e     = Endpoint{Daemon: name}
+			e     = registry.Endpoint{Daemon: name}
 			fresh bool
 		)
-		if err := rows.Scan(&e.Node, &e.Proto, &e.Address, &fresh); err != nil {
-			return nil, s.fail("resolve", fmt.Sprintf("%q", name), err)
+		if err := rows.Scan(&e.Node, &e.Proto, &e.Address, &e.Encoding, &fresh); err != nil {
+			return nil, s.Fail("resolve", fmt.Sprintf("%q", name), err)
 		}
 		if !fresh {
 			stale = true
@@ -353,18 +381,18 @@ func (s *store) Resolve(ctx context.Context, name string, o ResolveOptions) ([]E
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.fail("resolve", fmt.Sprintf("%q", name), err)
+		return nil, s.Fail("resolve", fmt.Sprintf("%q", name), err)
 	}
 	if len(eps) == 0 {
 		if stale {
-			return nil, fmt.Errorf("resolve %q: %w", name, ErrStale)
+			return nil, fmt.Errorf("resolve %q: %w", name, registry.ErrStale)
 		}
-		return nil, fmt.Errorf("resolve %q: %w", name, ErrNotFound)
+		return nil, fmt.Errorf("resolve %q: %w", name, registry.ErrNotFound)
 	}
 	if len(others) == 0 || (len(others) == 1 && local.from < 0) {
 		return eps, nil // one node: already in order
 	}
-	out := make([]Endpoint, 0, len(eps))
+	out := make([]registry.Endpoint, 0, len(eps))
 	if local.from >= 0 {
 		out = append(out, eps[local.from:local.to]...)
 	}
@@ -377,22 +405,22 @@ func (s *store) Resolve(ctx context.Context, name string, o ResolveOptions) ([]E
 	return out, nil
 }
 
-func (s *store) List(ctx context.Context) ([]Daemon, error) {
+func (s *Store) List(ctx context.Context) ([]registry.Daemon, error) {
 	rows, err := s.r.QueryContext(ctx, s.q.list)
 	if err != nil {
-		return nil, s.fail("list", "daemons", err)
+		return nil, s.Fail("list", "daemons", err)
 	}
 	defer rows.Close()
-	var ds []Daemon
+	var ds []registry.Daemon
 	for rows.Next() {
 		var (
-			d              Daemon
+			d              registry.Daemon
 			started, beat  int64
 			proto, address sql.NullString
 		)
 		if err := rows.Scan(&d.Node, &d.Name, &d.State, &d.Encoding, &d.MasterPID, &d.ConfigHash,
 			&started, &beat, &d.LastExit, &proto, &address); err != nil {
-			return nil, s.fail("list", "daemons", err)
+			return nil, s.Fail("list", "daemons", err)
 		}
 		if n := len(ds); n == 0 || ds[n-1].Node != d.Node || ds[n-1].Name != d.Name {
 			d.StartedAt, d.HeartbeatAt = time.UnixMilli(started), time.UnixMilli(beat)
@@ -401,37 +429,38 @@ func (s *store) List(ctx context.Context) ([]Daemon, error) {
 		if proto.Valid {
 			last := &ds[len(ds)-1]
 			last.Endpoints = append(last.Endpoints,
-				Endpoint{Node: d.Node, Daemon: d.Name, Proto: proto.String, Address: address.String})
+				registry.Endpoint{Node: d.Node, Daemon: d.Name, Proto: proto.String, Address: address.String, Encoding: d.Encoding})
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, s.fail("list", "daemons", err)
+		return nil, s.Fail("list", "daemons", err)
 	}
 	return ds, nil
 }
 
-func (s *store) PurgeNode(ctx context.Context, node string) (int, error) {
+func (s *Store) PurgeNode(ctx context.Context, node string) (int, error) {
 	res, err := s.w.ExecContext(ctx, s.q.purgeNode, node)
-	n, err := affected(res, err)
+	n, err := Affected(res, err)
 	if err != nil {
-		return 0, s.fail("purge node", node, err)
+		return 0, s.Fail("purge node", node, err)
 	}
 	return n, nil
 }
 
-func (s *store) PurgeStale(ctx context.Context, olderThan time.Duration) (int, error) {
+func (s *Store) PurgeStale(ctx context.Context, olderThan time.Duration) (int, error) {
 	if olderThan <= 0 {
 		return 0, fmt.Errorf("purge stale: age %v must be positive", olderThan)
 	}
 	res, err := s.w.ExecContext(ctx, s.q.purgeStale, olderThan.Milliseconds())
-	n, err := affected(res, err)
+	n, err := Affected(res, err)
 	if err != nil {
-		return 0, s.fail("purge stale", "daemons", err)
+		return 0, s.Fail("purge stale", "daemons", err)
 	}
 	return n, nil
 }
 
-func affected(res sql.Result, err error) (int, error) {
+// Affected returns how many rows res changed, or err.
+func Affected(res sql.Result, err error) (int, error) {
 	if err != nil {
 		return 0, err
 	}
@@ -439,7 +468,7 @@ func affected(res sql.Result, err error) (int, error) {
 	return int(n), err
 }
 
-func (s *store) Close() error {
+func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
 		if s.resolve != nil {

@@ -1,4 +1,6 @@
-package registry
+//go:build cgo
+
+package sqlite
 
 import (
 	"context"
@@ -11,43 +13,40 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/nsfd/nsfd/internal/sqlstore"
+	"github.com/nsfd/nsfd/registry"
 )
 
-// SQLite settings. Several processes open the same file: the master writes,
-// `nsfd resolve` and clients read. WAL lets readers run beside the writer;
-// a writer waits up to SQLiteBusyTimeout for another's transaction instead of
-// failing with SQLITE_BUSY; write transactions begin IMMEDIATE, taking the
-// write lock up front, so a transaction never has to upgrade a read lock (the
-// case where SQLite must fail at once rather than wait).
-const (
-	// SQLiteBusyTimeout is how long a write waits for another's lock.
-	SQLiteBusyTimeout = 5 * time.Second
-	// SQLiteFileMode is the mode of a database file the registry creates;
-	// SQLite gives its -wal and -shm files the same.
-	SQLiteFileMode fs.FileMode = 0o640
-	// SQLiteDirMode is the mode of a database directory the registry
-	// creates.
-	SQLiteDirMode fs.FileMode = 0o750
-)
+func init() { registry.Register(registry.TypeSQLite, registryDriver{}) }
 
-var sqliteDialect = &dialect{
-	now:    `CAST(round(unixepoch('subsec') * 1000) AS INTEGER)`,
-	autoID: `INTEGER PRIMARY KEY AUTOINCREMENT`,
-	isForeignKey: func(err error) bool {
+// registryDriver opens SQLite registries.
+type registryDriver struct{}
+
+var _ registry.Driver = registryDriver{}
+
+func (registryDriver) Open(ctx context.Context, path string) (registry.Registry, error) {
+	return open(ctx, path)
+}
+
+var dialect = &sqlstore.Dialect{
+	Now:    `CAST(round(unixepoch('subsec') * 1000) AS INTEGER)`,
+	AutoID: `INTEGER PRIMARY KEY AUTOINCREMENT`,
+	IsForeignKey: func(err error) bool {
 		var e sqlite3.Error
 		return errors.As(err, &e) && e.ExtendedCode == sqlite3.ErrConstraintForeignKey
 	},
-	scrub: func(err error) error { return err },
+	Scrub:  func(err error) error { return err },
+	Listen: listen,
 }
 
-// openSQLite opens (creating if need be) the database file at path. The path
+// open opens (creating if need be) the database file at path. The path
 // is handed to SQLite as is, so it may not contain '?' (which would start
 // parameters); ":memory:" and file: URIs are refused, since the registry is a
 // file that several processes share.
-func openSQLite(ctx context.Context, path string) (Registry, error) {
+func open(ctx context.Context, path string) (registry.Registry, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") || strings.Contains(path, "?") {
 		return nil, fmt.Errorf("registry: sqlite: %q is not a database file path", path)
 	}
@@ -55,7 +54,7 @@ func openSQLite(ctx context.Context, path string) (Registry, error) {
 		return nil, fmt.Errorf("registry: sqlite: %w", err)
 	}
 	params := fmt.Sprintf("?_busy_timeout=%d&_journal_mode=WAL&_foreign_keys=on&_synchronous=NORMAL",
-		SQLiteBusyTimeout.Milliseconds())
+		BusyTimeout.Milliseconds())
 	w := sql.OpenDB(sqliteConnector{path + params + "&_txlock=immediate"})
 	// One writer connection: this process's writes queue in database/sql
 	// rather than contend for SQLite's lock; other processes wait on the
@@ -65,11 +64,39 @@ func openSQLite(ctx context.Context, path string) (Registry, error) {
 	n := max(2, runtime.GOMAXPROCS(0))
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	s, err := newStore(ctx, sqliteDialect, w, r, true)
+	s, err := sqlstore.New(ctx, dialect, w, r, true)
 	if err != nil {
 		return nil, fmt.Errorf("registry: sqlite %s: %w", path, err)
 	}
-	return s, nil
+	fi, err := os.Stat(path)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("registry: sqlite: %w", err)
+	}
+	return &db{Store: s, path: path, file: fi}, nil
+}
+
+// db is a SQLite registry: the shared store, and the file it opened.
+type db struct {
+	*sqlstore.Store
+	path string
+	file os.FileInfo // the database file as opened
+}
+
+var _ registry.Registry = (*db)(nil)
+
+// Heartbeat first checks that the database file at the path is still the
+// one opened: a deleted or replaced file would leave this handle writing
+// to a database nobody else sees. The check is one stat(2) per heartbeat.
+func (d *db) Heartbeat(ctx context.Context, node string, masterPID int) error {
+	fi, err := os.Stat(d.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("heartbeat: %s is gone: %w", d.path, registry.ErrReplaced)
+	case err == nil && !os.SameFile(fi, d.file):
+		return fmt.Errorf("heartbeat: %s is another file: %w", d.path, registry.ErrReplaced)
+	}
+	return d.Store.Heartbeat(ctx, node, masterPID)
 }
 
 // sqliteDriver keeps the -wal and -shm files when the last connection closes
@@ -88,25 +115,32 @@ func (c sqliteConnector) Connect(context.Context) (driver.Conn, error) {
 }
 func (c sqliteConnector) Driver() driver.Driver { return sqliteDriver }
 
-// createFile creates the database file with SQLiteFileMode and its directory
-// with SQLiteDirMode, whatever the umask, unless they exist.
+// createFile creates the database file with FileMode and its directory with
+// DirMode, whatever the umask, unless they exist. A -wal or -shm file left
+// beside a database file that did not exist belonged to a deleted database:
+// it is removed, lest SQLite replay it into the new one.
 func createFile(path string) error {
 	dir := filepath.Dir(path)
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, SQLiteDirMode); err != nil {
+		if err := os.MkdirAll(dir, DirMode); err != nil {
 			return err
 		}
-		if err := os.Chmod(dir, SQLiteDirMode); err != nil {
+		if err := os.Chmod(dir, DirMode); err != nil {
 			return err
 		}
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, SQLiteFileMode)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, FileMode)
 	if errors.Is(err, fs.ErrExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	err = f.Chmod(SQLiteFileMode)
+	err = f.Chmod(FileMode)
+	for _, journal := range []string{path + "-wal", path + "-shm"} {
+		if rerr := os.Remove(journal); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
+	}
 	return errors.Join(err, f.Close())
 }
