@@ -216,3 +216,31 @@ func TestSQLiteBadPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestSQLiteHeartbeatNoticesReplacedFile: once the database file is deleted
+// or another file takes its path, Heartbeat fails with ErrReplaced; a new
+// Open makes a fresh registry there, without the old file's journal.
+func TestSQLiteHeartbeatNoticesReplacedFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "registry.db")
+	r := open(t, registry.TypeSQLite, path)
+	register(t, r, daemon("n1", "echo", 100, "tcp 127.0.0.1:1"))
+	must(t, r.Heartbeat(ctx, "n1", 100))
+
+	must(t, os.Remove(path))
+	if err := r.Heartbeat(ctx, "n1", 100); !errors.Is(err, registry.ErrReplaced) {
+		t.Fatalf("heartbeat after the file was deleted: %v, want ErrReplaced", err)
+	}
+	again := open(t, registry.TypeSQLite, path)
+	wantNames(t, again) // a new, empty registry, not the deleted one's journal replayed
+	register(t, again, daemon("n1", "echo", 100, "tcp 127.0.0.1:1"))
+	must(t, again.Heartbeat(ctx, "n1", 100))
+
+	// Another file moved onto the path.
+	other := filepath.Join(dir, "other.db")
+	open(t, registry.TypeSQLite, other)
+	must(t, os.Rename(other, path))
+	if err := again.Heartbeat(ctx, "n1", 100); !errors.Is(err, registry.ErrReplaced) {
+		t.Fatalf("heartbeat after the file was replaced: %v, want ErrReplaced", err)
+	}
+}

@@ -44,6 +44,9 @@ type Supervisor struct {
 	metrics *metrics
 	reg     *registrar
 	started time.Time
+	// resolverPath is the resolver socket's, passed to the workers in
+	// NSFD_RESOLVER; "" if it could not be bound.
+	resolverPath string
 
 	reqs   chan func()
 	quit   chan struct{}  // closed when Run stops serving requests
@@ -148,6 +151,12 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 		return err
 	}
 	defer ctl.close()
+	if res, err := s.listenResolver(); err != nil {
+		s.log.Warn("no resolver socket; workers open the registry themselves", "error", err)
+	} else {
+		s.resolverPath = res.path
+		defer res.close()
+	}
 	w, err := s.watch(ctx)
 	if err != nil {
 		s.log.Warn("not watching etc/ for changes; use SIGHUP or `nsfd reload`", "error", err)
@@ -316,17 +325,22 @@ func (s *Supervisor) poolConfig(dm *daemon, d *config.Daemon, ls []*prefork.List
 	}
 }
 
-// frameworkEnv tells every worker where the registry is and how its
-// daemon encodes messages, so framework daemons (and the built-in queue)
-// find each other by name.
+// frameworkEnv tells every worker where the registry is (the master's
+// resolver socket, and the registry itself for the queue's spool) and how
+// its daemon encodes messages, so framework daemons (and the built-in
+// queue) find each other by name.
 func (s *Supervisor) frameworkEnv(d *config.Daemon) []string {
 	r := s.master.Registry
-	return []string{
+	env := []string{
 		worker.EnvRegistryType + "=" + r.Type,
 		worker.EnvRegistryDSN + "=" + r.DSN,
 		worker.EnvRegistryMaxAge + "=" + (3 * r.Heartbeat).String(),
 		worker.EnvEncoding + "=" + d.Encoding,
 	}
+	if s.resolverPath != "" {
+		env = append(env, worker.EnvResolver+"="+s.resolverPath)
+	}
+	return env
 }
 
 // policyOf returns d's pool-size options.
