@@ -7,8 +7,10 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/nsfd/nsfd/worker"
 )
@@ -88,4 +90,50 @@ func ExampleNotify() {
 	fmt.Printf("%q\n", buf[:n])
 	// Output:
 	// "READY=1\nSTATUS=cache warm"
+}
+
+// A server of your own on the inherited listeners, here net/http's: READY=1
+// once it serves, a Load to count its connections for the master, and the
+// watchdog the master may ask for.
+func ExampleListeners() {
+	ls, err := worker.Listeners()
+	if err != nil || len(ls) == 0 {
+		log.Fatalf("no listeners: %v", err) // not started by nsfd
+	}
+	load := &worker.Load{Concurrency: 64}
+	defer load.Close()
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "hello") }),
+		ConnState: func(c net.Conn, s http.ConnState) {
+			switch s {
+			case http.StateNew:
+				load.Begin()
+			case http.StateClosed, http.StateHijacked:
+				load.End()
+			}
+		},
+	}
+	if err := worker.Notify(worker.NotifyReady); err != nil {
+		log.Print(err)
+	}
+	if iv, _ := worker.WatchdogInterval(); iv > 0 {
+		go func() {
+			for range time.Tick(iv / 2) {
+				worker.Notify(worker.NotifyWatchdog)
+			}
+		}()
+	}
+	log.Fatal(srv.Serve(ls[0]))
+}
+
+// Without NOTIFY_SOCKET (outside nsfd) a Load only counts.
+func ExampleLoad() {
+	load := &worker.Load{Concurrency: 2}
+	for range 3 {
+		load.Begin()
+		load.End()
+	}
+	load.Close()
+	fmt.Println(load.Requests(), "requests")
+	// Output: 3 requests
 }
