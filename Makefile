@@ -37,6 +37,7 @@ staticcheck:
 PORTABLE := ./worker ./wire ./client ./registry/... ./queue ./logging ./config ./examples/...
 portable:
 	CGO_ENABLED=0 $(GO) build $(PORTABLE)
+	CGO_ENABLED=0 $(GO) test -count=1 ./registry/sqlite
 	@for os in darwin freebsd; do echo "CGO_ENABLED=0 GOOS=$$os go build/vet (portable packages)"; \
 		CGO_ENABLED=0 GOOS=$$os $(GO) build $(PORTABLE) || exit 1; \
 		CGO_ENABLED=0 GOOS=$$os $(GO) vet $(PORTABLE) || exit 1; done
