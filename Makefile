@@ -44,6 +44,7 @@ portable:
 
 unit:
 	$(GO) test -race -count=1 ./...
+	cd bench && $(GO) test -race -count=1 ./...
 
 # What the tests need on a fresh machine (PostgreSQL for the registry tests,
 # systemd-analyze for the unit check): installed when root, else named.
