@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	proto "github.com/nsfd/nsfd/worker"
 )
 
 // notifySocket is the master's end of NOTIFY_SOCKET for one daemon: a bound
@@ -104,7 +106,7 @@ func (s *notifySocket) read(out chan<- []note, done <-chan struct{}) {
 	if err != nil {
 		return
 	}
-	buf := make([]byte, MaxNotifySize+1)
+	buf := make([]byte, proto.MaxNotifySize+1)
 	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
 	for {
 		var batch []note
@@ -140,8 +142,8 @@ func (s *notifySocket) read(out chan<- []note, done <-chan struct{}) {
 func parseDatagram(b, oob []byte, flags int) note {
 	nt := note{pid: -1}
 	switch {
-	case flags&unix.MSG_TRUNC != 0 || len(b) > MaxNotifySize:
-		nt.err = fmt.Errorf("%w: longer than %d bytes", ErrMalformed, MaxNotifySize)
+	case flags&unix.MSG_TRUNC != 0 || len(b) > proto.MaxNotifySize:
+		nt.err = fmt.Errorf("%w: longer than %d bytes", ErrMalformed, proto.MaxNotifySize)
 	default:
 		nt.pid = credPID(oob)
 		if nt.pid <= 0 {

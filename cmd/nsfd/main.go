@@ -152,7 +152,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		fmt.Fprint(m.Stdout, usage)
 		return nil
 	case supervisor.BuiltinArg:
-		return supervisor.RunBuiltin(ctx, args)
+		return runBuiltin(ctx, args)
 	}
 	return &usageError{fmt.Sprintf("unknown command %q", verb)}
 }
