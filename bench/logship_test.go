@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/logging"
-	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // logLineMark starts every line logspam writes; the ready line lacks it.
@@ -209,8 +209,8 @@ func shipDirect(tb testing.TB, bin, dir string, workers, lines int) shipRound {
 	if err := os.Mkdir(doneDir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	env := envWithout(prefork.EnvListenFDs, prefork.EnvListenPID, prefork.EnvListenFDNames, prefork.EnvNotifySocket,
-		prefork.EnvWatchdogUSec, prefork.EnvWatchdogPID, prefork.EnvDaemon, prefork.EnvWorker)
+	env := envWithout(worker.EnvListenFDs, worker.EnvListenPID, worker.EnvListenFDNames, worker.EnvNotifySocket,
+		worker.EnvWatchdogUSec, worker.EnvWatchdogPID, worker.EnvDaemon, worker.EnvWorker)
 	var cmds []*exec.Cmd
 	var exited []chan struct{}
 	defer func() {
@@ -234,7 +234,7 @@ func shipDirect(tb testing.TB, bin, dir string, workers, lines int) shipRound {
 			tb.Fatal(err)
 		}
 		cmd := exec.Command(bin, "-lines", strconv.Itoa(lines), "-done", doneDir)
-		cmd.Env = append(slices.Clone(env), prefork.EnvWorker+"="+strconv.Itoa(i))
+		cmd.Env = append(slices.Clone(env), worker.EnvWorker+"="+strconv.Itoa(i))
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		err = cmd.Start()

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // perlPool is the pool configuration of every system of BenchmarkPerlEcho:
@@ -581,8 +582,8 @@ func TestPerlWorkerProtocol(t *testing.T) {
 
 			cmd := exec.Command(perl, script)
 			cmd.ExtraFiles = []*os.File{l.File()}
-			cmd.Env = append(envWithout(prefork.EnvListenFDs, prefork.EnvListenPID, prefork.EnvListenFDNames, prefork.EnvNotifySocket),
-				prefork.EnvListenFDs+"=1", prefork.EnvNotifySocket+"="+addr)
+			cmd.Env = append(envWithout(worker.EnvListenFDs, worker.EnvListenPID, worker.EnvListenFDNames, worker.EnvNotifySocket),
+				worker.EnvListenFDs+"=1", worker.EnvNotifySocket+"="+addr)
 			var out strings.Builder
 			cmd.Stdout, cmd.Stderr = &out, &out
 			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

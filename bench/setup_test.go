@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // waitFor polls cond every interval until it holds or d has passed.
@@ -212,7 +213,7 @@ func (m *master) addr(daemon string) string {
 func (m *master) workers(daemon string) []int {
 	var pids []int
 	for _, p := range children(m.pid()) {
-		if procEnv(p.pid, prefork.EnvDaemon) == daemon {
+		if procEnv(p.pid, worker.EnvDaemon) == daemon {
 			pids = append(pids, p.pid)
 		}
 	}
@@ -284,11 +285,11 @@ func startDirect(tb testing.TB, n int, argv ...string) *directGroup {
 	}
 	defer stderr.Close()
 
-	env := []string{prefork.EnvListenFDs + "=1"}
+	env := []string{worker.EnvListenFDs + "=1"}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
-		if !slices.Contains([]string{prefork.EnvListenFDs, prefork.EnvListenPID, prefork.EnvListenFDNames,
-			prefork.EnvNotifySocket, prefork.EnvWatchdogUSec, prefork.EnvWatchdogPID}, k) {
+		if !slices.Contains([]string{worker.EnvListenFDs, worker.EnvListenPID, worker.EnvListenFDNames,
+			worker.EnvNotifySocket, worker.EnvWatchdogUSec, worker.EnvWatchdogPID}, k) {
 			env = append(env, kv)
 		}
 	}

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // Targets of issue 8 against supervisord.
@@ -100,7 +100,7 @@ func nsfdSystem(sleep string) *system {
 		add: func(m fleetMaster, name string) (time.Duration, error) {
 			return 0, dropFile(m.(*master).etc(), name+".ini", nsfdConf(sleep, 1))
 		},
-		program: func(pid int) string { return procEnv(pid, prefork.EnvDaemon) },
+		program: func(pid int) string { return procEnv(pid, worker.EnvDaemon) },
 	}
 }
 

@@ -7,52 +7,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nsfd/nsfd/registry"
+	"github.com/nsfd/nsfd/queue"
 	"github.com/nsfd/nsfd/wire"
 )
-
-// The queue daemon's commands (see the package documentation).
-const (
-	CmdPut    = "put"
-	CmdGet    = "get"
-	CmdMod    = "mod"
-	CmdDel    = "del"
-	CmdList   = "list"
-	CmdVirgin = "virgin"
-	CmdWait   = "wait"
-)
-
-// MaxWaitRequest is the longest a single `wait` request asks the queue
-// daemon to hold; Wait repeats it until its context ends.
-const MaxWaitRequest = 30 * time.Second
-
-// SpoolArgs is the data of a request to the queue daemon; each command reads
-// the fields it needs.
-type SpoolArgs struct {
-	ID        string          `json:"id,omitempty"`
-	Daemon    string          `json:"daemon,omitempty"`
-	Status    string          `json:"status,omitempty"`
-	Request   json.RawMessage `json:"request,omitempty"`
-	Response  json.RawMessage `json:"response,omitempty"`
-	Limit     int             `json:"limit,omitempty"`
-	TimeoutMS int64           `json:"timeout_ms,omitempty"`
-}
-
-// Job is a job of the spool as the queue daemon shows it.
-type Job struct {
-	ID        string          `json:"id"`
-	Daemon    string          `json:"daemon"`
-	Status    string          `json:"status"`             // registry.JobVirgin, …
-	Request   json.RawMessage `json:"request,omitempty"`  // the wire request, without its pass
-	Response  json.RawMessage `json:"response,omitempty"` // the wire response, once there is one
-	CreatedAt time.Time       `json:"created_at"`
-	UpdatedAt time.Time       `json:"updated_at"`
-}
-
-// Jobs is the result of the list and virgin commands.
-type Jobs struct {
-	Jobs []Job `json:"jobs"`
-}
 
 // pendingData is the data of an Accepted response.
 type pendingData struct {
@@ -121,30 +78,30 @@ func (p *Pending) Wait(ctx context.Context) (*wire.Response, error) {
 // returns it: the response the daemon stored with Finish, with
 // Meta.Transaction set to the job id if it had none, and Meta.Duration to
 // the time from the job's creation to its result. Each `wait` request is held
-// by the queue daemon until the result lands (at most MaxWaitRequest, or
+// by the queue daemon until the result lands (at most queue.MaxWaitRequest, or
 // what is left of ctx), and repeated until ctx ends; the error wraps
 // ctx.Err() then. A job that is not, or no longer, in the spool gives an
 // error wrapping a *wire.Error with wire.CodeNotExist.
 func (c *Client) Wait(ctx context.Context, id string) (*wire.Response, error) {
 	for {
-		timeout := MaxWaitRequest
+		timeout := queue.MaxWaitRequest
 		if dl, ok := ctx.Deadline(); ok {
 			// Ask the queue to answer a little before the deadline, so that
 			// the connection comes back usable.
 			left := time.Until(dl)
 			timeout = min(timeout, max(left-left/10, time.Millisecond))
 		}
-		resp, err := c.spool(ctx, CmdWait, SpoolArgs{ID: id, TimeoutMS: max(timeout.Milliseconds(), 1)})
+		resp, err := c.spool(ctx, queue.CmdWait, queue.SpoolArgs{ID: id, TimeoutMS: max(timeout.Milliseconds(), 1)})
 		if err != nil {
 			return nil, fmt.Errorf("client: wait for job %s: %w", id, err)
 		}
 		switch resp.Code {
 		case wire.CodeOK:
-			var j Job
+			var j queue.Job
 			if err := resp.DecodeData(&j); err != nil {
 				return nil, fmt.Errorf("client: wait for job %s: %w", id, err)
 			}
-			return j.result()
+			return jobResult(&j)
 		case wire.CodePending:
 			if err := ctx.Err(); err != nil {
 				return nil, fmt.Errorf("client: wait for job %s: %w", id, err)
@@ -156,8 +113,8 @@ func (c *Client) Wait(ctx context.Context, id string) (*wire.Response, error) {
 	}
 }
 
-// result returns the response a finished job holds.
-func (j *Job) result() (*wire.Response, error) {
+// jobResult returns the response a finished job holds.
+func jobResult(j *queue.Job) (*wire.Response, error) {
 	resp := new(wire.Response)
 	if len(j.Response) > 0 {
 		if err := json.Unmarshal(j.Response, resp); err != nil {
@@ -165,7 +122,7 @@ func (j *Job) result() (*wire.Response, error) {
 		}
 	} else { // finished without a stored response
 		resp.Code = wire.CodeOK
-		if j.Status != registry.JobDone {
+		if j.Status != queue.JobDone {
 			resp.Code = wire.CodeCommandFailed
 		}
 	}
@@ -185,7 +142,7 @@ func (j *Job) result() (*wire.Response, error) {
 }
 
 // spool sends one command to the queue daemon.
-func (c *Client) spool(ctx context.Context, command string, args SpoolArgs) (*wire.Response, error) {
+func (c *Client) spool(ctx context.Context, command string, args queue.SpoolArgs) (*wire.Response, error) {
 	req, err := wire.NewRequest(command, args)
 	if err != nil {
 		return nil, err
@@ -195,7 +152,7 @@ func (c *Client) spool(ctx context.Context, command string, args SpoolArgs) (*wi
 
 // spoolJob sends one command to the queue daemon and decodes the Job it
 // answers; an error code is returned as an error wrapping a *wire.Error.
-func (c *Client) spoolJob(ctx context.Context, command string, args SpoolArgs) (*Job, error) {
+func (c *Client) spoolJob(ctx context.Context, command string, args queue.SpoolArgs) (*queue.Job, error) {
 	resp, err := c.spool(ctx, command, args)
 	if err != nil {
 		return nil, err
@@ -203,7 +160,7 @@ func (c *Client) spoolJob(ctx context.Context, command string, args SpoolArgs) (
 	if err := resp.Err(); err != nil {
 		return nil, err
 	}
-	j := new(Job)
+	j := new(queue.Job)
 	if err := resp.DecodeData(j); err != nil {
 		return nil, err
 	}
@@ -220,17 +177,17 @@ func (c *Client) Enqueue(ctx context.Context, daemon string, req *wire.Request) 
 	if err != nil {
 		return "", fmt.Errorf("client: enqueue %q: %w", req.Command, err)
 	}
-	j, err := c.spoolJob(ctx, CmdPut, SpoolArgs{Daemon: daemon, Request: data})
+	j, err := c.spoolJob(ctx, queue.CmdPut, queue.SpoolArgs{Daemon: daemon, Request: data})
 	if err != nil {
 		return "", fmt.Errorf("client: enqueue %q: %w", req.Command, err)
 	}
 	return j.ID, nil
 }
 
-// Working marks the job id as being worked on (registry.JobWorking), for
+// Working marks the job id as being worked on (queue.JobWorking), for
 // whoever lists the spool.
 func (c *Client) Working(ctx context.Context, id string) error {
-	if _, err := c.spoolJob(ctx, CmdMod, SpoolArgs{ID: id, Status: registry.JobWorking}); err != nil {
+	if _, err := c.spoolJob(ctx, queue.CmdMod, queue.SpoolArgs{ID: id, Status: queue.JobWorking}); err != nil {
 		return fmt.Errorf("client: job %s: %w", id, err)
 	}
 	return nil
@@ -255,7 +212,7 @@ func (c *Client) Finish(ctx context.Context, id string, resp *wire.Response) err
 	if err != nil {
 		return fmt.Errorf("client: finish job %s: %w", id, err)
 	}
-	if _, err := c.spoolJob(ctx, CmdMod, SpoolArgs{ID: id, Response: data}); err != nil {
+	if _, err := c.spoolJob(ctx, queue.CmdMod, queue.SpoolArgs{ID: id, Response: data}); err != nil {
 		return fmt.Errorf("client: finish job %s: %w", id, err)
 	}
 	return nil
@@ -263,8 +220,8 @@ func (c *Client) Finish(ctx context.Context, id string, resp *wire.Response) err
 
 // Job returns the job id as the queue daemon has it; an error wrapping a
 // *wire.Error with wire.CodeNotExist if there is none.
-func (c *Client) Job(ctx context.Context, id string) (*Job, error) {
-	j, err := c.spoolJob(ctx, CmdGet, SpoolArgs{ID: id})
+func (c *Client) Job(ctx context.Context, id string) (*queue.Job, error) {
+	j, err := c.spoolJob(ctx, queue.CmdGet, queue.SpoolArgs{ID: id})
 	if err != nil {
 		return nil, fmt.Errorf("client: job %s: %w", id, err)
 	}

@@ -52,7 +52,7 @@ func newAsync(t *testing.T) *asyncSetup {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	sp, err := registry.SpoolOf(reg)
+	sp, err := queue.SpoolOf(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestCallWaitsForAsyncResult(t *testing.T) {
 		t.Fatalf("async result: %+v", resp)
 	}
 	j, err := a.c.Job(ctx, id)
-	if err != nil || j.Status != registry.JobDone || j.Daemon != "slow" {
+	if err != nil || j.Status != queue.JobDone || j.Daemon != "slow" {
 		t.Fatalf("job: %+v %v", j, err)
 	}
 }
@@ -114,7 +114,7 @@ func TestCallAsyncAndWait(t *testing.T) {
 		t.Fatalf("pending id %q", p.ID())
 	}
 	j, err := a.c.Job(ctx, p.ID())
-	if err != nil || j.Status != registry.JobVirgin || string(j.Request) != `{"command":"work"}` {
+	if err != nil || j.Status != queue.JobVirgin || string(j.Request) != `{"command":"work"}` {
 		t.Fatalf("job before its result: %+v %v", j, err)
 	}
 	// Nothing yet: a short wait ends with its deadline.
@@ -136,7 +136,7 @@ func TestCallAsyncAndWait(t *testing.T) {
 	if resp.Code != wire.CodeCommandFailed || resp.Message != "Command failed: disk full" {
 		t.Fatalf("failed result: %+v", resp)
 	}
-	if j, _ := a.c.Job(ctx, p.ID()); j.Status != registry.JobFailed {
+	if j, _ := a.c.Job(ctx, p.ID()); j.Status != queue.JobFailed {
 		t.Fatalf("status %q, want failed", j.Status)
 	}
 }

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nsfd/nsfd/prefork"
 	"github.com/nsfd/nsfd/wire"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // benchServerEnv makes the test binary the benchmarks' worker: a prefork
@@ -39,8 +39,8 @@ func benchServer() int {
 	echo := wire.HandlerFunc(func(ctx context.Context, req *wire.Request) *wire.Response {
 		return &wire.Response{Code: wire.CodeOK, Data: req.Data}
 	})
-	srv := &prefork.Server{
-		Handler: prefork.HandlerFunc(func(ctx context.Context, c net.Conn) {
+	srv := &worker.Server{
+		Handler: worker.HandlerFunc(func(ctx context.Context, c net.Conn) {
 			wire.ServeConn(ctx, c, echo, wire.ServerOptions{})
 		}),
 		Concurrency: 256,

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/registry"
+	"github.com/nsfd/nsfd/registry/remote"
 	"github.com/nsfd/nsfd/wire"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // Defaults of Options.
@@ -67,7 +69,7 @@ type Options struct {
 // withDefaults returns o with its zero fields set.
 func (o Options) withDefaults() Options {
 	if o.LocalNode == "" {
-		o.LocalNode = os.Getenv(EnvNode)
+		o.LocalNode = os.Getenv(worker.EnvNode)
 	}
 	if o.LocalNode == "" {
 		o.LocalNode, _ = os.Hostname()
@@ -96,9 +98,19 @@ func (o Options) withDefaults() Options {
 // ErrClosed is returned (wrapped) by the calls of a closed Client.
 var ErrClosed = errors.New("client: closed")
 
+// Resolver is what a Client needs of a registry: the endpoints of a name,
+// each with the encoding its daemon speaks, as registry.Registry's Resolve
+// gives them (its errors wrapping registry.ErrNotFound or registry.ErrStale
+// when the name resolves to nothing). A registry.Registry is one; so is the
+// master's resolver socket (registry/remote), which FromEnv uses in a
+// worker, so that a worker links no database driver.
+type Resolver interface {
+	Resolve(ctx context.Context, name string, o registry.ResolveOptions) ([]registry.Endpoint, error)
+}
+
 // Client calls daemons by name. Its methods are safe for concurrent use.
 type Client struct {
-	reg  registry.Registry
+	reg  Resolver
 	own  bool // Close closes reg
 	opts Options
 	now  func() time.Time // the clock; tests set it
@@ -109,9 +121,9 @@ type Client struct {
 	closed bool
 }
 
-// New returns a Client that resolves names through reg. The Client does not
-// own reg: close it after the Client.
-func New(reg registry.Registry, o Options) *Client {
+// New returns a Client that resolves names through reg, a registry.Registry
+// say. The Client does not own reg: close it after the Client.
+func New(reg Resolver, o Options) *Client {
 	return &Client{
 		reg:   reg,
 		opts:  o.withDefaults(),
@@ -121,25 +133,15 @@ func New(reg registry.Registry, o Options) *Client {
 	}
 }
 
-// Environment variables FromEnv reads. The master sets them for its workers,
-// so that a worker that calls other daemons (a framework daemon, the queue
-// daemon) finds the registry nsfd.ini names.
-const (
-	EnvRegistryType   = "NSFD_REGISTRY_TYPE"    // registry.TypeSQLite or registry.TypePostgres
-	EnvRegistryDSN    = "NSFD_REGISTRY_DSN"     // the registry's file path or PostgreSQL DSN
-	EnvRegistryMaxAge = "NSFD_REGISTRY_MAX_AGE" // optional: Options.MaxAge, a Go duration ("15s")
-	EnvNode           = "NSFD_NODE"             // this host's node name (prefork.EnvNode)
-)
-
 // RegistryFromEnv opens the registry named by $NSFD_REGISTRY_TYPE (default
 // sqlite) and $NSFD_REGISTRY_DSN.
 func RegistryFromEnv(ctx context.Context) (registry.Registry, error) {
-	typ, dsn := os.Getenv(EnvRegistryType), os.Getenv(EnvRegistryDSN)
+	typ, dsn := os.Getenv(worker.EnvRegistryType), os.Getenv(worker.EnvRegistryDSN)
 	if typ == "" {
 		typ = registry.TypeSQLite
 	}
 	if dsn == "" {
-		return nil, fmt.Errorf("client: %s is not set: which registry?", EnvRegistryDSN)
+		return nil, fmt.Errorf("client: %s is not set: which registry?", worker.EnvRegistryDSN)
 	}
 	reg, err := registry.Open(ctx, typ, dsn)
 	if err != nil {
@@ -148,20 +150,32 @@ func RegistryFromEnv(ctx context.Context) (registry.Registry, error) {
 	return reg, nil
 }
 
-// FromEnv returns a Client on the registry RegistryFromEnv opens, with
+// ResolverFromEnv returns the resolver the environment names: the master's
+// resolver socket, $NSFD_RESOLVER, which the master passes to its workers;
+// else the registry RegistryFromEnv opens, which takes the registry's
+// driver linked into the program (see registry.Open). Close it when done
+// (it is an io.Closer).
+func ResolverFromEnv(ctx context.Context) (Resolver, error) {
+	if path := os.Getenv(worker.EnvResolver); path != "" {
+		return remote.Dial(path), nil
+	}
+	return RegistryFromEnv(ctx)
+}
+
+// FromEnv returns a Client on the resolver ResolverFromEnv finds, with
 // $NSFD_REGISTRY_MAX_AGE and $NSFD_NODE as options; fields of o that are set
-// take precedence. The Client owns the registry: Close closes it.
+// take precedence. The Client owns the resolver: Close closes it.
 func FromEnv(ctx context.Context, o Options) (*Client, error) {
 	if o.MaxAge == 0 {
-		if s := os.Getenv(EnvRegistryMaxAge); s != "" {
+		if s := os.Getenv(worker.EnvRegistryMaxAge); s != "" {
 			d, err := time.ParseDuration(s)
 			if err != nil {
-				return nil, fmt.Errorf("client: %s: %w", EnvRegistryMaxAge, err)
+				return nil, fmt.Errorf("client: %s: %w", worker.EnvRegistryMaxAge, err)
 			}
 			o.MaxAge = d
 		}
 	}
-	reg, err := RegistryFromEnv(ctx)
+	reg, err := ResolverFromEnv(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +188,7 @@ func FromEnv(ctx context.Context, o Options) (*Client, error) {
 func (c *Client) Options() Options { return c.opts }
 
 // Close closes the idle connections (connections in use close when their
-// call returns) and, for a Client from FromEnv, the registry. Later calls
+// call returns) and, for a Client from FromEnv, its resolver. Later calls
 // fail with ErrClosed. Close is idempotent.
 func (c *Client) Close() error {
 	c.mu.Lock()
@@ -189,8 +203,8 @@ func (c *Client) Close() error {
 	for _, p := range pools {
 		p.close()
 	}
-	if c.own {
-		return c.reg.Close()
+	if cl, ok := c.reg.(io.Closer); ok && c.own {
+		return cl.Close()
 	}
 	return nil
 }

@@ -44,7 +44,7 @@
 // Each idle connection holds one of the daemon's connection slots: with
 // Net::Server::PreFork's one connection per worker, a whole worker. Framework
 // daemons written in Go serve many connections per worker
-// (prefork.Server.Concurrency); keep MaxIdle small for daemons that do not.
+// (worker.Server.Concurrency); keep MaxIdle small for daemons that do not.
 //
 // # Asynchronous calls
 //
@@ -55,25 +55,18 @@
 // had answered at once; CallAsync returns a Pending whose Wait does so
 // later. Waiting is a `wait` request to the queue daemon, which holds it
 // until the result lands (it wakes on PostgreSQL's NOTIFY, or on a write to
-// the SQLite database; see registry.Spool) or until a server-side bound,
+// the SQLite database; see queue.Spool) or until a server-side bound,
 // and is then repeated, until the context ends.
 //
-// The queue daemon's commands, each with a SpoolArgs as data and a Job (or
-// {"jobs": [...]}) as result:
+// The queue daemon's commands, their data and its job ids are package
+// queue's (queue.CmdPut, queue.SpoolArgs, queue.Job).
 //
-//	put    {"daemon", "request"}          a new job, status "virgin"; its id is made by the queue
-//	get    {"id"}                         the job, or 2303
-//	mod    {"id", "status", "response"}   store a status and/or result; a result without a status
-//	                                      sets "done" (code < 2000) or "failed"
-//	del    {"id"}                         delete the job, or 2303
-//	list   {"daemon", "status", "limit"}  jobs, oldest first
-//	virgin {"daemon", "limit"}            list of the jobs nobody touched (the Perl Spooler's verb)
-//	wait   {"id", "timeout_ms"}           the job once finished; 1001 with the job if the timeout
-//	                                      passed first
+// # Resolvers
 //
-// Job ids are made as the Perl Spooler made them, a hash and the node:
-// 32 hex digits of a SHA-256 over the user, command, daemon, time, process
-// and 8 random bytes, then "@" and the queue's node name
-// ("3f2a…c9@alpha"), so they never collide across nodes and say where the
-// job was put.
+// A Client resolves names through a Resolver: a registry.Registry the
+// program opened (then it imports the registry's driver, as database/sql
+// programs do: registry/sqlite or registry/postgres), or, in a worker, the
+// master's resolver socket, whose path the master passes in NSFD_RESOLVER
+// (registry/remote). FromEnv picks the socket when it is set, so a framework
+// daemon links no database driver and builds with CGO_ENABLED=0.
 package client

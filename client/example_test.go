@@ -12,6 +12,7 @@ import (
 	"github.com/nsfd/nsfd/client"
 	"github.com/nsfd/nsfd/queue"
 	"github.com/nsfd/nsfd/registry"
+	_ "github.com/nsfd/nsfd/registry/sqlite" // the registry these examples open
 	"github.com/nsfd/nsfd/wire"
 )
 
@@ -101,7 +102,7 @@ func ExampleClient_CallAsync() {
 		log.Fatal(err)
 	}
 	defer reg.Close()
-	sp, _ := registry.SpoolOf(reg)
+	sp, _ := queue.SpoolOf(reg)
 	defer exampleDaemon(reg, "queue", queue.NewHandler(sp, queue.Options{Node: "alpha"}))()
 
 	// The daemon: "report" is answered through the queue.

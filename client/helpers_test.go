@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/registry"
+	_ "github.com/nsfd/nsfd/registry/sqlite" // the registry the tests open
 	"github.com/nsfd/nsfd/wire"
 )
 
@@ -83,7 +85,7 @@ func startServer(tb testing.TB, addr string, h wire.Handler, opts wire.ServerOpt
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	opts.ErrorLog = func(string, ...any) {}
+	opts.Logger = slog.New(slog.DiscardHandler)
 	go func() {
 		done <- (&wire.Server{Handler: counted, Options: opts}).Serve(ctx, countingListener{l, &s.accepts})
 	}()

@@ -35,15 +35,6 @@ type target struct {
 	pool *pool
 }
 
-// encodings is what a registry offers beyond the Registry interface to look
-// up the encodings of a name's daemons; the registries of registry.Open have
-// it (others fall back to List).
-type encodings interface {
-	// Encodings returns the wire encoding of each running daemon called
-	// name, by node.
-	Encodings(ctx context.Context, name string) (map[string]string, error)
-}
-
 // Resolve returns the endpoints of the daemon called name as the registry
 // gave them, the local node's first (see registry.Registry.Resolve), from the
 // cache while it is fresh (Options.CacheTTL). While the registry cannot be
@@ -113,10 +104,6 @@ func (c *Client) lookup(ctx context.Context, name string) (*resolved, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
-	encs, err := c.encodings(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("client: encodings of %q: %w", name, err)
-	}
 	r := &resolved{name: name, eps: eps}
 	var skipped []string
 	for _, ep := range eps {
@@ -128,7 +115,7 @@ func (c *Client) lookup(ctx context.Context, name string) (*resolved, error) {
 			skipped = append(skipped, ep.Proto+" "+ep.Address)
 			continue // a datagram socket carries no wire stream
 		}
-		codec, err := wire.Lookup(encs[ep.Node])
+		codec, err := wire.Lookup(ep.Encoding)
 		if err != nil {
 			skipped = append(skipped, ep.Proto+" "+ep.Address+" ("+err.Error()+")")
 			continue
@@ -146,24 +133,6 @@ func (c *Client) lookup(ctx context.Context, name string) (*resolved, error) {
 		return nil, fmt.Errorf("client: %q has no endpoint a client can use: %q", name, skipped)
 	}
 	return r, nil
-}
-
-// encodings returns the encodings of name's daemons by node.
-func (c *Client) encodings(ctx context.Context, name string) (map[string]string, error) {
-	if e, ok := c.reg.(encodings); ok {
-		return e.Encodings(ctx, name)
-	}
-	ds, err := c.reg.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, d := range ds {
-		if d.Name == name && d.State == registry.StateRunning {
-			out[d.Node] = d.Encoding
-		}
-	}
-	return out, nil
 }
 
 // order returns the targets in the order a call tries them, appended to buf:

@@ -3,17 +3,15 @@ package config
 import (
 	"regexp"
 	"strings"
+
+	"github.com/nsfd/nsfd/worker"
 )
 
 // envName matches an environment variable name.
 var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // reservedEnv are the variables the master sets for every worker.
-var reservedEnv = []string{
-	"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET",
-	"WATCHDOG_USEC", "WATCHDOG_PID", "NSFD_DAEMON", "NSFD_WORKER", "NSFD_NODE",
-	"NSFD_REGISTRY_TYPE", "NSFD_REGISTRY_DSN", "NSFD_REGISTRY_MAX_AGE", "NSFD_ENCODING",
-}
+var reservedEnv = worker.MasterEnv()
 
 // checkEnvName says what is wrong with an environment variable name, or "".
 func checkEnvName(name string) string {

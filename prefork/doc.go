@@ -1,7 +1,7 @@
-// Package prefork is both halves of nsfd's worker protocol, as net/http holds
-// both client and server.
+// Package prefork is the master side of nsfd's worker protocol; the worker
+// side, and the protocol's names, are package worker.
 //
-// The master side binds a daemon's listeners once (Bind) and runs a Pool of
+// It binds a daemon's listeners once (Bind) and runs a Pool of
 // worker processes that inherit them, in the Net::Server::PreFork style:
 // min/max servers, min/max spare servers, max_requests, restarts with
 // exponential back-off, and a fatal state instead of a hot loop. Connections
@@ -32,10 +32,7 @@
 // thousand idle workers cost the master no goroutine and no thread each.
 //
 // A worker's requests are counted from REQUESTS=n, the number it has begun,
-// or, for a worker that never sends it, from its BUSY=1 words. The worker
-// side (Files, Listeners, Notify, Serve, Load) lets a Go program be a
-// worker in a few lines; it reports going busy at once and going idle after
-// a short grace, cancelled by the next connection, so back-to-back
-// connections cost the master two datagrams in all rather than two each.
-// docs/protocol.md states the same contract for any language.
+// or, for a worker that never sends it, from its BUSY=1 words.
+// docs/protocol.md states the contract for any language; package worker
+// lets a Go program be a worker in a few lines.
 package prefork

@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"strconv"
 	"unicode/utf8"
+
+	proto "github.com/nsfd/nsfd/worker"
 )
 
 // Message is one parsed notify datagram. A datagram may carry several
@@ -42,8 +43,8 @@ func ParseMessage(b []byte) (Message, error) {
 	if len(b) == 0 {
 		return m, fmt.Errorf("%w: empty", ErrMalformed)
 	}
-	if len(b) > MaxNotifySize {
-		return m, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(b), MaxNotifySize)
+	if len(b) > proto.MaxNotifySize {
+		return m, fmt.Errorf("%w: %d bytes, limit %d", ErrMalformed, len(b), proto.MaxNotifySize)
 	}
 	if !utf8.Valid(b) || bytes.IndexByte(b, 0) >= 0 {
 		return m, fmt.Errorf("%w: not UTF-8 text", ErrMalformed)
@@ -57,17 +58,17 @@ func ParseMessage(b []byte) (Message, error) {
 			return m, fmt.Errorf("%w: %q is not KEY=VALUE", ErrMalformed, line)
 		}
 		switch string(key) {
-		case "READY":
+		case proto.KeyReady:
 			if string(val) != "1" {
 				return m, fmt.Errorf("%w: READY=%s", ErrMalformed, val)
 			}
 			m.Ready = true
-		case "STOPPING":
+		case proto.KeyStopping:
 			if string(val) != "1" {
 				return m, fmt.Errorf("%w: STOPPING=%s", ErrMalformed, val)
 			}
 			m.Stopping = true
-		case "WATCHDOG":
+		case proto.KeyWatchdog:
 			switch string(val) {
 			case "1":
 				m.Watchdog = true
@@ -76,7 +77,7 @@ func ParseMessage(b []byte) (Message, error) {
 			default:
 				return m, fmt.Errorf("%w: WATCHDOG=%s", ErrMalformed, val)
 			}
-		case "BUSY":
+		case proto.KeyBusy:
 			switch string(val) {
 			case "1":
 				m.Busy = 1
@@ -85,10 +86,10 @@ func ParseMessage(b []byte) (Message, error) {
 			default:
 				return m, fmt.Errorf("%w: BUSY=%s", ErrMalformed, val)
 			}
-		case "STATUS":
+		case proto.KeyStatus:
 			m.Status, m.HasStatus = string(val), true
-		case "REQUESTS":
-			n, err := parseCount(val)
+		case proto.KeyRequests:
+			n, err := proto.ParseCount(val)
 			if err != nil {
 				return m, fmt.Errorf("%w: REQUESTS=%s", ErrMalformed, val)
 			}
@@ -96,22 +97,4 @@ func ParseMessage(b []byte) (Message, error) {
 		}
 	}
 	return m, nil
-}
-
-// parseCount parses a non-negative decimal count: digits only, at most what
-// an int holds.
-func parseCount(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, errors.New("empty")
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, errors.New("not a decimal number")
-		}
-	}
-	n, err := strconv.ParseUint(string(b), 10, strconv.IntSize-1)
-	if err != nil {
-		return 0, err
-	}
-	return int(n), nil
 }

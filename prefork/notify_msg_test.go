@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	proto "github.com/nsfd/nsfd/worker"
 )
 
 func TestParseMessage(t *testing.T) {
@@ -52,7 +54,7 @@ func TestParseMessage(t *testing.T) {
 		{in: "REQUESTS=99999999999999999999999", bad: true},
 		{in: "READY=1\x00", bad: true},
 		{in: "STATUS=\xff\xfe", bad: true},
-		{in: strings.Repeat("A", MaxNotifySize+1), bad: true},
+		{in: strings.Repeat("A", proto.MaxNotifySize+1), bad: true},
 	} {
 		got, err := ParseMessage([]byte(tc.in))
 		if tc.bad {
@@ -83,14 +85,14 @@ func FuzzParseMessage(f *testing.F) {
 		if m.Busy < -1 || m.Busy > 1 {
 			t.Fatalf("busy %d", m.Busy)
 		}
-		if len(b) > MaxNotifySize {
+		if len(b) > proto.MaxNotifySize {
 			t.Fatal("oversized datagram accepted")
 		}
 		if m.Requests < 0 || !m.HasRequests && m.Requests != 0 {
 			t.Fatalf("requests %d (has %v)", m.Requests, m.HasRequests)
 		}
 		if m.HasRequests {
-			again, err := ParseMessage([]byte(NotifyRequests + strconv.Itoa(m.Requests)))
+			again, err := ParseMessage([]byte(proto.NotifyRequests + strconv.Itoa(m.Requests)))
 			if err != nil || again.Requests != m.Requests {
 				t.Fatalf("REQUESTS=%d does not round-trip: %+v, %v", m.Requests, again, err)
 			}

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	proto "github.com/nsfd/nsfd/worker"
 )
 
 // FuzzParseDatagram: whatever a datagram and its control message hold, the
@@ -29,7 +31,7 @@ func FuzzParseDatagram(f *testing.F) {
 		if nt.pid <= 0 {
 			t.Fatalf("a note without a sender's pid: %+v", nt)
 		}
-		if flags&unix.MSG_TRUNC != 0 || len(b) > MaxNotifySize {
+		if flags&unix.MSG_TRUNC != 0 || len(b) > proto.MaxNotifySize {
 			t.Fatal("a truncated or oversized datagram accepted")
 		}
 		if _, err := ParseMessage(b); err != nil {

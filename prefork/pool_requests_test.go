@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	proto "github.com/nsfd/nsfd/worker"
 )
 
 func init() {
@@ -23,8 +25,8 @@ func init() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
-		fmt.Printf("max_requests=%q\n", os.Getenv(EnvMaxRequests))
-		rawNotify(NotifyReady)
+		fmt.Printf("max_requests=%q\n", os.Getenv(proto.EnvMaxRequests))
+		rawNotify(proto.NotifyReady)
 		term := make(chan os.Signal, 1)
 		signal.Notify(term, syscall.SIGTERM)
 		go func() { <-term; os.Exit(0) }()
@@ -33,7 +35,7 @@ func init() {
 			if err != nil {
 				os.Exit(4)
 			}
-			rawNotify(NotifyRequests + strconv.Itoa(n))
+			rawNotify(proto.NotifyRequests + strconv.Itoa(n))
 			fmt.Fprintf(c, "%d\n", os.Getpid())
 			c.Close()
 		}
@@ -151,7 +153,7 @@ func pidOnce(t *testing.T, addr net.Addr) int {
 // included; an unlimited worker finds the variable unset, whatever the
 // master's own environment holds.
 func TestPoolWorkerEnvMaxRequests(t *testing.T) {
-	t.Setenv(EnvMaxRequests, "7") // the master itself runs under a master
+	t.Setenv(proto.EnvMaxRequests, "7") // the master itself runs under a master
 	p, err := NewPool(Config{Name: "t", Command: []string{"w"}, Shim: []string{"shim"},
 		Policy: PolicyOptions{MinServers: 1, MaxServers: 2, MaxSpareServers: 1}})
 	if err != nil {
@@ -160,7 +162,7 @@ func TestPoolWorkerEnvMaxRequests(t *testing.T) {
 	lookup := func(env []string) []string {
 		var got []string
 		for _, kv := range env {
-			if strings.HasPrefix(kv, EnvMaxRequests+"=") {
+			if strings.HasPrefix(kv, proto.EnvMaxRequests+"=") {
 				got = append(got, kv)
 			}
 		}
@@ -169,8 +171,8 @@ func TestPoolWorkerEnvMaxRequests(t *testing.T) {
 	if got := lookup(p.workerEnv(0, 0)); len(got) != 0 {
 		t.Errorf("unlimited worker's environment has %q", got)
 	}
-	if got := lookup(p.workerEnv(0, 1234)); !slices.Equal(got, []string{EnvMaxRequests + "=1234"}) {
-		t.Errorf("worker's environment has %q, want %s=1234 once", got, EnvMaxRequests)
+	if got := lookup(p.workerEnv(0, 1234)); !slices.Equal(got, []string{proto.EnvMaxRequests + "=1234"}) {
+		t.Errorf("worker's environment has %q, want %s=1234 once", got, proto.EnvMaxRequests)
 	}
 }
 

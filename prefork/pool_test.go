@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	proto "github.com/nsfd/nsfd/worker"
 )
 
 // Helpers for the pool tests; they use raw sockets, not the worker-side API,
@@ -24,15 +26,15 @@ import (
 func init() {
 	testHelpers["pool-echo"] = func() {
 		fmt.Printf("pid=%d listen_pid=%s fds=%s names=%s worker=%s daemon=%s\n", os.Getpid(),
-			os.Getenv(EnvListenPID), os.Getenv(EnvListenFDs), os.Getenv(EnvListenFDNames),
-			os.Getenv(EnvWorker), os.Getenv(EnvDaemon))
+			os.Getenv(proto.EnvListenPID), os.Getenv(proto.EnvListenFDs), os.Getenv(proto.EnvListenFDNames),
+			os.Getenv(proto.EnvWorker), os.Getenv(proto.EnvDaemon))
 		signal.Ignore(syscall.SIGINT)
 		l, err := net.FileListener(os.NewFile(3, "listener"))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
-		rawNotify(NotifyReady)
+		rawNotify(proto.NotifyReady)
 		term := make(chan os.Signal, 1)
 		signal.Notify(term, syscall.SIGTERM)
 		go func() { <-term; os.Exit(0) }()
@@ -41,7 +43,7 @@ func init() {
 			if err != nil {
 				os.Exit(4)
 			}
-			rawNotify(NotifyBusy)
+			rawNotify(proto.NotifyBusy)
 			r := bufio.NewReader(c)
 			for {
 				line, err := r.ReadString('\n')
@@ -51,7 +53,7 @@ func init() {
 				io.WriteString(c, line)
 			}
 			c.Close()
-			rawNotify(NotifyIdle)
+			rawNotify(proto.NotifyIdle)
 		}
 	}
 	testHelpers["pool-exit"] = func() {
@@ -63,14 +65,14 @@ func init() {
 	}
 	testHelpers["pool-stubborn"] = func() { // ignores SIGTERM
 		signal.Ignore(syscall.SIGTERM)
-		rawNotify(NotifyReady)
+		rawNotify(proto.NotifyReady)
 		fmt.Println("stubborn ready")
 		select {}
 	}
 }
 
 func rawNotify(msg string) {
-	path := os.Getenv(EnvNotifySocket)
+	path := os.Getenv(proto.EnvNotifySocket)
 	if path == "" {
 		return
 	}
@@ -405,7 +407,7 @@ func TestPoolIgnoresForeignAndMalformedNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for _, m := range []string{"READY=1", "garbage", "BUSY=7", strings.Repeat("x", MaxNotifySize+10)} {
+	for _, m := range []string{"READY=1", "garbage", "BUSY=7", strings.Repeat("x", proto.MaxNotifySize+10)} {
 		c.Write([]byte(m))
 	}
 	waitFor(t, "4 dropped datagrams", 5*time.Second, func() bool { return status(t, p).Malformed == 4 })

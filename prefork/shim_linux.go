@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	proto "github.com/nsfd/nsfd/worker"
 )
 
 // ShimArg is the first argument that turns the nsfd binary into the exec shim:
@@ -169,9 +171,9 @@ func RunShim(args []string) error {
 	}
 	env := os.Environ()
 	pid := strconv.Itoa(os.Getpid())
-	env = append(env, EnvListenPID+"="+pid)
-	if os.Getenv(EnvWatchdogUSec) != "" {
-		env = append(env, EnvWatchdogPID+"="+pid)
+	env = append(env, proto.EnvListenPID+"="+pid)
+	if os.Getenv(proto.EnvWatchdogUSec) != "" {
+		env = append(env, proto.EnvWatchdogPID+"="+pid)
 	}
 	if err := syscall.Exec(path, argv, env); err != nil {
 		return fmt.Errorf("exec %s: %w", path, err)

@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	proto "github.com/nsfd/nsfd/worker"
 )
 
 const sigTerm = syscall.SIGTERM
@@ -96,7 +98,7 @@ func startWatched(cmd *exec.Cmd) (*watch, error) {
 // protocol variables, then the daemon's env, then the protocol's.
 func (p *Pool) workerEnv(slot, maxReq int) []string {
 	c := &p.cfg
-	drop := []string{EnvListenFDs, EnvListenPID, EnvListenFDNames, EnvNotifySocket, EnvWatchdogUSec, EnvWatchdogPID, EnvMaxRequests}
+	drop := []string{proto.EnvListenFDs, proto.EnvListenPID, proto.EnvListenFDNames, proto.EnvNotifySocket, proto.EnvWatchdogUSec, proto.EnvWatchdogPID, proto.EnvMaxRequests}
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -110,20 +112,20 @@ func (p *Pool) workerEnv(slot, maxReq int) []string {
 		names[i] = c.Name
 	}
 	env = append(env,
-		EnvListenFDs+"="+strconv.Itoa(len(c.Listeners)),
-		EnvListenFDNames+"="+strings.Join(names, ":"),
-		EnvDaemon+"="+c.Name,
-		EnvWorker+"="+strconv.Itoa(slot),
-		EnvNode+"="+c.Node,
+		proto.EnvListenFDs+"="+strconv.Itoa(len(c.Listeners)),
+		proto.EnvListenFDNames+"="+strings.Join(names, ":"),
+		proto.EnvDaemon+"="+c.Name,
+		proto.EnvWorker+"="+strconv.Itoa(slot),
+		proto.EnvNode+"="+c.Node,
 	)
 	if p.nsock != nil {
-		env = append(env, EnvNotifySocket+"="+p.nsock.path)
+		env = append(env, proto.EnvNotifySocket+"="+p.nsock.path)
 	}
 	if c.Watchdog > 0 {
-		env = append(env, EnvWatchdogUSec+"="+strconv.FormatInt(c.Watchdog.Microseconds(), 10))
+		env = append(env, proto.EnvWatchdogUSec+"="+strconv.FormatInt(c.Watchdog.Microseconds(), 10))
 	}
 	if maxReq > 0 {
-		env = append(env, EnvMaxRequests+"="+strconv.Itoa(maxReq))
+		env = append(env, proto.EnvMaxRequests+"="+strconv.Itoa(maxReq))
 	}
 	return env
 }

@@ -11,15 +11,15 @@ import (
 	"os"
 	"time"
 
-	"github.com/nsfd/nsfd/client"
 	"github.com/nsfd/nsfd/registry"
 	"github.com/nsfd/nsfd/wire"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // Defaults of Options.
 const (
 	// DefaultMaxWait is the longest a `wait` request is held.
-	DefaultMaxWait = client.MaxWaitRequest
+	DefaultMaxWait = MaxWaitRequest
 	// DefaultRetain is how long finished jobs are kept.
 	DefaultRetain = 24 * time.Hour
 	// DefaultConcurrency is how many connections a queue worker serves at
@@ -45,7 +45,7 @@ type Options struct {
 
 func (o Options) withDefaults() Options {
 	if o.Node == "" {
-		o.Node = os.Getenv(client.EnvNode)
+		o.Node = os.Getenv(worker.EnvNode)
 	}
 	if o.Node == "" {
 		o.Node, _ = os.Hostname()
@@ -65,28 +65,28 @@ func (o Options) withDefaults() Options {
 // Handler answers the queue's commands from a spool. It is a wire.Handler.
 type Handler struct {
 	*wire.Mux
-	sp   registry.Spool
+	sp   Spool
 	opts Options
 }
 
 var _ wire.Handler = (*Handler)(nil)
 
 // NewHandler returns the handler of the queue's commands on sp.
-func NewHandler(sp registry.Spool, o Options) *Handler {
+func NewHandler(sp Spool, o Options) *Handler {
 	h := &Handler{Mux: wire.NewMux(), sp: sp, opts: o.withDefaults()}
-	h.RouteFunc(client.CmdPut, h.put)
-	h.RouteFunc(client.CmdGet, h.get)
-	h.RouteFunc(client.CmdMod, h.mod)
-	h.RouteFunc(client.CmdDel, h.del)
-	h.RouteFunc(client.CmdList, h.list)
-	h.RouteFunc(client.CmdVirgin, h.virgin)
-	h.RouteFunc(client.CmdWait, h.wait)
+	h.RouteFunc(CmdPut, h.put)
+	h.RouteFunc(CmdGet, h.get)
+	h.RouteFunc(CmdMod, h.mod)
+	h.RouteFunc(CmdDel, h.del)
+	h.RouteFunc(CmdList, h.list)
+	h.RouteFunc(CmdVirgin, h.virgin)
+	h.RouteFunc(CmdWait, h.wait)
 	return h
 }
 
 // args decodes a request's SpoolArgs; needID: the command needs an id.
-func args(req *wire.Request, needID bool) (client.SpoolArgs, *wire.Response) {
-	var a client.SpoolArgs
+func args(req *wire.Request, needID bool) (SpoolArgs, *wire.Response) {
+	var a SpoolArgs
 	if err := req.DecodeData(&a); err != nil {
 		return a, wire.Failf(wire.CodeSyntaxError, "%v", err)
 	}
@@ -96,9 +96,10 @@ func args(req *wire.Request, needID bool) (client.SpoolArgs, *wire.Response) {
 	return a, nil
 }
 
-// view is the Job the client sees of a registry job.
-func view(j registry.Job) client.Job {
-	v := client.Job{ID: j.ID, Daemon: j.Daemon, Status: j.Status, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
+// view is the Job as the queue answers it: Request and Response only if
+// they are valid JSON, which the spool does not check.
+func view(j Job) Job {
+	v := Job{ID: j.ID, Daemon: j.Daemon, Status: j.Status, CreatedAt: j.CreatedAt, UpdatedAt: j.UpdatedAt}
 	if json.Valid(j.Request) {
 		v.Request = j.Request
 	}
@@ -113,7 +114,7 @@ func failure(err error) *wire.Response {
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
 		return wire.Failf(wire.CodeNotExist, "%v", err)
-	case errors.Is(err, registry.ErrExists):
+	case errors.Is(err, ErrExists):
 		return wire.Failf(wire.CodeExists, "%v", err)
 	}
 	return wire.Failf(wire.CodeCommandFailed, "%v", err)
@@ -156,7 +157,7 @@ func (h *Handler) put(ctx context.Context, req *wire.Request) *wire.Response {
 			return wire.Failf(wire.CodeValueSyntax, "request: %v", err)
 		}
 	}
-	j, err := h.sp.PutJob(ctx, registry.Job{ID: h.newID(inner, a.Daemon), Daemon: a.Daemon, Request: request})
+	j, err := h.sp.PutJob(ctx, Job{ID: h.newID(inner, a.Daemon), Daemon: a.Daemon, Request: request})
 	if err != nil {
 		return failure(err)
 	}
@@ -180,7 +181,7 @@ func (h *Handler) mod(ctx context.Context, req *wire.Request) *wire.Response {
 	if fail != nil {
 		return fail
 	}
-	u := registry.JobUpdate{Status: a.Status}
+	u := JobUpdate{Status: a.Status}
 	if len(a.Response) > 0 {
 		var resp wire.Response
 		if err := json.Unmarshal(a.Response, &resp); err != nil {
@@ -188,9 +189,9 @@ func (h *Handler) mod(ctx context.Context, req *wire.Request) *wire.Response {
 		}
 		u.Response = a.Response
 		if u.Status == "" {
-			u.Status = registry.JobDone
+			u.Status = JobDone
 			if !wire.IsSuccess(resp.Code) && resp.Code != 0 {
-				u.Status = registry.JobFailed
+				u.Status = JobFailed
 			}
 		}
 	}
@@ -198,10 +199,10 @@ func (h *Handler) mod(ctx context.Context, req *wire.Request) *wire.Response {
 		return wire.Failf(wire.CodeMissingParam, "status or response")
 	}
 	switch u.Status {
-	case registry.JobVirgin, registry.JobWorking, registry.JobDone, registry.JobFailed:
+	case JobVirgin, JobWorking, JobDone, JobFailed:
 	default:
 		return wire.Failf(wire.CodeValueRange, "status %q (want %s, %s, %s or %s)", u.Status,
-			registry.JobVirgin, registry.JobWorking, registry.JobDone, registry.JobFailed)
+			JobVirgin, JobWorking, JobDone, JobFailed)
 	}
 	j, err := h.sp.ModJob(ctx, a.ID, u)
 	if err != nil {
@@ -226,7 +227,7 @@ func (h *Handler) list(ctx context.Context, req *wire.Request) *wire.Response {
 	if fail != nil {
 		return fail
 	}
-	return h.listJobs(ctx, registry.JobFilter{Daemon: a.Daemon, Status: a.Status, Limit: a.Limit})
+	return h.listJobs(ctx, JobFilter{Daemon: a.Daemon, Status: a.Status, Limit: a.Limit})
 }
 
 func (h *Handler) virgin(ctx context.Context, req *wire.Request) *wire.Response {
@@ -234,15 +235,15 @@ func (h *Handler) virgin(ctx context.Context, req *wire.Request) *wire.Response 
 	if fail != nil {
 		return fail
 	}
-	return h.listJobs(ctx, registry.JobFilter{Daemon: a.Daemon, Status: registry.JobVirgin, Limit: a.Limit})
+	return h.listJobs(ctx, JobFilter{Daemon: a.Daemon, Status: JobVirgin, Limit: a.Limit})
 }
 
-func (h *Handler) listJobs(ctx context.Context, f registry.JobFilter) *wire.Response {
+func (h *Handler) listJobs(ctx context.Context, f JobFilter) *wire.Response {
 	js, err := h.sp.ListJobs(ctx, f)
 	if err != nil {
 		return failure(err)
 	}
-	out := client.Jobs{Jobs: make([]client.Job, 0, len(js))}
+	out := Jobs{Jobs: make([]Job, 0, len(js))}
 	for _, j := range js {
 		out.Jobs = append(out.Jobs, view(j))
 	}
@@ -274,12 +275,12 @@ func (h *Handler) wait(ctx context.Context, req *wire.Request) *wire.Response {
 	gctx, cancelGet := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancelGet()
 	if j, err := h.sp.GetJob(gctx, a.ID); err == nil {
-		if registry.JobFinished(j.Status) {
+		if JobFinished(j.Status) {
 			return wire.OK(view(j))
 		}
 		return wire.Reply(wire.CodePending, view(j))
 	} else if errors.Is(err, registry.ErrNotFound) {
 		return failure(err)
 	}
-	return wire.Reply(wire.CodePending, client.Job{ID: a.ID})
+	return wire.Reply(wire.CodePending, Job{ID: a.ID})
 }

@@ -13,10 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nsfd/nsfd/client"
 	"github.com/nsfd/nsfd/registry"
 	"github.com/nsfd/nsfd/registry/pgtest"
 	"github.com/nsfd/nsfd/wire"
+	"github.com/nsfd/nsfd/worker"
 )
 
 var pg = pgtest.Shared()
@@ -47,7 +47,7 @@ func serve(t *testing.T, typ, dsn string, o Options) func() *wire.Conn {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { reg.Close() })
-	sp, err := registry.SpoolOf(reg)
+	sp, err := SpoolOf(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,12 +92,12 @@ func do(t *testing.T, c *wire.Conn, command, data string) *wire.Response {
 }
 
 // job decodes a response's Job, failing unless its code is want.
-func job(t *testing.T, resp *wire.Response, want int) client.Job {
+func job(t *testing.T, resp *wire.Response, want int) Job {
 	t.Helper()
 	if resp.Code != want {
 		t.Fatalf("code %d %s, want %d", resp.Code, resp.Message, want)
 	}
-	var j client.Job
+	var j Job
 	if err := resp.DecodeData(&j); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestVerbs(t *testing.T) {
 		t.Run(e.typ, func(t *testing.T) {
 			c := serve(t, e.typ, e.dsn(t), Options{Node: "alpha"})()
 			put := job(t, do(t, c, "put", `{"daemon":"kv","request":{"command":"reindex","user":"ann","pass":"secret","data":{"n":1}}}`), wire.CodeOK)
-			if !jobID.MatchString(put.ID) || put.Status != registry.JobVirgin || put.Daemon != "kv" {
+			if !jobID.MatchString(put.ID) || put.Status != JobVirgin || put.Daemon != "kv" {
 				t.Fatalf("put: %+v", put)
 			}
 			if strings.Contains(string(put.Request), "secret") || !strings.Contains(string(put.Request), `"data":{"n":1}`) {
@@ -123,29 +123,29 @@ func TestVerbs(t *testing.T) {
 			}
 
 			id := `{"id":"` + put.ID + `"}`
-			if got := job(t, do(t, c, "get", id), wire.CodeOK); got.ID != put.ID || got.Status != registry.JobVirgin {
+			if got := job(t, do(t, c, "get", id), wire.CodeOK); got.ID != put.ID || got.Status != JobVirgin {
 				t.Fatalf("get: %+v", got)
 			}
 			virgin := do(t, c, "virgin", `{"daemon":"kv"}`)
-			var js client.Jobs
+			var js Jobs
 			if err := virgin.DecodeData(&js); err != nil || len(js.Jobs) != 1 || js.Jobs[0].ID != put.ID {
 				t.Fatalf("virgin: %s %v", virgin.Data, err)
 			}
-			if got := job(t, do(t, c, "mod", `{"id":"`+put.ID+`","status":"working"}`), wire.CodeOK); got.Status != registry.JobWorking {
+			if got := job(t, do(t, c, "mod", `{"id":"`+put.ID+`","status":"working"}`), wire.CodeOK); got.Status != JobWorking {
 				t.Fatalf("mod working: %+v", got)
 			}
 			// A result without a status: done, or failed for an error code.
 			done := job(t, do(t, c, "mod", `{"id":"`+put.ID+`","response":{"code":1000,"message":"ok","data":{"keys":3}}}`), wire.CodeOK)
-			if done.Status != registry.JobDone || !strings.Contains(string(done.Response), `"keys":3`) {
+			if done.Status != JobDone || !strings.Contains(string(done.Response), `"keys":3`) {
 				t.Fatalf("mod result: %+v", done)
 			}
 			failed := job(t, do(t, c, "mod", `{"id":"`+other.ID+`","response":{"code":2400,"message":"Command failed"}}`), wire.CodeOK)
-			if failed.Status != registry.JobFailed {
+			if failed.Status != JobFailed {
 				t.Fatalf("mod error result: %+v", failed)
 			}
 			for status, want := range map[string][]string{"": {put.ID, other.ID}, "done": {put.ID}, "virgin": {}} {
 				resp := do(t, c, "list", `{"status":"`+status+`"}`)
-				var js client.Jobs
+				var js Jobs
 				if err := resp.DecodeData(&js); err != nil {
 					t.Fatal(err)
 				}
@@ -161,7 +161,7 @@ func TestVerbs(t *testing.T) {
 				}
 			}
 			// wait on a finished job answers at once.
-			if got := job(t, do(t, c, "wait", id), wire.CodeOK); got.Status != registry.JobDone {
+			if got := job(t, do(t, c, "wait", id), wire.CodeOK); got.Status != JobDone {
 				t.Fatalf("wait: %+v", got)
 			}
 			if resp := do(t, c, "del", id); resp.Code != wire.CodeOK {
@@ -203,7 +203,7 @@ func TestWaitIsWokenAndTimesOut(t *testing.T) {
 			// Past MaxWait the queue answers 1001 with the job as it is.
 			start := time.Now()
 			pending := job(t, do(t, c, "wait", `{"id":"`+put.ID+`","timeout_ms":60000}`), wire.CodePending)
-			if pending.ID != put.ID || pending.Status != registry.JobVirgin {
+			if pending.ID != put.ID || pending.Status != JobVirgin {
 				t.Fatalf("wait past MaxWait: %+v", pending)
 			}
 			if d := time.Since(start); d < 250*time.Millisecond || d > 5*time.Second {
@@ -231,10 +231,10 @@ func TestWaitIsWokenAndTimesOut(t *testing.T) {
 			stored := time.Now()
 			job(t, do(t, c, "mod", `{"id":"`+put.ID+`","response":{"code":1000,"data":"fine"}}`), wire.CodeOK)
 			r := <-got
-			if j := job(t, r.resp, wire.CodeOK); j.Status != registry.JobDone {
+			if j := job(t, r.resp, wire.CodeOK); j.Status != JobDone {
 				t.Fatalf("woken wait: %+v", j)
 			}
-			if d := r.at.Sub(stored); d > registry.SpoolRecheck/2 {
+			if d := r.at.Sub(stored); d > SpoolRecheck/2 {
 				t.Fatalf("waiter answered %v after the result landed", d)
 			}
 		})
@@ -242,9 +242,9 @@ func TestWaitIsWokenAndTimesOut(t *testing.T) {
 }
 
 func TestRunNeedsARegistry(t *testing.T) {
-	t.Setenv(client.EnvRegistryDSN, "")
+	t.Setenv(worker.EnvRegistryDSN, "")
 	err := Run(context.Background(), nil)
-	if err == nil || !strings.Contains(err.Error(), client.EnvRegistryDSN) {
+	if err == nil || !strings.Contains(err.Error(), worker.EnvRegistryDSN) {
 		t.Fatalf("Run without a registry: %v", err)
 	}
 	if err := Run(context.Background(), []string{"--registry-dsn", "/x", "--encoding", "xml"}); err == nil {

@@ -5,21 +5,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
 	"time"
 
-	"github.com/nsfd/nsfd/client"
-	"github.com/nsfd/nsfd/prefork"
 	"github.com/nsfd/nsfd/registry"
 	"github.com/nsfd/nsfd/wire"
+	"github.com/nsfd/nsfd/worker"
 )
-
-// EnvEncoding names the wire codec the daemon registered (its `encoding`
-// key); the queue speaks it.
-const EnvEncoding = "NSFD_ENCODING"
 
 // IdleTimeout is how long a queue worker keeps a connection that sends no
 // request.
@@ -31,7 +26,7 @@ const purgeEvery = time.Hour
 // Run is the queue worker: `nsfd __nsfd_builtin queue [flags]`. It opens the
 // spool in the registry its environment names (see the package
 // documentation; flags override it) and serves the inherited listeners with
-// prefork.Serve until SIGTERM or ctx ends.
+// worker.Serve until SIGTERM or ctx ends.
 //
 // Flags:
 //
@@ -45,9 +40,9 @@ const purgeEvery = time.Hour
 func Run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("queue", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	typ := fs.String("registry-type", os.Getenv(client.EnvRegistryType), "registry type")
-	dsn := fs.String("registry-dsn", os.Getenv(client.EnvRegistryDSN), "registry DSN")
-	encoding := fs.String("encoding", os.Getenv(EnvEncoding), "wire codec")
+	typ := fs.String("registry-type", os.Getenv(worker.EnvRegistryType), "registry type")
+	dsn := fs.String("registry-dsn", os.Getenv(worker.EnvRegistryDSN), "registry DSN")
+	encoding := fs.String("encoding", os.Getenv(worker.EnvEncoding), "wire codec")
 	var o Options
 	fs.StringVar(&o.Node, "node", "", "node name of job ids")
 	fs.IntVar(&o.Concurrency, "concurrency", DefaultConcurrency, "connections served at once")
@@ -63,7 +58,7 @@ func Run(ctx context.Context, args []string) error {
 		*typ = registry.TypeSQLite
 	}
 	if *dsn == "" {
-		return fmt.Errorf("queue: no registry: set %s (the master does) or --registry-dsn", client.EnvRegistryDSN)
+		return fmt.Errorf("queue: no registry: set %s (the master does) or --registry-dsn", worker.EnvRegistryDSN)
 	}
 	if _, err := wire.Lookup(*encoding); err != nil {
 		return fmt.Errorf("queue: %w", err)
@@ -77,7 +72,7 @@ func Run(ctx context.Context, args []string) error {
 		return fmt.Errorf("queue: open registry %s %s: %w", *typ, registry.Redact(*dsn), err)
 	}
 	defer reg.Close()
-	sp, err := registry.SpoolOf(reg)
+	sp, err := SpoolOf(reg)
 	if err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
@@ -89,10 +84,10 @@ func Run(ctx context.Context, args []string) error {
 	defer func() { stopPurge(); purger.Wait() }()
 
 	sopts := wire.ServerOptions{Codec: *encoding, IdleTimeout: IdleTimeout}
-	srv := &prefork.Server{
-		Handler: prefork.HandlerFunc(func(ctx context.Context, c net.Conn) {
+	srv := &worker.Server{
+		Handler: worker.HandlerFunc(func(ctx context.Context, c net.Conn) {
 			if err := wire.ServeConn(ctx, c, h, sopts); err != nil {
-				log.Printf("queue: %v", err)
+				slog.Warn("queue: connection failed", "error", err)
 			}
 		}),
 		Concurrency: o.Concurrency,
@@ -102,14 +97,14 @@ func Run(ctx context.Context, args []string) error {
 
 // purge deletes finished jobs older than retain now and every purgeEvery,
 // until ctx ends. Several workers purging at once do no harm.
-func purge(ctx context.Context, sp registry.Spool, retain time.Duration) {
+func purge(ctx context.Context, sp Spool, retain time.Duration) {
 	t := time.NewTicker(purgeEvery)
 	defer t.Stop()
 	for {
 		if n, err := sp.PurgeJobs(ctx, retain); err != nil && ctx.Err() == nil {
-			log.Printf("queue: purge: %v", err)
+			slog.Error("queue: purge failed", "error", err)
 		} else if n > 0 {
-			log.Printf("queue: purged %d finished job(s) older than %v", n, retain)
+			slog.Info("queue: purged finished jobs", "jobs", n, "older_than", retain)
 		}
 		select {
 		case <-ctx.Done():

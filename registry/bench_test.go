@@ -1,14 +1,16 @@
-package registry
+package registry_test
 
 import (
 	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/nsfd/nsfd/registry"
 )
 
 // populate registers daemons d0…d29 on nodes n1…n3, two endpoints each.
-func populate(b *testing.B, r Registry) {
+func populate(b *testing.B, r registry.Registry) {
 	b.Helper()
 	for n := 1; n <= 3; n++ {
 		for i := range 30 {
@@ -45,7 +47,7 @@ func BenchmarkResolve(b *testing.B) {
 		b.Run(e.typ, func(b *testing.B) {
 			r := open(b, e.typ, e.dsn(b))
 			populate(b, r)
-			o := ResolveOptions{LocalNode: "n2", MaxAge: time.Hour}
+			o := registry.ResolveOptions{LocalNode: "n2", MaxAge: time.Hour}
 			timed(b, func() error {
 				eps, err := r.Resolve(ctx, "d7", o)
 				if err == nil && (len(eps) != 6 || eps[0].Node != "n2") {

@@ -13,15 +13,24 @@
 // `nsfd resolve` read it with Resolve, which returns only running daemons
 // whose heartbeat is fresh, the local node's endpoints first.
 //
-// Two engines share one schema (schema.go) and one implementation:
+// The package holds the Registry interface, its types and errors, and a
+// driver registry in the style of database/sql: the engines are
+// subpackages that register themselves when imported, and share one schema
+// and one implementation (internal/sqlstore):
 //
-//	registry.Open(ctx, "sqlite", "/var/lib/nsfd/registry.db")          // one host
-//	registry.Open(ctx, "postgres", "postgres://nsfd:pw@db/nsfd")       // many hosts, one namespace
+//	import _ "github.com/nsfd/nsfd/registry/sqlite"   // one host (cgo)
+//	import _ "github.com/nsfd/nsfd/registry/postgres" // many hosts, one namespace
 //
-// SQLite runs in WAL mode with a busy timeout, so the master, `nsfd resolve`
-// and clients may open the same file at once; PostgreSQL is how several hosts
-// share a registry. Open applies the schema migrations in a transaction
-// (versions in schema_migrations), serialized between processes.
+//	registry.Open(ctx, "sqlite", "/var/lib/nsfd/registry.db")
+//	registry.Open(ctx, "postgres", "postgres://nsfd:pw@db/nsfd")
+//
+// Open of a type whose driver the program does not link fails and names
+// the import to add. SQLite runs in WAL mode with a busy timeout, so the
+// master, `nsfd resolve` and clients may open the same file at once;
+// PostgreSQL is how several hosts share a registry. Open applies the schema
+// migrations in a transaction (versions in schema_migrations), serialized
+// between processes. Package remote serves Resolve to the master's workers
+// over a UNIX socket, so that they need no driver at all.
 //
 // The tables, as `sqlite3 var/registry.db .schema` shows them; times are unix
 // milliseconds:
@@ -29,7 +38,7 @@
 //	daemons(node, name, state, encoding, master_pid, config_hash, started_at, heartbeat_at, last_exit)
 //	endpoints(node, daemon, seq, proto, address)        -- cascade-deleted with the daemon
 //	workers(node, daemon, pid, slot, state, started_at, requests, last_exit)  -- likewise
-//	spool(id, daemon, status, request, response, created_at, updated_at)     -- async calls (migration 2; Spool)
+//	spool(id, daemon, status, request, response, created_at, updated_at)     -- async calls (migration 2; queue.Spool)
 //
 // Passwords in a PostgreSQL DSN never appear in an error; Redact hides them
 // for logs.

@@ -1,4 +1,4 @@
-package registry
+package registry_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsfd/nsfd/registry"
 	"github.com/nsfd/nsfd/registry/pgtest"
 )
 
@@ -32,7 +33,7 @@ func TestPostgresErrorsHidePassword(t *testing.T) {
 		{"escaped", "postgres://nsfd_pw:" + url.PathEscape("p@ss/w0rd!") + "@127.0.0.1:notaport/nsfd", "p@ss/w0rd!"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r, err := Open(ctx, TypePostgres, c.dsn)
+			r, err := registry.Open(ctx, registry.TypePostgres, c.dsn)
 			if err == nil {
 				r.Close()
 				t.Fatal("no error")
@@ -46,8 +47,8 @@ func TestPostgresErrorsHidePassword(t *testing.T) {
 		})
 	}
 	// The right password works: the failures above were the password's.
-	r := open(t, TypePostgres, fmt.Sprintf("host=%s port=%d user=nsfd_pw password=%s dbname=nsfd_pw", s.Dir(), pgtest.Port, right))
-	if _, err := r.Resolve(ctx, "echo", ResolveOptions{}); !errors.Is(err, ErrNotFound) {
+	r := open(t, registry.TypePostgres, fmt.Sprintf("host=%s port=%d user=nsfd_pw password=%s dbname=nsfd_pw", s.Dir(), pgtest.Port, right))
+	if _, err := r.Resolve(ctx, "echo", registry.ResolveOptions{}); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("resolve: %v", err)
 	}
 }
@@ -56,7 +57,7 @@ func TestPostgresErrorsHidePassword(t *testing.T) {
 // again, on the same handle, once it is back.
 func TestPostgresRestart(t *testing.T) {
 	s := pgtest.New(t) // a cluster of its own: the shared one stays up
-	r := open(t, TypePostgres, s.DSN())
+	r := open(t, registry.TypePostgres, s.DSN())
 	register(t, r, daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"))
 	stop, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -67,7 +68,7 @@ func TestPostgresRestart(t *testing.T) {
 	if err := r.Heartbeat(short, "n1", 100); err == nil {
 		t.Fatal("heartbeat with PostgreSQL down: no error")
 	}
-	if _, err := r.Resolve(short, "echo", local1); err == nil || errors.Is(err, ErrNotFound) {
+	if _, err := r.Resolve(short, "echo", local1); err == nil || errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("resolve with PostgreSQL down: %v, want a connection error", err)
 	}
 

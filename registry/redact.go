@@ -38,9 +38,9 @@ func Redact(dsn string) string {
 	return b.String()
 }
 
-// passwordOf returns the passwords in dsn as written and as decoded, for
-// scrubbing error texts.
-func passwordOf(dsn string) []string {
+// Passwords returns the passwords in dsn as written and as decoded: what
+// Scrub removes from the error texts of a driver that opens dsn.
+func Passwords(dsn string) []string {
 	var ps []string
 	for _, s := range findPasswords(dsn) {
 		ps = append(ps, dsn[s.from:s.to])
@@ -49,6 +49,39 @@ func passwordOf(dsn string) []string {
 		}
 	}
 	return ps
+}
+
+// scrubbed is an error whose text has a password replaced; errors.Is and
+// errors.As still see the original.
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (e *scrubbed) Error() string { return e.msg }
+func (e *scrubbed) Unwrap() error { return e.err }
+
+// Scrub returns err with every occurrence of the passwords (plain or
+// URL-escaped) in its text replaced by xxxxx; errors.Is and errors.As still
+// see the original. Drivers scrub their errors with what Passwords found in
+// the DSN, since a database's error may quote it.
+func Scrub(err error, passwords []string) error {
+	if err == nil || len(passwords) == 0 {
+		return err
+	}
+	msg := err.Error()
+	clean := msg
+	for _, p := range passwords {
+		for _, form := range []string{p, url.QueryEscape(p), url.PathEscape(p)} {
+			if form != "" {
+				clean = strings.ReplaceAll(clean, form, redacted)
+			}
+		}
+	}
+	if clean == msg {
+		return err
+	}
+	return &scrubbed{msg: clean, err: err}
 }
 
 // A secret is a password in a DSN: the bytes dsn[from:to] to replace, and

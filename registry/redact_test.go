@@ -47,7 +47,7 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-func TestPasswordOf(t *testing.T) {
+func TestPasswords(t *testing.T) {
 	for _, c := range []struct {
 		dsn  string
 		want []string
@@ -57,8 +57,8 @@ func TestPasswordOf(t *testing.T) {
 		{"host=h password=plain", []string{"plain"}},
 		{"host=h", nil},
 	} {
-		if got := passwordOf(c.dsn); !reflect.DeepEqual(got, c.want) {
-			t.Errorf("passwordOf(%q) = %q, want %q", c.dsn, got, c.want)
+		if got := Passwords(c.dsn); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("Passwords(%q) = %q, want %q", c.dsn, got, c.want)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -46,6 +45,11 @@ var (
 	// has refreshed its heartbeat within ResolveOptions.MaxAge: its master
 	// is down, hung, or cut off from the registry.
 	ErrStale = errors.New("registered, but its heartbeat is stale (is its master down?)")
+	// ErrReplaced means the registry's database is no longer the one this
+	// handle opened: its SQLite file was deleted or replaced. Heartbeat
+	// returns it, wrapped; the master then opens the registry anew (which
+	// creates a missing file) and registers its daemons again.
+	ErrReplaced = errors.New("the registry database was deleted or replaced")
 )
 
 // Daemon is a row of the daemons table: one daemon on one node. Several nodes
@@ -69,6 +73,9 @@ type Endpoint struct {
 	Daemon  string // the daemon's name
 	Proto   string // ProtoTCP, ProtoUDP, ProtoUnix or ProtoUnixgram
 	Address string // "127.0.0.1:41234", "[::1]:7001" or "/path/echo.sock"
+	// Encoding is the wire codec the daemon speaks (its Daemon.Encoding):
+	// set by Resolve and List, ignored by Register.
+	Encoding string
 }
 
 // Worker is one worker process of a daemon: a row of the workers table.
@@ -137,9 +144,12 @@ type Registry interface {
 	// masterPID. ErrNotFound if there is none: the rows were purged (a
 	// PurgeStale elsewhere while this master could not reach the
 	// registry, say) and the master must Register its daemons again.
+	// ErrReplaced if the database itself is gone: the master must open
+	// the registry anew, then register its daemons again.
 	Heartbeat(ctx context.Context, node string, masterPID int) error
 	// Resolve returns the endpoints of the daemons called name that are
-	// StateRunning with a heartbeat within o.MaxAge: o.LocalNode's
+	// StateRunning with a heartbeat within o.MaxAge, each with its daemon's
+	// encoding: o.LocalNode's
 	// first, then the other nodes', each node's in registration order.
 	// The other nodes come in turn, starting at a different one on each
 	// call, so that clients spread over them. Errors wrap ErrNotFound
@@ -159,21 +169,4 @@ type Registry interface {
 	PurgeStale(ctx context.Context, olderThan time.Duration) (int, error)
 	// Close releases the database. Further calls fail.
 	Close() error
-}
-
-// Open opens the registry of type typ (TypeSQLite or TypePostgres) at dsn and
-// brings its schema up to date. For SQLite, dsn is the database file's path;
-// the file (mode 0640) and its directory (0750) are created if missing. For
-// PostgreSQL, it is a URL (postgres://user:pass@host/db) or key=value string
-// (host=/run/postgresql dbname=nsfd). ctx bounds the opening only. Errors never
-// contain a password from dsn.
-func Open(ctx context.Context, typ, dsn string) (Registry, error) {
-	switch typ {
-	case TypeSQLite:
-		return openSQLite(ctx, dsn)
-	case TypePostgres:
-		return openPostgres(ctx, dsn)
-	default:
-		return nil, fmt.Errorf("registry: unknown type %q (want %q or %q)", typ, TypeSQLite, TypePostgres)
-	}
 }

@@ -1,4 +1,4 @@
-package registry
+package registry_test
 
 import (
 	"context"
@@ -12,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsfd/nsfd/internal/sqlstore"
+	"github.com/nsfd/nsfd/registry"
 	"github.com/nsfd/nsfd/registry/pgtest"
+	_ "github.com/nsfd/nsfd/registry/postgres"
+	_ "github.com/nsfd/nsfd/registry/sqlite"
 )
 
 // pg is the PostgreSQL cluster the package's tests share, started on first
@@ -38,14 +42,14 @@ type engine struct {
 }
 
 var engines = []engine{
-	{TypeSQLite, func(tb testing.TB) string { return filepath.Join(tb.TempDir(), "var", "registry.db") }},
-	{TypePostgres, func(tb testing.TB) string { return pg.Get(tb).NewDatabase(tb) }},
+	{registry.TypeSQLite, func(tb testing.TB) string { return filepath.Join(tb.TempDir(), "var", "registry.db") }},
+	{registry.TypePostgres, func(tb testing.TB) string { return pg.Get(tb).NewDatabase(tb) }},
 }
 
 // open opens a registry for tb and closes it when tb ends.
-func open(tb testing.TB, typ, dsn string) Registry {
+func open(tb testing.TB, typ, dsn string) registry.Registry {
 	tb.Helper()
-	r, err := Open(context.Background(), typ, dsn)
+	r, err := registry.Open(context.Background(), typ, dsn)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -57,10 +61,20 @@ func open(tb testing.TB, typ, dsn string) Registry {
 	return r
 }
 
+// storeOf is the SQL store under a registry.
+func storeOf(tb testing.TB, r registry.Registry) *sqlstore.Store {
+	tb.Helper()
+	s, ok := sqlstore.Of(r)
+	if !ok {
+		tb.Fatalf("%T is not a SQL store", r)
+	}
+	return s
+}
+
 // env is what a case of the table runs against.
 type env struct {
 	typ, dsn string
-	r        Registry
+	r        registry.Registry
 }
 
 // TestRegistry runs the one test table against both engines.
@@ -80,11 +94,11 @@ func TestRegistry(t *testing.T) {
 var ctx = context.Background()
 
 // daemon returns a running daemon with endpoints given as "proto address".
-func daemon(node, name string, pid int, eps ...string) Daemon {
-	d := Daemon{Node: node, Name: name, State: StateRunning, Encoding: "json", MasterPID: pid, ConfigHash: "h1"}
+func daemon(node, name string, pid int, eps ...string) registry.Daemon {
+	d := registry.Daemon{Node: node, Name: name, State: registry.StateRunning, Encoding: "json", MasterPID: pid, ConfigHash: "h1"}
 	for _, e := range eps {
 		proto, addr, _ := strings.Cut(e, " ")
-		d.Endpoints = append(d.Endpoints, Endpoint{Proto: proto, Address: addr})
+		d.Endpoints = append(d.Endpoints, registry.Endpoint{Proto: proto, Address: addr})
 	}
 	return d
 }
@@ -96,7 +110,7 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func register(t *testing.T, r Registry, ds ...Daemon) {
+func register(t *testing.T, r registry.Registry, ds ...registry.Daemon) {
 	t.Helper()
 	for _, d := range ds {
 		must(t, r.Register(ctx, d))
@@ -104,7 +118,7 @@ func register(t *testing.T, r Registry, ds ...Daemon) {
 }
 
 // show renders endpoints as "node proto address" for comparison.
-func show(eps []Endpoint) []string {
+func show(eps []registry.Endpoint) []string {
 	out := []string{}
 	for _, e := range eps {
 		out = append(out, e.Node+" "+e.Proto+" "+e.Address)
@@ -112,7 +126,7 @@ func show(eps []Endpoint) []string {
 	return out
 }
 
-func resolve(t *testing.T, r Registry, name string, o ResolveOptions) []string {
+func resolve(t *testing.T, r registry.Registry, name string, o registry.ResolveOptions) []string {
 	t.Helper()
 	eps, err := r.Resolve(ctx, name, o)
 	if err != nil {
@@ -126,14 +140,14 @@ func resolve(t *testing.T, r Registry, name string, o ResolveOptions) []string {
 	return show(eps)
 }
 
-func wantResolve(t *testing.T, r Registry, name string, o ResolveOptions, want ...string) {
+func wantResolve(t *testing.T, r registry.Registry, name string, o registry.ResolveOptions, want ...string) {
 	t.Helper()
 	if got := resolve(t, r, name, o); !reflect.DeepEqual(got, want) {
 		t.Fatalf("resolve %s (%+v):\n got %q\nwant %q", name, o, got, want)
 	}
 }
 
-func wantResolveErr(t *testing.T, r Registry, name string, o ResolveOptions, want error) {
+func wantResolveErr(t *testing.T, r registry.Registry, name string, o registry.ResolveOptions, want error) {
 	t.Helper()
 	eps, err := r.Resolve(ctx, name, o)
 	if !errors.Is(err, want) {
@@ -146,24 +160,24 @@ func wantResolveErr(t *testing.T, r Registry, name string, o ResolveOptions, wan
 
 // age moves the heartbeat of node's daemons back by d, as if their master
 // had stopped beating d ago.
-func age(t *testing.T, r Registry, node string, d time.Duration) {
+func age(t *testing.T, r registry.Registry, node string, d time.Duration) {
 	t.Helper()
-	s := r.(*store)
-	_, err := s.w.ExecContext(ctx, s.d.render(`UPDATE daemons SET heartbeat_at = heartbeat_at - ? WHERE node = ?`),
+	s := storeOf(t, r)
+	_, err := s.Writer().ExecContext(ctx, s.Dialect().Render(`UPDATE daemons SET heartbeat_at = heartbeat_at - ? WHERE node = ?`),
 		d.Milliseconds(), node)
 	must(t, err)
 }
 
 // rows counts the rows of a table.
-func rows(t *testing.T, r Registry, table string) int {
+func rows(t *testing.T, r registry.Registry, table string) int {
 	t.Helper()
 	var n int
-	must(t, r.(*store).r.QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n))
+	must(t, storeOf(t, r).Reader().QueryRowContext(ctx, `SELECT count(*) FROM `+table).Scan(&n))
 	return n
 }
 
 // names lists daemons as "node/name".
-func names(t *testing.T, r Registry) []string {
+func names(t *testing.T, r registry.Registry) []string {
 	t.Helper()
 	ds, err := r.List(ctx)
 	must(t, err)
@@ -174,7 +188,7 @@ func names(t *testing.T, r Registry) []string {
 	return out
 }
 
-func wantNames(t *testing.T, r Registry, want ...string) {
+func wantNames(t *testing.T, r registry.Registry, want ...string) {
 	t.Helper()
 	if want == nil {
 		want = []string{}
@@ -185,7 +199,7 @@ func wantNames(t *testing.T, r Registry, want ...string) {
 }
 
 // pids lists a daemon's workers as "pid/slot/state/requests".
-func pids(t *testing.T, r Registry, node, name string) []string {
+func pids(t *testing.T, r registry.Registry, node, name string) []string {
 	t.Helper()
 	ws, err := r.Workers(ctx, node, name)
 	must(t, err)
@@ -199,7 +213,7 @@ func pids(t *testing.T, r Registry, node, name string) []string {
 	return out
 }
 
-func wantWorkers(t *testing.T, r Registry, node, name string, want ...string) {
+func wantWorkers(t *testing.T, r registry.Registry, node, name string, want ...string) {
 	t.Helper()
 	if want == nil {
 		want = []string{}
@@ -223,7 +237,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-var local1 = ResolveOptions{LocalNode: "n1"}
+var local1 = registry.ResolveOptions{LocalNode: "n1"}
 
 var registryCases = []struct {
 	name string
@@ -237,7 +251,7 @@ var registryCases = []struct {
 		before := time.Now().Add(-time.Second)
 		register(t, r, d)
 		wantResolve(t, r, "echo", local1, "n1 tcp 127.0.0.1:41234", "n1 unix /run/nsfd/echo.sock")
-		wantResolve(t, r, "echo", ResolveOptions{}, "n1 tcp 127.0.0.1:41234", "n1 unix /run/nsfd/echo.sock")
+		wantResolve(t, r, "echo", registry.ResolveOptions{}, "n1 tcp 127.0.0.1:41234", "n1 unix /run/nsfd/echo.sock")
 
 		ds, err := r.List(ctx)
 		must(t, err)
@@ -245,7 +259,7 @@ var registryCases = []struct {
 			t.Fatalf("list: %+v", ds)
 		}
 		got := ds[0]
-		if got.Node != "n1" || got.Name != "echo" || got.State != StateRunning || got.Encoding != "json" ||
+		if got.Node != "n1" || got.Name != "echo" || got.State != registry.StateRunning || got.Encoding != "json" ||
 			got.MasterPID != 100 || got.ConfigHash != "h1" || got.LastExit != "" {
 			t.Fatalf("list: %+v", got)
 		}
@@ -260,7 +274,7 @@ var registryCases = []struct {
 		}
 
 		must(t, r.Unregister(ctx, "n1", "echo"))
-		wantResolveErr(t, r, "echo", local1, ErrNotFound)
+		wantResolveErr(t, r, "echo", local1, registry.ErrNotFound)
 		wantNames(t, r)
 		must(t, r.Unregister(ctx, "n1", "echo")) // idempotent
 	}},
@@ -272,7 +286,7 @@ var registryCases = []struct {
 		register(t, e.r, d)
 		ds, err := e.r.List(ctx)
 		must(t, err)
-		if ds[0].State != StateRunning || ds[0].StartedAt.Before(before) {
+		if ds[0].State != registry.StateRunning || ds[0].StartedAt.Before(before) {
 			t.Fatalf("state %q started_at %v, want running and now", ds[0].State, ds[0].StartedAt)
 		}
 		wantResolve(t, e.r, "echo", local1, "n1 udp 127.0.0.1:5353")
@@ -301,9 +315,9 @@ var registryCases = []struct {
 			daemon("n1", "echo", 100, "tcp 10.0.0.1:7001", "unix /run/echo.sock"),
 			daemon("n2", "echo", 200, "tcp 10.0.0.2:7001"))
 		wantResolve(t, r, "echo", local1, "n1 tcp 10.0.0.1:7001", "n1 unix /run/echo.sock", "n2 tcp 10.0.0.2:7001")
-		wantResolve(t, r, "echo", ResolveOptions{LocalNode: "n2"},
+		wantResolve(t, r, "echo", registry.ResolveOptions{LocalNode: "n2"},
 			"n2 tcp 10.0.0.2:7001", "n1 tcp 10.0.0.1:7001", "n1 unix /run/echo.sock")
-		got := resolve(t, r, "echo", ResolveOptions{LocalNode: "n9"})
+		got := resolve(t, r, "echo", registry.ResolveOptions{LocalNode: "n9"})
 		if len(got) != 3 {
 			t.Fatalf("resolve from another node: %q", got)
 		}
@@ -340,19 +354,19 @@ var registryCases = []struct {
 		register(t, r, daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"), daemon("n2", "echo", 200, "tcp 10.0.0.2:7001"))
 		age(t, r, "n1", time.Hour)
 		wantResolve(t, r, "echo", local1, "n2 tcp 10.0.0.2:7001")
-		age(t, r, "n2", DefaultMaxAge+time.Second)
-		wantResolveErr(t, r, "echo", local1, ErrStale)
-		wantResolve(t, r, "echo", ResolveOptions{LocalNode: "n1", MaxAge: 2 * time.Minute}, "n2 tcp 10.0.0.2:7001")
+		age(t, r, "n2", registry.DefaultMaxAge+time.Second)
+		wantResolveErr(t, r, "echo", local1, registry.ErrStale)
+		wantResolve(t, r, "echo", registry.ResolveOptions{LocalNode: "n1", MaxAge: 2 * time.Minute}, "n2 tcp 10.0.0.2:7001")
 		must(t, r.Heartbeat(ctx, "n1", 100))
 		wantResolve(t, r, "echo", local1, "n1 tcp 10.0.0.1:7001")
 	}},
 
 	{"heartbeat ages in real time", func(t *testing.T, e env) {
 		register(t, e.r, daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"))
-		o := ResolveOptions{LocalNode: "n1", MaxAge: time.Millisecond}
+		o := registry.ResolveOptions{LocalNode: "n1", MaxAge: time.Millisecond}
 		eventually(t, "the heartbeat to go stale", func() bool {
 			_, err := e.r.Resolve(ctx, "echo", o)
-			return errors.Is(err, ErrStale)
+			return errors.Is(err, registry.ErrStale)
 		})
 		must(t, e.r.Heartbeat(ctx, "n1", 100))
 		wantResolve(t, e.r, "echo", local1, "n1 tcp 10.0.0.1:7001")
@@ -360,8 +374,8 @@ var registryCases = []struct {
 
 	{"heartbeat by master pid", func(t *testing.T, e env) {
 		r := e.r
-		if err := r.Heartbeat(ctx, "n1", 100); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("heartbeat with nothing registered: %v, want ErrNotFound", err)
+		if err := r.Heartbeat(ctx, "n1", 100); !errors.Is(err, registry.ErrNotFound) {
+			t.Fatalf("heartbeat with nothing registered: %v, want registry.ErrNotFound", err)
 		}
 		register(t, r,
 			daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"),
@@ -373,28 +387,28 @@ var registryCases = []struct {
 		must(t, r.Heartbeat(ctx, "n1", 100))
 		wantResolve(t, r, "echo", local1, "n1 tcp 10.0.0.1:7001")
 		wantResolve(t, r, "http", local1, "n1 tcp 10.0.0.1:8080")
-		wantResolveErr(t, r, "old", local1, ErrStale)
+		wantResolveErr(t, r, "old", local1, registry.ErrStale)
 	}},
 
 	{"stopping is not resolved", func(t *testing.T, e env) {
 		r := e.r
 		register(t, r, daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"), daemon("n2", "echo", 200, "tcp 10.0.0.2:7001"))
-		must(t, r.SetState(ctx, "n1", "echo", StateStopping))
+		must(t, r.SetState(ctx, "n1", "echo", registry.StateStopping))
 		wantResolve(t, r, "echo", local1, "n2 tcp 10.0.0.2:7001")
-		must(t, r.SetState(ctx, "n2", "echo", StateStopping))
-		wantResolveErr(t, r, "echo", local1, ErrNotFound)
+		must(t, r.SetState(ctx, "n2", "echo", registry.StateStopping))
+		wantResolveErr(t, r, "echo", local1, registry.ErrNotFound)
 		wantNames(t, r, "n1/echo", "n2/echo")
-		must(t, r.SetState(ctx, "n1", "echo", StateRunning))
+		must(t, r.SetState(ctx, "n1", "echo", registry.StateRunning))
 		wantResolve(t, r, "echo", local1, "n1 tcp 10.0.0.1:7001")
-		if err := r.SetState(ctx, "n1", "nope", StateStopping); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("set state of unknown: %v, want ErrNotFound", err)
+		if err := r.SetState(ctx, "n1", "nope", registry.StateStopping); !errors.Is(err, registry.ErrNotFound) {
+			t.Fatalf("set state of unknown: %v, want registry.ErrNotFound", err)
 		}
 	}},
 
 	{"unknown name", func(t *testing.T, e env) {
-		wantResolveErr(t, e.r, "nope", local1, ErrNotFound)
+		wantResolveErr(t, e.r, "nope", local1, registry.ErrNotFound)
 		register(t, e.r, daemon("n1", "quiet", 100)) // no endpoints: nothing to dial
-		wantResolveErr(t, e.r, "quiet", local1, ErrNotFound)
+		wantResolveErr(t, e.r, "quiet", local1, registry.ErrNotFound)
 		wantNames(t, e.r, "n1/quiet")
 	}},
 
@@ -404,8 +418,8 @@ var registryCases = []struct {
 			daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"),
 			daemon("n1", "http", 100, "tcp 10.0.0.1:8080", "tcp 10.0.0.1:8443"),
 			daemon("n2", "echo", 200, "tcp 10.0.0.2:7001"))
-		must(t, r.WorkerStarted(ctx, Worker{Node: "n1", Daemon: "echo", PID: 1001}))
-		must(t, r.WorkerStarted(ctx, Worker{Node: "n2", Daemon: "echo", PID: 2001}))
+		must(t, r.WorkerStarted(ctx, registry.Worker{Node: "n1", Daemon: "echo", PID: 1001}))
+		must(t, r.WorkerStarted(ctx, registry.Worker{Node: "n2", Daemon: "echo", PID: 2001}))
 		n, err := r.PurgeNode(ctx, "n1")
 		must(t, err)
 		if n != 2 {
@@ -425,7 +439,7 @@ var registryCases = []struct {
 	{"purge stale", func(t *testing.T, e env) {
 		r := e.r
 		register(t, r, daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"), daemon("n2", "echo", 200, "tcp 10.0.0.2:7001"))
-		must(t, r.WorkerStarted(ctx, Worker{Node: "n1", Daemon: "echo", PID: 1001}))
+		must(t, r.WorkerStarted(ctx, registry.Worker{Node: "n1", Daemon: "echo", PID: 1001}))
 		age(t, r, "n1", time.Hour)
 		n, err := r.PurgeStale(ctx, 10*time.Minute)
 		must(t, err)
@@ -446,7 +460,7 @@ var registryCases = []struct {
 		register(t, r, daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"))
 		started := time.UnixMilli(time.Now().Add(-time.Hour).UnixMilli())
 		for i, pid := range []int{1003, 1001, 1002} {
-			must(t, r.WorkerStarted(ctx, Worker{Node: "n1", Daemon: "echo", PID: pid, Slot: i, StartedAt: started}))
+			must(t, r.WorkerStarted(ctx, registry.Worker{Node: "n1", Daemon: "echo", PID: pid, Slot: i, StartedAt: started}))
 		}
 		wantWorkers(t, r, "n1", "echo", "1003/0/starting/0", "1001/1/starting/0", "1002/2/starting/0")
 		ws, err := r.Workers(ctx, "n1", "echo")
@@ -454,7 +468,7 @@ var registryCases = []struct {
 		if !ws[0].StartedAt.Equal(started) {
 			t.Fatalf("started_at %v, want %v", ws[0].StartedAt, started)
 		}
-		must(t, r.WorkerStarted(ctx, Worker{Node: "n1", Daemon: "echo", PID: 1001, Slot: 1, State: "busy", Requests: 5,
+		must(t, r.WorkerStarted(ctx, registry.Worker{Node: "n1", Daemon: "echo", PID: 1001, Slot: 1, State: "busy", Requests: 5,
 			LastExit: "exit status 1"}))
 		wantWorkers(t, r, "n1", "echo", "1003/0/starting/0", "1001/1/busy/5", "1002/2/starting/0")
 
@@ -467,7 +481,7 @@ var registryCases = []struct {
 			t.Fatalf("daemon last_exit %q", ds[0].LastExit)
 		}
 
-		must(t, r.SyncWorkers(ctx, "n1", "echo", []Worker{
+		must(t, r.SyncWorkers(ctx, "n1", "echo", []registry.Worker{
 			{PID: 1001, Slot: 1, State: "idle", Requests: 12, StartedAt: started, LastExit: "exit status 1"},
 			{PID: 1004, Slot: 2, State: "busy", Requests: 1},
 		}))
@@ -487,14 +501,14 @@ var registryCases = []struct {
 		r := e.r
 		register(t, r, daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"))
 		for what, err := range map[string]error{
-			"started": r.WorkerStarted(ctx, Worker{Node: "n1", Daemon: "nope", PID: 1}),
+			"started": r.WorkerStarted(ctx, registry.Worker{Node: "n1", Daemon: "nope", PID: 1}),
 			"exited":  r.WorkerExited(ctx, "n1", "nope", 1, "exit status 0"),
-			"sync":    r.SyncWorkers(ctx, "n1", "nope", []Worker{{PID: 1}}),
+			"sync":    r.SyncWorkers(ctx, "n1", "nope", []registry.Worker{{PID: 1}}),
 			"sync 0":  r.SyncWorkers(ctx, "n1", "nope", nil),
-			"node":    r.WorkerStarted(ctx, Worker{Node: "n2", Daemon: "echo", PID: 1}),
+			"node":    r.WorkerStarted(ctx, registry.Worker{Node: "n2", Daemon: "echo", PID: 1}),
 		} {
-			if !errors.Is(err, ErrNotFound) {
-				t.Errorf("%s: %v, want ErrNotFound", what, err)
+			if !errors.Is(err, registry.ErrNotFound) {
+				t.Errorf("%s: %v, want registry.ErrNotFound", what, err)
 			}
 		}
 		if n := rows(t, r, "workers"); n != 0 {
@@ -506,8 +520,8 @@ var registryCases = []struct {
 		r := e.r
 		register(t, r, daemon("n1", "echo", 100, "tcp 10.0.0.1:7001", "tcp 10.0.0.1:7002"),
 			daemon("n1", "http", 100, "tcp 10.0.0.1:8080"))
-		must(t, r.SyncWorkers(ctx, "n1", "echo", []Worker{{PID: 1}, {PID: 2, Slot: 1}}))
-		must(t, r.WorkerStarted(ctx, Worker{Node: "n1", Daemon: "http", PID: 3}))
+		must(t, r.SyncWorkers(ctx, "n1", "echo", []registry.Worker{{PID: 1}, {PID: 2, Slot: 1}}))
+		must(t, r.WorkerStarted(ctx, registry.Worker{Node: "n1", Daemon: "http", PID: 3}))
 		must(t, r.Unregister(ctx, "n1", "echo"))
 		if e, w := rows(t, r, "endpoints"), rows(t, r, "workers"); e != 1 || w != 1 {
 			t.Fatalf("%d endpoint and %d worker rows left, want http's 1 and 1", e, w)
@@ -524,7 +538,7 @@ var registryCases = []struct {
 			daemon("n2", "echo", 200, "tcp 10.0.0.2:7001"),
 			daemon("n1", "quiet", 100),
 			daemon("n1", "echo", 100, "tcp 10.0.0.1:7001", "unix /run/echo.sock"))
-		must(t, r.SetState(ctx, "n2", "echo", StateStopping))
+		must(t, r.SetState(ctx, "n2", "echo", registry.StateStopping))
 		ds, err := r.List(ctx)
 		must(t, err)
 		var got []string
@@ -542,7 +556,7 @@ var registryCases = []struct {
 	}},
 
 	{"invalid registrations", func(t *testing.T, e env) {
-		for _, d := range []Daemon{
+		for _, d := range []registry.Daemon{
 			daemon("", "echo", 1, "tcp 127.0.0.1:1"),
 			daemon("n1", "", 1, "tcp 127.0.0.1:1"),
 			daemon("n1", "echo", 1, "sctp 127.0.0.1:1"),
@@ -559,13 +573,13 @@ var registryCases = []struct {
 		register(t, e.r, daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"))
 		again := open(t, e.typ, e.dsn)
 		wantResolve(t, again, "echo", local1, "n1 tcp 10.0.0.1:7001")
-		if n := rows(t, again, "schema_migrations"); n != len(migrations) {
-			t.Fatalf("%d schema_migrations rows, want %d", n, len(migrations))
+		if n := rows(t, again, "schema_migrations"); n != sqlstore.SchemaVersion() {
+			t.Fatalf("%d schema_migrations rows, want %d", n, sqlstore.SchemaVersion())
 		}
 		var v int
-		must(t, again.(*store).r.QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v))
-		if v != schemaVersion() {
-			t.Fatalf("version %d, want %d", v, schemaVersion())
+		must(t, storeOf(t, again).Reader().QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v))
+		if v != sqlstore.SchemaVersion() {
+			t.Fatalf("version %d, want %d", v, sqlstore.SchemaVersion())
 		}
 	}},
 
@@ -576,7 +590,7 @@ var registryCases = []struct {
 		errs := make([]error, 4)
 		for i := range errs {
 			wg.Go(func() {
-				r, err := Open(ctx, e.typ, dsn)
+				r, err := registry.Open(ctx, e.typ, dsn)
 				if err == nil {
 					err = r.Register(ctx, daemon(fmt.Sprintf("n%d", i), "echo", i, "tcp 10.0.0.1:7001"))
 					err = errors.Join(err, r.Close())
@@ -592,7 +606,7 @@ var registryCases = []struct {
 	{"concurrent writers and readers", func(t *testing.T, e env) {
 		// Two handles on one registry, as the master and a client in two
 		// processes would have; each writes its own node's rows.
-		handles := []Registry{e.r, open(t, e.typ, e.dsn)}
+		handles := []registry.Registry{e.r, open(t, e.typ, e.dsn)}
 		var wg sync.WaitGroup
 		errs := make(chan error, 100)
 		for h, r := range handles {
@@ -602,7 +616,7 @@ var registryCases = []struct {
 			}
 			wg.Go(func() {
 				for range 100 {
-					if _, err := r.Resolve(ctx, "echo", ResolveOptions{}); err != nil && !errors.Is(err, ErrNotFound) {
+					if _, err := r.Resolve(ctx, "echo", registry.ResolveOptions{}); err != nil && !errors.Is(err, registry.ErrNotFound) {
 						errs <- err
 						return
 					}
@@ -621,12 +635,45 @@ var registryCases = []struct {
 		}
 	}},
 
+	{"encodings", func(t *testing.T, e env) {
+		// Resolve gives each endpoint its daemon's encoding: what a client
+		// must speak to it.
+		d1, d2 := daemon("n1", "kv", 1, "tcp 10.0.0.1:1"), daemon("n2", "kv", 2, "tcp 10.0.0.2:1")
+		d2.Encoding = "json+gzip"
+		register(t, e.r, d1, d2, daemon("n1", "other", 1, "tcp 10.0.0.1:2"))
+		encodings := func() map[string]string {
+			eps, err := e.r.Resolve(ctx, "kv", local1)
+			must(t, err)
+			out := map[string]string{}
+			for _, ep := range eps {
+				out[ep.Node] = ep.Encoding
+			}
+			return out
+		}
+		if got, want := encodings(), map[string]string{"n1": "json", "n2": "json+gzip"}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("encodings = %v, want %v", got, want)
+		}
+		must(t, e.r.SetState(ctx, "n2", "kv", registry.StateStopping))
+		if got, want := encodings(), map[string]string{"n1": "json"}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("encodings after n2 stops = %v, want %v", got, want)
+		}
+		ds, err := e.r.List(ctx)
+		must(t, err)
+		for _, d := range ds {
+			for _, ep := range d.Endpoints {
+				if ep.Encoding != d.Encoding {
+					t.Fatalf("list: endpoint %+v of daemon with encoding %q", ep, d.Encoding)
+				}
+			}
+		}
+	}},
+
 	{"closed", func(t *testing.T, e env) {
-		r, err := Open(ctx, e.typ, e.dsn)
+		r, err := registry.Open(ctx, e.typ, e.dsn)
 		must(t, err)
 		must(t, r.Close())
 		must(t, r.Close())
-		if _, err := r.Resolve(ctx, "echo", local1); err == nil || errors.Is(err, ErrNotFound) {
+		if _, err := r.Resolve(ctx, "echo", local1); err == nil || errors.Is(err, registry.ErrNotFound) {
 			t.Fatalf("resolve after close: %v", err)
 		}
 	}},
@@ -643,19 +690,19 @@ func engineOf(typ string) engine {
 
 // churn is a master's write pattern for node, n rounds: register, a worker
 // starts, heartbeat, sync, the worker exits, re-register.
-func churn(r Registry, node string, n int) error {
+func churn(r registry.Registry, node string, n int) error {
 	d := daemon(node, "echo", 100, "tcp 10.0.0.1:7001")
 	for i := range n {
 		if err := r.Register(ctx, d); err != nil {
 			return err
 		}
-		if err := r.WorkerStarted(ctx, Worker{Node: node, Daemon: "echo", PID: i + 1}); err != nil {
+		if err := r.WorkerStarted(ctx, registry.Worker{Node: node, Daemon: "echo", PID: i + 1}); err != nil {
 			return err
 		}
 		if err := r.Heartbeat(ctx, node, 100); err != nil {
 			return err
 		}
-		if err := r.SyncWorkers(ctx, node, "echo", []Worker{{PID: i + 1, State: "idle", Requests: int64(i)}}); err != nil {
+		if err := r.SyncWorkers(ctx, node, "echo", []registry.Worker{{PID: i + 1, State: "idle", Requests: int64(i)}}); err != nil {
 			return err
 		}
 		if err := r.WorkerExited(ctx, node, "echo", i+1, "exit status 0"); err != nil {
@@ -666,7 +713,7 @@ func churn(r Registry, node string, n int) error {
 }
 
 func TestOpenUnknownType(t *testing.T) {
-	if _, err := Open(ctx, "mysql", "x"); err == nil || !strings.Contains(err.Error(), `"mysql"`) {
+	if _, err := registry.Open(ctx, "mysql", "x"); err == nil || !strings.Contains(err.Error(), `"mysql"`) {
 		t.Fatalf("open mysql: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package registry
+package registry_test
 
 import (
 	"bytes"
@@ -15,6 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nsfd/nsfd/registry"
+	"github.com/nsfd/nsfd/registry/sqlite"
 )
 
 // Environment of the helper process TestSQLiteProcesses starts: the test
@@ -28,17 +31,17 @@ const (
 // helperMain runs the helper process's job if the environment asks for it,
 // and exits.
 func helperMain() bool {
-	var job func(Registry) error
+	var job func(registry.Registry) error
 	switch os.Getenv(helperEnv) {
 	case "churn":
-		job = func(r Registry) error { return churn(r, os.Getenv(helperNodeEnv), 50) }
+		job = func(r registry.Registry) error { return churn(r, os.Getenv(helperNodeEnv), 50) }
 	case "read-only":
 		job = readOnly
 	default:
 		return false
 	}
 	err := func() error {
-		r, err := Open(context.Background(), TypeSQLite, os.Getenv(helperDSNEnv))
+		r, err := registry.Open(context.Background(), registry.TypeSQLite, os.Getenv(helperDSNEnv))
 		if err != nil {
 			return err
 		}
@@ -53,8 +56,8 @@ func helperMain() bool {
 }
 
 // readOnly is a client that may read the registry but not write it.
-func readOnly(r Registry) error {
-	eps, err := r.Resolve(context.Background(), "echo", ResolveOptions{})
+func readOnly(r registry.Registry) error {
+	eps, err := r.Resolve(context.Background(), "echo", registry.ResolveOptions{})
 	if err != nil {
 		return err
 	}
@@ -86,7 +89,7 @@ func TestSQLiteGroupReader(t *testing.T) {
 	must(t, os.Chmod(root, 0o755))
 	dir := filepath.Join(root, "var")
 	path := filepath.Join(dir, "registry.db")
-	master := open(t, TypeSQLite, path)
+	master := open(t, registry.TypeSQLite, path)
 	register(t, master, daemon("n1", "echo", 100, "tcp 127.0.0.1:7001"))
 	must(t, master.Close()) // the master is down
 	for _, p := range []string{dir, path, path + "-wal", path + "-shm"} {
@@ -111,7 +114,7 @@ func TestSQLiteGroupReader(t *testing.T) {
 // SQLITE_BUSY.
 func TestSQLiteProcesses(t *testing.T) {
 	dsn := filepath.Join(t.TempDir(), "registry.db")
-	r := open(t, TypeSQLite, dsn)
+	r := open(t, registry.TypeSQLite, dsn)
 	var cmds []*exec.Cmd
 	var outs []*bytes.Buffer
 	for i := range 3 {
@@ -124,7 +127,7 @@ func TestSQLiteProcesses(t *testing.T) {
 	}
 	must(t, churn(r, "here", 50))
 	for range 200 {
-		if _, err := r.Resolve(ctx, "echo", ResolveOptions{}); err != nil {
+		if _, err := r.Resolve(ctx, "echo", registry.ResolveOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -143,12 +146,12 @@ func TestSQLiteFileModes(t *testing.T) {
 	defer syscall.Umask(old)
 	dir := filepath.Join(t.TempDir(), "var", "lib")
 	path := filepath.Join(dir, "registry.db")
-	r := open(t, TypeSQLite, path)
+	r := open(t, registry.TypeSQLite, path)
 	register(t, r, daemon("n1", "echo", 100, "tcp 127.0.0.1:1"))
 	for _, f := range []struct {
 		path string
 		mode fs.FileMode
-	}{{dir, SQLiteDirMode | fs.ModeDir}, {path, SQLiteFileMode}, {path + "-wal", SQLiteFileMode}, {path + "-shm", SQLiteFileMode}} {
+	}{{dir, sqlite.DirMode | fs.ModeDir}, {path, sqlite.FileMode}, {path + "-wal", sqlite.FileMode}, {path + "-shm", sqlite.FileMode}} {
 		fi, err := os.Stat(f.path)
 		must(t, err)
 		if fi.Mode() != f.mode {
@@ -157,7 +160,7 @@ func TestSQLiteFileModes(t *testing.T) {
 	}
 	// An existing file keeps the mode its owner gave it.
 	must(t, os.Chmod(path, 0o600))
-	open(t, TypeSQLite, path)
+	open(t, registry.TypeSQLite, path)
 	if fi, err := os.Stat(path); err != nil || fi.Mode() != 0o600 {
 		t.Errorf("existing file: %v, %v; want mode 0600 kept", fi.Mode(), err)
 	}
@@ -165,11 +168,11 @@ func TestSQLiteFileModes(t *testing.T) {
 
 // TestSQLiteSettings checks the pragmas every connection runs with.
 func TestSQLiteSettings(t *testing.T) {
-	r := open(t, TypeSQLite, filepath.Join(t.TempDir(), "registry.db")).(*store)
+	r := storeOf(t, open(t, registry.TypeSQLite, filepath.Join(t.TempDir(), "registry.db")))
 	for name, want := range map[string]string{
 		"journal_mode": "wal", "foreign_keys": "1", "synchronous": "1", "busy_timeout": "5000",
 	} {
-		for conn, db := range map[string]*sql.DB{"writer": r.w, "reader": r.r} {
+		for conn, db := range map[string]*sql.DB{"writer": r.Writer(), "reader": r.Reader()} {
 			var got string
 			must(t, db.QueryRowContext(ctx, "PRAGMA "+name).Scan(&got))
 			if got != want {
@@ -178,7 +181,7 @@ func TestSQLiteSettings(t *testing.T) {
 		}
 	}
 	var only string
-	must(t, r.r.QueryRowContext(ctx, "PRAGMA query_only").Scan(&only))
+	must(t, r.Reader().QueryRowContext(ctx, "PRAGMA query_only").Scan(&only))
 	if only != "1" {
 		t.Errorf("reader: PRAGMA query_only = %s, want 1", only)
 	}
@@ -188,28 +191,56 @@ func TestSQLiteSettings(t *testing.T) {
 // holds the write lock (an open registry needs no migration, so no lock).
 func TestSQLiteOpenBesideWriter(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "registry.db")
-	master := open(t, TypeSQLite, path)
+	master := open(t, registry.TypeSQLite, path)
 	register(t, master, daemon("n1", "echo", 100, "tcp 127.0.0.1:1"))
-	tx, err := master.(*store).w.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the write lock
+	tx, err := storeOf(t, master).Writer().BeginTx(ctx, nil) // BEGIN IMMEDIATE: the write lock
 	must(t, err)
 	defer tx.Rollback()
 	openCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	start := time.Now()
-	client, err := Open(openCtx, TypeSQLite, path)
+	client, err := registry.Open(openCtx, registry.TypeSQLite, path)
 	must(t, err)
 	defer client.Close()
 	wantResolve(t, client, "echo", local1, "n1 tcp 127.0.0.1:1")
-	if d := time.Since(start); d > SQLiteBusyTimeout/2 {
+	if d := time.Since(start); d > sqlite.BusyTimeout/2 {
 		t.Fatalf("open and resolve took %v: waited for the writer", d)
 	}
 }
 
 func TestSQLiteBadPaths(t *testing.T) {
 	for _, dsn := range []string{"", ":memory:", "file:x.db", "x.db?mode=ro", "/dev/null/x.db", "/proc/nsfd/registry.db"} {
-		if r, err := Open(ctx, TypeSQLite, dsn); err == nil {
+		if r, err := registry.Open(ctx, registry.TypeSQLite, dsn); err == nil {
 			r.Close()
 			t.Errorf("open %q: no error", dsn)
 		}
+	}
+}
+
+// TestSQLiteHeartbeatNoticesReplacedFile: once the database file is deleted
+// or another file takes its path, Heartbeat fails with ErrReplaced; a new
+// Open makes a fresh registry there, without the old file's journal.
+func TestSQLiteHeartbeatNoticesReplacedFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "registry.db")
+	r := open(t, registry.TypeSQLite, path)
+	register(t, r, daemon("n1", "echo", 100, "tcp 127.0.0.1:1"))
+	must(t, r.Heartbeat(ctx, "n1", 100))
+
+	must(t, os.Remove(path))
+	if err := r.Heartbeat(ctx, "n1", 100); !errors.Is(err, registry.ErrReplaced) {
+		t.Fatalf("heartbeat after the file was deleted: %v, want ErrReplaced", err)
+	}
+	again := open(t, registry.TypeSQLite, path)
+	wantNames(t, again) // a new, empty registry, not the deleted one's journal replayed
+	register(t, again, daemon("n1", "echo", 100, "tcp 127.0.0.1:1"))
+	must(t, again.Heartbeat(ctx, "n1", 100))
+
+	// Another file moved onto the path.
+	other := filepath.Join(dir, "other.db")
+	open(t, registry.TypeSQLite, other)
+	must(t, os.Rename(other, path))
+	if err := again.Heartbeat(ctx, "n1", 100); !errors.Is(err, registry.ErrReplaced) {
+		t.Fatalf("heartbeat after the file was replaced: %v, want ErrReplaced", err)
 	}
 }

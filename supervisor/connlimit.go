@@ -11,12 +11,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The master's own HTTP servers (the control socket and metrics_addr) are
-// open to clients that may not behave: a local user can open connections
-// to metrics_addr and leave them idle, or trickle a request header byte by
-// byte. Each connection costs the master a descriptor, and a master out of
-// descriptors cannot read etc/, bind a listener or start a worker. So each
-// server has
+// The master's own HTTP servers (the control socket, the resolver socket
+// and metrics_addr) are open to clients that may not behave: any local user
+// can open connections to metrics_addr or the resolver socket and leave
+// them idle, or trickle a request header byte by byte. Each connection
+// costs the master a descriptor, and a master out of descriptors cannot
+// read etc/, bind a listener or start a worker. So each server has
 //
 //   - timeouts: a request header must arrive within httpReadHeaderTimeout,
 //     a whole request within httpReadTimeout, its answer must be read
@@ -70,6 +70,16 @@ func connCap(nofile uint64, n int) int {
 		avail = int(min(nofile-fdReserve, 1<<20)) / 2 / n
 	}
 	return max(4, min(maxConnsPerListener, avail))
+}
+
+// maxConns is the connection cap of each of the master's HTTP listeners:
+// the control socket, the resolver socket and metrics_addr if set.
+func (s *Supervisor) maxConns() int {
+	n := 2
+	if s.master.MetricsAddr != "" {
+		n++
+	}
+	return connCap(nofileLimit(), n)
 }
 
 // nofileLimit returns the soft RLIMIT_NOFILE (which Go has raised to about

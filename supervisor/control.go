@@ -63,11 +63,7 @@ func (s *Supervisor) listenControl() (*control, error) {
 		l.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	listeners := 1
-	if s.master.MetricsAddr != "" {
-		listeners++
-	}
-	maxConns := connCap(nofileLimit(), listeners)
+	maxConns := s.maxConns()
 	c := &control{l: l}
 	var cl *connLimit
 	c.srv, cl = newHTTPServer(s.controlHandler(gid), "control socket", maxConns, s.log)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -30,11 +31,18 @@ type registrar struct {
 	counters  func(ctx context.Context) map[string][]registry.Worker // request counters, read every heartbeat
 	open      func(ctx context.Context) (registry.Registry, error)   // registry.Open; a seam for tests
 
+	// live is the registry run holds open, for the resolver socket; nil
+	// while it has none.
+	live atomic.Pointer[liveRegistry]
+
 	mu      sync.Mutex
 	daemons map[string]*regDaemon
 	kick    chan struct{}
 	done    chan struct{}
 }
+
+// liveRegistry holds the registry run has open.
+type liveRegistry struct{ registry.Registry }
 
 // regDaemon is one daemon's desired registry state.
 type regDaemon struct {
@@ -197,8 +205,15 @@ func (r *registrar) run(ctx context.Context) {
 			r.log.Info("removed what a previous master on this node left in the registry", "daemons", n)
 		}
 		reg = g
+		r.live.Store(&liveRegistry{g})
 		r.markAllDirty()
 		return true
+	}
+	// drop closes the registry: the next write opens it anew.
+	drop := func() {
+		r.live.Store(nil)
+		reg.Close()
+		reg = nil
 	}
 	// write sends what changed; full (every heartbeat, and every retry
 	// after a failure) starts with a heartbeat, a real round trip, so a
@@ -211,6 +226,15 @@ func (r *registrar) run(ctx context.Context) {
 		defer cancel()
 		if full || failing != nil {
 			err := reg.Heartbeat(wctx, r.node, r.pid)
+			if errors.Is(err, registry.ErrReplaced) {
+				// Writing on would go to a database nobody else sees.
+				r.log.Warn("the registry database was deleted or replaced; opening it anew and registering every daemon again", "error", err)
+				drop()
+				if !connect() {
+					return
+				}
+				err = reg.Heartbeat(wctx, r.node, r.pid)
+			}
 			if errors.Is(err, registry.ErrNotFound) {
 				r.markAllDirty() // nothing of ours there (new, or purged elsewhere): register again
 				err = nil
@@ -242,7 +266,7 @@ func (r *registrar) run(ctx context.Context) {
 					}
 				}
 				cancel()
-				reg.Close()
+				drop()
 			}
 			return
 		case <-r.kick:

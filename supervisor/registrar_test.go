@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nsfd/nsfd/registry"
+	_ "github.com/nsfd/nsfd/registry/sqlite" // the registry the tests open
 )
 
 // flaky is a real SQLite registry that can be made unreachable.

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // The master under systemd (Type=notify) speaks sd_notify to it with the
@@ -18,10 +18,10 @@ import (
 // way out, a STATUS= summary, and the watchdog when WatchdogSec is set.
 
 func (s *Supervisor) sdNotify(states ...string) {
-	if os.Getenv(prefork.EnvNotifySocket) == "" {
+	if os.Getenv(worker.EnvNotifySocket) == "" {
 		return
 	}
-	if err := prefork.Notify(states...); err != nil {
+	if err := worker.Notify(states...); err != nil {
 		s.log.Debug("sd_notify", "error", err)
 	}
 }
@@ -31,12 +31,12 @@ func (s *Supervisor) sdNotify(states ...string) {
 func (s *Supervisor) sdReloading() {
 	var ts unix.Timespec
 	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	s.sdNotify("RELOADING=1", "MONOTONIC_USEC="+strconv.FormatInt(ts.Nano()/1000, 10))
+	s.sdNotify(worker.NotifyReloading, worker.NotifyMonotonicUSec+strconv.FormatInt(ts.Nano()/1000, 10))
 }
 
 // sdReady reports readiness with a one-line summary.
 func (s *Supervisor) sdReady() {
-	s.sdNotify(prefork.NotifyReady, prefork.NotifyStatus+s.summary())
+	s.sdNotify(worker.NotifyReady, worker.NotifyStatus+s.summary())
 }
 
 // summary is a one-line STATUS= text, from Run's goroutine.
@@ -74,8 +74,8 @@ func configErrors(ds map[string]*daemon) int {
 
 // sdWatchdog pings systemd's watchdog at half its interval until ctx ends.
 func (s *Supervisor) sdWatchdog(ctx context.Context) {
-	iv, err := prefork.WatchdogInterval()
-	if err != nil || iv <= 0 || os.Getenv(prefork.EnvNotifySocket) == "" {
+	iv, err := worker.WatchdogInterval()
+	if err != nil || iv <= 0 || os.Getenv(worker.EnvNotifySocket) == "" {
 		return
 	}
 	go func() {
@@ -89,7 +89,7 @@ func (s *Supervisor) sdWatchdog(ctx context.Context) {
 				// Through the loop: a wedged master stops pinging.
 				pctx, cancel := context.WithTimeout(ctx, iv/2)
 				if s.do(pctx, func() {}) == nil {
-					s.sdNotify(prefork.NotifyWatchdog)
+					s.sdNotify(worker.NotifyWatchdog)
 				}
 				cancel()
 			}

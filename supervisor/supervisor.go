@@ -18,6 +18,7 @@ import (
 	"github.com/nsfd/nsfd/logging"
 	"github.com/nsfd/nsfd/prefork"
 	"github.com/nsfd/nsfd/registry"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // Options configure a Supervisor.
@@ -43,6 +44,9 @@ type Supervisor struct {
 	metrics *metrics
 	reg     *registrar
 	started time.Time
+	// resolverPath is the resolver socket's, passed to the workers in
+	// NSFD_RESOLVER; "" if it could not be bound.
+	resolverPath string
 
 	reqs   chan func()
 	quit   chan struct{}  // closed when Run stops serving requests
@@ -66,7 +70,8 @@ type daemon struct {
 	drained   chan struct{} // closed when a drain ends
 }
 
-// New loads nsfd.ini from opts.EtcDir and opens the central log.
+// New loads nsfd.ini from opts.EtcDir, prepares the run directory and
+// opens the central log.
 func New(opts Options) (*Supervisor, error) {
 	if opts.EtcDir == "" {
 		opts.EtcDir = "etc"
@@ -85,6 +90,9 @@ func New(opts Options) (*Supervisor, error) {
 	}
 	m, err := config.LoadMaster(opts.EtcDir)
 	if err != nil {
+		return nil, err
+	}
+	if err := prepareRunDir(m, config.CurrentUser()); err != nil {
 		return nil, err
 	}
 	lc := logging.Config{
@@ -139,14 +147,17 @@ func (s *Supervisor) Master() *config.Master { return s.master }
 func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	defer s.closeSink()
 	s.ctx = ctx
-	if err := os.MkdirAll(s.master.RunDir, 0o755); err != nil {
-		return fmt.Errorf("run dir: %w", err)
-	}
 	ctl, err := s.listenControl()
 	if err != nil {
 		return err
 	}
 	defer ctl.close()
+	if res, err := s.listenResolver(); err != nil {
+		s.log.Warn("no resolver socket; workers open the registry themselves", "error", err)
+	} else {
+		s.resolverPath = res.path
+		defer res.close()
+	}
 	w, err := s.watch(ctx)
 	if err != nil {
 		s.log.Warn("not watching etc/ for changes; use SIGHUP or `nsfd reload`", "error", err)
@@ -177,7 +188,7 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 			s.reload(ctx, "etc/ changed")
 		case <-ctx.Done():
 			close(s.quit) // from here on, requests fail fast instead of waiting for the loop
-			s.sdNotify(prefork.NotifyStopping)
+			s.sdNotify(worker.NotifyStopping)
 			s.log.Info("stopping: draining every daemon")
 			s.stopAll()
 			s.drains.Wait()
@@ -221,10 +232,7 @@ func (s *Supervisor) closeSink() {
 // startDaemon binds d's listeners and starts its pool.
 func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
 	d := dm.cfg
-	exec, err := execOptions(d)
-	if err != nil {
-		return err
-	}
+	exec := execOptions(d)
 	ls, err := s.bindListeners(ctx, d, exec, nil)
 	if err != nil {
 		return err
@@ -293,7 +301,7 @@ func (s *Supervisor) poolConfig(dm *daemon, d *config.Daemon, ls []*prefork.List
 		Command:           cmd,
 		Env:               append(s.frameworkEnv(d), d.Env...),
 		Listeners:         ls,
-		NotifyPath:        filepath.Join(s.master.RunDir, "notify", name+".sock"),
+		NotifyPath:        s.master.NotifyPath(name),
 		Notify:            d.Type == config.TypeNotify,
 		Policy:            policyOf(d),
 		MaxRequests:       d.MaxRequests,
@@ -315,17 +323,22 @@ func (s *Supervisor) poolConfig(dm *daemon, d *config.Daemon, ls []*prefork.List
 	}
 }
 
-// frameworkEnv tells every worker where the registry is and how its
-// daemon encodes messages, so framework daemons (and the built-in queue)
-// find each other by name.
+// frameworkEnv tells every worker where the registry is (the master's
+// resolver socket, and the registry itself for the queue's spool) and how
+// its daemon encodes messages, so framework daemons (and the built-in
+// queue) find each other by name.
 func (s *Supervisor) frameworkEnv(d *config.Daemon) []string {
 	r := s.master.Registry
-	return []string{
-		"NSFD_REGISTRY_TYPE=" + r.Type,
-		"NSFD_REGISTRY_DSN=" + r.DSN,
-		"NSFD_REGISTRY_MAX_AGE=" + (3 * r.Heartbeat).String(),
-		"NSFD_ENCODING=" + d.Encoding,
+	env := []string{
+		worker.EnvRegistryType + "=" + r.Type,
+		worker.EnvRegistryDSN + "=" + r.DSN,
+		worker.EnvRegistryMaxAge + "=" + (3 * r.Heartbeat).String(),
+		worker.EnvEncoding + "=" + d.Encoding,
 	}
+	if s.resolverPath != "" {
+		env = append(env, worker.EnvResolver+"="+s.resolverPath)
+	}
+	return env
 }
 
 // policyOf returns d's pool-size options.

@@ -3,7 +3,7 @@
 // result codes, pluggable codecs, length-prefixed frames, the server loop a
 // daemon runs on each connection, and the client-side Conn that the client
 // package pools. It needs no cgo and nothing else from nsfd, so a worker
-// binary links only prefork and wire.
+// binary links only worker and wire.
 //
 // # Messages
 //
@@ -52,11 +52,11 @@
 //
 // A daemon's handler is usually a Mux, which routes by command and is the
 // list of allowed commands. Serve serves a listener; ServeConn serves one
-// connection and is what a prefork worker runs for each one:
+// connection and is what a worker (package worker) runs for each one:
 //
 //	mux := wire.NewMux()
 //	mux.RouteFunc("get", get)
-//	prefork.Serve(ctx, prefork.HandlerFunc(func(ctx context.Context, c net.Conn) {
+//	worker.Serve(ctx, worker.HandlerFunc(func(ctx context.Context, c net.Conn) {
 //		if err := wire.ServeConn(ctx, c, mux, wire.ServerOptions{}); err != nil {
 //			log.Print(err)
 //		}

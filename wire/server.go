@@ -4,8 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -52,9 +53,10 @@ type ServerOptions struct {
 	// the time writing each response may take; a connection that exceeds
 	// it is closed. 0 means no limit.
 	IdleTimeout time.Duration
-	// ErrorLog receives what the server does not return: recovered panics,
-	// refused frames, failed writes. nil means log.Printf.
-	ErrorLog func(format string, args ...any)
+	// Logger receives what the server does not return: recovered panics,
+	// refused frames, failed writes. nil means slog.Default() (see package
+	// worker on why slog).
+	Logger *slog.Logger
 }
 
 // Server serves requests on the connections of a listener.
@@ -102,7 +104,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 				return wrap(err, "accept on %s", l.Addr())
 			}
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.Options.logf("wire: accept on %s: %v; retrying in %v", l.Addr(), err, backoff)
+			s.Options.logger().Warn("wire: accept failed; retrying", "addr", l.Addr().String(), "error", err, "backoff", backoff)
 			t := time.NewTimer(backoff)
 			select {
 			case <-ctx.Done():
@@ -115,7 +117,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		backoff = 0
 		conns.Go(func() {
 			if err := ServeConn(ctx, c, s.Handler, s.Options); err != nil {
-				s.Options.logf("%v", err)
+				s.Options.logger().Warn("wire: connection failed", "error", err)
 			}
 		})
 	}
@@ -139,12 +141,19 @@ func retryable(err error) bool {
 	return false
 }
 
-func (o *ServerOptions) logf(format string, args ...any) {
-	if o.ErrorLog != nil {
-		o.ErrorLog(format, args...)
-		return
+// logRequest is req for a log record: nil if there is none.
+func logRequest(req *Request) any {
+	if req == nil {
+		return nil
 	}
-	log.Printf(format, args...)
+	return req
+}
+
+func (o *ServerOptions) logger() *slog.Logger {
+	if o.Logger != nil {
+		return o.Logger
+	}
+	return slog.Default()
 }
 
 // aLongTimeAgo is a deadline in the past, which makes blocked I/O return.
@@ -154,7 +163,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // answered before the next is read, and closes c when it returns. It is the
 // piece a prefork worker calls for each connection:
 //
-//	prefork.HandlerFunc(func(ctx context.Context, c net.Conn) { wire.ServeConn(ctx, c, h, opts) })
+//	worker.HandlerFunc(func(ctx context.Context, c net.Conn) { wire.ServeConn(ctx, c, h, opts) })
 //
 // A frame whose payload does not decode is answered with CodeSyntaxError and
 // the connection stays usable. A frame over opts.MaxFrame is answered with
@@ -172,7 +181,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 // requests, the idle timeout passed or ctx is done; otherwise the error that
 // ended the connection, such as one wrapping ErrFrameTooLarge or
 // io.ErrUnexpectedEOF for a truncated frame, or ErrUnknownCodec at once.
-// ServeConn logs (opts.ErrorLog) what it does not return, such as recovered
+// ServeConn logs (opts.Logger) what it does not return, such as recovered
 // panics; what it returns is for the caller to log: Serve does.
 func ServeConn(ctx context.Context, c net.Conn, h Handler, opts ServerOptions) error {
 	defer c.Close()
@@ -302,13 +311,14 @@ func (sc *serverConn) lingerClose() {
 func (sc *serverConn) handle(req *Request) (resp *Response) {
 	defer func() {
 		if p := recover(); p != nil {
-			sc.opts.logf("wire: panic serving %s (%v): %v\n%s", sc.c.RemoteAddr(), req, p, debug.Stack())
+			sc.opts.logger().Error("wire: handler panicked", "remote", sc.c.RemoteAddr().String(), "request", req,
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 			resp = Failf(CodeCommandFailed, "internal error")
 		}
 	}()
 	resp = sc.h.Handle(sc.ctx, req)
 	if resp == nil {
-		sc.opts.logf("wire: handler returned no response to %s (%v)", sc.c.RemoteAddr(), req)
+		sc.opts.logger().Error("wire: handler returned no response", "remote", sc.c.RemoteAddr().String(), "request", req)
 		resp = Failf(CodeCommandFailed, "no response")
 	}
 	return resp
@@ -341,7 +351,7 @@ func (sc *serverConn) respond(req *Request, resp *Response, start time.Time) err
 	var err error
 	sc.wbuf, err = AppendFrame(sc.wbuf[:0], sc.codec, &out, sc.limit)
 	if err != nil {
-		sc.opts.logf("wire: response to %s (%v): %v", sc.c.RemoteAddr(), req, err)
+		sc.opts.logger().Error("wire: response could not be sent", "remote", sc.c.RemoteAddr().String(), "request", logRequest(req), "error", err)
 		fail := &Response{
 			Code:    CodeCommandFailed,
 			Message: Message(CodeCommandFailed) + ": response could not be sent: " + err.Error(),

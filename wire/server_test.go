@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -32,14 +33,19 @@ func newLogRecorder(tb testing.TB) *logRecorder {
 	return &logRecorder{tb: tb, changed: make(chan struct{})}
 }
 
-func (l *logRecorder) logf(format string, args ...any) {
-	s := fmt.Sprintf(format, args...)
+// logger is a Logger whose records l collects.
+func (l *logRecorder) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
+
+// Write takes one record as slog's text handler writes it.
+func (l *logRecorder) Write(p []byte) (int, error) {
+	s := strings.TrimSuffix(string(p), "\n")
 	l.mu.Lock()
 	l.lines = append(l.lines, s)
 	close(l.changed)
 	l.changed = make(chan struct{})
 	l.mu.Unlock()
 	l.tb.Log("server log: " + s)
+	return len(p), nil
 }
 
 // waitFor waits until a logged line contains all of subs, and reports
@@ -81,8 +87,8 @@ func startServer(tb testing.TB, h Handler, opts ServerOptions) *testServer {
 		tb.Fatal(err)
 	}
 	rec := newLogRecorder(tb)
-	if opts.ErrorLog == nil {
-		opts.ErrorLog = rec.logf
+	if opts.Logger == nil {
+		opts.Logger = rec.logger()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -348,8 +354,8 @@ func tcpPair(tb testing.TB) (client, server net.Conn) {
 
 // serveConnAsync runs ServeConn and returns a channel for its result.
 func serveConnAsync(ctx context.Context, tb testing.TB, c net.Conn, h Handler, opts ServerOptions) <-chan error {
-	if opts.ErrorLog == nil {
-		opts.ErrorLog = newLogRecorder(tb).logf
+	if opts.Logger == nil {
+		opts.Logger = newLogRecorder(tb).logger()
 	}
 	done := make(chan error, 1)
 	go func() { done <- ServeConn(ctx, c, h, opts) }()

@@ -25,6 +25,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+
+	"github.com/nsfd/nsfd/worker"
 )
 
 // payload pads a line to about 100 bytes, a typical log line.
@@ -47,9 +49,9 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	id := os.Getenv("NSFD_WORKER")
+	id := os.Getenv(worker.EnvWorker)
 	if _, err := strconv.Atoi(id); err != nil {
-		return fmt.Errorf("NSFD_WORKER=%q: not a worker id", id)
+		return fmt.Errorf("%s=%q: not a worker id", worker.EnvWorker, id)
 	}
 	start := make(chan os.Signal, 1)
 	signal.Notify(start, syscall.SIGUSR1)

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/client"
+	"github.com/nsfd/nsfd/queue"
 	"github.com/nsfd/nsfd/registry"
 	"github.com/nsfd/nsfd/wire"
 )
@@ -157,7 +158,7 @@ func TestCallAsyncThroughQueue(t *testing.T) {
 
 	// The queue has two workers and kv two: the wait and the result often
 	// reach different queue processes, and a result still wakes its waiter
-	// at once, not at the spool's safety re-read (registry.SpoolRecheck).
+	// at once, not at the spool's safety re-read (queue.SpoolRecheck).
 	// Timed with the client package, free of the CLI's start-up.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -175,13 +176,13 @@ func TestCallAsyncThroughQueue(t *testing.T) {
 		if err != nil || resp.Code != wire.CodeOK || compact(resp.Data) != `{"keys":3,"bytes":9}` {
 			t.Fatalf("reindex: %+v %v", resp, err)
 		}
-		if took > registry.SpoolRecheck-time.Second {
+		if took > queue.SpoolRecheck-time.Second {
 			t.Fatalf("a 100ms reindex took %v: its result did not wake the waiter", took)
 		}
 	}
 	// The jobs are in the spool, done; the queue lists them.
 	out, _, code = e.nsfd("call", "queue", "list", `{"daemon":"kv","status":"done"}`)
-	var jobs client.Jobs
+	var jobs queue.Jobs
 	if err := json.Unmarshal([]byte(out), &jobs); code != 0 || err != nil || len(jobs.Jobs) != 5 {
 		t.Fatalf("queue list: %d %q %v", code, out, err)
 	}

@@ -24,6 +24,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/nsfd/nsfd/registry"
+	"github.com/nsfd/nsfd/registry/remote"
 )
 
 // policyOf reads a daemon's min_servers and max_servers from `nsfd status --json`.
@@ -287,9 +288,10 @@ func openFDs(pid int) int {
 var metricsAddrRE = regexp.MustCompile(`metrics: addr=(\S+)`)
 
 // TestHostileConnectionFlood: hundreds of idle and keep-alive connections
-// to metrics_addr and to the control socket, more than the master has
-// descriptors, take none of its own work: `nsfd status` and `nsfd reload`
-// answer, a new daemon starts, an oversized request body is refused.
+// to metrics_addr, the control socket and the resolver socket, more than
+// the master has descriptors, take none of its own work: `nsfd status` and
+// `nsfd reload` answer, workers resolve names, a new daemon starts, an
+// oversized request body is refused.
 func TestHostileConnectionFlood(t *testing.T) {
 	const nofile = 256
 	e := newEnv(t)
@@ -312,6 +314,7 @@ func TestHostileConnectionFlood(t *testing.T) {
 	// keep-alive connections idle after one request, and headers that
 	// trickle in — twice as many as the master's whole descriptor limit.
 	control := filepath.Join(e.dir, "var/run/nsfd.sock")
+	resolver := filepath.Join(e.dir, "var/run/resolve.sock")
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
@@ -319,7 +322,7 @@ func TestHostileConnectionFlood(t *testing.T) {
 		}
 	}()
 	for i := range nofile {
-		for _, target := range [][2]string{{"tcp", metrics}, {"unix", control}} {
+		for _, target := range [][2]string{{"tcp", metrics}, {"unix", control}, {"unix", resolver}} {
 			c, err := net.DialTimeout(target[0], target[1], 5*time.Second)
 			if err != nil {
 				continue // the backlog may be full for a moment: the flood goes on
@@ -328,7 +331,7 @@ func TestHostileConnectionFlood(t *testing.T) {
 			switch i % 3 {
 			case 1:
 				c.SetDeadline(time.Now().Add(2 * time.Second))
-				fmt.Fprintf(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+				fmt.Fprintf(c, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n") // a 404 from the resolver: as good
 				if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
@@ -343,6 +346,14 @@ func TestHostileConnectionFlood(t *testing.T) {
 	}
 	if out, errOut, code := e.nsfd("status"); code != 0 || !strings.Contains(out, "echo") {
 		t.Errorf("nsfd status under the flood: exit %d\n%s%s", code, out, errOut)
+	}
+	// Workers still resolve names through the resolver socket.
+	rc := remote.Dial(resolver)
+	defer rc.Close()
+	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer rcancel()
+	if eps, err := rc.Resolve(rctx, "echo", registry.ResolveOptions{}); err != nil || len(eps) != 1 {
+		t.Errorf("resolve through the resolver socket under the flood: %v, %v", eps, err)
 	}
 	e.write("more.ini", echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n"))
 	out, errOut, code := e.nsfd("reload")

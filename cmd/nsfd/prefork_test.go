@@ -156,7 +156,7 @@ func TestMaxRequestsReplacesWorkersWithoutFailures(t *testing.T) {
 
 func TestWatchdogReplacesSilentWorker(t *testing.T) {
 	e := newEnv(t)
-	// The echo worker pings (prefork.Serve does); the shell worker never does.
+	// The echo worker pings (worker.Serve does); the shell worker never does.
 	e.write("echo.ini", echoConf("min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\nwatchdog = 200ms\n"))
 	e.write("mute.ini", "command = /bin/sh -c 'echo mute; exec sleep 1000'\nport = 127.0.0.1:0\nmin_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\nwatchdog = 200ms\nstart_seconds = 10ms\n")
 	m := e.start()

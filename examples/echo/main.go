@@ -30,7 +30,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/worker"
 )
 
 func main() {
@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	e := &echo{greeting: *greeting, slow: *slow}
-	srv := &prefork.Server{Handler: e, PacketHandler: e.servePackets, Concurrency: *concurrency}
+	srv := &worker.Server{Handler: e, PacketHandler: e.servePackets, Concurrency: *concurrency}
 	fmt.Fprintf(stdout, "echo worker %d ready\n", os.Getpid())
 	return srv.Serve(ctx)
 }
@@ -66,7 +66,7 @@ type echo struct {
 	slow     time.Duration
 }
 
-var _ prefork.Handler = (*echo)(nil)
+var _ worker.Handler = (*echo)(nil)
 
 // ServeConn echoes lines until the client leaves or the worker drains.
 func (e *echo) ServeConn(ctx context.Context, c net.Conn) {

@@ -134,7 +134,7 @@ func TestEchoDatagrams(t *testing.T) {
 	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "ping\n" {
 		t.Fatalf("got %q, %v", buf[:n], err)
 	}
-	cancel() // what prefork.Serve does on drain: cancel, then a read deadline
+	cancel() // what worker.Serve does on drain: cancel, then a read deadline
 	pc.SetReadDeadline(time.Now())
 	select {
 	case <-done:

@@ -13,7 +13,7 @@
 // Like a Net::Server::PreFork child, a worker holds at most --concurrency
 // connections (default 1): while they are all taken it does not accept, so
 // the kernel hands the next connection to another worker. It reports through
-// a prefork.Load: BUSY=1 when it takes its last free slot, BUSY=0 (a couple
+// a worker.Load: BUSY=1 when it takes its last free slot, BUSY=0 (a couple
 // of milliseconds later, unless the slot is taken again) when one frees up,
 // and the number of connections, which the master counts towards
 // max_requests (clients that keep connections alive make several requests
@@ -35,7 +35,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/worker"
 )
 
 func main() {
@@ -52,12 +52,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	ls, err := prefork.Listeners()
+	ls, err := worker.Listeners()
 	if err != nil {
 		return err
 	}
 	if len(ls) == 0 {
-		return prefork.ErrNoListeners
+		return worker.ErrNoListeners
 	}
 
 	sl := newSlots(max(*concurrency, 1))
@@ -76,7 +76,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	for _, l := range ls {
 		go func() { served <- srv.Serve(l) }()
 	}
-	notify(prefork.NotifyReady)
+	notify(worker.NotifyReady)
 	fmt.Fprintf(stdout, "http worker %d ready on %d listener(s)\n", os.Getpid(), len(ls))
 	wctx, stopWatchdog := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWatchdog()
@@ -117,11 +117,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 // BUSY=1/BUSY=0 and the count of connections as it fills and frees.
 type slots struct {
 	free chan struct{} // a token per connection held
-	load *prefork.Load
+	load *worker.Load
 }
 
 func newSlots(limit int) *slots {
-	return &slots{free: make(chan struct{}, limit), load: &prefork.Load{Concurrency: limit}}
+	return &slots{free: make(chan struct{}, limit), load: &worker.Load{Concurrency: limit}}
 }
 
 func (s *slots) taken() { s.load.Begin() }
@@ -175,7 +175,7 @@ func (c *slotConn) Close() error {
 
 // watchdog sends WATCHDOG=1 at half the interval the master asked for.
 func watchdog(ctx context.Context) {
-	interval, err := prefork.WatchdogInterval()
+	interval, err := worker.WatchdogInterval()
 	if err != nil {
 		log.Printf("http: watchdog off: %v", err)
 	}
@@ -187,7 +187,7 @@ func watchdog(ctx context.Context) {
 	for {
 		select {
 		case <-t.C:
-			notify(prefork.NotifyWatchdog)
+			notify(worker.NotifyWatchdog)
 		case <-ctx.Done():
 			return
 		}
@@ -195,7 +195,7 @@ func watchdog(ctx context.Context) {
 }
 
 func notify(state string) {
-	if err := prefork.Notify(state); err != nil {
+	if err := worker.Notify(state); err != nil {
 		log.Printf("http: %v", err)
 	}
 }

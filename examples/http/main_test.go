@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // TestBusyPerConnection: with one slot, each connection is a request,
@@ -33,8 +33,8 @@ func TestBusyPerConnection(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer notes.Close()
-			t.Setenv(prefork.EnvNotifySocket, path)
-			t.Setenv(prefork.EnvMaxRequests, "")
+			t.Setenv(worker.EnvNotifySocket, path)
+			t.Setenv(worker.EnvMaxRequests, "")
 
 			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				io.WriteString(w, "ok\n")
@@ -58,7 +58,7 @@ func TestBusyPerConnection(t *testing.T) {
 			if err := sl.load.Close(); err != nil {
 				t.Fatal(err)
 			}
-			buf := make([]byte, prefork.MaxNotifySize)
+			buf := make([]byte, worker.MaxNotifySize)
 			var got []string
 			for n := strings.Count(tc.want, " ") + 1; len(got) < n; {
 				notes.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -55,8 +55,8 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/client"
-	"github.com/nsfd/nsfd/prefork"
 	"github.com/nsfd/nsfd/wire"
+	"github.com/nsfd/nsfd/worker"
 )
 
 func main() {
@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fset := flag.NewFlagSet("kv", flag.ContinueOnError)
 	dir := fset.String("dir", envOr("KV_DIR", "kv"), "the store's directory")
 	concurrency := fset.Int("concurrency", 64, "connections served at once")
-	encoding := fset.String("encoding", envOr("NSFD_ENCODING", wire.DefaultCodec), "wire codec")
+	encoding := fset.String("encoding", envOr(worker.EnvEncoding, wire.DefaultCodec), "wire codec")
 	delay := fset.Duration("reindex-delay", 200*time.Millisecond, "how long reindex works")
 	if err := fset.Parse(args); err != nil {
 		return err
@@ -84,14 +84,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := os.MkdirAll(*dir, 0o750); err != nil {
 		return err
 	}
-	k := &kv{dir: *dir, delay: *delay, name: envOr("NSFD_DAEMON", "kv")}
+	k := &kv{dir: *dir, delay: *delay, name: envOr(worker.EnvDaemon, "kv")}
 	defer k.close()
 	opts := wire.ServerOptions{Codec: *encoding, IdleTimeout: 5 * time.Minute}
 	if _, err := wire.Lookup(*encoding); err != nil {
 		return err
 	}
-	srv := &prefork.Server{
-		Handler: prefork.HandlerFunc(func(ctx context.Context, c net.Conn) {
+	srv := &worker.Server{
+		Handler: worker.HandlerFunc(func(ctx context.Context, c net.Conn) {
 			if err := wire.ServeConn(ctx, c, k.mux(), opts); err != nil {
 				log.Printf("kv: %v", err)
 			}
@@ -240,7 +240,7 @@ func (k *kv) del(ctx context.Context, req *wire.Request) *wire.Response {
 
 // info says which node and worker answered.
 func (k *kv) info(ctx context.Context, req *wire.Request) *wire.Response {
-	return wire.OK(map[string]any{"node": os.Getenv("NSFD_NODE"), "pid": os.Getpid(), "worker": os.Getenv("NSFD_WORKER")})
+	return wire.OK(map[string]any{"node": os.Getenv(worker.EnvNode), "pid": os.Getpid(), "worker": os.Getenv(worker.EnvWorker)})
 }
 
 // reindex puts a job into the spool and answers at once; the work, and

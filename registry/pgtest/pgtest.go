@@ -318,7 +318,7 @@ func (s *Server) Start(ctx context.Context) error {
 	cmd.Dir = s.dir
 	cmd.Env = s.env
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true, Pdeathsig: syscall.SIGQUIT}
+	cmd.SysProcAttr = sysProcAttr(s.cred)
 	started := make(chan error, 1)
 	exited := make(chan struct{})
 	go func() {

@@ -1,0 +1,40 @@
+// Package worker is the worker side of nsfd's worker contract
+// (docs/protocol.md): what a Go program needs to be one of a daemon's
+// pre-forked workers, and the one home of the protocol's names. It needs
+// nothing but the standard library and golang.org/x/sys, no cgo, and builds
+// on every unix (and on Windows, where Notify and Serve's own listeners work
+// and inherited ones are refused); go-systemd keeps its activation and
+// daemon packages apart from any manager for the same reason.
+//
+// The master (package prefork) starts each worker with:
+//
+//	fd 3..     the daemon's listeners        LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES
+//	           a datagram status socket      NOTIFY_SOCKET (READY=1, BUSY=1/0, REQUESTS=n, WATCHDOG=1, STATUS=, STOPPING=1)
+//	           a liveness interval           WATCHDOG_USEC, WATCHDOG_PID (when `watchdog` is set)
+//	           who it is                     NSFD_DAEMON, NSFD_WORKER, NSFD_NODE
+//	           its own max_requests          NSFD_MAX_REQUESTS (unset: unlimited)
+//	           where other daemons are       NSFD_RESOLVER, NSFD_REGISTRY_TYPE, NSFD_REGISTRY_DSN, NSFD_REGISTRY_MAX_AGE
+//	           how its daemon encodes        NSFD_ENCODING
+//
+// Their names are the Env* constants, the notify words the Notify* ones
+// (and their keys Key*, for readers); MasterEnv lists every variable.
+//
+// Files and Listeners take the inherited sockets as sd_listen_fds(3) does;
+// Notify sends status words, WatchdogInterval and MaxRequests read what the
+// master asks for. Serve (a Server) does all of it: it accepts on every
+// inherited listener, reports READY=1, reports going busy at once and going
+// idle after a short grace cancelled by the next connection (Load), so
+// back-to-back connections cost the master two datagrams in all rather than
+// two each, pings the watchdog, and drains on SIGTERM. A worker that
+// accepts by itself counts its requests with a Load, or with Busy and Idle.
+//
+// # Logging
+//
+// What Serve and Load cannot return (a failed report, an accept error they
+// retry) goes to a *log/slog.Logger, Server.Logger and Load.Logger, by
+// default slog.Default(), which writes to stderr, where the master reads
+// every line into the central log. The wire server logs the same way
+// (wire.ServerOptions.Logger). slog is the standard library's structured
+// logger: a program plugs in the handler it likes (JSON, text, an adapter to
+// its own logger) without this package depending on any.
+package worker

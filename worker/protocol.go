@@ -1,0 +1,114 @@
+package worker
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Environment variables of the worker contract (docs/protocol.md): the
+// master sets every one of them for each worker it starts. This is their one
+// home; the master, the configuration checks, the client and the queue use
+// these names.
+const (
+	EnvListenFDs     = "LISTEN_FDS"     // number of inherited listeners, starting at fd 3
+	EnvListenPID     = "LISTEN_PID"     // pid the listeners are meant for
+	EnvListenFDNames = "LISTEN_FDNAMES" // colon-separated names, one per listener
+	EnvNotifySocket  = "NOTIFY_SOCKET"  // datagram socket for status messages
+	EnvWatchdogUSec  = "WATCHDOG_USEC"  // watchdog interval in microseconds, when set
+	EnvWatchdogPID   = "WATCHDOG_PID"   // pid the watchdog interval is meant for
+	EnvDaemon        = "NSFD_DAEMON"    // daemon name
+	EnvWorker        = "NSFD_WORKER"    // worker slot number, 0-based
+	EnvNode          = "NSFD_NODE"      // node name of the master
+	// EnvMaxRequests is the worker's own max_requests limit, jitter
+	// included: the master replaces the worker once it has begun that many
+	// requests. Unset (or 0) when unlimited.
+	EnvMaxRequests = "NSFD_MAX_REQUESTS"
+
+	// The registry, for workers that call other daemons by name (framework
+	// daemons, the built-in queue): its type (sqlite or postgres), its DSN
+	// (a file path or a PostgreSQL DSN) and the oldest heartbeat a daemon
+	// may have to be resolved, a Go duration ("15s").
+	EnvRegistryType   = "NSFD_REGISTRY_TYPE"
+	EnvRegistryDSN    = "NSFD_REGISTRY_DSN"
+	EnvRegistryMaxAge = "NSFD_REGISTRY_MAX_AGE"
+	// EnvResolver is the path of the master's resolver socket: a read-only
+	// view of the registry (HTTP+JSON, GET /v1/resolve/NAME) through which a
+	// worker resolves names without opening the registry itself, so that it
+	// needs neither a database driver nor access to the database.
+	EnvResolver = "NSFD_RESOLVER"
+	// EnvEncoding is the wire codec of the worker's daemon (its `encoding`).
+	EnvEncoding = "NSFD_ENCODING"
+)
+
+// MasterEnv returns the names of every environment variable the master sets
+// for its workers: a daemon's own environment may not set them.
+func MasterEnv() []string {
+	return []string{
+		EnvListenFDs, EnvListenPID, EnvListenFDNames, EnvNotifySocket, EnvWatchdogUSec, EnvWatchdogPID,
+		EnvDaemon, EnvWorker, EnvNode, EnvMaxRequests,
+		EnvRegistryType, EnvRegistryDSN, EnvRegistryMaxAge, EnvResolver, EnvEncoding,
+	}
+}
+
+// ListenFDsStart is the first inherited listener fd, as in sd_listen_fds(3).
+const ListenFDsStart = 3
+
+// listenFDNamePrefix names an inherited fd that LISTEN_FDNAMES leaves
+// unnamed: LISTEN_FD_3, LISTEN_FD_4, ...
+const listenFDNamePrefix = "LISTEN_FD_"
+
+// Keys of the words on NOTIFY_SOCKET, for whoever reads them (the master,
+// systemd). A message is newline-separated KEY=VALUE words.
+const (
+	KeyReady         = "READY"
+	KeyBusy          = "BUSY"
+	KeyWatchdog      = "WATCHDOG"
+	KeyStatus        = "STATUS"
+	KeyStopping      = "STOPPING"
+	KeyRequests      = "REQUESTS"
+	KeyReloading     = "RELOADING"
+	KeyMonotonicUSec = "MONOTONIC_USEC"
+)
+
+// Status words a worker sends on NOTIFY_SOCKET, one KEY=VALUE per line.
+const (
+	NotifyReady    = KeyReady + "=1"    // the worker accepts connections
+	NotifyBusy     = KeyBusy + "=1"     // the worker is handling a request (Net::Server's "processing")
+	NotifyIdle     = KeyBusy + "=0"     // the worker waits for a request (Net::Server's "waiting")
+	NotifyWatchdog = KeyWatchdog + "=1" // liveness ping
+	// NotifyWatchdogTrigger asks the master to treat the worker as hung.
+	NotifyWatchdogTrigger = KeyWatchdog + "=trigger"
+	NotifyStopping        = KeyStopping + "=1" // the worker leaves on its own
+	NotifyStatus          = KeyStatus + "="    // prefix of a free-text status line
+	// NotifyRequests is the prefix of REQUESTS=n: the number of requests the
+	// worker has begun since it started. The master counts requests from it
+	// instead of from BUSY=1 (docs/protocol.md).
+	NotifyRequests = KeyRequests + "="
+	// NotifyReloading and NotifyMonotonicUSec are what the master itself
+	// sends to systemd (Type=notify-reload) around a reload: RELOADING=1
+	// with MONOTONIC_USEC=<CLOCK_MONOTONIC in µs>, then READY=1.
+	NotifyReloading     = KeyReloading + "=1"
+	NotifyMonotonicUSec = KeyMonotonicUSec + "="
+)
+
+// MaxNotifySize is the largest notify datagram the master reads; longer ones are dropped and counted.
+const MaxNotifySize = 4096
+
+// ParseCount parses a count of the protocol, the n of REQUESTS=n and of
+// NSFD_MAX_REQUESTS: decimal digits only, no sign or space, at most what an
+// int holds.
+func ParseCount(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, errors.New("empty")
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, errors.New("not a decimal number")
+		}
+	}
+	n, err := strconv.ParseUint(string(b), 10, strconv.IntSize-1)
+	if err != nil {
+		return 0, err
+	}
+	return int(n), nil
+}
