@@ -249,9 +249,15 @@ func (l *connLimit) forget(c *limitedConn) {
 	l.mu.Unlock()
 }
 
-// live returns how many connections are counted.
-func (l *connLimit) live() int {
+// live returns how many connections are counted, and how many of them
+// are answering a request.
+func (l *connLimit) live() (n, busy int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.conns)
+	for _, u := range l.conns {
+		if u.busy {
+			busy++
+		}
+	}
+	return len(l.conns), busy
 }
