@@ -227,6 +227,8 @@ type noteSource interface {
 // noNotes is the noteSource of a pool without a notify socket.
 type noNotes struct{}
 
+var _ noteSource = noNotes{}
+
 func (noNotes) ready() <-chan struct{} { return nil }
 func (noNotes) take(bool) []note       { return nil }
 
