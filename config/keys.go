@@ -66,7 +66,7 @@ var Keys = []KeyDoc{
 	{File: FileDaemon, Name: "socket_mode", Default: "0" + strconv.FormatUint(uint64(DefaultSocketMode), 8), Doc: "mode (octal) of UNIX socket files"},
 	{File: FileDaemon, Name: "type", Default: DefaultType, Doc: "`simple` (ready once started) or `notify` (ready after READY=1)"},
 	{File: FileDaemon, Name: "min_servers", Default: itoa(DefaultMinServers), Doc: "workers kept running at least"},
-	{File: FileDaemon, Name: "max_servers", Default: itoa(DefaultMaxServers), Doc: "workers running at most"},
+	{File: FileDaemon, Name: "max_servers", Default: itoa(DefaultMaxServers), Doc: "workers running at most; never more than " + itoa(MaxServersLimit) + ", in the file or through `nsfd scale` and SIGTTIN"},
 	{File: FileDaemon, Name: "min_spare_servers", Default: itoa(DefaultMinSpareServers), Doc: "idle workers wanted at least (≤ min_servers, ≤ max_spare_servers)"},
 	{File: FileDaemon, Name: "max_spare_servers", Default: itoa(DefaultMaxSpareServers), Doc: "idle workers kept at most (< max_servers)"},
 	{File: FileDaemon, Name: "max_requests", Default: itoa(DefaultMaxRequests), Doc: "requests a worker serves before it is replaced; 0: unlimited"},

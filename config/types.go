@@ -36,6 +36,12 @@ const (
 	DefaultRegistryDSN       = "../var/registry.db"
 )
 
+// MaxServersLimit is the largest max_servers a daemon may have, from its
+// file or from `nsfd scale` and SIGTTIN: a bound on the processes one
+// daemon may ask the master for (a reload may briefly run twice as many),
+// and on the arithmetic of scaling.
+const MaxServersLimit = 10000
+
 // The defaults of a system install: an etc directory under /etc (such as
 // /etc/nsfd) puts the run directory, the central log and the SQLite registry
 // where the Filesystem Hierarchy Standard has them, not under /etc/var.

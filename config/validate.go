@@ -175,6 +175,9 @@ func validateDaemon(d *Daemon, l *keyLoader) Errors {
 	if d.MinServers < 1 {
 		at("min_servers", "must be at least 1")
 	}
+	if d.MaxServers > MaxServersLimit {
+		at("max_servers", fmt.Sprintf("%d is more than the limit of %d", d.MaxServers, MaxServersLimit))
+	}
 	for _, r := range poolRules {
 		if r.ok(pool[r.a], pool[r.b]) {
 			continue

@@ -17,6 +17,7 @@ type formatter struct {
 	json bool
 	buf  bytes.Buffer
 	enc  *json.Encoder
+	esc  []byte // a JSON record escaped
 }
 
 func newFormatter(jsonFormat bool) *formatter {
@@ -52,7 +53,7 @@ func (f *formatter) worker(t time.Time, daemon string, pid int, stream string, l
 			PID:       pid,
 			Stream:    stream,
 		})
-		return f.buf.Bytes()
+		return f.jsonSafe()
 	}
 	b := f.buf.AvailableBuffer()
 	b = appendWorkerText(b, t, daemon, pid, stream, line)
@@ -64,15 +65,15 @@ func (f *formatter) worker(t time.Time, daemon string, pid int, stream string, l
 func appendWorkerText(b []byte, t time.Time, daemon string, pid int, stream string, line []byte) []byte {
 	b = t.UTC().AppendFormat(b, TimeLayout)
 	b = append(b, ' ')
-	b = appendEscaped(b, []byte(daemon))
+	b = AppendEscaped(b, []byte(daemon))
 	b = append(b, '[')
 	b = strconv.AppendInt(b, int64(pid), 10)
 	b = append(b, "] "...)
-	b = appendEscaped(b, []byte(stream))
+	b = AppendEscaped(b, []byte(stream))
 	b = append(b, ':')
 	if len(line) > 0 {
 		b = append(b, ' ')
-		b = appendEscaped(b, line)
+		b = AppendEscaped(b, line)
 	}
 	return append(b, '\n')
 }
@@ -85,31 +86,24 @@ func (f *formatter) master(p []byte) []byte {
 	p = bytes.TrimSuffix(p, []byte{'\n'})
 	b := f.buf.AvailableBuffer()
 	if f.json {
-		b = append(b, p...)
+		b = AppendJSONEscaped(b, p)
 	} else {
-		b = appendEscaped(b, p)
+		b = AppendEscaped(b, p)
 	}
 	b = append(b, '\n')
 	f.buf.Write(b)
 	return f.buf.Bytes()
 }
 
-// appendEscaped appends p with its control characters other than tab escaped:
-// \n, \r, and \xNN for the others (DEL included). Everything else, backslashes
-// and bytes that are not UTF-8 included, is copied verbatim.
-func appendEscaped(b, p []byte) []byte {
-	const hex = "0123456789abcdef"
-	for _, c := range p {
-		switch {
-		case c == '\t' || (c >= 0x20 && c != 0x7f):
-			b = append(b, c)
-		case c == '\n':
-			b = append(b, `\n`...)
-		case c == '\r':
-			b = append(b, `\r`...)
-		default:
-			b = append(b, '\\', 'x', hex[c>>4], hex[c&0xf])
+// jsonSafe escapes the JSON record in f.buf as AppendJSONEscaped does and
+// returns it; the result is valid until the next call.
+func (f *formatter) jsonSafe() []byte {
+	rec := f.buf.Bytes()
+	for _, c := range rec {
+		if c >= 0x7f {
+			f.esc = AppendJSONEscaped(f.esc[:0], rec)
+			return f.esc
 		}
 	}
-	return b
+	return rec
 }

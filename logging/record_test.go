@@ -195,7 +195,10 @@ func FuzzParseRecord(f *testing.F) {
 			if !ok || r.Daemon != "echo" || r.PID != 42 || r.Stream != StreamStderr || !r.Time.Equal(recTime) {
 				t.Fatalf("ParseRecord(%q) = %+v, %v", out, r, ok)
 			}
-			want := string(appendEscaped(nil, data))
+			if bad := terminalUnsafe(out[:len(out)-1]); bad != "" {
+				t.Fatalf("record %q holds %s", out, bad)
+			}
+			want := string(AppendEscaped(nil, data))
 			if jsonFormat {
 				want = string(data)
 				if !utf8.Valid(data) {

@@ -32,6 +32,7 @@ type Listener struct {
 	Addr  net.Addr   // the real bound address: port 0 resolved
 	file  *os.File
 	proto string
+	sock  sockFile // a UNIX socket's file, as bound: only that file is changed or removed
 }
 
 // File returns the socket's fd as a file, for exec.Cmd.ExtraFiles.
@@ -63,16 +64,18 @@ func (l *Listener) IsUnix() bool {
 	return l.Spec.Network == "unix" || l.Spec.Network == "unixgram"
 }
 
-// Close closes the master's fd and, for a UNIX socket, removes its file.
-// Workers that still hold the fd keep serving on it until they exit.
+// Close closes the master's fd and, for a UNIX socket, removes its file
+// if it is still the one bound (same device and inode): a file put in its
+// place since is left alone, and the error wraps ErrReplaced. Workers that
+// still hold the fd keep serving on it until they exit.
 func (l *Listener) Close() error {
 	if l == nil || l.file == nil {
 		return nil
 	}
 	err := l.file.Close()
-	if l.IsUnix() {
-		if rerr := os.Remove(l.Spec.Address); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
-			err = rerr
+	if l.IsUnix() && l.sock.path != "" {
+		if rerr := l.sock.remove(); rerr != nil && err == nil {
+			err = fmt.Errorf("close %s: %w", l, rerr)
 		}
 	}
 	l.file = nil
@@ -147,6 +150,12 @@ func Bind(ctx context.Context, spec ListenSpec) (*Listener, error) {
 		return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
 	}
 	l := &Listener{Spec: spec, Addr: addr, file: file, proto: protoOf(spec.Network)}
+	if l.IsUnix() {
+		if l.sock, err = statSocketFile(spec.Address); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("bind %s: %w", l, err)
+		}
+	}
 	fd := int(file.Fd())
 	if spec.Backlog > 0 && (spec.Network == "unix" || spec.Proto() == "tcp") {
 		// Go listens with the kernel's somaxconn; listen(2) again sets the daemon's backlog.
@@ -156,22 +165,20 @@ func Bind(ctx context.Context, spec ListenSpec) (*Listener, error) {
 		}
 	}
 	if l.IsUnix() {
-		mode := spec.Mode
-		if mode == 0 {
-			mode = 0o660
-		}
-		if err := os.Chmod(spec.Address, mode); err != nil {
+		if err := l.sock.setMode(socketMode(spec), spec.UID, spec.GID); err != nil {
 			l.Close()
 			return nil, fmt.Errorf("bind %s: %w", l, err)
 		}
-		if spec.UID >= 0 || spec.GID >= 0 {
-			if err := os.Lchown(spec.Address, spec.UID, spec.GID); err != nil {
-				l.Close()
-				return nil, fmt.Errorf("bind %s: %w", l, err)
-			}
-		}
 	}
 	return l, nil
+}
+
+// socketMode is the mode of a UNIX socket file: spec.Mode, default 0660.
+func socketMode(spec ListenSpec) fs.FileMode {
+	if spec.Mode == 0 {
+		return 0o660
+	}
+	return spec.Mode
 }
 
 // Proto returns the spec's protocol without address family.
@@ -221,17 +228,8 @@ func (l *Listener) Adjust(spec ListenSpec) error {
 		return fmt.Errorf("adjust %s: spec is for %s %s", l, spec.Network, spec.Address)
 	}
 	if l.IsUnix() {
-		mode := spec.Mode
-		if mode == 0 {
-			mode = 0o660
-		}
-		if err := os.Chmod(spec.Address, mode); err != nil {
+		if err := l.sock.setMode(socketMode(spec), spec.UID, spec.GID); err != nil {
 			return fmt.Errorf("adjust %s: %w", l, err)
-		}
-		if spec.UID >= 0 || spec.GID >= 0 {
-			if err := os.Lchown(spec.Address, spec.UID, spec.GID); err != nil {
-				return fmt.Errorf("adjust %s: %w", l, err)
-			}
 		}
 	}
 	if spec.Backlog > 0 && spec.Backlog != l.Spec.Backlog && (spec.Network == "unix" || spec.Proto() == "tcp") {

@@ -6,6 +6,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -19,7 +21,17 @@ type notifySocket struct {
 	path string
 	conn *net.UnixConn
 	ino  uint64 // of the socket file: close removes the path only if it is still ours
+
+	rc     syscall.RawConn
+	mu     sync.Mutex // serialises reads of the socket: notes keep the kernel's order
+	queued []note     // read, not taken yet
+	buf    []byte
+	oob    []byte
+	notify chan struct{} // a token once queued is not empty
+	space  chan struct{} // a token once the pool took what was queued
 }
+
+var _ noteSource = (*notifySocket)(nil)
 
 // note is one datagram as read, with the sender's pid.
 type note struct {
@@ -64,7 +76,9 @@ func listenNotify(path string, uid, gid int) (*notifySocket, error) {
 		conn.Close()
 		return nil, fmt.Errorf("notify socket: SO_PASSCRED: %w", err)
 	}
-	ns := &notifySocket{path: path, conn: conn}
+	ns := &notifySocket{path: path, conn: conn, rc: raw,
+		buf: make([]byte, proto.MaxNotifySize+1), oob: make([]byte, unix.CmsgSpace(unix.SizeofUcred)),
+		notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 	if err := ns.own(uid, gid); err != nil {
 		conn.Close()
 		return nil, err
@@ -95,47 +109,87 @@ func (s *notifySocket) own(uid, gid int) error {
 	return nil
 }
 
-// maxBatch bounds the datagrams read in one go.
-const maxBatch = 128
+// maxQueued bounds the notes read and not taken yet: past it the reader
+// waits for the pool, and the kernel's queue holds the rest (and, full,
+// makes senders wait), so a flood costs bounded memory.
+const maxQueued = 1024
 
-// read delivers datagrams to out, in batches of what is queued, until the
-// socket is closed: under load one wake-up of the reader and of the pool
-// serves many status messages.
-func (s *notifySocket) read(out chan<- []note, done <-chan struct{}) {
-	rc, err := s.conn.SyscallConn()
-	if err != nil {
-		return
-	}
-	buf := make([]byte, proto.MaxNotifySize+1)
-	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+// read reads datagrams as they arrive and queues them for the pool until
+// the socket is closed or done is closed: under load one wake-up of the
+// reader and of the pool serves many status messages.
+func (s *notifySocket) read(done <-chan struct{}) {
 	for {
-		var batch []note
+		var n int
 		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			for len(batch) < maxBatch {
-				n, oobn, flags, _, err := unix.Recvmsg(int(fd), buf, oob, unix.MSG_DONTWAIT)
-				if err == unix.EAGAIN || err == unix.EINTR {
-					return len(batch) > 0 // nothing queued yet: wait for the socket
-				}
-				if err != nil {
-					rerr = err
-					return true
-				}
-				batch = append(batch, parseDatagram(buf[:n], oob[:oobn], flags))
-			}
-			return true
+		err := s.rc.Read(func(fd uintptr) bool {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			n, rerr = s.recvLocked(int(fd), maxQueued)
+			// Nothing queued in the kernel and room here: wait for the socket.
+			return n > 0 || rerr != nil || len(s.queued) >= maxQueued
 		})
-		if len(batch) > 0 {
+		if n > 0 {
 			select {
-			case out <- batch:
-			case <-done:
-				return
+			case s.notify <- struct{}{}:
+			default: // a token is there already
 			}
 		}
 		if err != nil || (rerr != nil && rerr != unix.ENOMEM && rerr != unix.ENOBUFS) {
 			return // closed
 		}
+		s.mu.Lock()
+		full := len(s.queued) >= maxQueued
+		s.mu.Unlock()
+		if full {
+			select {
+			case <-s.space:
+			case <-done:
+				return
+			}
+		}
 	}
+}
+
+// recvLocked reads datagrams from fd into s.queued until the kernel has
+// none left or s.queued holds limit; it returns how many it read, and the
+// error that stopped it if not "none left". s.mu is held.
+func (s *notifySocket) recvLocked(fd, limit int) (int, error) {
+	n := 0
+	for len(s.queued) < limit {
+		dn, oobn, flags, _, err := unix.Recvmsg(fd, s.buf, s.oob, unix.MSG_DONTWAIT)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+		s.queued = append(s.queued, parseDatagram(s.buf[:dn], s.oob[:oobn], flags))
+		n++
+	}
+	return n, nil
+}
+
+func (s *notifySocket) ready() <-chan struct{} { return s.notify }
+
+func (s *notifySocket) take(flush bool) []note {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if flush {
+		// What the kernel holds was sent before now: read it too, in order
+		// after what the reader queued. Past 2×maxQueued the sender is
+		// flooding; the rest waits for the next read.
+		_ = s.rc.Control(func(fd uintptr) { _, _ = s.recvLocked(int(fd), 2*maxQueued) })
+	}
+	out := s.queued
+	s.queued = nil
+	select {
+	case s.space <- struct{}{}:
+	default:
+	}
+	return out
 }
 
 // parseDatagram turns one datagram and its control message into a note.

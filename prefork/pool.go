@@ -5,11 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/rand/v2"
 	"os"
-	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -156,52 +152,22 @@ type Status struct {
 	Since        time.Time      `json:"since"`
 }
 
-type worker struct {
-	pid        int
-	slot       int
-	gen        int // restart generation; older ones are rolled out
-	state      WorkerState
-	started    time.Time
-	idleSince  time.Time
-	lastPing   time.Time
-	ready      bool
-	attempt    int // the start attempt (round) it belongs to
-	requests   int
-	ownCount   bool // sent REQUESTS=: its requests come from that word, no longer from BUSY=1
-	maxReq     int
-	replaced   bool   // max_requests reached or rolled: stopped once replacements are ready
-	cause      string // why it was told to stop
-	killAt     time.Time
-	killed     bool
-	status     string
-	proc       *os.Process
-	stopSignal bool
-}
-
-// exitEvent says a worker has exited, and that what it wrote before is read.
-// It is not reaped yet: its zombie keeps the pid from being reused until the
-// loop reaps it (proc.Wait, which then returns at once) and forgets it, so no
-// signal can reach a stranger.
-type exitEvent struct {
-	pid  int
-	proc *os.Process
-}
-
 // Pool runs one daemon's workers. One goroutine owns all its state; the
 // methods send it requests.
 type Pool struct {
 	cfg Config
 
-	notes chan []note
-	reqs  chan func()
-	stop  chan struct{}
-	done  chan struct{}
+	sys  poolSys
+	reqs chan func()
+	stop chan struct{}
+	done chan struct{}
 
 	startOnce sync.Once
 	stopOnce  sync.Once
 	settled   chan struct{} // closed once the pool first runs, goes fatal or stops
 	settle    sync.Once
 	nsock     *notifySocket
+	notes     noteSource // the notify socket's datagrams; noNotes without one
 	sockDone  chan struct{}
 
 	pump   *pump         // reads the workers' output and sees them exit
@@ -210,22 +176,61 @@ type Pool struct {
 	exitc  chan struct{} // a token once exited is not empty
 
 	// Owned by the run goroutine.
-	workers      map[int]*worker
-	gen          int
-	state        PoolState
-	since        time.Time
-	stopping     bool
-	fatal        bool
-	attempt      int
-	failedStarts int
-	nextSpawn    time.Time
-	lastBusy     time.Time
-	spawns       int
-	restarts     int
-	requests     int
-	malformed    int
-	wake         time.Time
+	workers         map[int]*worker
+	gen             int
+	state           PoolState
+	since           time.Time
+	stopping        bool
+	fatal           bool
+	attempt         int
+	failedStarts    int
+	nextSpawn       time.Time
+	lastBusy        time.Time
+	spawns          int
+	restarts        int
+	requests        int
+	malformed       int
+	malformedLogged time.Time // when a dropped datagram was last logged
+	wake            time.Time // the next deadline, if any
+	expect          time.Time // when the loop means to run next at the latest, if a deadline is armed
+	graceFrom       time.Time // the end of the master's last stall: no deadline runs from before it
 }
+
+// poolSys is what a pool asks of the clock and the operating system;
+// tests replace it to drive the pool's logic without processes or sleeps.
+type poolSys struct {
+	now       func() time.Time
+	start     func(p *Pool, slot, maxReq int) (*os.Process, error) // fork and exec a worker
+	signal    func(proc *os.Process, sig os.Signal) error          // to the worker itself
+	killGroup func(pid int) error                                  // SIGKILL to the worker's process group
+}
+
+// realSys is the real clock, fork and kill(2).
+var realSys = poolSys{
+	now:       time.Now,
+	start:     (*Pool).startProcess,
+	signal:    func(proc *os.Process, sig os.Signal) error { return proc.Signal(sig) },
+	killGroup: killGroup,
+}
+
+// noteSource holds the notify datagrams read for a pool, in the order the
+// kernel queued them.
+type noteSource interface {
+	// ready returns a channel that has a token once notes are waiting.
+	ready() <-chan struct{}
+	// take returns the notes waiting, oldest first. With flush it first
+	// reads every datagram the kernel holds, so that nothing sent before
+	// the call is left unread.
+	take(flush bool) []note
+}
+
+// noNotes is the noteSource of a pool without a notify socket.
+type noNotes struct{}
+
+var _ noteSource = noNotes{}
+
+func (noNotes) ready() <-chan struct{} { return nil }
+func (noNotes) take(bool) []note       { return nil }
 
 // NewPool checks cfg and returns a pool that is not started yet.
 func NewPool(cfg Config) (*Pool, error) {
@@ -234,7 +239,8 @@ func NewPool(cfg Config) (*Pool, error) {
 	}
 	return &Pool{
 		cfg:      cfg,
-		notes:    make(chan []note, 64),
+		sys:      realSys,
+		notes:    noNotes{},
 		exitc:    make(chan struct{}, 1),
 		reqs:     make(chan func()),
 		stop:     make(chan struct{}),
@@ -266,9 +272,10 @@ func (p *Pool) Start(ctx context.Context) error {
 				close(p.done)
 				return
 			}
-			go p.nsock.read(p.notes, p.sockDone)
+			p.notes = p.nsock
+			go p.nsock.read(p.sockDone)
 		}
-		p.since = time.Now()
+		p.since = p.sys.now()
 		go p.run()
 	})
 	return err
@@ -334,31 +341,29 @@ func (p *Pool) Status(ctx context.Context) (Status, error) {
 	return st, err
 }
 
-// Scale moves min_servers and max_servers by delta together, as
-// Net::Server's SIGTTIN/SIGTTOU do, keeping the spare-server rules valid
-// (min_servers stays at least 1). It returns the new options.
-func (p *Pool) Scale(ctx context.Context, delta int) (PolicyOptions, error) {
-	var out PolicyOptions
-	err := p.do(ctx, func() {
-		o := p.cfg.Policy
-		if o.MinServers+delta < 1 {
-			delta = 1 - o.MinServers
+// Resize replaces the pool-size options with what f makes of the current
+// ones, in place, as one step on the pool's goroutine (two resizes never
+// interleave): `nsfd scale` and SIGTTIN/SIGTTOU. The result must pass
+// PolicyOptions.Validate; f's error or the validation's is returned and
+// nothing changes. It returns the new options.
+func (p *Pool) Resize(ctx context.Context, f func(PolicyOptions) (PolicyOptions, error)) (PolicyOptions, error) {
+	var (
+		out PolicyOptions
+		err error
+	)
+	if derr := p.do(ctx, func() {
+		var o PolicyOptions
+		if o, err = f(p.cfg.Policy); err != nil {
+			return
 		}
-		o.MinServers += delta
-		o.MaxServers += delta
-		if o.MinSpareServers > o.MinServers {
-			o.MinSpareServers = o.MinServers
+		if err = o.Validate(); err != nil {
+			return
 		}
-		if o.MaxSpareServers >= o.MaxServers {
-			o.MaxSpareServers = o.MaxServers - 1
-		}
-		if o.MinSpareServers > o.MaxSpareServers {
-			o.MinSpareServers = o.MaxSpareServers
-		}
-		p.cfg.Policy = o
-		out = o
+		p.cfg.Policy, out = o, o
 		p.cfg.Logger.Info("scaled", "min_servers", o.MinServers, "max_servers", o.MaxServers)
-	})
+	}); derr != nil {
+		return out, derr
+	}
 	return out, err
 }
 
@@ -419,501 +424,6 @@ func (p *Pool) roll() {
 			w.replaced = true
 		}
 	}
-}
-
-func (p *Pool) run() {
-	defer close(p.done)
-	defer func() {
-		p.pump.drop(p) // output of workers' children that still hold a pipe
-		releasePump()
-	}()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	stop := p.stop
-	for {
-		now := time.Now()
-		p.step(now)
-		if p.stopping && len(p.workers) == 0 {
-			p.setState(PoolStopped)
-			if p.nsock != nil {
-				close(p.sockDone)
-				p.nsock.close()
-			}
-			return
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		var tc <-chan time.Time
-		if !p.wake.IsZero() {
-			timer.Reset(max(p.wake.Sub(now), 0))
-			tc = timer.C
-		}
-		select {
-		case batch := <-p.notes:
-			now := time.Now()
-			for _, nt := range batch {
-				p.handleNote(nt, now)
-			}
-		case <-p.exitc:
-			for _, ex := range p.takeExited() {
-				p.handleExit(ex, time.Now())
-			}
-		case f := <-p.reqs:
-			f()
-		case <-stop:
-			stop = nil
-			p.stopping = true
-			p.setState(PoolStopping)
-			for _, w := range p.workers {
-				p.terminate(w, "stopped", time.Now())
-			}
-		case <-tc:
-		}
-	}
-}
-
-// step applies timeouts and the spare-server policy, and sets p.wake.
-func (p *Pool) step(now time.Time) {
-	p.wake = time.Time{}
-	p.timeouts(now)
-	if !p.stopping && !p.fatal {
-		p.applyPolicy(now)
-		p.timeouts(now) // arm the deadlines of workers the policy just started
-	}
-	p.setState(p.computeState(now))
-}
-
-// timeouts kills workers past a deadline and arms p.wake for the next one.
-func (p *Pool) timeouts(now time.Time) {
-	for _, w := range p.workers {
-		switch {
-		case w.cause != "":
-			if !w.killed && !now.Before(w.killAt) {
-				p.cfg.Logger.Warn("worker did not stop in time; killing it", "pid", w.pid, "graceful_timeout", p.cfg.GracefulTimeout)
-				p.kill(w)
-			}
-			if !w.killed {
-				p.wakeAt(w.killAt)
-			}
-		case !w.ready && p.cfg.Notify:
-			deadline := w.started.Add(p.cfg.ReadyTimeout)
-			if !now.Before(deadline) {
-				p.cfg.Logger.Warn("worker not ready in time; killing it", "pid", w.pid, "ready_timeout", p.cfg.ReadyTimeout)
-				w.cause = "ready-timeout"
-				p.kill(w)
-				p.failedStart(now, w.attempt)
-			} else {
-				p.wakeAt(deadline)
-			}
-		case p.cfg.Watchdog > 0:
-			deadline := w.lastPing.Add(p.cfg.Watchdog)
-			if !now.Before(deadline) {
-				p.cfg.Logger.Warn("worker missed its watchdog; killing it", "pid", w.pid, "watchdog", p.cfg.Watchdog)
-				w.cause = "watchdog"
-				p.kill(w)
-			} else {
-				p.wakeAt(deadline)
-			}
-		}
-		// A worker of the current start attempt that has lived start_period
-		// and is ready ends a run of failed starts; older workers prove nothing.
-		if p.failedStarts > 0 && w.ready && w.cause == "" && !w.replaced && w.attempt == p.attempt {
-			ok := w.started.Add(p.cfg.StartPeriod)
-			if !now.Before(ok) {
-				p.failedStarts = 0
-				p.nextSpawn = time.Time{}
-			} else {
-				p.wakeAt(ok)
-			}
-		}
-	}
-}
-
-func (p *Pool) applyPolicy(now time.Time) {
-	// Replaced workers go once no replacement is still starting and enough
-	// replacements are ready: a new configuration that fails to start leaves
-	// the old workers serving.
-	starting, ready := false, 0
-	for _, w := range p.workers {
-		if w.cause == "" && !w.replaced {
-			if w.ready {
-				ready++
-			} else {
-				starting = true
-			}
-		}
-	}
-	if !starting && ready >= p.cfg.Policy.MinServers {
-		for _, w := range p.workers {
-			if w.replaced && w.cause == "" {
-				p.terminate(w, "replaced", now)
-			}
-		}
-	}
-	if now.Before(p.nextSpawn) {
-		p.wakeAt(p.nextSpawn)
-		return
-	}
-	var (
-		sb   []Slot
-		live []*worker
-	)
-	for _, w := range p.workers {
-		if w.cause != "" || w.replaced {
-			continue
-		}
-		sb = append(sb, Slot{State: w.state, Started: w.started, IdleSince: w.idleSince})
-		live = append(live, w)
-	}
-	plan := Decide(sb, p.cfg.Policy, p.lastBusy, now)
-	p.wakeAt(plan.WakeAt)
-	for _, i := range plan.Retire {
-		p.terminate(live[i], "retired", now)
-	}
-	n := plan.Spawn
-	// Workers being replaced or draining still hold memory: however fast
-	// reloads come, the pool never has more than twice max_servers
-	// processes; new ones wait for old ones to leave.
-	if hard := 2*p.cfg.Policy.MaxServers - len(p.workers); n > hard {
-		n = max(hard, 0)
-		p.makeRoom(plan.Spawn-n, now)
-	}
-	if p.failedStarts > 0 { // after a failed start, probe with one worker at a time
-		if starting {
-			n = 0
-		} else {
-			n = min(n, 1)
-		}
-	}
-	for range n {
-		if err := p.spawn(now); err != nil {
-			p.cfg.Logger.Error("cannot start worker", "error", err)
-			p.failedStart(now, p.attempt)
-			return
-		}
-	}
-}
-
-// makeRoom stops up to k workers that are being replaced, oldest first,
-// while at least min_servers others still serve: under the process cap,
-// replacements can only start once old workers leave.
-func (p *Pool) makeRoom(k int, now time.Time) {
-	serving := 0
-	var old []*worker
-	for _, w := range p.workers {
-		if w.ready && w.cause == "" {
-			serving++
-			if w.replaced {
-				old = append(old, w)
-			}
-		}
-	}
-	slices.SortFunc(old, func(a, b *worker) int { return a.started.Compare(b.started) })
-	for _, w := range old {
-		if k == 0 || serving <= p.cfg.Policy.MinServers {
-			return
-		}
-		p.terminate(w, "replaced", now)
-		serving--
-		k--
-	}
-}
-
-func (p *Pool) wakeAt(t time.Time) {
-	if t.IsZero() {
-		return
-	}
-	if p.wake.IsZero() || t.Before(p.wake) {
-		p.wake = t
-	}
-}
-
-func (p *Pool) computeState(now time.Time) PoolState {
-	switch {
-	case p.stopping:
-		return PoolStopping
-	case p.fatal:
-		return PoolFatal
-	}
-	for _, w := range p.workers {
-		if w.ready && w.cause == "" {
-			return PoolRunning
-		}
-	}
-	if now.Before(p.nextSpawn) {
-		return PoolBackoff
-	}
-	return PoolStarting
-}
-
-func (p *Pool) setState(s PoolState) {
-	if s == p.state {
-		return
-	}
-	p.state = s
-	switch s {
-	case PoolRunning, PoolFatal, PoolStopped:
-		p.settle.Do(func() { close(p.settled) })
-	}
-	p.since = time.Now()
-	p.observe(Event{Kind: EventState, State: s})
-}
-
-func (p *Pool) observe(e Event) {
-	if p.cfg.Observer != nil {
-		e.Pool = p.cfg.Name
-		p.cfg.Observer(e)
-	}
-}
-
-func (p *Pool) freeSlot() int {
-	used := make(map[int]bool, len(p.workers))
-	for _, w := range p.workers {
-		used[w.slot] = true
-	}
-	for i := 0; ; i++ {
-		if !used[i] {
-			return i
-		}
-	}
-}
-
-func (p *Pool) spawn(now time.Time) error {
-	slot := p.freeSlot()
-	maxReq := p.cfg.MaxRequests
-	if maxReq > 0 && p.cfg.MaxRequestsJitter > 0 {
-		maxReq += rand.IntN(p.cfg.MaxRequestsJitter + 1)
-	}
-	proc, err := p.startProcess(slot, maxReq)
-	if err != nil {
-		return err
-	}
-	w := &worker{
-		pid:      proc.Pid,
-		proc:     proc,
-		slot:     slot,
-		gen:      p.gen,
-		started:  now,
-		lastPing: now,
-		attempt:  p.attempt,
-		state:    StateStarting,
-		maxReq:   maxReq,
-	}
-	if !p.cfg.Notify {
-		w.ready, w.state, w.idleSince = true, StateIdle, now
-	}
-	p.workers[w.pid] = w
-	p.spawns++
-	p.cfg.Logger.Debug("worker started", "pid", w.pid, "slot", slot)
-	p.observe(Event{Kind: EventSpawn, PID: w.pid, Slot: slot})
-	if w.ready {
-		p.observe(Event{Kind: EventReady, PID: w.pid, Slot: slot})
-	}
-	return nil
-}
-
-func (p *Pool) handleNote(nt note, now time.Time) {
-	if nt.err != nil {
-		p.malformed++
-		if p.malformed == 1 || p.malformed%1000 == 0 {
-			p.cfg.Logger.Warn("dropped notify datagram", "pid", nt.pid, "error", nt.err, "dropped_total", p.malformed)
-		}
-		return
-	}
-	w := p.workers[nt.pid]
-	if w == nil {
-		// A child of a worker, or a process that is not ours: it cannot speak for a worker.
-		p.malformed++
-		return
-	}
-	m := nt.msg
-	if m.HasStatus {
-		w.status = m.Status
-	}
-	if m.HasRequests {
-		// The worker counts for itself from now on: BUSY=1 no longer adds
-		// one, in this datagram or later ones, so nothing counts twice.
-		w.ownCount = true
-		p.countRequests(w, m.Requests)
-	}
-	if m.Watchdog {
-		w.lastPing = now
-	}
-	if m.WatchdogTrigger && w.cause == "" {
-		p.cfg.Logger.Warn("worker asked for the watchdog action; killing it", "pid", w.pid)
-		w.cause = "watchdog"
-		p.kill(w)
-		return
-	}
-	if m.Ready && !w.ready {
-		w.ready, w.lastPing = true, now
-		if w.state == StateStarting {
-			w.state, w.idleSince = StateIdle, now
-		}
-		p.observe(Event{Kind: EventReady, PID: w.pid, Slot: w.slot})
-	}
-	switch m.Busy {
-	case 1:
-		if !w.ready { // a worker that reports work is evidently ready
-			w.ready = true
-			p.observe(Event{Kind: EventReady, PID: w.pid, Slot: w.slot})
-		}
-		if w.state != StateStopping {
-			w.state = StateBusy
-		}
-		if !w.ownCount {
-			p.countRequests(w, w.requests+1)
-		}
-		p.lastBusy = now
-	case 0:
-		if w.state == StateBusy {
-			w.state, w.idleSince = StateIdle, now
-		}
-		p.lastBusy = now
-	}
-	if m.Stopping && w.cause == "" {
-		// The worker leaves on its own: replace it now, and do not count its exit as a crash.
-		w.cause = "exited"
-		w.state = StateStopping
-		w.killAt = now.Add(p.cfg.GracefulTimeout)
-	}
-}
-
-// countRequests raises w's request count to n, never lowering it, and
-// marks w for replacement once it reaches its max_requests.
-func (p *Pool) countRequests(w *worker, n int) {
-	if n <= w.requests {
-		return
-	}
-	p.requests += min(n-w.requests, math.MaxInt-p.requests) // a wild REQUESTS= cannot wrap the total
-	w.requests = n
-	if w.maxReq > 0 && w.requests >= w.maxReq && !w.replaced && w.cause == "" {
-		p.cfg.Logger.Debug("worker reached max_requests; replacing it", "pid", w.pid, "requests", w.requests)
-		w.replaced = true
-	}
-}
-
-// terminate sends SIGTERM and arms the SIGKILL deadline.
-func (p *Pool) terminate(w *worker, cause string, now time.Time) {
-	if w.cause != "" && w.stopSignal {
-		return
-	}
-	if w.cause == "" {
-		w.cause = cause
-	}
-	w.stopSignal = true
-	w.state = StateStopping
-	w.killAt = now.Add(p.cfg.GracefulTimeout)
-	if err := w.proc.Signal(sigTerm); err != nil {
-		p.cfg.Logger.Debug("signal worker", "pid", w.pid, "error", err)
-	}
-}
-
-// kill sends SIGKILL to the worker's process group.
-func (p *Pool) kill(w *worker) {
-	if w.cause == "" {
-		w.cause = "stopped"
-	}
-	w.killed = true
-	w.state = StateStopping
-	if err := killGroup(w.pid); err != nil {
-		p.cfg.Logger.Debug("kill worker", "pid", w.pid, "error", err)
-	}
-}
-
-// workerExited queues ex for the run goroutine. The pump calls it: it does
-// not block.
-func (p *Pool) workerExited(ex exitEvent) {
-	p.exitMu.Lock()
-	p.exited = append(p.exited, ex)
-	p.exitMu.Unlock()
-	select {
-	case p.exitc <- struct{}{}:
-	default: // a token is there already
-	}
-}
-
-// takeExited returns the exits queued since the last call.
-func (p *Pool) takeExited() []exitEvent {
-	p.exitMu.Lock()
-	defer p.exitMu.Unlock()
-	ex := p.exited
-	p.exited = nil
-	return ex
-}
-
-func (p *Pool) handleExit(ex exitEvent, now time.Time) {
-	st, _ := ex.proc.Wait() // reap: the process has exited, so this does not block
-	w := p.workers[ex.pid]
-	if w == nil {
-		return
-	}
-	delete(p.workers, ex.pid)
-	code, sig := exitInfo(st)
-	lived := now.Sub(w.started)
-	ev := Event{Kind: EventExit, PID: w.pid, Slot: w.slot, Requests: w.requests, ExitCode: code, Signal: sig}
-	desc := describeExit(code, sig)
-	switch {
-	case w.cause == "ready-timeout", w.cause == "" && (lived < p.cfg.StartPeriod || !w.ready):
-		ev.Cause = "failed-start"
-		if w.cause == "ready-timeout" {
-			ev.Cause = "ready-timeout"
-		}
-		p.observe(ev)
-		if !p.stopping {
-			p.restarts++
-			p.cfg.Logger.Warn("worker failed to start", "pid", w.pid, "exit", desc, "after", lived.Round(time.Millisecond))
-			if ev.Cause == "failed-start" { // a ready timeout was counted when it fired
-				p.failedStart(now, w.attempt)
-			}
-		}
-		return
-	case w.cause != "":
-		ev.Cause = w.cause
-		if w.cause == "watchdog" && !p.stopping {
-			p.restarts++
-		}
-		lvl := hclog.Debug
-		if w.cause == "watchdog" || w.killed {
-			lvl = hclog.Warn
-		}
-		p.cfg.Logger.Log(lvl, "worker exited", "pid", w.pid, "cause", w.cause, "exit", desc, "requests", w.requests)
-	default:
-		ev.Cause = "crashed"
-		if code == 0 && sig == "" {
-			ev.Cause = "exited"
-		}
-		p.restarts++
-		p.cfg.Logger.Warn("worker exited unexpectedly; replacing it", "pid", w.pid, "exit", desc, "uptime", lived.Round(time.Millisecond))
-	}
-	p.observe(ev)
-}
-
-// failedStart counts a failed start of the given attempt (round): the
-// workers started together fail together and count once.
-func (p *Pool) failedStart(now time.Time, attempt int) {
-	if attempt != p.attempt || p.fatal {
-		return
-	}
-	p.attempt++
-	p.failedStarts++
-	if p.failedStarts >= p.cfg.StartRetries {
-		p.fatal = true
-		p.cfg.Logger.Error("daemon failed to start; giving up until `nsfd restart` or a config change",
-			"failed_starts", p.failedStarts, "start_retries", p.cfg.StartRetries)
-		return
-	}
-	backoff := p.cfg.BackoffInitial << (p.failedStarts - 1)
-	if backoff > p.cfg.BackoffMax || backoff <= 0 {
-		backoff = p.cfg.BackoffMax
-	}
-	p.nextSpawn = now.Add(backoff)
-	p.cfg.Logger.Warn("backing off before the next start",
-		"retry", strconv.Itoa(p.failedStarts+1)+"/"+strconv.Itoa(p.cfg.StartRetries), "backoff", backoff)
 }
 
 func (p *Pool) snapshot() Status {

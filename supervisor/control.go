@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/user"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsfd/nsfd/logging"
 	"github.com/nsfd/nsfd/prefork"
 )
 
@@ -61,20 +63,14 @@ func (s *Supervisor) listenControl() (*control, error) {
 		l.Close()
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", s.handleStatus)
-	mux.HandleFunc("POST /v1/reload", s.handleReload)
-	mux.HandleFunc("POST /v1/daemons/{name}/{verb}", s.handleDaemon)
-	mux.Handle("GET /metrics", s.metrics.handler())
+	maxConns := s.maxConns()
 	c := &control{l: l}
-	c.srv = &http.Server{
-		Handler:           s.authorize(mux, gid),
-		ReadHeaderTimeout: 5 * time.Second,
-		ConnContext: func(ctx context.Context, conn net.Conn) context.Context {
-			return context.WithValue(ctx, credsKey{}, peerCreds(conn))
-		},
+	var cl *connLimit
+	c.srv, cl = newHTTPServer(s.controlHandler(gid), "control socket", maxConns, s.log)
+	c.srv.ConnContext = func(ctx context.Context, conn net.Conn) context.Context {
+		return context.WithValue(ctx, credsKey{}, peerCreds(conn))
 	}
-	go c.srv.Serve(nl)
+	go c.srv.Serve(cl.listener(nl))
 	if addr := s.master.MetricsAddr; addr != "" {
 		ml, err := net.Listen("tcp", addr)
 		if err != nil {
@@ -83,11 +79,79 @@ func (s *Supervisor) listenControl() (*control, error) {
 		}
 		mm := http.NewServeMux()
 		mm.Handle("GET /metrics", s.metrics.handler())
-		c.metrics = &http.Server{Handler: mm, ReadHeaderTimeout: 5 * time.Second}
-		go c.metrics.Serve(ml)
+		c.metrics, cl = newHTTPServer(mm, "metrics_addr", maxConns, s.log)
+		c.metrics.WriteTimeout = metricsWriteTimeout
+		go c.metrics.Serve(cl.listener(ml))
 		s.log.Info("metrics", "addr", ml.Addr().String())
 	}
+	s.log.Debug("control connections capped", "per_listener", maxConns, "nofile", nofileLimit())
 	return c, nil
+}
+
+// controlHandler is the control API, callers checked against control_group
+// gid (-1: none).
+func (s *Supervisor) controlHandler(gid int) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", s.handleStatus)
+	mux.HandleFunc("POST /v1/reload", s.handleReload)
+	mux.HandleFunc("POST /v1/daemons/{name}/{verb}", s.handleDaemon)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	return s.authorize(jsonErrors(mux), gid)
+}
+
+// jsonErrors answers what mux has no route for (404, 405 with Allow, a
+// redirect to a cleaned path) with the API's JSON error, as every other
+// error of the API.
+func jsonErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" && canonicalPath(r.URL.Path) {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusOnly{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		for _, k := range []string{"Allow", "Location"} {
+			if v := rec.header.Get(k); v != "" {
+				w.Header().Set(k, v)
+			}
+		}
+		code := rec.code
+		if code == 0 || code == http.StatusOK {
+			code = http.StatusNotFound
+		}
+		writeError(w, code, fmt.Errorf("%s %s: %s", r.Method, r.URL.Path, strings.ToLower(http.StatusText(code))))
+	})
+}
+
+// canonicalPath reports whether ServeMux would serve p as it is rather
+// than redirect to a cleaned form.
+func canonicalPath(p string) bool {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
+}
+
+// statusOnly is a ResponseWriter that keeps the status and the headers of
+// an answer and drops its body.
+type statusOnly struct {
+	header http.Header
+	code   int
+}
+
+func (s *statusOnly) Header() http.Header { return s.header }
+
+func (s *statusOnly) Write(b []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+func (s *statusOnly) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
 }
 
 func (c *control) close() {
@@ -102,6 +166,9 @@ func (c *control) close() {
 
 // peerCreds returns the caller's credentials, or nil.
 func peerCreds(conn net.Conn) *unix.Ucred {
+	if w, ok := conn.(interface{ NetConn() net.Conn }); ok {
+		conn = w.NetConn()
+	}
 	uc, ok := conn.(*net.UnixConn)
 	if !ok {
 		return nil
@@ -147,12 +214,16 @@ func inGroup(cred *unix.Ucred, gid int) bool {
 	return err == nil && slices.Contains(gids, strconv.Itoa(gid))
 }
 
+// writeJSON writes v as the answer. Text from workers (STATUS=) is in it:
+// what could act on a terminal is written as \u escapes, the same JSON value.
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"error": "encode answer"}`)
+	}
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
+	w.Write(append(logging.JSONEscape(b), '\n'))
 }
 
 func writeError(w http.ResponseWriter, code int, err error) {
@@ -165,6 +236,8 @@ func errorCode(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrDaemonStopped):
 		return http.StatusConflict
+	case errors.Is(err, ErrBadScale):
+		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError
 }
@@ -218,17 +291,4 @@ func (s *Supervisor) handleDaemon(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{})
-}
-
-// ParseScale parses `nsfd scale`'s argument: +N or -N (relative) or N (absolute).
-func ParseScale(s string) (n int, abs bool, err error) {
-	if s == "" {
-		return 0, false, errors.New("scale: missing +N, -N or N")
-	}
-	abs = !strings.HasPrefix(s, "+") && !strings.HasPrefix(s, "-")
-	n, err = strconv.Atoi(s)
-	if err != nil || (abs && n < 1) {
-		return 0, false, fmt.Errorf("scale: %q is not +N, -N or a number of servers ≥ 1", s)
-	}
-	return n, abs, nil
 }

@@ -134,20 +134,3 @@ func TestRegistrarFollowsStatesAndSurvivesAnOutage(t *testing.T) {
 	cancel()
 	<-r.done
 }
-
-func TestParseScale(t *testing.T) {
-	for _, tc := range []struct {
-		in  string
-		n   int
-		abs bool
-		bad bool
-	}{
-		{"+2", 2, false, false}, {"-1", -1, false, false}, {"5", 5, true, false},
-		{"0", 0, false, true}, {"", 0, false, true}, {"x", 0, false, true}, {"+", 0, false, true},
-	} {
-		n, abs, err := ParseScale(tc.in)
-		if (err != nil) != tc.bad || (!tc.bad && (n != tc.n || abs != tc.abs)) {
-			t.Errorf("ParseScale(%q) = %d, %v, %v", tc.in, n, abs, err)
-		}
-	}
-}

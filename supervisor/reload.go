@@ -180,7 +180,7 @@ func (s *Supervisor) applyChange(ctx context.Context, cur *daemon, d *config.Dae
 	if err := cur.pool.Update(ctx, s.poolConfig(cur, d, ls, exec)); err != nil {
 		for _, l := range ls {
 			if findListener(cur.listeners, l.Spec) == nil {
-				l.Close()
+				s.closeListener(l)
 			}
 		}
 		return err
@@ -189,7 +189,7 @@ func (s *Supervisor) applyChange(ctx context.Context, cur *daemon, d *config.Dae
 	// until they drain, so the master's can close now.
 	for _, l := range cur.listeners {
 		if findListener(ls, l.Spec) == nil {
-			l.Close()
+			s.closeListener(l)
 		}
 	}
 	cur.listeners = ls

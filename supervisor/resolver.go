@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"sync"
 	"time"
 
 	"github.com/nsfd/nsfd/prefork"
@@ -27,9 +26,9 @@ const (
 	// daemon's user); run_dir's own mode says who can reach it. It tells
 	// what `nsfd resolve` tells, and nothing can be written through it.
 	resolverMode = 0o666
-	// resolverMaxConns bounds the connections served at once; more wait in
-	// the socket's backlog.
-	resolverMaxConns = 64
+	// resolverWriteTimeout bounds a request to the last byte of its
+	// answer: an answer is small and quick.
+	resolverWriteTimeout = 10 * time.Second
 )
 
 // resolver is the resolver socket's server.
@@ -51,16 +50,14 @@ func (s *Supervisor) listenResolver() (*resolver, error) {
 		l.Close()
 		return nil, fmt.Errorf("resolver socket: %w", err)
 	}
+	// Any local user may connect: the connections are capped, the longest
+	// idle closed to make room (connlimit.go), so none can crowd out the
+	// workers.
 	r := &resolver{path: path, l: l}
-	r.srv = &http.Server{
-		Handler:           remote.Handler(remote.ResolverFunc(s.reg.resolve)),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      10 * time.Second,
-		IdleTimeout:       time.Minute,
-		MaxHeaderBytes:    16 << 10,
-	}
-	go r.srv.Serve(newLimitListener(nl, resolverMaxConns))
+	var cl *connLimit
+	r.srv, cl = newHTTPServer(remote.Handler(remote.ResolverFunc(s.reg.resolve)), "resolver socket", s.maxConns(), s.log)
+	r.srv.WriteTimeout = resolverWriteTimeout
+	go r.srv.Serve(cl.listener(nl))
 	return r, nil
 }
 
@@ -82,38 +79,4 @@ func (r *registrar) resolve(ctx context.Context, name string, o registry.Resolve
 		return nil, errNoRegistry
 	}
 	return reg.Resolve(ctx, name, o)
-}
-
-// limitListener accepts at most n connections at once: Accept waits for
-// one of them to close.
-type limitListener struct {
-	net.Listener
-	slots chan struct{}
-}
-
-func newLimitListener(l net.Listener, n int) *limitListener {
-	return &limitListener{Listener: l, slots: make(chan struct{}, n)}
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	l.slots <- struct{}{}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.slots
-		return nil, err
-	}
-	return &limitConn{Conn: c, release: func() { <-l.slots }}, nil
-}
-
-// limitConn gives its slot back once, when it is closed.
-type limitConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
 }

@@ -239,11 +239,11 @@ func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
 	}
 	pool, err := prefork.NewPool(s.poolConfig(dm, d, ls, exec))
 	if err != nil {
-		closeAll(ls)
+		s.closeAll(ls)
 		return err
 	}
 	if err := pool.Start(ctx); err != nil {
-		closeAll(ls)
+		s.closeAll(ls)
 		return err
 	}
 	dm.pool, dm.listeners = pool, ls
@@ -264,7 +264,7 @@ func (s *Supervisor) bindListeners(ctx context.Context, d *config.Daemon, exec p
 		spec := listenSpec(d, l, exec)
 		if old := findListener(reuse, spec); old != nil {
 			if err := old.Adjust(spec); err != nil {
-				closeAll(fresh)
+				s.closeAll(fresh)
 				return nil, err
 			}
 			ls = append(ls, old)
@@ -272,7 +272,7 @@ func (s *Supervisor) bindListeners(ctx context.Context, d *config.Daemon, exec p
 		}
 		nl, err := prefork.Bind(ctx, spec)
 		if err != nil {
-			closeAll(fresh)
+			s.closeAll(fresh)
 			return nil, err
 		}
 		ls, fresh = append(ls, nl), append(fresh, nl)
@@ -466,13 +466,21 @@ func (s *Supervisor) stopPool(d *daemon) {
 	if err := d.pool.Stop(ctx); err != nil {
 		s.log.Error("stop daemon", "daemon", d.cfg.Name, "error", err)
 	}
-	closeAll(d.listeners)
+	s.closeAll(d.listeners)
 	s.log.Named(d.cfg.Name).Info("daemon stopped")
 }
 
-func closeAll(ls []*prefork.Listener) {
+// closeAll closes listeners; what went wrong (a socket file replaced since
+// bind, which stays) is logged.
+func (s *Supervisor) closeAll(ls []*prefork.Listener) {
 	for _, l := range ls {
-		l.Close()
+		s.closeListener(l)
+	}
+}
+
+func (s *Supervisor) closeListener(l *prefork.Listener) {
+	if err := l.Close(); err != nil {
+		s.log.Warn("close listener", "error", err)
 	}
 }
 
@@ -500,53 +508,6 @@ var ErrNoDaemon = errors.New("no such daemon")
 
 // ErrDaemonStopped is returned when an operation needs a running daemon.
 var ErrDaemonStopped = errors.New("daemon is stopped")
-
-// Scale moves min_servers and max_servers of one daemon (name) or of every
-// daemon (name "") by delta, as Net::Server's SIGTTIN/SIGTTOU do; with abs,
-// n is the new min_servers and max_servers moves by the same amount.
-func (s *Supervisor) Scale(ctx context.Context, name string, n int, abs bool) ([]prefork.PolicyOptions, error) {
-	var pools []*prefork.Pool
-	var err error
-	if derr := s.do(ctx, func() {
-		for dn, d := range s.daemons {
-			if name != "" && dn != name {
-				continue
-			}
-			if d.pool == nil || d.draining {
-				if name != "" {
-					err = fmt.Errorf("scale %s: %w", name, ErrDaemonStopped)
-				}
-				continue
-			}
-			pools = append(pools, d.pool)
-		}
-		if name != "" && s.daemons[name] == nil {
-			err = fmt.Errorf("scale %s: %w", name, ErrNoDaemon)
-		}
-	}); derr != nil {
-		return nil, derr
-	}
-	if err != nil {
-		return nil, err
-	}
-	var out []prefork.PolicyOptions
-	for _, p := range pools {
-		delta := n
-		if abs {
-			st, err := p.Status(ctx)
-			if err != nil {
-				return nil, err
-			}
-			delta = n - st.Policy.MinServers
-		}
-		o, err := p.Scale(ctx, delta)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, o)
-	}
-	return out, nil
-}
 
 // Start starts a daemon stopped with Stop.
 func (s *Supervisor) Start(ctx context.Context, name string) error {

@@ -12,8 +12,10 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nsfd/nsfd/config"
+	"github.com/nsfd/nsfd/logging"
 	"github.com/nsfd/nsfd/supervisor"
 )
 
@@ -95,7 +97,7 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 	args = fs.Args()
 	want := map[string][2]int{"status": {0, 1}, "reload": {0, 0}, "start": {1, 1}, "stop": {1, 1}, "restart": {1, 1}, "scale": {2, 2}}[verb]
 	if len(args) < want[0] || len(args) > want[1] {
-		use := map[string]string{"status": "status [NAME]", "reload": "reload", "scale": "scale NAME +N|-N|N"}[verb]
+		use := map[string]string{"status": "status [NAME]", "reload": "reload", "scale": "scale NAME +N|-N|N (max_servers at most " + maxServersLimit + ")"}[verb]
 		if use == "" {
 			use = verb + " NAME"
 		}
@@ -118,8 +120,7 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 			return err
 		}
 		if *asJSON {
-			_, err := m.Stdout.Write(raw)
-			return err
+			return m.writeJSON(raw)
 		}
 		var st supervisor.Status
 		if err := json.Unmarshal(raw, &st); err != nil {
@@ -139,8 +140,7 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 			return err
 		}
 		if *asJSON {
-			_, err := m.Stdout.Write(raw)
-			return err
+			return m.writeJSON(raw)
 		}
 		var r supervisor.ReloadResult
 		if err := json.Unmarshal(raw, &r); err != nil {
@@ -149,7 +149,7 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 		fmt.Fprintf(m.Stdout, "reloaded: added %s, removed %s, resized %s, rolled %s\n",
 			list(r.Added), list(r.Removed), list(r.Resized), list(r.Rolled))
 		for file, e := range r.Errors {
-			fmt.Fprintf(m.Stderr, "error: %s: %s\n", file, e)
+			fmt.Fprintf(m.Stderr, "error: %s: %s\n", logging.Escape(file), logging.Escape(e))
 		}
 		if len(r.Errors) > 0 {
 			return errConfigProblems
@@ -164,8 +164,7 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 			return err
 		}
 		if *asJSON {
-			_, err := m.Stdout.Write(raw)
-			return err
+			return m.writeJSON(raw)
 		}
 		var r struct {
 			Policy struct {
@@ -181,8 +180,7 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 			return err
 		}
 		if *asJSON {
-			_, err := m.Stdout.Write(raw)
-			return err
+			return m.writeJSON(raw)
 		}
 		fmt.Fprintf(m.Stdout, "%s: %s\n", args[0], map[string]string{"start": "started", "stop": "stopped", "restart": "restarting"}[verb])
 		return nil
@@ -192,35 +190,68 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 // errConfigProblems makes `status` and `reload` exit 1 when a file fails to load.
 var errConfigProblems = errors.New("configuration has errors (see above)")
 
+// writeJSON prints an answer of the master's for --json: escaped as JSON
+// (the same value), so that nothing in it acts on a terminal, whoever
+// answered on the socket.
+func (m *Main) writeJSON(raw []byte) error {
+	_, err := m.Stdout.Write(logging.JSONEscape(raw))
+	return err
+}
+
 func list(s []string) string {
 	if len(s) == 0 {
 		return "none"
 	}
-	return strings.Join(s, " ")
+	return logging.Escape(strings.Join(s, " "))
 }
 
+// maxStatusText is how much of a worker's STATUS= text `nsfd status`
+// prints, escaped; --json has all of it.
+const maxStatusText = 120
+
+// cell is text for the status table: escaped (logging.Escape), tabs too,
+// so that it can neither act on the terminal nor make a column of its own.
+func cell(s string) string {
+	return strings.ReplaceAll(logging.Escape(s), "\t", `\t`)
+}
+
+// clip cuts s to at most n bytes, on a character boundary, marking the cut.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}
+
+// printStatus prints st as text. Every text in it may come from a worker
+// (STATUS=), a file name or a file's content: each cell is escaped here, on
+// its way to the terminal, and nothing else is printed.
 func printStatus(w io.Writer, st supervisor.Status) {
+	e := cell
 	fmt.Fprintf(w, "nsfd %s pid %d on %s, up %s, %d reload(s), etc %s\n",
-		st.Version, st.PID, st.Node, since(st.Started), st.Reloads, st.Etc)
+		e(st.Version), st.PID, e(st.Node), since(st.Started), st.Reloads, e(st.Etc))
 	if st.ConfigError != "" {
-		fmt.Fprintf(w, "config error: %s\n", st.ConfigError)
+		fmt.Fprintf(w, "config error: %s\n", e(st.ConfigError))
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, d := range st.Daemons {
-		fmt.Fprintf(tw, "\n%s\t%s\t%s\trequests %d\trestarts %d\n", d.Name, d.State, strings.Join(d.Listeners, ", "), d.Requests, d.Restarts)
+		fmt.Fprintf(tw, "\n%s\t%s\t%s\trequests %d\trestarts %d\n", e(d.Name), e(d.State), e(strings.Join(d.Listeners, ", ")), d.Requests, d.Restarts)
 		if d.ConfigError != "" {
-			fmt.Fprintf(tw, "  config error: %s\n", d.ConfigError)
+			fmt.Fprintf(tw, "  config error: %s\n", e(d.ConfigError))
 		}
 		if len(d.Workers) > 0 {
 			fmt.Fprintf(tw, "  PID\tSLOT\tSTATE\tREQUESTS\tUPTIME\tSTATUS\n")
 		}
 		for _, wk := range d.Workers {
-			fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\n", wk.PID, wk.Slot, wk.State, wk.Requests, since(wk.Started), wk.Status)
+			fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\n", wk.PID, wk.Slot, e(wk.State), wk.Requests, since(wk.Started), clip(e(wk.Status), maxStatusText))
 		}
 	}
 	tw.Flush()
-	for _, e := range st.Errors {
-		fmt.Fprintf(w, "\nerror: %s\n", e.Error)
+	for _, fe := range st.Errors {
+		fmt.Fprintf(w, "\nerror: %s\n", e(fe.Error))
 	}
 }
 

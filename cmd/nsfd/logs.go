@@ -39,25 +39,33 @@ func (m *Main) logs(ctx context.Context, etc string, args []string) error {
 	jsonFile := mc.Log.Format == logging.FormatJSON
 	err = logging.Tail(ctx, mc.Log.File, logging.FollowOptions{Lines: *lines, Follow: *follow, Daemon: *daemon},
 		func(line []byte, rec logging.Record) error {
-			if !*asJSON {
-				_, err := fmt.Fprintf(m.Stdout, "%s\n", line)
-				return err
+			var out []byte
+			if !*asJSON || jsonFile && json.Valid(line) {
+				out = safeLine(line)
+			} else {
+				b, err := json.Marshal(recordJSON(rec, line))
+				if err != nil {
+					return err
+				}
+				out = logging.JSONEscape(b)
 			}
-			if jsonFile {
-				_, err := fmt.Fprintf(m.Stdout, "%s\n", line)
-				return err
-			}
-			b, err := json.Marshal(recordJSON(rec, line))
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintf(m.Stdout, "%s\n", b)
+			_, err := fmt.Fprintf(m.Stdout, "%s\n", out)
 			return err
 		})
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("no central log at %s yet (has nsfd run with this --etc?)", mc.Log.File)
 	}
 	return err
+}
+
+// safeLine is a line of the central log as `nsfd logs` prints it, whoever
+// wrote the file: a JSON record escaped as JSON (the same value), any other
+// line escaped as text. Nothing in it acts on a terminal.
+func safeLine(line []byte) []byte {
+	if json.Valid(line) {
+		return logging.JSONEscape(line)
+	}
+	return logging.AppendEscaped(nil, line)
 }
 
 // recordJSON is the --json shape of a text record.

@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"syscall"
 
 	"github.com/nsfd/nsfd/config"
@@ -51,7 +52,10 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
-const usage = `usage: nsfd [--etc DIR] COMMAND [flags]
+// maxServersLimit is config.MaxServersLimit, for the usage texts.
+var maxServersLimit = strconv.Itoa(config.MaxServersLimit)
+
+var usage = `usage: nsfd [--etc DIR] COMMAND [flags]
 
 commands:
   run                      run the master in the foreground on etc/ (SIGTERM drains and exits)
@@ -59,7 +63,8 @@ commands:
   status [NAME] [--json]   daemons, listeners, workers, config errors
   reload                   re-read etc/ and apply the difference (also SIGHUP, or any file change)
   start|stop|restart NAME  a daemon; restart rolls its workers without dropping a connection
-  scale NAME +N|-N|N       move min_servers and max_servers
+  scale NAME +N|-N|N       move min_servers and max_servers together (by N, or to min_servers N);
+                           max_servers stays at most ` + maxServersLimit + ` (SIGTTIN/SIGTTOU: all daemons by 1)
   resolve NAME [--json]    a daemon's endpoints, from the registry (works with the master down)
   call NAME COMMAND [DATA-JSON] [--json]
                            send a request to a daemon by name and print the response

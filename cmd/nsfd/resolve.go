@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/config"
+	"github.com/nsfd/nsfd/logging"
 	"github.com/nsfd/nsfd/registry"
 )
 
@@ -48,11 +49,13 @@ func (m *Main) resolve(ctx context.Context, etc string, args []string) error {
 			out = append(out, ep{e.Node, e.Proto, e.Address})
 		}
 		b, _ := json.MarshalIndent(map[string]any{"name": name, "endpoints": out}, "", "  ")
-		fmt.Fprintf(m.Stdout, "%s\n", b)
+		fmt.Fprintf(m.Stdout, "%s\n", logging.JSONEscape(b))
 		return nil
 	}
+	// Whoever can write the registry (every framework worker has its DSN)
+	// writes these rows: escaped on their way to the terminal.
 	for _, e := range eps {
-		fmt.Fprintf(m.Stdout, "%s %s\n", e.Proto, e.Address)
+		fmt.Fprintf(m.Stdout, "%s %s\n", logging.Escape(e.Proto), logging.Escape(e.Address))
 	}
 	return nil
 }

@@ -1,0 +1,292 @@
+package prefork
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+)
+
+// worker is one worker process as the pool sees it.
+type worker struct {
+	pid        int
+	slot       int
+	gen        int // restart generation; older ones are rolled out
+	state      WorkerState
+	started    time.Time
+	idleSince  time.Time
+	lastPing   time.Time
+	ready      bool
+	attempt    int // the start attempt (round) it belongs to
+	requests   int
+	ownCount   bool // sent REQUESTS=: its requests come from that word, no longer from BUSY=1
+	maxReq     int
+	replaced   bool   // max_requests reached or rolled: stopped once replacements are ready
+	cause      string // why it was told to stop
+	killAt     time.Time
+	killed     bool
+	status     string
+	proc       *os.Process
+	stopSignal bool
+}
+
+// exitEvent says a worker has exited, and that what it wrote before is read.
+// It is not reaped yet: its zombie keeps the pid from being reused until the
+// loop reaps it (proc.Wait, which then returns at once) and forgets it, so no
+// signal can reach a stranger.
+type exitEvent struct {
+	pid  int
+	proc *os.Process
+}
+
+func (p *Pool) freeSlot() int {
+	used := make(map[int]bool, len(p.workers))
+	for _, w := range p.workers {
+		used[w.slot] = true
+	}
+	for i := 0; ; i++ {
+		if !used[i] {
+			return i
+		}
+	}
+}
+
+func (p *Pool) spawn(now time.Time) error {
+	slot := p.freeSlot()
+	maxReq := p.cfg.MaxRequests
+	if maxReq > 0 && p.cfg.MaxRequestsJitter > 0 {
+		maxReq += rand.IntN(p.cfg.MaxRequestsJitter + 1)
+	}
+	proc, err := p.sys.start(p, slot, maxReq)
+	if err != nil {
+		return err
+	}
+	w := &worker{
+		pid:      proc.Pid,
+		proc:     proc,
+		slot:     slot,
+		gen:      p.gen,
+		started:  now,
+		lastPing: now,
+		attempt:  p.attempt,
+		state:    StateStarting,
+		maxReq:   maxReq,
+	}
+	if !p.cfg.Notify {
+		w.ready, w.state, w.idleSince = true, StateIdle, now
+	}
+	p.workers[w.pid] = w
+	p.spawns++
+	p.cfg.Logger.Debug("worker started", "pid", w.pid, "slot", slot)
+	p.observe(Event{Kind: EventSpawn, PID: w.pid, Slot: slot})
+	if w.ready {
+		p.observe(Event{Kind: EventReady, PID: w.pid, Slot: slot})
+	}
+	return nil
+}
+
+func (p *Pool) handleNote(nt note, now time.Time) {
+	if nt.err != nil {
+		p.malformed++
+		// The first drop is logged, then at most one line a minute: a
+		// worker flooding the socket with garbage must not flood the log.
+		if p.malformed == 1 || now.Sub(p.malformedLogged) >= time.Minute {
+			p.cfg.Logger.Warn("dropped notify datagram", "pid", nt.pid, "error", nt.err, "dropped_total", p.malformed)
+			p.malformedLogged = now
+		}
+		return
+	}
+	w := p.workers[nt.pid]
+	if w == nil {
+		// A child of a worker, or a process that is not ours: it cannot speak for a worker.
+		p.malformed++
+		return
+	}
+	m := nt.msg
+	if m.HasStatus {
+		w.status = m.Status
+	}
+	if m.HasRequests {
+		// The worker counts for itself from now on: BUSY=1 no longer adds
+		// one, in this datagram or later ones, so nothing counts twice.
+		w.ownCount = true
+		p.countRequests(w, m.Requests)
+	}
+	if m.Watchdog {
+		w.lastPing = now
+	}
+	if m.WatchdogTrigger && w.cause == "" {
+		p.cfg.Logger.Warn("worker asked for the watchdog action; killing it", "pid", w.pid)
+		w.cause = "watchdog"
+		p.kill(w)
+		return
+	}
+	if m.Ready && !w.ready {
+		w.ready, w.lastPing = true, now
+		if w.state == StateStarting {
+			w.state, w.idleSince = StateIdle, now
+		}
+		p.observe(Event{Kind: EventReady, PID: w.pid, Slot: w.slot})
+	}
+	switch m.Busy {
+	case 1:
+		if !w.ready { // a worker that reports work is evidently ready
+			w.ready = true
+			p.observe(Event{Kind: EventReady, PID: w.pid, Slot: w.slot})
+		}
+		if w.state != StateStopping {
+			w.state = StateBusy
+		}
+		if !w.ownCount {
+			p.countRequests(w, w.requests+1)
+		}
+		p.lastBusy = now
+	case 0:
+		if w.state == StateBusy {
+			w.state, w.idleSince = StateIdle, now
+		}
+		p.lastBusy = now
+	}
+	if m.Stopping && w.cause == "" {
+		// The worker leaves on its own: replace it now, and do not count its exit as a crash.
+		w.cause = "exited"
+		w.state = StateStopping
+		w.killAt = now.Add(p.cfg.GracefulTimeout)
+	}
+}
+
+// countRequests raises w's request count to n, never lowering it, and
+// marks w for replacement once it reaches its max_requests.
+func (p *Pool) countRequests(w *worker, n int) {
+	if n <= w.requests {
+		return
+	}
+	p.requests += min(n-w.requests, math.MaxInt-p.requests) // a wild REQUESTS= cannot wrap the total
+	w.requests = n
+	if w.maxReq > 0 && w.requests >= w.maxReq && !w.replaced && w.cause == "" {
+		p.cfg.Logger.Debug("worker reached max_requests; replacing it", "pid", w.pid, "requests", w.requests)
+		w.replaced = true
+	}
+}
+
+// terminate sends SIGTERM and arms the SIGKILL deadline.
+func (p *Pool) terminate(w *worker, cause string, now time.Time) {
+	if w.cause != "" && w.stopSignal {
+		return
+	}
+	if w.cause == "" {
+		w.cause = cause
+	}
+	w.stopSignal = true
+	w.state = StateStopping
+	w.killAt = now.Add(p.cfg.GracefulTimeout)
+	if err := p.sys.signal(w.proc, sigTerm); err != nil {
+		p.cfg.Logger.Debug("signal worker", "pid", w.pid, "error", err)
+	}
+}
+
+// kill sends SIGKILL to the worker's process group.
+func (p *Pool) kill(w *worker) {
+	if w.cause == "" {
+		w.cause = "stopped"
+	}
+	w.killed = true
+	w.state = StateStopping
+	if err := p.sys.killGroup(w.pid); err != nil {
+		p.cfg.Logger.Debug("kill worker", "pid", w.pid, "error", err)
+	}
+}
+
+// workerExited queues ex for the run goroutine. The pump calls it: it does
+// not block.
+func (p *Pool) workerExited(ex exitEvent) {
+	p.exitMu.Lock()
+	p.exited = append(p.exited, ex)
+	p.exitMu.Unlock()
+	select {
+	case p.exitc <- struct{}{}:
+	default: // a token is there already
+	}
+}
+
+// takeExited returns the exits queued since the last call.
+func (p *Pool) takeExited() []exitEvent {
+	p.exitMu.Lock()
+	defer p.exitMu.Unlock()
+	ex := p.exited
+	p.exited = nil
+	return ex
+}
+
+func (p *Pool) handleExit(ex exitEvent, now time.Time) {
+	st, _ := ex.proc.Wait() // reap: the process has exited, so this does not block
+	w := p.workers[ex.pid]
+	if w == nil {
+		return
+	}
+	delete(p.workers, ex.pid)
+	code, sig := exitInfo(st)
+	lived := now.Sub(w.started)
+	ev := Event{Kind: EventExit, PID: w.pid, Slot: w.slot, Requests: w.requests, ExitCode: code, Signal: sig}
+	desc := describeExit(code, sig)
+	switch {
+	case w.cause == "ready-timeout", w.cause == "" && (lived < p.cfg.StartPeriod || !w.ready):
+		ev.Cause = "failed-start"
+		if w.cause == "ready-timeout" {
+			ev.Cause = "ready-timeout"
+		}
+		p.observe(ev)
+		if !p.stopping {
+			p.restarts++
+			p.cfg.Logger.Warn("worker failed to start", "pid", w.pid, "exit", desc, "after", lived.Round(time.Millisecond))
+			if ev.Cause == "failed-start" { // a ready timeout was counted when it fired
+				p.failedStart(now, w.attempt)
+			}
+		}
+		return
+	case w.cause != "":
+		ev.Cause = w.cause
+		if w.cause == "watchdog" && !p.stopping {
+			p.restarts++
+		}
+		lvl := hclog.Debug
+		if w.cause == "watchdog" || w.killed {
+			lvl = hclog.Warn
+		}
+		p.cfg.Logger.Log(lvl, "worker exited", "pid", w.pid, "cause", w.cause, "exit", desc, "requests", w.requests)
+	default:
+		ev.Cause = "crashed"
+		if code == 0 && sig == "" {
+			ev.Cause = "exited"
+		}
+		p.restarts++
+		p.cfg.Logger.Warn("worker exited unexpectedly; replacing it", "pid", w.pid, "exit", desc, "uptime", lived.Round(time.Millisecond))
+	}
+	p.observe(ev)
+}
+
+// failedStart counts a failed start of the given attempt (round): the
+// workers started together fail together and count once.
+func (p *Pool) failedStart(now time.Time, attempt int) {
+	if attempt != p.attempt || p.fatal {
+		return
+	}
+	p.attempt++
+	p.failedStarts++
+	if p.failedStarts >= p.cfg.StartRetries {
+		p.fatal = true
+		p.cfg.Logger.Error("daemon failed to start; giving up until `nsfd restart` or a config change",
+			"failed_starts", p.failedStarts, "start_retries", p.cfg.StartRetries)
+		return
+	}
+	backoff := p.cfg.BackoffInitial << (p.failedStarts - 1)
+	if backoff > p.cfg.BackoffMax || backoff <= 0 {
+		backoff = p.cfg.BackoffMax
+	}
+	p.nextSpawn = now.Add(backoff)
+	p.cfg.Logger.Warn("backing off before the next start",
+		"retry", strconv.Itoa(p.failedStarts+1)+"/"+strconv.Itoa(p.cfg.StartRetries), "backoff", backoff)
+}
