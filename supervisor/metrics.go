@@ -57,9 +57,8 @@ func (m *metrics) observe(e prefork.Event) {
 	case prefork.EventSpawn:
 		m.spawns.WithLabelValues(e.Pool).Inc()
 	case prefork.EventExit:
-		m.exits.WithLabelValues(e.Pool, e.Cause).Inc()
-		switch e.Cause {
-		case "crashed", "exited", "failed-start", "watchdog", "ready-timeout":
+		m.exits.WithLabelValues(e.Pool, e.Cause.String()).Inc()
+		if e.Cause.Unplanned() {
 			m.restarts.WithLabelValues(e.Pool).Inc()
 		}
 	}
@@ -97,7 +96,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue, float64(d.Requests), d.Name)
 		up := 0.0
-		if d.State == string(prefork.PoolRunning) {
+		if d.State == prefork.PoolRunning.String() {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(daemonDesc, prometheus.GaugeValue, up, d.Name, d.State)

@@ -70,7 +70,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 			if name != "" && d.cfg.Name != name {
 				continue
 			}
-			e := entry{st: DaemonStatus{Name: d.cfg.Name, File: d.cfg.File, State: string(prefork.PoolStopped), Policy: policyOf(d.cfg)}}
+			e := entry{st: DaemonStatus{Name: d.cfg.Name, File: d.cfg.File, State: prefork.PoolStopped.String(), Policy: policyOf(d.cfg)}}
 			if d.configErr != nil {
 				e.st.ConfigError = d.configErr.Error()
 			}
@@ -99,7 +99,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 			if err != nil {
 				return out, err
 			}
-			e.st.State = string(ps.State)
+			e.st.State = ps.State.String()
 			e.st.Workers = ps.Workers
 			e.st.Policy = ps.Policy
 			e.st.Spawns, e.st.Restarts, e.st.Requests, e.st.Malformed = ps.Spawns, ps.Restarts, ps.Requests, ps.Malformed

@@ -31,6 +31,8 @@ type Options struct {
 	LogStderr bool
 	// Version is reported by the status API.
 	Version string
+	// Procs starts and watches the workers of every pool (prefork.Pump).
+	Procs prefork.Procs
 }
 
 // Supervisor is the master: it owns one pool per daemon and the central log.
@@ -315,6 +317,7 @@ func (s *Supervisor) poolConfig(dm *daemon, d *config.Daemon, ls []*prefork.List
 		Watchdog:          d.Watchdog,
 		Exec:              exec,
 		Shim:              s.opts.Shim,
+		Procs:             s.opts.Procs,
 		Logger:            s.log.Named(name),
 		Output: func(pid int, stream string) io.WriteCloser {
 			return s.sink.LineWriter(name, pid, stream)
@@ -360,7 +363,7 @@ func (s *Supervisor) observe(e prefork.Event) {
 	case prefork.EventSpawn:
 		s.reg.workerStarted(e.Pool, e.PID, e.Slot)
 	case prefork.EventExit:
-		how := e.Cause
+		how := e.Cause.String()
 		if e.Signal != "" {
 			how += ": signal " + e.Signal
 		} else {
@@ -369,7 +372,7 @@ func (s *Supervisor) observe(e prefork.Event) {
 		s.reg.workerExited(e.Pool, e.PID, how)
 	case prefork.EventState:
 		if e.State != prefork.PoolStopped {
-			s.reg.state(e.Pool, string(e.State))
+			s.reg.state(e.Pool, e.State.String())
 		}
 	}
 	if e.Kind == prefork.EventState {
@@ -377,7 +380,7 @@ func (s *Supervisor) observe(e prefork.Event) {
 		if e.State == prefork.PoolFatal {
 			lvl = hclog.Error
 		}
-		s.log.Named(e.Pool).Log(lvl, "daemon state", "state", string(e.State))
+		s.log.Named(e.Pool).Log(lvl, "daemon state", "state", e.State.String())
 	}
 }
 

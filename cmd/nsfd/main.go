@@ -217,7 +217,12 @@ func (m *Main) runMaster(ctx context.Context, etc string, args []string) error {
 	if fs.NArg() > 0 {
 		return &usageError{"run takes no arguments"}
 	}
-	s, err := supervisor.New(supervisor.Options{EtcDir: etc, LogStderr: *logStderr, Version: version()})
+	procs, err := prefork.OpenPump()
+	if err != nil {
+		return err
+	}
+	defer procs.Close()
+	s, err := supervisor.New(supervisor.Options{EtcDir: etc, LogStderr: *logStderr, Version: version(), Procs: procs})
 	if err != nil {
 		return err
 	}
