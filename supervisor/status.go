@@ -51,14 +51,14 @@ type Status struct {
 func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 	type entry struct {
 		st   DaemonStatus
-		pool *prefork.Pool
+		pool Pool
 	}
 	var (
 		entries []entry
-		out     = Status{Node: s.master.NodeName, PID: os.Getpid(), Etc: s.opts.EtcDir, Version: s.opts.Version, Started: s.started}
+		out     = Status{Node: s.master.NodeName, PID: os.Getpid(), Etc: s.master.Dir, Version: s.opts.Version, Started: s.started}
 		missing bool
 	)
-	err := s.do(ctx, func() {
+	err := s.do(ctx, func(context.Context) {
 		out.Reloads = s.reloads
 		if s.masterErr != nil {
 			out.ConfigError = s.masterErr.Error()
