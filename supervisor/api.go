@@ -16,15 +16,9 @@ var ErrDaemonStopped = errors.New("daemon is stopped")
 func (s *Supervisor) Start(ctx context.Context, name string) error {
 	var err error
 	if derr := s.do(ctx, func(runCtx context.Context) {
-		d := s.daemons[name]
-		switch {
-		case d == nil:
-			err = fmt.Errorf("start %s: %w", name, ErrNoDaemon)
-		case d.draining:
-			err = fmt.Errorf("start %s: still stopping; try again", name)
-		case d.pool != nil:
-			// Already running: nothing to do, as systemctl start.
-		default:
+		var d *daemon
+		// Already running: nothing to do, as systemctl start.
+		if d, err = s.settledDaemon("start", name); err == nil && d.pool == nil {
 			err = s.startDaemon(runCtx, d)
 		}
 	}); derr != nil {
@@ -78,12 +72,9 @@ func (s *Supervisor) Restart(ctx context.Context, name string) error {
 		err  error
 	)
 	if derr := s.do(ctx, func(runCtx context.Context) {
-		d := s.daemons[name]
-		switch {
-		case d == nil:
-			err = fmt.Errorf("restart %s: %w", name, ErrNoDaemon)
-		case d.draining:
-			err = fmt.Errorf("restart %s: still stopping; try again", name)
+		var d *daemon
+		switch d, err = s.settledDaemon("restart", name); {
+		case err != nil:
 		case d.pool == nil:
 			err = s.startDaemon(runCtx, d)
 		default:
@@ -96,6 +87,20 @@ func (s *Supervisor) Restart(ctx context.Context, name string) error {
 		return err
 	}
 	return pool.Restart(ctx)
+}
+
+// settledDaemon returns the daemon name for verb, on Run's goroutine: an
+// error wrapping ErrNoDaemon if there is none, or one that says to try
+// again while it drains.
+func (s *Supervisor) settledDaemon(verb, name string) (*daemon, error) {
+	d := s.daemons[name]
+	switch {
+	case d == nil:
+		return nil, fmt.Errorf("%s %s: %w", verb, name, ErrNoDaemon)
+	case d.draining:
+		return nil, fmt.Errorf("%s %s: still stopping; try again", verb, name)
+	}
+	return d, nil
 }
 
 // ReopenLogs reopens the central log file (logrotate's SIGUSR1).
