@@ -53,12 +53,15 @@ func (s *Supervisor) listenResolver() (*resolver, error) {
 	}
 	r := &resolver{path: path, l: l}
 	r.srv = &http.Server{
-		Handler:           remote.Handler(remote.ResolverFunc(s.reg.resolve)),
+		Handler:           resolverHandler(s.reg, s.changes),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
 		IdleTimeout:       time.Minute,
 		MaxHeaderBytes:    16 << 10,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
 	}
 	go r.srv.Serve(newLimitListener(nl, resolverMaxConns))
 	return r, nil
@@ -69,6 +72,39 @@ func (r *resolver) close() {
 	defer cancel()
 	r.srv.Shutdown(ctx)
 	r.l.Close()
+}
+
+// resolverHandler serves the registrar's Resolve and the hub's stream of
+// changes. A stream holds its connection for as long as the worker runs,
+// so it gives back its slot of resolverMaxConns: watchers never crowd out
+// a resolve.
+func resolverHandler(reg *registrar, hub *changeHub) http.Handler {
+	h := remote.Handler(resolverHub{reg, hub})
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == remote.PathWatch {
+			if c, ok := req.Context().Value(connKey{}).(*limitConn); ok {
+				c.once.Do(c.release)
+			}
+		}
+		h.ServeHTTP(w, req)
+	})
+}
+
+// connKey is the request context's key of its *limitConn.
+type connKey struct{}
+
+// resolverHub is what the resolver socket serves: Resolve and Watch.
+type resolverHub struct {
+	reg *registrar
+	hub *changeHub
+}
+
+func (r resolverHub) Resolve(ctx context.Context, name string, o registry.ResolveOptions) ([]registry.Endpoint, error) {
+	return r.reg.resolve(ctx, name, o)
+}
+
+func (r resolverHub) Watch(ctx context.Context, ready func(), changed func(string)) error {
+	return r.hub.Watch(ctx, ready, changed)
 }
 
 // errNoRegistry is the resolver's answer while the registrar has no

@@ -43,6 +43,7 @@ type Supervisor struct {
 	log     hclog.Logger
 	metrics *metrics
 	reg     *registrar
+	changes *changeHub // the registry's change notifications, for the resolver socket
 	started time.Time
 	// resolverPath is the resolver socket's, passed to the workers in
 	// NSFD_RESOLVER; "" if it could not be bound.
@@ -124,6 +125,7 @@ func New(opts Options) (*Supervisor, error) {
 	s.metrics = newMetrics(s)
 	s.reg = newRegistrar(m.Registry.Type, m.Registry.DSN, m.NodeName, m.Registry.Heartbeat, s.log.Named("registry"))
 	s.reg.counters = s.workerCounters
+	s.changes = newChangeHub(s.reg)
 	for _, w := range m.Warnings {
 		s.log.Warn(w.Error())
 	}
@@ -166,6 +168,7 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	// The registry outlives the daemons' drain, so their rows go last.
 	rctx, rcancel := context.WithCancel(context.Background())
 	go s.reg.run(rctx)
+	go s.changes.run(rctx)
 	defer func() { rcancel(); <-s.reg.done }()
 	s.reload(ctx, "start")
 	s.whenSettled(ctx, func() {
