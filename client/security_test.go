@@ -126,7 +126,7 @@ func TestReadCredential(t *testing.T) {
 		mode    os.FileMode
 		want    string
 	}{
-		"world": {"ann:tok3n\n", 0o644, "readable by every user"},
+		"world":  {"ann:tok3n\n", 0o644, "readable by every user"},
 		"nouser": {":tok3n\n", 0o600, "USER:TOKEN"},
 		"bare":   {"tok3n\n", 0o600, "USER:TOKEN"},
 		"two":    {"ann:tok3n\nbob:other\n", 0o600, "more than one line"},

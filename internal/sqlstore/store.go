@@ -57,7 +57,7 @@ func newQueries(d *Dialect) queries {
 		deleteEndpoints: d.Render(`DELETE FROM endpoints WHERE node = ? AND daemon = ?`),
 		insertEndpoint: d.Render(`INSERT INTO endpoints (node, daemon, seq, proto, address, tls, server_name)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`),
-		setState:        d.Render(`UPDATE daemons SET state = ? WHERE node = ? AND name = ?`),
+		setState: d.Render(`UPDATE daemons SET state = ? WHERE node = ? AND name = ?`),
 		// endpoints and workers follow by ON DELETE CASCADE.
 		unregister: d.Render(`DELETE FROM daemons WHERE node = ? AND name = ?`),
 		upsertWorker: d.Render(`INSERT INTO workers
