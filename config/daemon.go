@@ -18,7 +18,7 @@ import (
 // extension) unless daemon_name is set. The error is Errors: every problem
 // found in the file, each with its line.
 func LoadDaemon(path string, m *Master) (*Daemon, error) {
-	d, errs, _ := loadDaemon(path, m)
+	d, errs, _ := loadDaemon(path, m, CurrentUser())
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -53,14 +53,15 @@ func newDaemon(name, file string) *Daemon {
 		BackoffInitial:  DefaultBackoffInitial,
 		BackoffMax:      DefaultBackoffMax,
 		Umask:           -1,
+		Creds:           Creds{UID: -1, GID: -1},
 		Encoding:        DefaultEncoding,
 	}
 }
 
-// loadDaemon is LoadDaemon returning what it could make of a broken file
-// along with the errors (the name is always set), and the line of each key
-// that is set (".key").
-func loadDaemon(path string, m *Master) (*Daemon, Errors, map[string]int) {
+// loadDaemon is LoadDaemon for a master running as as, returning what it
+// could make of a broken file along with the errors (the name is always
+// set), and the line of each key that is set (".key").
+func loadDaemon(path string, m *Master, as RunAs) (*Daemon, Errors, map[string]int) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		abs = filepath.Clean(path)
@@ -69,7 +70,7 @@ func loadDaemon(path string, m *Master) (*Daemon, Errors, map[string]int) {
 	if m == nil {
 		m = defaultMaster(d.Dir)
 	}
-	data, err := readFile(path)
+	data, err := readFile(path, as)
 	if err != nil {
 		return d, Errors{readError(path, err)}, nil
 	}
@@ -79,7 +80,7 @@ func loadDaemon(path string, m *Master) (*Daemon, Errors, map[string]int) {
 	}
 	known, warns, errs := checkKeys(rf, FileDaemon)
 	d.Warnings = warns
-	l := &daemonLoader{keyLoader: keyLoader{path: path, errs: errs, lines: map[string]int{}}, d: d, m: m}
+	l := &daemonLoader{keyLoader: keyLoader{path: path, errs: errs, lines: map[string]int{}}, d: d, m: m, as: as}
 	for _, e := range known {
 		l.apply(e)
 	}
@@ -93,8 +94,9 @@ func loadDaemon(path string, m *Master) (*Daemon, Errors, map[string]int) {
 // daemonLoader applies the entries of one daemon file.
 type daemonLoader struct {
 	keyLoader
-	d *Daemon
-	m *Master
+	d  *Daemon
+	m  *Master
+	as RunAs
 
 	ports      []entry
 	host       string
@@ -118,7 +120,11 @@ func (l *daemonLoader) apply(e entry) {
 	switch e.Key {
 	case "command":
 		argv, err := splitCommand(v)
+		cut := droppedComment(e)
 		switch {
+		case cut != "":
+			l.failHint(e, fmt.Sprintf("%q would be dropped as a comment: in an INI value a blank followed by \";\" or \"#\" starts one", cut),
+				"put a comment on a line of its own; to give the program a \";\" or \"#\" after a blank, write the whole value in backquotes: command = `...`")
 		case err != nil:
 			l.fail(e, err.Error())
 		case len(argv) == 0:
@@ -286,7 +292,7 @@ func (l *daemonLoader) finish() {
 		if !filepath.IsAbs(shown) {
 			shown = filepath.Join(filepath.Dir(l.path), shown)
 		}
-		data, err := readFile(resolve(d.Dir, e.Value))
+		data, err := readFile(resolve(d.Dir, e.Value), l.as)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			l.fail(*e, fmt.Sprintf("%q does not exist", e.Value))
@@ -304,6 +310,9 @@ func (l *daemonLoader) finish() {
 			continue
 		}
 		d.Env = mergeEnv(d.Env, e.Key+"="+e.Value)
+	}
+	if l.resolveCreds() {
+		l.checkReach()
 	}
 }
 

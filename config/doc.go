@@ -19,6 +19,16 @@
 // The key table, Keys, is the single source of the known keys: the loaders'
 // unknown-key check, the typo hints and docs/config.md are all derived from it.
 //
+// Every file is read by one reader (readFile) that never blocks on what a
+// path names and never applies half of a file: regular files only, opened
+// non-blocking, at most MaxFileSize, not while another process writes them,
+// read again if they change meanwhile. What a configuration may do depends
+// on the user the master runs as (RunAs): as root, files and directories
+// that other users could write are refused (ErrUntrusted); not as root,
+// user, group and chroot are (ErrNotRoot). Load checks for the current
+// user, CheckAs for any, so that `nsfd check` run by anyone reports what
+// `nsfd run` would refuse.
+//
 // Each Daemon carries a Hash of its effective configuration, so that a reload
 // can tell unchanged daemons from changed ones, and PoolOnlyChange tells a
 // change the running pool can apply in place from one that rolls the workers.

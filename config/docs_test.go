@@ -130,7 +130,7 @@ func TestKeysHaveLoaders(t *testing.T) {
 		if k.File == FileMaster {
 			dir := t.TempDir()
 			writeFile(t, dir, MasterFileName, fmt.Sprintf("[%s]\n%s = %s\n", k.Section, k.Name, v))
-			_, errs = loadMaster(dir)
+			_, errs = loadMaster(dir, CurrentUser())
 		} else {
 			l := &daemonLoader{keyLoader: keyLoader{path: "x.ini", lines: map[string]int{}}, d: newDaemon("x", "/etc/x.ini")}
 			l.apply(e)

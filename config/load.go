@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // DaemonFiles returns the daemon files of etcDir, sorted: every *.ini and
@@ -15,7 +16,7 @@ import (
 // files of editors (*.swp, *.swx, *~, .#*, 4913, *.tmp). The paths are
 // filepath.Join(etcDir, name).
 func DaemonFiles(etcDir string) ([]string, error) {
-	ents, err := os.ReadDir(etcDir)
+	ents, err := readDir(etcDir)
 	if err != nil {
 		return nil, fmt.Errorf("read etc dir: %w", err)
 	}
@@ -32,6 +33,20 @@ func DaemonFiles(etcDir string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// readDir lists a directory without ever blocking on what the path names:
+// it is opened non-blocking and as a directory only, so a FIFO in its place
+// is an error, not a hang.
+func readDir(dir string) ([]os.DirEntry, error) {
+	f, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	ents, err := f.ReadDir(-1)
+	slices.SortFunc(ents, func(a, b os.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return ents, err
 }
 
 // IsDaemonFileName tells whether a file of that name in the etc directory is
@@ -57,8 +72,11 @@ func IsDaemonFileName(name string) bool {
 // involved, and those daemons are left out of Set.Daemons too. A daemon that
 // requires a daemon whose file is broken still loads: the supervisor keeps
 // the broken one on its last good configuration.
-func Load(etcDir string) (*Set, error) {
-	s, masterErrs, err := load(etcDir)
+func Load(etcDir string) (*Set, error) { return LoadAs(etcDir, CurrentUser()) }
+
+// LoadAs is Load for a master running as as (see CheckAs).
+func LoadAs(etcDir string, as RunAs) (*Set, error) {
+	s, masterErrs, err := load(etcDir, as)
 	if len(masterErrs) > 0 {
 		return nil, masterErrs
 	}
@@ -68,11 +86,17 @@ func Load(etcDir string) (*Set, error) {
 	return s, nil
 }
 
-// Check reads etcDir as Load does and returns every problem it finds, in
-// nsfd.ini too, as one Errors sorted by file, then line; nil when all is
-// well. It is `nsfd check`.
-func Check(etcDir string) error {
-	s, all, err := load(etcDir)
+// Check is CheckAs for the current user.
+func Check(etcDir string) error { return CheckAs(etcDir, CurrentUser()) }
+
+// CheckAs reads etcDir as Load would in a master running as as, and
+// returns every problem it finds, in nsfd.ini too, as one Errors sorted by
+// file, then line; nil when all is well. It is `nsfd check`: run by any
+// user, it reports what a master running as as would refuse (files and
+// directories other users could write when as is root; user, group and
+// chroot when it is not; workers that could not reach their notify socket).
+func CheckAs(etcDir string, as RunAs) error {
+	s, all, err := load(etcDir, as)
 	if err != nil {
 		all = append(all, readError(etcDir, err))
 	}
@@ -108,19 +132,22 @@ func (l *loaded) fail(key, msg, hint string) {
 	l.errs = append(l.errs, &Error{File: l.path, Line: line, Key: key, Msg: msg, Hint: hint})
 }
 
-// load reads etcDir; the Set is never nil. It returns the problems of
-// nsfd.ini (the Set then has the default Master) and the error of reading
-// the directory separately.
-func load(etcDir string) (*Set, Errors, error) {
-	m, masterErrs := loadMaster(etcDir)
+// load reads etcDir for a master running as as; the Set is never nil. It
+// returns the problems of nsfd.ini and etc/ itself (the Set then has the
+// default Master) and the error of reading the directory separately.
+func load(etcDir string, as RunAs) (*Set, Errors, error) {
+	m, masterErrs := loadMaster(etcDir, as)
 	s := &Set{Master: m, Errors: map[string]error{}}
+	if err := checkEtc(etcDir, as); err != nil {
+		return s, masterErrs, nil // refused as a whole: its files are not read
+	}
 	files, err := DaemonFiles(etcDir)
 	if err != nil {
 		return s, masterErrs, err
 	}
 	var all []*loaded
 	for _, f := range files {
-		d, errs, lines := loadDaemon(f, m)
+		d, errs, lines := loadDaemon(f, m, as)
 		all = append(all, &loaded{path: f, d: d, errs: errs, lines: lines})
 	}
 	crossCheck(all)

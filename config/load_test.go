@@ -145,7 +145,9 @@ func TestLoadBrokenMaster(t *testing.T) {
 }
 
 func TestCheckClean(t *testing.T) {
-	etc := t.TempDir()
+	needRoot(t)
+	fakeUsers(t)
+	etc := openTempDir(t)
 	if err := Check(etc); err != nil {
 		t.Errorf("Check of an empty etc = %v", err)
 	}

@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -15,7 +14,7 @@ import (
 // section: a key above the first [section] is an error (whose hint names the
 // section it belongs in). The error is Errors, every problem in the file.
 func LoadMaster(etcDir string) (*Master, error) {
-	m, errs := loadMaster(etcDir)
+	m, errs := loadMaster(etcDir, CurrentUser())
 	if len(errs) > 0 {
 		return nil, errs
 	}
@@ -74,14 +73,18 @@ func resolve(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-// loadMaster is LoadMaster returning the defaults along with any errors, so
-// that Check can go on to the daemon files.
-func loadMaster(etcDir string) (*Master, Errors) {
+// loadMaster is LoadMaster for a master running as as, returning the
+// defaults along with any errors, so that Check can go on to the daemon
+// files.
+func loadMaster(etcDir string, as RunAs) (*Master, Errors) {
 	m := defaultMaster(etcDir)
+	if err := checkEtc(etcDir, as); err != nil {
+		return m, Errors{err}
+	}
 	path := filepath.Join(etcDir, MasterFileName)
-	data, err := readFile(path)
+	data, err := readFile(path, as)
 	if errors.Is(err, fs.ErrNotExist) {
-		return m, nil
+		return m, checkMasterDirs(m, nil, as)
 	}
 	if err != nil {
 		return m, Errors{readError(path, err)}
@@ -167,45 +170,7 @@ func loadMaster(etcDir string) (*Master, Errors) {
 	if m.Registry.Type == "sqlite" {
 		m.Registry.DSN = resolve(m.Dir, m.Registry.DSN)
 	}
+	l.errs = append(l.errs, checkMasterDirs(m, l, as)...)
 	sortErrors(l.errs)
 	return m, l.errs
-}
-
-// maxFileSize bounds the configuration files nsfd reads.
-const maxFileSize = 1 << 20
-
-// readFile reads a configuration file: a regular file of at most
-// maxFileSize bytes, so that a FIFO or a device in etc/ cannot hang a load.
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, &fs.PathError{Op: "read", Path: path, Err: errors.New("not a regular file")}
-	}
-	if fi.Size() > maxFileSize {
-		return nil, &fs.PathError{Op: "read", Path: path, Err: errors.New("larger than 1 MiB")}
-	}
-	if err := checkTrusted(fi); err != nil {
-		return nil, &fs.PathError{Op: "read", Path: path, Err: err}
-	}
-	return io.ReadAll(io.LimitReader(f, maxFileSize+1))
-}
-
-// readError is the error of a file that cannot be read.
-func readError(path string, err error) *Error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		err = pe.Err
-	}
-	if errors.Is(err, ErrUntrusted) {
-		return &Error{File: path, Msg: err.Error(), Err: err}
-	}
-	return &Error{File: path, Msg: "cannot read: " + err.Error()}
 }

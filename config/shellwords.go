@@ -8,10 +8,11 @@ import (
 
 // splitCommand splits a command line into argv as a POSIX shell would split
 // words: blanks separate, single quotes keep everything, double quotes keep
-// all but \" \\ \$ \`, a backslash outside quotes escapes the next character,
-// and # at the start of a word begins a comment. Nothing is expanded, so
-// shell syntax that would expand or redirect (unquoted | & ; < > ( ) and
-// $ or ` outside single quotes) is an error rather than a surprise.
+// all but \" \\ \$ \`, and a backslash outside quotes escapes the next
+// character. Nothing is expanded, so shell syntax that would expand,
+// redirect or end the command (unquoted | & ; < > ( ), $ or ` outside
+// single quotes, and # at the start of a word, a shell's comment) is an
+// error rather than a surprise: no part of a command is silently dropped.
 func splitCommand(s string) ([]string, error) {
 	var (
 		args  []string
@@ -31,7 +32,7 @@ func splitCommand(s string) ([]string, error) {
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			end()
 		case c == '#' && !inArg:
-			return args, nil
+			return nil, errors.New(`"#" at the start of a word begins a comment in a shell, which would drop the rest of the command (quote it with '', or put a comment on a line of its own)`)
 		case c == '\\':
 			if i+1 == len(s) {
 				return nil, errors.New("command ends with a backslash")

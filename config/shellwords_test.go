@@ -24,8 +24,9 @@ func TestSplitCommand(t *testing.T) {
 		{in: `echo '' ""`, want: []string{"echo", "", ""}},
 		{in: `sh -c 'echo $HOME | tr a-z A-Z; exit 0'`, want: []string{"sh", "-c", "echo $HOME | tr a-z A-Z; exit 0"}},
 		{in: `echo \$HOME "\$x"`, want: []string{"echo", "$HOME", "$x"}},
-		{in: `echo a#b # a comment`, want: []string{"echo", "a#b"}},
-		{in: `# only a comment`, want: nil},
+		{in: `echo a#b '#c' \#d`, want: []string{"echo", "a#b", "#c", "#d"}},
+		{in: `echo a#b # a comment`, err: `"#" at the start of a word begins a comment`},
+		{in: `# only a comment`, err: `"#" at the start of a word begins a comment`},
 		{in: "", want: nil},
 		{in: `--opt=*.txt`, want: []string{"--opt=*.txt"}},
 

@@ -131,6 +131,7 @@ type Daemon struct {
 	User   string
 	Group  string
 	Groups []string // supplementary groups; empty: cleared
+	Creds  Creds    // User, Group and Groups resolved when the file loads
 	Chroot string
 	Cwd    string
 	Umask  int // -1: inherited
@@ -142,6 +143,17 @@ type Daemon struct {
 
 	Hash     string   // digest of the effective configuration, for change detection
 	Warnings []*Error // non-fatal remarks (Net::Server keys that do not apply under a supervisor)
+}
+
+// Creds is who a daemon's workers run as: user, group and groups resolved
+// to numbers when the file loads, for the master the file was loaded for.
+// Without user and group the workers keep the master's credentials (UID and
+// GID are -1); with group alone they keep the master's uid and lose its
+// supplementary groups.
+type Creds struct {
+	UID    int   // -1: the master's
+	GID    int   // -1: the master's
+	Groups []int // supplementary groups when UID is set; empty: none
 }
 
 // Listen is one listener of a daemon, parsed from Net::Server's port syntax.

@@ -28,7 +28,9 @@ type note struct {
 	err error // malformed or without credentials
 }
 
-func listenNotify(path string) (*notifySocket, error) {
+// listenNotify binds the notify socket at path for workers running as uid
+// and gid (-1: the master's).
+func listenNotify(path string, uid, gid int) (*notifySocket, error) {
 	if len(path) >= len(unix.RawSockaddrUnix{}.Path) {
 		return nil, fmt.Errorf("notify socket %s: path longer than %d bytes; choose a shorter run_dir", path, len(unix.RawSockaddrUnix{}.Path)-1)
 	}
@@ -62,18 +64,35 @@ func listenNotify(path string) (*notifySocket, error) {
 		conn.Close()
 		return nil, fmt.Errorf("notify socket: SO_PASSCRED: %w", err)
 	}
-	// Workers may run as another user: any local process may send, and the
-	// peer credentials say who did.
-	if err := os.Chmod(path, 0o666); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("notify socket: %w", err)
-	}
 	ns := &notifySocket{path: path, conn: conn}
+	if err := ns.own(uid, gid); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	var st unix.Stat_t
 	if unix.Lstat(path, &st) == nil {
 		ns.ino = st.Ino
 	}
 	return ns, nil
+}
+
+// own gives the socket file to the workers' user (uid, gid; -1 keeps the
+// master's) with mode 0600: only they and root may send to it, and the
+// peer credentials say which process did.
+func (s *notifySocket) own(uid, gid int) error {
+	if uid < 0 {
+		uid = os.Geteuid()
+	}
+	if gid < 0 {
+		gid = os.Getegid()
+	}
+	if err := os.Lchown(s.path, uid, gid); err != nil {
+		return fmt.Errorf("notify socket: %w", err)
+	}
+	if err := os.Chmod(s.path, 0o600); err != nil {
+		return fmt.Errorf("notify socket: %w", err)
+	}
+	return nil
 }
 
 // maxBatch bounds the datagrams read in one go.

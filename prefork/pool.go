@@ -260,7 +260,7 @@ func (p *Pool) Start(ctx context.Context) error {
 			return
 		}
 		if p.cfg.NotifyPath != "" {
-			p.nsock, err = listenNotify(p.cfg.NotifyPath)
+			p.nsock, err = listenNotify(p.cfg.NotifyPath, p.cfg.Exec.UID, p.cfg.Exec.GID)
 			if err != nil {
 				releasePump()
 				close(p.done)
@@ -382,12 +382,21 @@ func (p *Pool) Update(ctx context.Context, cfg Config) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
 	}
-	return p.do(ctx, func() {
+	var err error
+	if derr := p.do(ctx, func() {
+		if p.nsock != nil && (cfg.Exec.UID != p.cfg.Exec.UID || cfg.Exec.GID != p.cfg.Exec.GID) {
+			if err = p.nsock.own(cfg.Exec.UID, cfg.Exec.GID); err != nil {
+				return // the old configuration stays
+			}
+		}
 		cfg.Name, cfg.NotifyPath = p.cfg.Name, p.cfg.NotifyPath
 		p.cfg = cfg
 		p.roll()
 		p.cfg.Logger.Info("configuration changed; rolling the workers")
-	})
+	}); derr != nil {
+		return derr
+	}
+	return err
 }
 
 // Restart rolls the pool: new workers start on the same listeners and the

@@ -2,9 +2,12 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/nsfd/nsfd/config"
 )
@@ -62,16 +65,22 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 	errs := map[string]error{}
 	for file, err := range set.Errors {
 		r.Errors[file] = err.Error()
+		// A file still open for writing is not broken, only not complete:
+		// it is applied once its writer closes it (the watcher sees that).
+		lvl, what := hclog.Error, "daemon file does not load"
+		if errors.Is(err, config.ErrBeingWritten) {
+			lvl, what = hclog.Info, "daemon file is being written"
+		}
 		if d := s.daemonByFile(file); d != nil {
 			if d.configErr == nil || d.configErr.Error() != err.Error() {
-				s.log.Named(d.cfg.Name).Error("daemon file does not load; keeping the last good config", "error", err)
+				s.log.Named(d.cfg.Name).Log(lvl, what+"; keeping the last good config", "error", err)
 			}
 			d.configErr = err
 			kept[d.cfg.Name] = true
 			continue
 		}
 		if old, ok := s.errs[file]; !ok || old.Error() != err.Error() {
-			s.log.Error("daemon file does not load", "file", file, "error", err)
+			s.log.Log(lvl, what, "file", file, "error", err)
 		}
 		errs[file] = err
 	}
@@ -163,10 +172,7 @@ func (s *Supervisor) applyChange(ctx context.Context, cur *daemon, d *config.Dae
 	if d.PoolOnlyChange(cur.cfg) {
 		return cur.pool.SetPolicy(ctx, policyOf(d), d.MaxRequests, d.MaxRequestsJitter)
 	}
-	exec, err := execOptions(d)
-	if err != nil {
-		return err
-	}
+	exec := execOptions(d)
 	ls, err := s.bindListeners(ctx, d, exec, cur.listeners)
 	if err != nil {
 		return err

@@ -71,7 +71,8 @@ type daemon struct {
 	drained   chan struct{} // closed when a drain ends
 }
 
-// New loads nsfd.ini from opts.EtcDir and opens the central log.
+// New loads nsfd.ini from opts.EtcDir, prepares the run directory and
+// opens the central log.
 func New(opts Options) (*Supervisor, error) {
 	if opts.EtcDir == "" {
 		opts.EtcDir = "etc"
@@ -90,6 +91,9 @@ func New(opts Options) (*Supervisor, error) {
 	}
 	m, err := config.LoadMaster(opts.EtcDir)
 	if err != nil {
+		return nil, err
+	}
+	if err := prepareRunDir(m, config.CurrentUser()); err != nil {
 		return nil, err
 	}
 	lc := logging.Config{
@@ -145,9 +149,6 @@ func (s *Supervisor) Master() *config.Master { return s.master }
 func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	defer s.closeSink()
 	s.ctx = ctx
-	if err := os.MkdirAll(s.master.RunDir, 0o755); err != nil {
-		return fmt.Errorf("run dir: %w", err)
-	}
 	ctl, err := s.listenControl()
 	if err != nil {
 		return err
@@ -234,10 +235,7 @@ func (s *Supervisor) closeSink() {
 // startDaemon binds d's listeners and starts its pool.
 func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
 	d := dm.cfg
-	exec, err := execOptions(d)
-	if err != nil {
-		return err
-	}
+	exec := execOptions(d)
 	ls, err := s.bindListeners(ctx, d, exec, nil)
 	if err != nil {
 		return err
@@ -306,7 +304,7 @@ func (s *Supervisor) poolConfig(dm *daemon, d *config.Daemon, ls []*prefork.List
 		Command:           cmd,
 		Env:               append(s.frameworkEnv(d), d.Env...),
 		Listeners:         ls,
-		NotifyPath:        filepath.Join(s.master.RunDir, "notify", name+".sock"),
+		NotifyPath:        s.master.NotifyPath(name),
 		Notify:            d.Type == config.TypeNotify,
 		Policy:            policyOf(d),
 		MaxRequests:       d.MaxRequests,

@@ -91,9 +91,25 @@ func newEnv(t testing.TB) *env {
 	return e
 }
 
+// write replaces etc/NAME the safe way, as docs/config.md tells: the
+// content goes to a temporary name, which is renamed over NAME, so the
+// master applies it at once and never sees it half written. The mode of the
+// file it replaces is kept.
 func (e *env) write(name, content string) {
 	e.t.Helper()
-	if err := os.WriteFile(filepath.Join(e.etc, name), []byte(content), 0o644); err != nil {
+	path := filepath.Join(e.etc, name)
+	mode := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil {
+		mode = fi.Mode().Perm()
+	}
+	tmp := filepath.Join(e.etc, "."+name+".tmp")
+	if err := os.WriteFile(tmp, []byte(content), mode); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -662,9 +678,14 @@ func TestNonRootMaster(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
+	defer func() {
+		if t.Failed() {
+			t.Logf("master output:\n%s\nlog:\n%s", out.String(), e.log())
+		}
+	}()
 	waitFor(t, "mine to run and other to be refused", 15*time.Second, func() bool {
 		l := e.log()
 		return strings.Contains(l, "nsfd.mine: daemon state: state=running") &&
-			strings.Contains(l, "other.ini: user/group set: the master is not root; run nsfd as root or remove them")
+			strings.Contains(l, `other.ini:8: key \"user\": the master runs as nobody (uid 65534), not root, and cannot switch its workers`)
 	})
 }

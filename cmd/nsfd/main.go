@@ -55,7 +55,7 @@ const usage = `usage: nsfd [--etc DIR] COMMAND [flags]
 
 commands:
   run                      run the master in the foreground on etc/ (SIGTERM drains and exits)
-  check                    validate etc/ and print every error
+  check [--as USER]        validate etc/ and print every error, for a master running as USER
   status [NAME] [--json]   daemons, listeners, workers, config errors
   reload                   re-read etc/ and apply the difference (also SIGHUP, or any file change)
   start|stop|restart NAME  a daemon; restart rolls its workers without dropping a connection
@@ -169,20 +169,28 @@ func version() string {
 
 func (m *Main) check(etc string, args []string) error {
 	fs := m.flags("check", &etc)
+	asName := fs.String("as", "", "check for a master running as this user (default: root if etc/ belongs to root or you are root, else you)")
 	if err := m.parse(fs, args); err != nil {
 		return err
 	}
-	if err := config.Check(etc); err != nil {
+	as := config.CheckUser(etc)
+	if *asName != "" {
+		var err error
+		if as, err = config.LookupRunAs(*asName); err != nil {
+			return &usageError{fmt.Sprintf("--as %s: %v", *asName, err)}
+		}
+	}
+	if err := config.CheckAs(etc, as); err != nil {
 		var es config.Errors
 		if errors.As(err, &es) {
 			for _, e := range es {
 				fmt.Fprintln(m.Stderr, e)
 			}
-			return fmt.Errorf("%s: %d error(s)", etc, len(es))
+			return fmt.Errorf("%s: %d error(s), checked for a master running as %s", etc, len(es), as)
 		}
 		return err
 	}
-	set, err := config.Load(etc)
+	set, err := config.LoadAs(etc, as)
 	if err != nil {
 		return err
 	}
@@ -191,7 +199,7 @@ func (m *Main) check(etc string, args []string) error {
 			fmt.Fprintln(m.Stderr, "warning:", w)
 		}
 	}
-	fmt.Fprintf(m.Stdout, "%s: ok, %d daemon(s)\n", etc, len(set.Daemons))
+	fmt.Fprintf(m.Stdout, "%s: ok, %d daemon(s), checked for a master running as %s\n", etc, len(set.Daemons), as)
 	return nil
 }
 
