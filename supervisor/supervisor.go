@@ -341,6 +341,7 @@ func (s *Supervisor) frameworkEnv(d *config.Daemon) []string {
 	if s.resolverPath != "" {
 		env = append(env, worker.EnvResolver+"="+s.resolverPath)
 	}
+	env = append(env, secureEnv(d)...)
 	return env
 }
 
@@ -422,7 +423,9 @@ func (s *Supervisor) drain(ds []*daemon, done func(*daemon)) {
 func record(d *config.Daemon, ls []*prefork.Listener) registry.Daemon {
 	rec := registry.Daemon{Name: d.Name, Encoding: d.Encoding, ConfigHash: d.Hash}
 	for _, l := range ls {
-		rec.Endpoints = append(rec.Endpoints, registry.Endpoint{Proto: l.Proto(), Address: l.Addr.String()})
+		e := registry.Endpoint{Proto: l.Proto(), Address: l.Addr.String()}
+		secureEndpoint(d, &e)
+		rec.Endpoints = append(rec.Endpoints, e)
 	}
 	return rec
 }
