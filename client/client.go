@@ -220,7 +220,7 @@ func ResolverFromEnv(ctx context.Context) (Resolver, error) {
 // (see package worker's names); fields of o that are set take precedence.
 // The Client owns the resolver: Close closes it.
 func FromEnv(ctx context.Context, o Options) (*Client, error) {
-	o, err := securityFromEnv(o)
+	o, err := SecurityFromEnv(o)
 	if err != nil {
 		return nil, err
 	}

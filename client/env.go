@@ -38,10 +38,10 @@ func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 	return cfg, nil
 }
 
-// securityFromEnv fills in o's TLS, ServerName and Credential from the
+// SecurityFromEnv fills in o's TLS, ServerName and Credential from the
 // environment (worker.EnvClientCA, EnvClientCert, EnvClientKey,
 // EnvServerName, EnvTokenFile, EnvToken), where o leaves them unset.
-func securityFromEnv(o Options) (Options, error) {
+func SecurityFromEnv(o Options) (Options, error) {
 	if o.TLS == nil {
 		cfg, err := TLSConfig(os.Getenv(worker.EnvClientCA), os.Getenv(worker.EnvClientCert), os.Getenv(worker.EnvClientKey))
 		if err != nil {
