@@ -147,7 +147,9 @@ func TestFleet(t *testing.T) {
 	// Resolve across nodes, local node first, from each node's own host.
 	for _, n := range []*fleettest.Node{f.Nodes[0], f.Nodes[2], f.Nodes[4]} {
 		out, errOut, code := n.Nsfd("resolve", "--json", "kv")
-		var got struct{ Endpoints []struct{ Node, Address string } }
+		var got struct {
+			Endpoints []struct{ Node, Address string }
+		}
 		if code != 0 || json.Unmarshal([]byte(out), &got) != nil || len(got.Endpoints) != nodes {
 			t.Fatalf("nsfd resolve kv on %s: %d %q %q", n.Name, code, out, errOut)
 		}
