@@ -143,7 +143,7 @@ func (c *Client) dialEndpoint(ctx context.Context, key poolKey) (net.Conn, error
 	tc := tls.Client(nc, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("tls: %w", err)
+		return nil, err // "tls: failed to verify certificate: ..."
 	}
 	return tc, nil
 }
