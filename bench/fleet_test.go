@@ -53,6 +53,7 @@ type failover struct {
 	calls       int64
 	failed      int           // calls that failed after it went
 	lastFailure time.Duration // after it went
+	later       int           // failures more than AckTimeout after the first: not in flight when it went
 	worst       time.Duration // the slowest call that began after it went and succeeded
 	outOfResolv time.Duration // until Resolve no longer returned it
 }
@@ -269,6 +270,7 @@ func (fc *fleetCalls) halt() {
 func (fc *fleetCalls) since(t time.Time, fo *failover) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
+	var first time.Time
 	for _, c := range fc.calls {
 		if c.end.Before(t) {
 			continue
@@ -278,6 +280,11 @@ func (fc *fleetCalls) since(t time.Time, fo *failover) {
 		case c.err:
 			fo.failed++
 			fo.lastFailure = max(fo.lastFailure, c.end.Sub(t))
+			if first.IsZero() {
+				first = c.end
+			} else if c.end.Sub(first) > nsfdclient.DefaultAckTimeout+500*time.Millisecond {
+				fo.later++
+			}
 		case !c.begin.Before(t):
 			fo.worst = max(fo.worst, c.end.Sub(c.begin))
 		}
