@@ -5,7 +5,9 @@
 // keeps the registry in step with the daemons (and opens it anew when a
 // SQLite file was deleted); the control socket serves the API of the CLI,
 // and the resolver socket (registry/remote, NSFD_RESOLVER) serves the
-// registry's Resolve to the workers. It links no registry driver and no
+// registry's Resolve to the workers, and the registry's changes, which the
+// master watches once for all of them (changeHub: PostgreSQL's
+// LISTEN/NOTIFY). It links no registry driver and no
 // builtin: the nsfd command does.
 //
 // The Supervisor's state belongs to the goroutine running Run; signals and

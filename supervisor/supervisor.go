@@ -43,6 +43,7 @@ type Supervisor struct {
 	log     hclog.Logger
 	metrics *metrics
 	reg     *registrar
+	changes *changeHub // the registry's change notifications, for the resolver socket
 	started time.Time
 	// resolverPath is the resolver socket's, passed to the workers in
 	// NSFD_RESOLVER; "" if it could not be bound.
@@ -128,6 +129,7 @@ func New(opts Options) (*Supervisor, error) {
 	s.metrics = newMetrics(s)
 	s.reg = newRegistrar(m.Registry.Type, m.Registry.DSN, m.NodeName, m.Registry.Heartbeat, s.log.Named("registry"))
 	s.reg.counters = s.workerCounters
+	s.changes = newChangeHub(s.reg)
 	for _, w := range m.Warnings {
 		s.log.Warn(w.Error())
 	}
@@ -167,6 +169,7 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	// The registry outlives the daemons' drain, so their rows go last.
 	rctx, rcancel := context.WithCancel(context.Background())
 	go s.reg.run(rctx)
+	go s.changes.run(rctx)
 	defer func() { rcancel(); <-s.reg.done }()
 	s.reload(ctx, "start")
 	s.whenSettled(ctx, func() {
@@ -338,6 +341,7 @@ func (s *Supervisor) frameworkEnv(d *config.Daemon) []string {
 	if s.resolverPath != "" {
 		env = append(env, worker.EnvResolver+"="+s.resolverPath)
 	}
+	env = append(env, secureEnv(d)...)
 	return env
 }
 
@@ -419,7 +423,9 @@ func (s *Supervisor) drain(ds []*daemon, done func(*daemon)) {
 func record(d *config.Daemon, ls []*prefork.Listener) registry.Daemon {
 	rec := registry.Daemon{Name: d.Name, Encoding: d.Encoding, ConfigHash: d.Hash}
 	for _, l := range ls {
-		rec.Endpoints = append(rec.Endpoints, registry.Endpoint{Proto: l.Proto(), Address: l.Addr.String()})
+		e := registry.Endpoint{Proto: l.Proto(), Address: l.Addr.String()}
+		secureEndpoint(d, &e)
+		rec.Endpoints = append(rec.Endpoints, e)
 	}
 	return rec
 }
