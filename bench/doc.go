@@ -40,6 +40,12 @@
 //   - BenchmarkMasterOverhead: the PreFork issue's targets for the master
 //     with 1000 idle workers across 10 daemons (RSS, idle CPU), read from
 //     the fleet BenchmarkSupervisord started.
+//   - BenchmarkFleet: 10 masters, each in a network namespace of its own
+//     (internal/fleettest; root), with 50 daemons each on one PostgreSQL
+//     registry: resolve latency with and without the client's cache,
+//     fail-over when a node is killed or cut off, and the registry's
+//     writes and PostgreSQL's CPU per node, extrapolated to 1,000 nodes.
+//     Alone: bench/run -- -test.bench=BenchmarkFleet (with --out FILE).
 //
 // The machine these run on is shared: absolute figures move by tens of
 // percent from one minute to the next, so every target is set on a ratio of

@@ -19,16 +19,17 @@ var (
 	flagDaemons  = flag.Int("bench.idle-daemons", 10, "daemons of the master-overhead benchmark")
 	flagIdle     = flag.Int("bench.idle-workers", 100, "idle workers per daemon of the master-overhead benchmark")
 	flagIdleWin  = flag.Duration("bench.idle-window", 5*time.Second, "window over which the idle master's CPU is measured")
-	flagBinDir   = flag.String("bench.bin", "", "directory holding nsfd, echo and http already built (e.g. bin/ after `make build`); empty: build them")
+	flagBinDir   = flag.String("bench.bin", "", "directory holding nsfd, echo, http and kv already built (e.g. bin/ after `make build`); empty: build them")
 )
 
 // bins holds the paths of the binaries the benchmarks run.
 var bins struct {
-	nsfd, echo, ht string
+	nsfd, echo, ht, kv string
 }
 
 func setBins(dir string) {
 	bins.nsfd, bins.echo, bins.ht = filepath.Join(dir, "nsfd"), filepath.Join(dir, "echo"), filepath.Join(dir, "http")
+	bins.kv = filepath.Join(dir, "kv")
 }
 
 func TestMain(m *testing.M) {
@@ -74,7 +75,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	setBins(dir)
-	for _, b := range [][2]string{{bins.nsfd, "./cmd/nsfd"}, {bins.echo, "./examples/echo"}, {bins.ht, "./examples/http"}} {
+	for _, b := range [][2]string{{bins.nsfd, "./cmd/nsfd"}, {bins.echo, "./examples/echo"}, {bins.ht, "./examples/http"}, {bins.kv, "./examples/kv"}} {
 		cmd := exec.Command("go", "build", "-o", b[0], b[1])
 		cmd.Dir = repo
 		if out, err := cmd.CombinedOutput(); err != nil {

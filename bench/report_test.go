@@ -33,6 +33,7 @@ const (
 	orderDataPath
 	orderLogs
 	orderOverhead
+	orderFleet
 )
 
 // target is one row of the report's summary: a goal set by an issue and what

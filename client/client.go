@@ -2,9 +2,11 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -45,8 +47,16 @@ type Options struct {
 	// three `[registry] heartbeat`s.
 	MaxAge time.Duration
 	// CacheTTL is how long a name's endpoints are used before the
-	// registry is asked again; 0 means DefaultCacheTTL, < 0 no cache.
+	// registry is asked again, while no watch of the registry's changes
+	// is up (see NoWatch); 0 means DefaultCacheTTL, < 0 no cache (and no
+	// watch).
 	CacheTTL time.Duration
+	// NoWatch: do not watch the registry for changes (registry.Watcher),
+	// which costs a connection of its own to PostgreSQL, or a stream on
+	// the master's resolver socket. Without a watch, a cached resolution
+	// is used for CacheTTL; with one, until the registry announces a
+	// change of its name, and for at most MaxAge.
+	NoWatch bool
 	// DownFor is how long an endpoint that could not be dialled is skipped;
 	// 0 means DefaultDownFor.
 	DownFor time.Duration
@@ -64,7 +74,43 @@ type Options struct {
 	// Queue is the name of the queue daemon that holds async results; ""
 	// means DefaultQueue.
 	Queue string
+	// AckTimeout bounds how long a request sent on a TCP connection may
+	// stay unacknowledged by the peer's kernel before the connection fails
+	// (Linux's TCP_USER_TIMEOUT): a node cut off the network fails the
+	// calls sent to it after this long, not after TCP's minutes of
+	// retransmissions, and is then skipped for DownFor. A daemon that is
+	// only slow is not affected: its kernel acknowledges the request at
+	// once. 0 means DefaultAckTimeout; < 0 leaves the system's default.
+	AckTimeout time.Duration
+
+	// Dial opens connections to endpoints; nil means a net.Dialer. It is
+	// bounded by DialTimeout, and the TLS handshake, for an endpoint that
+	// wants TLS, happens on what it returns.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
+	// TLS is the configuration for the endpoints the registry says want
+	// TLS: its RootCAs verify the daemons' certificates (nil: the system's
+	// roots), its Certificates are the client's, for daemons that want
+	// mutual TLS (tls_client_ca). Each connection uses a clone, with
+	// ServerName set as below. An endpoint that does not want TLS is
+	// spoken to in plain text unless RequireTLS is set.
+	TLS *tls.Config
+	// ServerName is the name every daemon's certificate is verified
+	// against; "" means the endpoint's own, as its master registered it
+	// (the first DNS name of its certificate), else the host of its
+	// address (an IP address, which the certificate must then list).
+	ServerName string
+	// RequireTLS skips the endpoints that do not want TLS, so that a
+	// token is never sent in plain text.
+	RequireTLS bool
+	// Credential is the "USER:TOKEN" sent with every request whose User
+	// and Pass are both empty, for daemons that check tokens (see
+	// wire.Tokens); "" sends none. Load it from a file or the environment
+	// (ReadCredential, FromEnv), never from a command line.
+	Credential string
 }
+
+// DefaultAckTimeout is Options.AckTimeout's default.
+const DefaultAckTimeout = 2 * time.Second
 
 // withDefaults returns o with its zero fields set.
 func (o Options) withDefaults() Options {
@@ -88,6 +134,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultDialTimeout
+	}
+	if o.AckTimeout == 0 {
+		o.AckTimeout = DefaultAckTimeout
 	}
 	if o.Queue == "" {
 		o.Queue = DefaultQueue
@@ -119,6 +168,8 @@ type Client struct {
 	names  map[string]*nameEntry
 	pools  map[poolKey]*pool
 	closed bool
+
+	watch watcher // registry change notifications (watch.go)
 }
 
 // New returns a Client that resolves names through reg, a registry.Registry
@@ -163,9 +214,16 @@ func ResolverFromEnv(ctx context.Context) (Resolver, error) {
 }
 
 // FromEnv returns a Client on the resolver ResolverFromEnv finds, with
-// $NSFD_REGISTRY_MAX_AGE and $NSFD_NODE as options; fields of o that are set
-// take precedence. The Client owns the resolver: Close closes it.
+// $NSFD_REGISTRY_MAX_AGE and $NSFD_NODE as options, and, for daemons that
+// want TLS or tokens, $NSFD_CA, $NSFD_CLIENT_CERT, $NSFD_CLIENT_KEY,
+// $NSFD_SERVER_NAME and the credential of $NSFD_TOKEN_FILE or $NSFD_TOKEN
+// (see package worker's names); fields of o that are set take precedence.
+// The Client owns the resolver: Close closes it.
 func FromEnv(ctx context.Context, o Options) (*Client, error) {
+	o, err := SecurityFromEnv(o)
+	if err != nil {
+		return nil, err
+	}
 	if o.MaxAge == 0 {
 		if s := os.Getenv(worker.EnvRegistryMaxAge); s != "" {
 			d, err := time.ParseDuration(s)
@@ -200,6 +258,7 @@ func (c *Client) Close() error {
 	pools := c.pools
 	c.pools = map[poolKey]*pool{}
 	c.mu.Unlock()
+	c.stopWatch()
 	for _, p := range pools {
 		p.close()
 	}
@@ -238,6 +297,7 @@ func (c *Client) call(ctx context.Context, name string, req *wire.Request) (*wir
 	if err != nil {
 		return nil, err
 	}
+	req = c.withCredential(req)
 	var (
 		lastErr error
 		retried bool // the request was sent again once
@@ -264,6 +324,13 @@ func (c *Client) call(ctx context.Context, name string, req *wire.Request) (*wir
 		pc.close()
 		err = fmt.Errorf("client: call %s at %s: %w", name, t.pool.key.address, err)
 		switch {
+		case errors.Is(err, syscall.ETIMEDOUT):
+			// The peer's kernel stopped acknowledging (AckTimeout): the
+			// node is cut off, and so are its other connections. The
+			// request may have run, so it is not sent again.
+			t.pool.markDown(c)
+			t.pool.dropIdle()
+			return nil, err
 		case ctx.Err() != nil || !unsent(err):
 			return nil, err
 		case !pc.reused:

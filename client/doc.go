@@ -12,15 +12,37 @@
 //
 // # Resolving and fail-over
 //
-// Resolve asks the registry for a name's endpoints at most once per
-// Options.CacheTTL (1 s); while the registry is unreachable, the last answer
-// is used. The endpoints of the local node come first; among the endpoints
+// Resolve asks the registry for a name's endpoints and keeps the answer.
+// When the registry announces its changes (registry.Watcher: PostgreSQL's
+// LISTEN/NOTIFY, SQLite's file watch, or the master's resolver socket,
+// which forwards its own), the Client watches it, and an answer is used
+// until a change of its name is announced, or for at most Options.MaxAge
+// (a node that dies announces nothing; that is when its heartbeat goes
+// stale); without a watch, or while it is down, for Options.CacheTTL
+// (1 s). While the registry is unreachable, the last answer is used. The endpoints of the local node come first; among the endpoints
 // of one rank (the local node's, then the others') calls go round robin, so
 // load spreads. An endpoint that cannot be dialled is marked down for
 // Options.DownFor (5 s) and skipped, the call moving on to the next one;
 // after that time it is tried again, and if every endpoint is down they are
-// all tried anyway. Every blocking step honours the context's deadline and
-// cancellation.
+// all tried anyway. A node cut off the network answers no connect: a dial
+// gives up after Options.DialTimeout (2 s); a request sent on a connection
+// it held fails once the peer's kernel has not acknowledged it for
+// Options.AckTimeout (2 s, TCP_USER_TIMEOUT), which marks the endpoint down
+// and drops its idle connections too. Every blocking step honours the
+// context's deadline and cancellation.
+//
+// # Secured calls
+//
+// An endpoint the registry records as wanting TLS (its daemon has
+// tls_cert) is spoken to over TLS: the daemon's certificate is verified
+// against Options.TLS's RootCAs (the system's without) and the name its
+// master registered (the certificate's first DNS name), else the address's
+// IP; Options.TLS's Certificates are presented to daemons that want mutual
+// TLS. Options.Credential, USER:TOKEN, is sent with every request for
+// daemons that check tokens (wire.Tokens); read it with ReadCredential
+// from a file only its owner can read. FromEnv takes all of these from the
+// environment (NSFD_CA, NSFD_CLIENT_CERT, NSFD_CLIENT_KEY,
+// NSFD_SERVER_NAME, NSFD_TOKEN_FILE, NSFD_TOKEN).
 //
 // # Connections
 //

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
@@ -11,9 +12,12 @@ import (
 	"github.com/nsfd/nsfd/wire"
 )
 
-// poolKey names an endpoint and the codec spoken to it.
+// poolKey names an endpoint, the codec spoken to it, and whether it is
+// spoken to over TLS, verified against serverName.
 type poolKey struct {
 	network, address, codec string
+	tls                     bool
+	serverName              string
 }
 
 // pool is one endpoint's idle connections and its health.
@@ -90,8 +94,7 @@ func (p *pool) get(ctx context.Context, c *Client, fresh bool) (*pconn, error) {
 func (p *pool) dial(ctx context.Context, c *Client) (*pconn, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(dctx, p.key.network, p.key.address)
+	nc, err := c.dialEndpoint(dctx, p.key)
 	if err != nil {
 		if ctx.Err() == nil {
 			p.markDown(c)
@@ -109,6 +112,52 @@ func (p *pool) dial(ctx context.Context, c *Client) (*pconn, error) {
 		}
 	}
 	return pc, nil
+}
+
+// dialEndpoint connects to key's endpoint, with Options.Dial, sets its
+// AckTimeout, and does the TLS handshake if it wants TLS.
+func (c *Client) dialEndpoint(ctx context.Context, key poolKey) (net.Conn, error) {
+	dial := c.opts.Dial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	nc, err := dial(ctx, key.network, key.address)
+	if err != nil {
+		return nil, err
+	}
+	if key.network == "tcp" && c.opts.AckTimeout > 0 {
+		if err := setAckTimeout(nc, c.opts.AckTimeout); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	if !key.tls {
+		return nc, nil
+	}
+	cfg := &tls.Config{}
+	if c.opts.TLS != nil {
+		cfg = c.opts.TLS.Clone()
+	}
+	cfg.ServerName = key.serverName
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, err // "tls: failed to verify certificate: ..."
+	}
+	return tc, nil
+}
+
+// dropIdle closes the idle connections, which a cut-off peer will never
+// answer either.
+func (p *pool) dropIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, pc := range idle {
+		pc.close()
+	}
 }
 
 // markDown makes calls skip the endpoint for Options.DownFor.

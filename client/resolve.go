@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ type nameEntry struct {
 	mu  sync.Mutex // one registry query at a time
 	cur atomic.Pointer[resolved]
 	rr  atomic.Uint32 // round robin: where the next call starts
+	gen atomic.Uint64 // changes of this name the watch announced
 }
 
 // resolved is one answer of the registry for a name.
@@ -27,6 +29,12 @@ type resolved struct {
 	local   int       // targets[:local] are the local node's
 	expires time.Time
 	rr      *atomic.Uint32
+	// What the cache knew when it asked the registry: the name's and
+	// the global change counts, and whether the watch was up; with it up,
+	// the answer is used until watchExpires unless a change comes.
+	gen, global  uint64
+	watched      bool
+	watchExpires time.Time
 }
 
 // target is one endpoint of a name, with the codec its daemon speaks.
@@ -58,10 +66,11 @@ func (c *Client) targets(ctx context.Context, name string) (*resolved, error) {
 	}
 	now := c.now()
 	if e != nil {
-		if r := e.cur.Load(); r != nil && now.Before(r.expires) {
+		if r := e.cur.Load(); r != nil && c.fresh(e, r, now) {
 			return r, nil
 		}
 	} else {
+		c.startWatch()
 		c.mu.Lock()
 		if e = c.names[name]; e == nil {
 			e = &nameEntry{}
@@ -73,9 +82,12 @@ func (c *Client) targets(ctx context.Context, name string) (*resolved, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	old := e.cur.Load()
-	if old != nil && c.now().Before(old.expires) {
+	if old != nil && c.fresh(e, old, c.now()) {
 		return old, nil // another caller just refreshed it
 	}
+	// What the cache knows before it asks: a change announced from here
+	// on makes the answer stale.
+	gen, global, watched := e.gen.Load(), c.watch.gen.Load(), c.watch.healthy.Load()
 	r, err := c.lookup(ctx, name)
 	if err != nil {
 		if old != nil && !errors.Is(err, registry.ErrNotFound) && !errors.Is(err, registry.ErrStale) && ctx.Err() == nil {
@@ -83,13 +95,17 @@ func (c *Client) targets(ctx context.Context, name string) (*resolved, error) {
 			// and ask again in a while.
 			keep := *old
 			keep.expires = c.now().Add(c.ttl())
+			keep.gen, keep.global, keep.watched = gen, global, false
 			e.cur.Store(&keep)
 			return &keep, nil
 		}
 		return nil, err
 	}
+	now = c.now()
 	r.rr = &e.rr
-	r.expires = c.now().Add(c.ttl())
+	r.expires = now.Add(c.ttl())
+	r.gen, r.global, r.watched = gen, global, watched
+	r.watchExpires = now.Add(c.maxAge())
 	if c.opts.CacheTTL > 0 {
 		e.cur.Store(r)
 	}
@@ -120,7 +136,18 @@ func (c *Client) lookup(ctx context.Context, name string) (*resolved, error) {
 			skipped = append(skipped, ep.Proto+" "+ep.Address+" ("+err.Error()+")")
 			continue
 		}
-		p, err := c.pool(poolKey{network: network, address: ep.Address, codec: codec.Name()}, codec)
+		key := poolKey{network: network, address: ep.Address, codec: codec.Name(), tls: ep.TLS}
+		if ep.TLS {
+			key.serverName, err = c.serverName(ep)
+			if err != nil {
+				skipped = append(skipped, ep.Proto+" "+ep.Address+" ("+err.Error()+")")
+				continue
+			}
+		} else if c.opts.RequireTLS {
+			skipped = append(skipped, ep.Proto+" "+ep.Address+" (plain text, and the client requires TLS)")
+			continue
+		}
+		p, err := c.pool(key, codec)
 		if err != nil {
 			return nil, err
 		}
@@ -133,6 +160,23 @@ func (c *Client) lookup(ctx context.Context, name string) (*resolved, error) {
 		return nil, fmt.Errorf("client: %q has no endpoint a client can use: %q", name, skipped)
 	}
 	return r, nil
+}
+
+// serverName is the name ep's certificate is verified against.
+func (c *Client) serverName(ep registry.Endpoint) (string, error) {
+	switch {
+	case c.opts.ServerName != "":
+		return c.opts.ServerName, nil
+	case ep.ServerName != "":
+		return ep.ServerName, nil
+	case ep.Proto == registry.ProtoTCP:
+		host, _, err := net.SplitHostPort(ep.Address)
+		if err != nil {
+			return "", fmt.Errorf("no server name to verify: %w", err)
+		}
+		return host, nil
+	}
+	return "", errors.New("no server name to verify its certificate against: set Options.ServerName")
 }
 
 // order returns the targets in the order a call tries them, appended to buf:

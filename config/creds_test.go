@@ -146,12 +146,15 @@ func TestPermits(t *testing.T) {
 		{0o750, 0, 0, false},
 	} {
 		st := &syscall.Stat_t{Uid: tc.uid, Gid: tc.gid}
-		st.Mode = syscall.S_IFDIR | tc.mode
+		setMode(&st.Mode, syscall.S_IFDIR|tc.mode)
 		if got := permits(st, c, 1); got != tc.want {
 			t.Errorf("mode %04o %d:%d: %v, want %v", tc.mode, tc.uid, tc.gid, got, tc.want)
 		}
 	}
 }
+
+// setMode sets a Stat_t's mode, a uint32 on Linux and a uint16 on the BSDs.
+func setMode[T ~uint16 | ~uint32](p *T, m uint32) { *p = T(m) }
 
 func TestCommandTakesNoInlineComment(t *testing.T) {
 	etc := t.TempDir()

@@ -104,7 +104,8 @@ type daemonLoader struct {
 	ipv        int
 	envFile    *entry
 	env        []entry
-	hostFailed bool // host, proto or ipv is invalid: ports are not parsed
+	hostFailed bool              // host, proto or ipv is invalid: ports are not parsed
+	secure     map[string]string // the secured-call keys' values as written (tls.go)
 }
 
 // apply sets the field of one entry of the default section or [env].
@@ -243,6 +244,8 @@ func (l *daemonLoader) apply(e entry) {
 		l.envFile = &e
 	case "encoding":
 		l.oneOf(e, &d.Encoding, encodings)
+	case "tls_cert", "tls_key", "tls_client_ca", "tokens":
+		l.applySecure(e)
 	case "requires":
 		for _, r := range splitList(v) {
 			if msg := checkDaemonName(r); msg != "" {
@@ -313,6 +316,7 @@ func (l *daemonLoader) finish() {
 	}
 	if l.resolveCreds() {
 		l.checkReach()
+		l.checkSecure()
 	}
 }
 

@@ -95,6 +95,10 @@ var Keys = []KeyDoc{
 	{File: FileDaemon, Name: "limit_cpu", Default: "inherited", Doc: "RLIMIT_CPU (seconds)"},
 	{File: FileDaemon, Name: "env_file", Doc: "file of KEY=VALUE lines (`#` comments, optional `export `, quotes stripped) added to the environment before [env]"},
 	{File: FileDaemon, Name: "encoding", Default: DefaultEncoding, Doc: "message encoding clients use: `json` or `json+gzip`"},
+	{File: FileDaemon, Name: "tls_cert", Doc: "PEM certificate the workers serve TLS with on every stream listener (the registry records that clients must speak TLS); needs `tls_key`; relative to the file; read by the workers, as their user"},
+	{File: FileDaemon, Name: "tls_key", Doc: "PEM private key of `tls_cert`; readable by the workers' user, by no other user"},
+	{File: FileDaemon, Name: "tls_client_ca", Doc: "PEM file of CA certificates: mutual TLS, every client must present a certificate one of them signed"},
+	{File: FileDaemon, Name: "tokens", Doc: "tokens file (`USER:BCRYPT-HASH[:COMMANDS]` lines, see `nsfd token`): every request must carry a user and its token, checked before the handler (framework daemons: wire.Serve)"},
 	{File: FileDaemon, Name: "requires", Doc: "daemons (comma or space separated) started before this one and stopped after it"},
 	{File: FileDaemon, Section: EnvSection, Name: "*", Doc: "[env] `NAME = value`: an environment variable of the workers; wins over env_file"},
 

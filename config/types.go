@@ -143,6 +143,14 @@ type Daemon struct {
 	Umask  int // -1: inherited
 	Limits map[string]uint64
 
+	// Secured calls (absolute paths; "" when not set): the worker serves
+	// TLS with TLSCert and TLSKey, wants client certificates signed by
+	// TLSClientCA, and checks tokens against Tokens. TLSServerName is the
+	// certificate's first DNS name, which clients verify it against ("":
+	// the endpoint's IP address).
+	TLSCert, TLSKey, TLSClientCA, Tokens string
+	TLSServerName                        string
+
 	Env      []string // KEY=VALUE: env_file first, then [env]; later wins
 	Encoding string
 	Requires []string

@@ -36,10 +36,12 @@
 // milliseconds:
 //
 //	daemons(node, name, state, encoding, master_pid, config_hash, started_at, heartbeat_at, last_exit)
-//	endpoints(node, daemon, seq, proto, address)        -- cascade-deleted with the daemon
+//	endpoints(node, daemon, seq, proto, address, tls, server_name)  -- cascade-deleted with the daemon; tls, server_name: migration 3
 //	workers(node, daemon, pid, slot, state, started_at, requests, last_exit)  -- likewise
 //	spool(id, daemon, status, request, response, created_at, updated_at)     -- async calls (migration 2; queue.Spool)
 //
-// Passwords in a PostgreSQL DSN never appear in an error; Redact hides them
-// for logs.
+// The drivers' registries are also Watchers (a change is announced to
+// every process: PostgreSQL's NOTIFY, SQLite's file) and Clocks (the time
+// that stamps heartbeats). Passwords in a PostgreSQL DSN never appear in an
+// error; Redact hides them for logs.
 package registry

@@ -76,6 +76,13 @@ type Endpoint struct {
 	// Encoding is the wire codec the daemon speaks (its Daemon.Encoding):
 	// set by Resolve and List, ignored by Register.
 	Encoding string
+	// TLS is set when the daemon serves TLS on this endpoint (its tls_cert
+	// is set): a client must speak TLS to it, and verify its certificate.
+	TLS bool
+	// ServerName is the name a client verifies the endpoint's certificate
+	// against; "" means the host of Address (an IP address, which the
+	// certificate must then list).
+	ServerName string
 }
 
 // Worker is one worker process of a daemon: a row of the workers table.

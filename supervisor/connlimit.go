@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -113,7 +114,10 @@ func newHTTPServer(h http.Handler, name string, maxConns int, log hclog.Logger) 
 		IdleTimeout:       httpIdleTimeout,
 		MaxHeaderBytes:    httpMaxHeaderBytes,
 		ConnState:         cl.track,
-		ErrorLog:          log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c)
+		},
+		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	return srv, cl
 }
@@ -124,12 +128,17 @@ type connLimit struct {
 	max  int
 	log  hclog.Logger
 
+	// maxStreams caps the connections a handler turned into streams
+	// (stream); 0: none may be.
+	maxStreams int
+
 	mu      sync.Mutex
 	ln      net.Listener
 	conns   map[*limitedConn]*connUse
-	evicted int       // connections closed to make room, since the last log line
-	refused int       // new connections closed because all were busy, same
-	logged  time.Time // when the last log line about them was written
+	streams map[*limitedConn]bool // out of conns: neither counted nor evicted
+	evicted int                   // connections closed to make room, since the last log line
+	refused int                   // new connections closed because all were busy, same
+	logged  time.Time             // when the last log line about them was written
 }
 
 // connUse is what connLimit knows of one connection.
@@ -229,6 +238,9 @@ func (l *connLimit) track(c net.Conn, st http.ConnState) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if st == http.StateHijacked || st == http.StateClosed {
+		delete(l.streams, lc)
+	}
 	u := l.conns[lc]
 	if u == nil {
 		return
@@ -246,7 +258,38 @@ func (l *connLimit) track(c net.Conn, st http.ConnState) {
 func (l *connLimit) forget(c *limitedConn) {
 	l.mu.Lock()
 	delete(l.conns, c)
+	delete(l.streams, c)
 	l.mu.Unlock()
+}
+
+// stream moves c, whose request will hold it for long (a watch), out of
+// the connection cap into the cap on streams; false if that is reached.
+func (l *connLimit) stream(c *limitedConn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.streams) >= l.maxStreams {
+		return false
+	}
+	if l.streams == nil {
+		l.streams = make(map[*limitedConn]bool)
+	}
+	delete(l.conns, c)
+	l.streams[c] = true
+	return true
+}
+
+// connKey is the request context's key of its connection (a *limitedConn).
+type connKey struct{}
+
+// streamCap is the cap on a listener's long-lived streams: a quarter of
+// what the descriptor limit leaves beyond fdReserve, so that one per
+// worker fits any real pool and a flood still leaves the master most of
+// its descriptors; at least 4.
+func streamCap(nofile uint64) int {
+	if nofile <= fdReserve {
+		return 4
+	}
+	return max(4, int(min(nofile-fdReserve, 1<<20))/4)
 }
 
 // live returns how many connections are counted, and how many of them

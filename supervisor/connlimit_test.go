@@ -207,3 +207,62 @@ func TestHTTPServerDropsAClientThatDoesNotRead(t *testing.T) {
 	waitUntil(t, "the connection counted", func() bool { n, _ := cl.live(); return n == 1 })
 	waitUntil(t, "the connection dropped", func() bool { n, _ := cl.live(); return n == 0 })
 }
+
+// A stream (a watch) leaves the connection cap, so streams never crowd
+// out requests, and has a cap of its own.
+func TestConnLimitStreamsHaveTheirOwnCap(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	var addr string
+	var cl *connLimit
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/stream" {
+			if !cl.stream(r.Context().Value(connKey{}).(*limitedConn)) {
+				http.Error(w, "too many streams", http.StatusServiceUnavailable)
+				return
+			}
+			w.WriteHeader(http.StatusOK)
+			http.NewResponseController(w).Flush()
+			<-release
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	addr, cl = serveLimited(t, 2, h)
+	cl.maxStreams = 2
+	for i := range 2 {
+		c := dialCounted(t, addr, cl, 1)
+		if code, err := statusOf(c, "/stream"); code != http.StatusOK {
+			t.Fatalf("stream %d: %d, %v", i, code, err)
+		}
+		waitUntil(t, "the stream out of the connection cap", func() bool { n, _ := cl.live(); return n == 0 })
+	}
+	// Both connection slots are still free for requests.
+	for range 2 {
+		c := dialCounted(t, addr, cl, 1)
+		if got, err := get(c, "/"); err != nil || got != "ok" {
+			t.Fatalf("request beside the streams: %q, %v", got, err)
+		}
+		c.Close()
+		waitUntil(t, "the connection forgotten", func() bool { n, _ := cl.live(); return n == 0 })
+	}
+	// A third stream is refused.
+	c := dialCounted(t, addr, cl, 1)
+	if code, err := statusOf(c, "/stream"); code != http.StatusServiceUnavailable {
+		t.Fatalf("third stream: %d, %v; want 503", code, err)
+	}
+}
+
+// statusOf sends a GET and returns the answer's status code, without
+// reading its body.
+func statusOf(c net.Conn, path string) (int, error) {
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		return 0, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, nil
+}

@@ -86,7 +86,9 @@ func (s *Supervisor) closeListener(l *prefork.Listener) {
 func record(d *config.Daemon, ls []*prefork.Listener) registry.Daemon {
 	rec := registry.Daemon{Name: d.Name, Encoding: d.Encoding, ConfigHash: d.Hash}
 	for _, l := range ls {
-		rec.Endpoints = append(rec.Endpoints, registry.Endpoint{Proto: l.Proto(), Address: l.Addr.String()})
+		e := registry.Endpoint{Proto: l.Proto(), Address: l.Addr.String()}
+		secureEndpoint(d, &e)
+		rec.Endpoints = append(rec.Endpoints, e)
 	}
 	return rec
 }

@@ -6,8 +6,10 @@
 // registrar keeps the registry in step with the daemons (and opens it anew
 // when a SQLite file was deleted); the control socket serves the API of
 // the CLI, and the resolver socket (registry/remote, NSFD_RESOLVER) serves
-// the registry's Resolve to the workers. It links no registry driver and
-// no builtin: the nsfd command does.
+// the registry's Resolve to the workers, and the registry's changes, which
+// the master watches once for all of them (changeHub: PostgreSQL's
+// LISTEN/NOTIFY). It links no registry driver and no builtin: the nsfd
+// command does.
 //
 // It opens nothing of its own accord. The caller — cmd/nsfd, which is only
 // wiring — loads nsfd.ini (config.LoadMaster), makes the run directory

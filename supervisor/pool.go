@@ -101,6 +101,7 @@ func (s *Supervisor) frameworkEnv(d *config.Daemon) []string {
 	if s.resolverPath != "" {
 		env = append(env, worker.EnvResolver+"="+s.resolverPath)
 	}
+	env = append(env, secureEnv(d)...)
 	return env
 }
 

@@ -53,6 +53,10 @@ type regDaemon struct {
 	workers map[int]registry.Worker
 	exits   []regExit // exits not yet recorded
 	wdirty  bool
+	// synced is the worker set last written with SyncWorkers; a heartbeat
+	// that finds the same set (states, counters) writes nothing for the
+	// daemon (sync.go).
+	synced []registry.Worker
 }
 
 type regExit struct {
@@ -167,6 +171,7 @@ func (r *registrar) run(ctx context.Context) {
 		hb       = time.NewTicker(r.heartbeat)
 		flush    = time.NewTimer(time.Hour)
 		flushing bool
+		beats    int
 	)
 	defer hb.Stop()
 	flush.Stop()
@@ -288,7 +293,7 @@ func (r *registrar) run(ctx context.Context) {
 				continue
 			}
 			write(true)
-			if failing == nil && reg != nil {
+			if beats++; failing == nil && reg != nil && beats%purgeEvery == 0 {
 				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 				if n, err := reg.PurgeStale(pctx, max(10*r.heartbeat, time.Minute)); err == nil && n > 0 {
 					r.log.Info("purged stale daemons of other nodes from the registry", "daemons", n)
@@ -321,7 +326,7 @@ func (r *registrar) writeDirty(ctx context.Context, reg registry.Registry, full 
 	var jobs []job
 	r.mu.Lock()
 	for name, d := range r.daemons {
-		if !d.dirty && !d.wdirty && counters[name] == nil {
+		if !d.dirty && !d.wdirty && (counters[name] == nil || sameWorkers(counters[name], d.synced)) {
 			continue
 		}
 		j := job{name: name, d: *d}
@@ -349,7 +354,9 @@ func (r *registrar) writeDirty(ctx context.Context, reg registry.Registry, full 
 			if firstErr == nil {
 				firstErr = err
 			}
+			continue
 		}
+		r.wrote(j.name, j.workers)
 	}
 	if len(failed) > 0 {
 		// Put back what did not make it, unless something newer arrived.

@@ -55,8 +55,9 @@ func (s *Supervisor) listenResolver(ctx context.Context) (*resolver, error) {
 	// workers.
 	r := &resolver{path: path, l: l}
 	var cl *connLimit
-	r.srv, cl = newHTTPServer(remote.Handler(remote.ResolverFunc(s.reg.resolve)), "resolver socket", s.maxConns(), s.log)
+	r.srv, cl = newHTTPServer(resolverHandler(s.reg, s.changes), "resolver socket", s.maxConns(), s.log)
 	r.srv.WriteTimeout = resolverWriteTimeout
+	cl.maxStreams = streamCap(nofileLimit())
 	go r.srv.Serve(cl.listener(nl))
 	return r, nil
 }
@@ -66,6 +67,41 @@ func (r *resolver) close() {
 	defer cancel()
 	r.srv.Shutdown(ctx)
 	r.l.Close()
+}
+
+// resolverHandler serves the registrar's Resolve and the hub's stream of
+// changes. A stream holds its connection for as long as the worker runs:
+// it leaves the connection cap for the cap on streams (connLimit.stream),
+// so watchers never crowd out a resolve, and a flood of them is bounded
+// too.
+func resolverHandler(reg *registrar, hub *changeHub) http.Handler {
+	h := remote.Handler(resolverHub{reg, hub})
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.URL.Path == remote.PathWatch {
+			if c, ok := req.Context().Value(connKey{}).(*limitedConn); ok && !c.l.stream(c) {
+				writeError(w, http.StatusServiceUnavailable, errTooManyStreams)
+				return
+			}
+		}
+		h.ServeHTTP(w, req)
+	})
+}
+
+// errTooManyStreams answers a watch beyond the cap on streams.
+var errTooManyStreams = errors.New("too many watch streams; resolve without one")
+
+// resolverHub is what the resolver socket serves: Resolve and Watch.
+type resolverHub struct {
+	reg *registrar
+	hub *changeHub
+}
+
+func (r resolverHub) Resolve(ctx context.Context, name string, o registry.ResolveOptions) ([]registry.Endpoint, error) {
+	return r.reg.resolve(ctx, name, o)
+}
+
+func (r resolverHub) Watch(ctx context.Context, ready func(), changed func(string)) error {
+	return r.hub.Watch(ctx, ready, changed)
 }
 
 // errNoRegistry is the resolver's answer while the registrar has no

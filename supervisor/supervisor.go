@@ -44,6 +44,7 @@ type Supervisor struct {
 	log     hclog.Logger
 	metrics *metrics
 	reg     *registrar
+	changes *changeHub // the registry's change notifications, for the resolver socket
 	started time.Time
 	// resolverPath is the resolver socket's, passed to the workers in
 	// NSFD_RESOLVER; "" if it could not be bound.
@@ -98,6 +99,7 @@ func New(m *config.Master, sink *logging.Sink, opts Options) (*Supervisor, error
 	s.metrics = newMetrics(s)
 	s.reg = newRegistrar(m.Registry.Type, m.Registry.DSN, m.NodeName, m.Registry.Heartbeat, s.log.Named("registry"))
 	s.reg.counters = s.workerCounters
+	s.changes = newChangeHub(s.reg)
 	for _, w := range m.Warnings {
 		s.log.Warn(w.Error())
 	}
@@ -129,12 +131,13 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	// The registry outlives the daemons' drain, so their rows go last.
 	rctx, rcancel := context.WithCancel(context.Background())
 	go s.reg.run(rctx)
+	go s.changes.run(rctx)
 	defer func() { rcancel(); <-s.reg.done }()
-	var changes <-chan struct{}
+	var etcChanges <-chan struct{}
 	if w != nil {
-		changes = w.changes
+		etcChanges = w.changes
 	}
-	s.serve(ctx, changes, func(ctx context.Context) {
+	s.serve(ctx, etcChanges, func(ctx context.Context) {
 		s.whenSettled(ctx, func() {
 			s.sdReady()
 			if ready != nil {
@@ -148,7 +151,7 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 
 // serve is Run's loop: the first reload, then started, then requests and
 // etc/ changes until ctx ends; then it drains every daemon and returns.
-func (s *Supervisor) serve(ctx context.Context, changes <-chan struct{}, started func(context.Context)) {
+func (s *Supervisor) serve(ctx context.Context, etcChanges <-chan struct{}, started func(context.Context)) {
 	s.reload(ctx, "start")
 	if started != nil {
 		started(ctx)
@@ -157,7 +160,7 @@ func (s *Supervisor) serve(ctx context.Context, changes <-chan struct{}, started
 		select {
 		case f := <-s.reqs:
 			f(ctx)
-		case <-changes:
+		case <-etcChanges:
 			s.reload(ctx, "etc/ changed")
 		case <-ctx.Done():
 			close(s.quit) // from here on, requests fail fast instead of waiting for the loop

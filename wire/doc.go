@@ -2,8 +2,8 @@
 // request/response envelope of the Perl Net::Server::Framework, its EPP
 // result codes, pluggable codecs, length-prefixed frames, the server loop a
 // daemon runs on each connection, and the client-side Conn that the client
-// package pools. It needs no cgo and nothing else from nsfd, so a worker
-// binary links only worker and wire.
+// package pools. It needs no cgo and nothing from nsfd but package worker (the
+// protocol's names), so a worker binary links only worker and wire.
 //
 // # Messages
 //
@@ -64,4 +64,14 @@
 //
 // When ctx is done, ServeConn closes an idle connection at once and finishes
 // the request in progress first.
+//
+// # Secured calls
+//
+// ServerOptions.TLS serves TLS (under nsfd the worker library does it, as
+// the daemon's tls_cert asks), and ServerOptions.Auth checks every request
+// before the handler: a Tokens file of bcrypt hashes per user by default
+// when the master names one (EnvAuth, the daemon's tokens key). A refused
+// request is answered with CodeInvalidAuthInfo, CodeAuthentication or
+// CodeAuthorization, the third refusal on a connection with
+// CodeAuthFailedClosing; see docs/wire.md.
 package wire

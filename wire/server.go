@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -57,7 +58,24 @@ type ServerOptions struct {
 	// refused frames, failed writes. nil means slog.Default() (see package
 	// worker on why slog).
 	Logger *slog.Logger
+	// Auth, if set, is asked before each request is handled; a request it
+	// refuses is answered with its code (2200–2202) and never reaches the
+	// Handler, and the MaxAuthFailures-th refusal on a connection closes
+	// it (CodeAuthFailedClosing). nil means EnvAuth: the tokens file the
+	// master names in NSFD_TOKENS (the daemon's `tokens` key), if any, so
+	// that a daemon meant to check tokens does, whatever its code says.
+	Auth Authenticator
+	// TLS, if set, is spoken on every connection that is not a *tls.Conn
+	// already: ServeConn does the handshake first (within IdleTimeout, or
+	// HandshakeTimeout without one). Under nsfd, the worker library
+	// (worker.Server) terminates TLS before ServeConn gets the
+	// connection, as the daemon's tls_cert asks.
+	TLS *tls.Config
 }
+
+// HandshakeTimeout bounds ServerOptions.TLS's handshake when there is no
+// IdleTimeout.
+const HandshakeTimeout = 10 * time.Second
 
 // Server serves requests on the connections of a listener.
 type Server struct {
@@ -195,12 +213,30 @@ func ServeConn(ctx context.Context, c net.Conn, h Handler, opts ServerOptions) e
 	if err := ctx.Err(); err != nil {
 		return nil
 	}
+	if opts.TLS != nil {
+		if _, ok := c.(*tls.Conn); !ok {
+			tc := tls.Server(c, opts.TLS)
+			d := opts.IdleTimeout
+			if d <= 0 {
+				d = HandshakeTimeout
+			}
+			hctx, cancel := context.WithTimeout(ctx, d)
+			err := tc.HandshakeContext(hctx)
+			cancel()
+			if err != nil {
+				return wrap(err, "tls handshake with %s", c.RemoteAddr())
+			}
+			c = tc
+			defer c.Close()
+		}
+	}
 	sc := &serverConn{
 		ctx:   ctx,
 		c:     c,
 		h:     h,
 		opts:  &opts,
 		codec: codec,
+		auth:  opts.authenticator(),
 		limit: opts.MaxFrame,
 		br:    bufio.NewReaderSize(c, 4096),
 		rbuf:  make([]byte, 0, 4096),
@@ -221,6 +257,8 @@ type serverConn struct {
 	h     Handler
 	opts  *ServerOptions
 	codec Codec
+	auth  Authenticator
+	fails int // requests auth refused
 	limit int
 	br    *bufio.Reader
 	rbuf  []byte
@@ -256,6 +294,16 @@ func (sc *serverConn) serve() error {
 				code = CodeValueRange
 			}
 			req, resp = nil, Failf(code, "%s", strings.TrimPrefix(err.Error(), "wire: "))
+		} else if err := sc.auth.Authorize(sc.ctx, req); err != nil {
+			resp = Fail(err)
+			if sc.fails++; sc.fails >= MaxAuthFailures {
+				resp = &Response{Code: CodeAuthFailedClosing,
+					Message: Message(CodeAuthFailedClosing) + ": " + resp.Message}
+				if sc.respond(req, resp, start) == nil {
+					sc.lingerClose()
+				}
+				return nil
+			}
 		} else {
 			resp = sc.handle(req)
 		}

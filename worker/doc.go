@@ -15,6 +15,7 @@
 //	           its own max_requests          NSFD_MAX_REQUESTS (unset: unlimited)
 //	           where other daemons are       NSFD_RESOLVER, NSFD_REGISTRY_TYPE, NSFD_REGISTRY_DSN, NSFD_REGISTRY_MAX_AGE
 //	           how its daemon encodes        NSFD_ENCODING
+//	           its secured calls, if any     NSFD_TLS_CERT, NSFD_TLS_KEY, NSFD_TLS_CLIENT_CA, NSFD_TOKENS
 //
 // Their names are the Env* constants, the notify words the Notify* ones
 // (and their keys Key*, for readers); MasterEnv lists every variable.
@@ -27,6 +28,10 @@
 // back-to-back connections cost the master two datagrams in all rather than
 // two each, pings the watchdog, and drains on SIGTERM. A worker that
 // accepts by itself counts its requests with a Load, or with Busy and Idle.
+// When the master names a certificate (the daemon's tls_cert), Serve
+// serves TLS on every stream listener (TLSConfig), the handshake done
+// before the Handler gets the connection; the tokens file is the wire
+// server's to check (wire.EnvAuth).
 //
 // # Logging
 //

@@ -38,6 +38,38 @@ const (
 	EnvResolver = "NSFD_RESOLVER"
 	// EnvEncoding is the wire codec of the worker's daemon (its `encoding`).
 	EnvEncoding = "NSFD_ENCODING"
+
+	// Secured calls (the daemon's tls_cert, tls_key, tls_client_ca and
+	// tokens, as absolute paths; unset when the daemon has none): the
+	// worker serves TLS with this certificate and key (Server.Serve does,
+	// see TLSConfig), wants and verifies a client certificate signed by
+	// one of the CAs of EnvTLSClientCA, and checks every request's
+	// user and token against the tokens file (wire.ServeConn does).
+	EnvTLSCert     = "NSFD_TLS_CERT"
+	EnvTLSKey      = "NSFD_TLS_KEY"
+	EnvTLSClientCA = "NSFD_TLS_CLIENT_CA"
+	EnvTokens      = "NSFD_TOKENS"
+)
+
+// Environment variables of a framework client (client.FromEnv, `nsfd call`)
+// that calls daemons with TLS or tokens. The master does not set them: give
+// them to a worker that calls such daemons in its [env].
+const (
+	// EnvClientCA is a PEM file of the CAs that sign the daemons'
+	// certificates; unset: the system's roots.
+	EnvClientCA = "NSFD_CA"
+	// EnvClientCert and EnvClientKey are the client's own certificate and
+	// key, for daemons that want mutual TLS.
+	EnvClientCert = "NSFD_CLIENT_CERT"
+	EnvClientKey  = "NSFD_CLIENT_KEY"
+	// EnvServerName overrides the name a daemon's certificate is verified
+	// against.
+	EnvServerName = "NSFD_SERVER_NAME"
+	// EnvToken is the client's credential, USER:TOKEN; EnvTokenFile names
+	// a file that holds it (mode 0600), which is preferred: a variable
+	// is inherited by every child process.
+	EnvToken     = "NSFD_TOKEN"
+	EnvTokenFile = "NSFD_TOKEN_FILE"
 )
 
 // MasterEnv returns the names of every environment variable the master sets
@@ -47,6 +79,7 @@ func MasterEnv() []string {
 		EnvListenFDs, EnvListenPID, EnvListenFDNames, EnvNotifySocket, EnvWatchdogUSec, EnvWatchdogPID,
 		EnvDaemon, EnvWorker, EnvNode, EnvMaxRequests,
 		EnvRegistryType, EnvRegistryDSN, EnvRegistryMaxAge, EnvResolver, EnvEncoding,
+		EnvTLSCert, EnvTLSKey, EnvTLSClientCA, EnvTokens,
 	}
 }
 

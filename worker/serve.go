@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,6 +74,13 @@ type Server struct {
 	// messages, accept errors it retries. nil: slog.Default(), which
 	// writes to stderr, which the master logs.
 	Logger *slog.Logger
+
+	// TLS, if set, is served on every stream listener: each connection's
+	// handshake is done (within HandshakeTimeout) before the Handler gets
+	// it, as a *tls.Conn. nil means what the master asks for in the
+	// environment (TLSConfig): a daemon with tls_cert serves TLS whatever
+	// its code says. Datagram sockets are never wrapped.
+	TLS *tls.Config
 }
 
 // Serve serves the worker's inherited listeners with h until SIGTERM,
@@ -113,6 +121,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	if len(ls) == 0 && len(pcs) == 0 {
 		return ErrNoListeners
 	}
+	tlsConfig := s.TLS
+	if tlsConfig == nil {
+		if tlsConfig, err = TLSConfig(); err != nil {
+			closeWorkerSockets(ls)
+			closeWorkerSockets(pcs)
+			return err
+		}
+	}
 
 	sigCtx, stopSignals := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stopSignals()
@@ -125,6 +141,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		stop:    make(chan struct{}),
 		hctx:    hctx,
 		logger:  s.Logger,
+		tls:     tlsConfig,
 	}
 	if r.limit <= 0 {
 		r.limit = DefaultConcurrency
@@ -216,7 +233,8 @@ type serveRun struct {
 	hctx    context.Context
 	conns   sync.WaitGroup // handlers
 	logger  *slog.Logger
-	load    *Load // counts the connections and reports BUSY and REQUESTS
+	load    *Load       // counts the connections and reports BUSY and REQUESTS
+	tls     *tls.Config // nil: plain text
 }
 
 func (r *serveRun) notify(state string) {
@@ -313,7 +331,20 @@ func (r *serveRun) serveConn(c net.Conn) {
 			r.load.End() // before the slot frees: the next connection's Begin comes after, and cancels a deferred BUSY=0
 			r.release()
 		}()
-		defer c.Close()
+		defer func() { c.Close() }() // the *tls.Conn once there is one: it says goodbye
+		if r.tls != nil {
+			tc := tls.Server(c, r.tls)
+			hctx, cancel := context.WithTimeout(r.hctx, HandshakeTimeout)
+			err := tc.HandshakeContext(hctx)
+			cancel()
+			if err != nil {
+				// A plain-text client, a wrong certificate, a port
+				// scanner: common enough not to be a warning.
+				r.logger.Debug("worker: tls handshake failed", "remote", c.RemoteAddr().String(), "error", err)
+				return
+			}
+			c = tc
+		}
 		r.handler.ServeConn(r.hctx, c)
 	})
 }

@@ -31,11 +31,19 @@ func (m *Main) call(ctx context.Context, etc string, args []string) error {
 	asJSON := fs.Bool("json", false, "print the whole response as JSON")
 	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long, waiting for an async result included")
 	user := fs.String("user", "", "the request's user")
+	sec := callSecurityFlags(fs)
 	if err := m.parse(fs, interspersed(args, map[string]bool{"json": true})); err != nil {
 		return err
 	}
 	if fs.NArg() < 2 || fs.NArg() > 3 {
-		return &usageError{"usage: nsfd call NAME COMMAND [DATA-JSON] [--json] [--timeout D] [--user U]"}
+		return &usageError{"usage: nsfd call NAME COMMAND [DATA-JSON] [--json] [--timeout D] [--user U] " + callSecurityUsage}
+	}
+	opts, err := sec.options()
+	if err != nil {
+		return err
+	}
+	if *user != "" && opts.Credential != "" {
+		return &usageError{"--user and a credential (--token-file, $NSFD_TOKEN_FILE, $NSFD_TOKEN): the credential names the user"}
 	}
 	name, command := fs.Arg(0), fs.Arg(1)
 	req := &wire.Request{Command: command, User: *user}
@@ -61,7 +69,8 @@ func (m *Main) call(ctx context.Context, etc string, args []string) error {
 		return fmt.Errorf("open registry %s %s: %w", mc.Registry.Type, registry.Redact(mc.Registry.DSN), err)
 	}
 	defer reg.Close()
-	c := client.New(reg, client.Options{LocalNode: mc.NodeName, MaxAge: 3 * mc.Registry.Heartbeat, MaxIdle: -1})
+	opts.LocalNode, opts.MaxAge, opts.MaxIdle, opts.NoWatch = mc.NodeName, 3*mc.Registry.Heartbeat, -1, true
+	c := client.New(reg, opts)
 	defer c.Close()
 	resp, err := c.Call(ctx, name, req)
 	if err != nil {

@@ -66,6 +66,8 @@ commands:
   resolve NAME [--json]    a daemon's endpoints, from the registry (works with the master down)
   call NAME COMMAND [DATA-JSON] [--json]
                            send a request to a daemon by name and print the response
+  fleet [--json]           every node in the registry, its heartbeat, its daemons (works with no master running)
+  token USER [--out FILE]  a token for USER: its credential, and the line of a daemon's tokens file
   logs [-f] [-n N] [--daemon NAME] [--json]
                            the central log's last lines; -f follows it across rotation
   service ACTION           install|uninstall|start|stop|restart|status nsfd as a systemd/launchd service
@@ -138,6 +140,10 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return m.resolve(ctx, etc, args)
 	case "call":
 		return m.call(ctx, etc, args)
+	case "fleet":
+		return m.fleet(ctx, etc, args)
+	case "token":
+		return m.token(etc, args)
 	case "logs":
 		return m.logs(ctx, etc, args)
 	case "service":

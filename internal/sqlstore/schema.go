@@ -12,7 +12,9 @@ import (
 // share; dialect.render fills in the few words they spell differently
 // ({{now}}, {{autoid}}). Never edit a released migration: add the next one.
 //
-// Migration 2 adds the spool of async calls (spool.go).
+// Migration 2 adds the spool of async calls (queue's spool.go); migration 3
+// records which endpoints want TLS, and the name their certificate is
+// verified against (rows of older registries default to plain).
 type migration struct {
 	version int
 	name    string
@@ -79,6 +81,13 @@ var migrations = []migration{
 		// ListJobs by status (and the queue's "virgin" listing), oldest
 		// first; PurgeJobs by status and age.
 		`CREATE INDEX spool_by_status ON spool (status, created_at)`,
+	}},
+	// Secured calls: tls is 1 when the daemon serves TLS on the endpoint
+	// (registry.Endpoint.TLS), server_name the name a client verifies its
+	// certificate against ("": the address's host).
+	{3, "endpoint tls", []string{
+		`ALTER TABLE endpoints ADD COLUMN tls INTEGER NOT NULL DEFAULT 0`,
+		`ALTER TABLE endpoints ADD COLUMN server_name TEXT NOT NULL DEFAULT ''`,
 	}},
 }
 

@@ -40,6 +40,9 @@ type queries struct {
 	upsertDaemon, deleteEndpoints, insertEndpoint, setState, unregister  string
 	upsertWorker, deleteWorker, setLastExit, daemonExists, deleteWorkers string
 	workers, heartbeat, resolve, list, purgeNode, purgeStale             string
+	// notify announces a change on a channel (the dialect's Notify); ""
+	// if the engine has none.
+	notify, now string
 }
 
 func newQueries(d *Dialect) queries {
@@ -52,8 +55,9 @@ func newQueries(d *Dialect) queries {
 				config_hash = excluded.config_hash, started_at = excluded.started_at,
 				heartbeat_at = excluded.heartbeat_at`),
 		deleteEndpoints: d.Render(`DELETE FROM endpoints WHERE node = ? AND daemon = ?`),
-		insertEndpoint:  d.Render(`INSERT INTO endpoints (node, daemon, seq, proto, address) VALUES (?, ?, ?, ?, ?)`),
-		setState:        d.Render(`UPDATE daemons SET state = ? WHERE node = ? AND name = ?`),
+		insertEndpoint: d.Render(`INSERT INTO endpoints (node, daemon, seq, proto, address, tls, server_name)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		setState: d.Render(`UPDATE daemons SET state = ? WHERE node = ? AND name = ?`),
 		// endpoints and workers follow by ON DELETE CASCADE.
 		unregister: d.Render(`DELETE FROM daemons WHERE node = ? AND name = ?`),
 		upsertWorker: d.Render(`INSERT INTO workers
@@ -72,17 +76,27 @@ func newQueries(d *Dialect) queries {
 		// One query, on the daemons_by_name index and the endpoints'
 		// primary key; the last column tells fresh from stale rows, so
 		// that registry.ErrStale costs no second query.
-		resolve: d.Render(`SELECT d.node, e.proto, e.address, d.encoding, d.heartbeat_at >= {{now}} - ?
+		resolve: d.Render(`SELECT d.node, e.proto, e.address, d.encoding, e.tls, e.server_name, d.heartbeat_at >= {{now}} - ?
 			FROM daemons d JOIN endpoints e ON e.node = d.node AND e.daemon = d.name
 			WHERE d.name = ? AND d.state = '` + registry.StateRunning + `'
 			ORDER BY d.node, e.seq`),
 		list: d.Render(`SELECT d.node, d.name, d.state, d.encoding, d.master_pid, d.config_hash,
-				d.started_at, d.heartbeat_at, d.last_exit, e.proto, e.address
+				d.started_at, d.heartbeat_at, d.last_exit, e.proto, e.address, e.tls, e.server_name
 			FROM daemons d LEFT JOIN endpoints e ON e.node = d.node AND e.daemon = d.name
 			ORDER BY d.name, d.node, e.seq`),
 		purgeNode:  d.Render(`DELETE FROM daemons WHERE node = ?`),
 		purgeStale: d.Render(`DELETE FROM daemons WHERE heartbeat_at < {{now}} - ?`),
+		notify:     renderIf(d, d.Notify),
+		now:        d.Render(`SELECT {{now}}`),
 	}
+}
+
+// renderIf renders q for d, or returns "" for an empty q.
+func renderIf(d *Dialect, q string) string {
+	if q == "" {
+		return ""
+	}
+	return d.Render(q)
 }
 
 // New migrates the schema and prepares the store: w is the pool for
@@ -187,11 +201,12 @@ func (s *Store) Register(ctx context.Context, d registry.Daemon) error {
 			return err
 		}
 		for i, e := range d.Endpoints {
-			if _, err := tx.ExecContext(ctx, s.q.insertEndpoint, d.Node, d.Name, i, e.Proto, e.Address); err != nil {
+			if _, err := tx.ExecContext(ctx, s.q.insertEndpoint, d.Node, d.Name, i, e.Proto, e.Address,
+				boolInt(e.TLS), e.ServerName); err != nil {
 				return err
 			}
 		}
-		return nil
+		return s.announce(ctx, tx, d.Name)
 	})
 	if err != nil {
 		return s.Fail("register", what, err)
@@ -215,14 +230,21 @@ func MustAffect(res sql.Result, err error) error {
 }
 
 func (s *Store) SetState(ctx context.Context, node, name, state string) error {
-	if err := MustAffect(s.w.ExecContext(ctx, s.q.setState, state, node, name)); err != nil {
+	err := s.changeTx(ctx, name, func(exec execer) error {
+		return MustAffect(exec.ExecContext(ctx, s.q.setState, state, node, name))
+	})
+	if err != nil {
 		return s.Fail("set state of", node+"/"+name, err)
 	}
 	return nil
 }
 
 func (s *Store) Unregister(ctx context.Context, node, name string) error {
-	if _, err := s.w.ExecContext(ctx, s.q.unregister, node, name); err != nil {
+	err := s.changeTx(ctx, name, func(exec execer) error {
+		_, err := exec.ExecContext(ctx, s.q.unregister, node, name)
+		return err
+	})
+	if err != nil {
 		return s.Fail("unregister", node+"/"+name, err)
 	}
 	return nil
@@ -359,7 +381,7 @@ func (s *Store) Resolve(ctx context.Context, name string, o registry.ResolveOpti
 			e     = registry.Endpoint{Daemon: name}
 			fresh bool
 		)
-		if err := rows.Scan(&e.Node, &e.Proto, &e.Address, &e.Encoding, &fresh); err != nil {
+		if err := rows.Scan(&e.Node, &e.Proto, &e.Address, &e.Encoding, &e.TLS, &e.ServerName, &fresh); err != nil {
 			return nil, s.Fail("resolve", fmt.Sprintf("%q", name), err)
 		}
 		if !fresh {
@@ -414,12 +436,13 @@ func (s *Store) List(ctx context.Context) ([]registry.Daemon, error) {
 	var ds []registry.Daemon
 	for rows.Next() {
 		var (
-			d              registry.Daemon
-			started, beat  int64
-			proto, address sql.NullString
+			d                          registry.Daemon
+			started, beat              int64
+			proto, address, serverName sql.NullString
+			tls                        sql.NullBool
 		)
 		if err := rows.Scan(&d.Node, &d.Name, &d.State, &d.Encoding, &d.MasterPID, &d.ConfigHash,
-			&started, &beat, &d.LastExit, &proto, &address); err != nil {
+			&started, &beat, &d.LastExit, &proto, &address, &tls, &serverName); err != nil {
 			return nil, s.Fail("list", "daemons", err)
 		}
 		if n := len(ds); n == 0 || ds[n-1].Node != d.Node || ds[n-1].Name != d.Name {
@@ -428,8 +451,8 @@ func (s *Store) List(ctx context.Context) ([]registry.Daemon, error) {
 		}
 		if proto.Valid {
 			last := &ds[len(ds)-1]
-			last.Endpoints = append(last.Endpoints,
-				registry.Endpoint{Node: d.Node, Daemon: d.Name, Proto: proto.String, Address: address.String, Encoding: d.Encoding})
+			last.Endpoints = append(last.Endpoints, registry.Endpoint{Node: d.Node, Daemon: d.Name, Proto: proto.String,
+				Address: address.String, Encoding: d.Encoding, TLS: tls.Bool, ServerName: serverName.String})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -439,8 +462,7 @@ func (s *Store) List(ctx context.Context) ([]registry.Daemon, error) {
 }
 
 func (s *Store) PurgeNode(ctx context.Context, node string) (int, error) {
-	res, err := s.w.ExecContext(ctx, s.q.purgeNode, node)
-	n, err := Affected(res, err)
+	n, err := s.purge(ctx, s.q.purgeNode, node)
 	if err != nil {
 		return 0, s.Fail("purge node", node, err)
 	}
@@ -451,8 +473,7 @@ func (s *Store) PurgeStale(ctx context.Context, olderThan time.Duration) (int, e
 	if olderThan <= 0 {
 		return 0, fmt.Errorf("purge stale: age %v must be positive", olderThan)
 	}
-	res, err := s.w.ExecContext(ctx, s.q.purgeStale, olderThan.Milliseconds())
-	n, err := Affected(res, err)
+	n, err := s.purge(ctx, s.q.purgeStale, olderThan.Milliseconds())
 	if err != nil {
 		return 0, s.Fail("purge stale", "daemons", err)
 	}

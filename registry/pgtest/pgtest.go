@@ -74,6 +74,7 @@ var ErrNoBinaries = errors.New("pgtest: PostgreSQL server binaries (initdb, post
 // Server is a throwaway PostgreSQL cluster. Its methods are safe for
 // concurrent use.
 type Server struct {
+	opts Options
 	bin  string              // directory holding initdb and postgres
 	dir  string              // socket directory; holds data/ and postgres.log
 	cred *syscall.Credential // whom the server runs as; nil: the current user
@@ -117,12 +118,16 @@ func New(tb testing.TB) *Server {
 // Launch creates a cluster in a new temporary directory, starts it, waits until
 // it accepts connections and creates the database Database. The caller must
 // Close it. This is the variant for TestMain, where there is no testing.TB.
-func Launch(ctx context.Context) (*Server, error) {
+func Launch(ctx context.Context) (*Server, error) { return LaunchWith(ctx, Options{}) }
+
+// LaunchWith is Launch with options: a server in a network namespace,
+// listening on TCP, with TLS (see Options).
+func LaunchWith(ctx context.Context, o Options) (*Server, error) {
 	bin, err := FindBinaries()
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{bin: bin, env: []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C", "LANG=C"}}
+	s := &Server{opts: o, bin: bin, env: []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C", "LANG=C"}}
 	if os.Geteuid() == 0 {
 		if s.cred, err = postgresUser(); err != nil {
 			return nil, err
@@ -165,19 +170,23 @@ fsync = off
 full_page_writes = off
 max_connections = 100
 `, strings.ReplaceAll(s.dir, "'", "''"), Port)
-	if err := appendFile(filepath.Join(s.dataDir(), "postgresql.conf"), conf); err != nil {
+	more, err := s.opts.settings(s)
+	if err != nil {
+		return err
+	}
+	if err := appendFile(filepath.Join(s.dataDir(), "postgresql.conf"), conf+more); err != nil {
 		return err
 	}
 	// The superuser gets in without a password, any other role needs one, so
 	// tests can exercise authentication failures.
-	hba := "local all " + Superuser + " trust\nlocal all all scram-sha-256\n"
+	hba := "local all " + Superuser + " trust\nlocal all all scram-sha-256\n" + strings.Join(s.opts.HBA, "\n") + "\n"
 	if err := os.WriteFile(filepath.Join(s.dataDir(), "pg_hba.conf"), []byte(hba), 0o600); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
-	_, err := s.CreateDatabase(ctx, Database)
+	_, err = s.CreateDatabase(ctx, Database)
 	return err
 }
 
@@ -326,8 +335,13 @@ func (s *Server) Start(ctx context.Context) error {
 		// server exits, so that thread stays locked to this goroutine,
 		// which lives as long as the server does.
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
 		defer logf.Close()
+		leave, err := enterNetNS(s.opts.NetNS)
+		if err != nil {
+			started <- err
+			return
+		}
+		defer leave()
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return

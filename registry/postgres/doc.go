@@ -10,5 +10,9 @@
 // server's clock stamps heartbeats, so masters on several hosts need not
 // agree on the time; migrations are serialized by an advisory lock. A
 // password in the DSN never appears in an error (registry.Scrub). Changes to
-// the queue's spool are announced with NOTIFY and heard with LISTEN.
+// the registry (channel nsfd_registry, the daemon's name as payload) and to
+// the queue's spool (nsfd_spool) are announced with NOTIFY in their
+// transaction and heard with LISTEN on a connection of its own
+// (registry.Watcher). DSNs with several hosts and target_session_attrs,
+// and sslmode=verify-full, are pgx's (docs/fleet.md).
 package postgres

@@ -38,11 +38,13 @@ var _ Resolver = ResolverFunc(nil)
 
 // endpoint is a registry.Endpoint on the wire.
 type endpoint struct {
-	Node     string `json:"node"`
-	Daemon   string `json:"daemon"`
-	Proto    string `json:"proto"`
-	Address  string `json:"address"`
-	Encoding string `json:"encoding"`
+	Node       string `json:"node"`
+	Daemon     string `json:"daemon"`
+	Proto      string `json:"proto"`
+	Address    string `json:"address"`
+	Encoding   string `json:"encoding"`
+	TLS        bool   `json:"tls,omitempty"`
+	ServerName string `json:"server_name,omitempty"`
 }
 
 // answer is the body of every response.
@@ -57,9 +59,13 @@ const (
 	reasonStale    = "stale"
 )
 
-// Handler serves GET /v1/resolve/{name} from r.
+// Handler serves GET /v1/resolve/{name} from r and, if r is also a
+// registry.Watcher, GET /v1/watch (see ServeWatch).
 func Handler(r Resolver) http.Handler {
 	mux := http.NewServeMux()
+	if w, ok := r.(registry.Watcher); ok {
+		mux.Handle("GET "+PathWatch, ServeWatch(w))
+	}
 	mux.HandleFunc("GET "+PathResolve+"{name}", func(w http.ResponseWriter, req *http.Request) {
 		name := req.PathValue("name")
 		q := req.URL.Query()

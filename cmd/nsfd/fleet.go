@@ -1,0 +1,196 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nsfd/nsfd/config"
+	"github.com/nsfd/nsfd/registry"
+)
+
+// fleetNode is one node of `nsfd fleet`: the masters that registered
+// daemons under its name.
+type fleetNode struct {
+	Node string `json:"node"`
+	// HeartbeatAge is how long ago its freshest daemon's heartbeat was
+	// stamped, by the registry's clock.
+	HeartbeatAge time.Duration `json:"-"`
+	AgeMillis    int64         `json:"heartbeat_age_ms"`
+	// Stale: no heartbeat within 3 beats (nsfd.ini's heartbeat): its
+	// master is down, hung, or cut off from the registry.
+	Stale      bool           `json:"stale"`
+	MasterPIDs []int          `json:"master_pids"`
+	Daemons    []fleetDaemon  `json:"daemons"`
+	byName     map[string]int // index in Daemons
+}
+
+// fleetDaemon is one daemon of a node.
+type fleetDaemon struct {
+	Name        string          `json:"name"`
+	State       string          `json:"state"`
+	Encoding    string          `json:"encoding"`
+	MasterPID   int             `json:"master_pid"`
+	StartedAt   time.Time       `json:"started_at"`
+	HeartbeatAt time.Time       `json:"heartbeat_at"`
+	AgeMillis   int64           `json:"heartbeat_age_ms"`
+	Stale       bool            `json:"stale"`
+	LastExit    string          `json:"last_exit,omitempty"`
+	Endpoints   []fleetEndpoint `json:"endpoints"`
+}
+
+type fleetEndpoint struct {
+	Proto      string `json:"proto"`
+	Address    string `json:"address"`
+	TLS        bool   `json:"tls,omitempty"`
+	ServerName string `json:"server_name,omitempty"`
+}
+
+// fleet prints every node in the registry named in nsfd.ini, its heartbeat
+// age and its daemons with their state and endpoints. It reads the
+// registry directly, so it works from any host that can reach it, with no
+// master running.
+func (m *Main) fleet(ctx context.Context, etc string, args []string) error {
+	fs := m.flags("fleet", &etc)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return &usageError{"usage: nsfd fleet [--json]"}
+	}
+	mc, err := config.LoadMaster(etc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	reg, err := registry.Open(ctx, mc.Registry.Type, mc.Registry.DSN)
+	if err != nil {
+		return fmt.Errorf("open registry %s %s: %w", mc.Registry.Type, registry.Redact(mc.Registry.DSN), err)
+	}
+	defer reg.Close()
+	ds, err := reg.List(ctx)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if c, ok := reg.(registry.Clock); ok {
+		if now, err = c.Now(ctx); err != nil {
+			return err
+		}
+	}
+	maxAge := 3 * mc.Registry.Heartbeat
+	nodes := fleetOf(ds, now, maxAge)
+	if *asJSON {
+		out := struct {
+			Now    time.Time   `json:"now"`
+			MaxAge string      `json:"max_age"`
+			Nodes  []fleetNode `json:"nodes"`
+		}{now, maxAge.String(), nodes}
+		if out.Nodes == nil {
+			out.Nodes = []fleetNode{}
+		}
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stdout, "%s\n", b)
+		return nil
+	}
+	writeFleet(m.Stdout, nodes)
+	return nil
+}
+
+// fleetOf groups the registry's daemons by node, nodes and daemons by name;
+// a heartbeat older than maxAge at now is stale.
+func fleetOf(ds []registry.Daemon, now time.Time, maxAge time.Duration) []fleetNode {
+	idx := map[string]int{}
+	var nodes []fleetNode
+	for _, d := range ds {
+		i, ok := idx[d.Node]
+		if !ok {
+			i = len(nodes)
+			idx[d.Node] = i
+			nodes = append(nodes, fleetNode{Node: d.Node, HeartbeatAge: -1, byName: map[string]int{}})
+		}
+		n := &nodes[i]
+		age := max(now.Sub(d.HeartbeatAt), 0)
+		fd := fleetDaemon{Name: d.Name, State: d.State, Encoding: d.Encoding, MasterPID: d.MasterPID,
+			StartedAt: d.StartedAt, HeartbeatAt: d.HeartbeatAt, AgeMillis: age.Milliseconds(),
+			Stale: age > maxAge, LastExit: d.LastExit, Endpoints: []fleetEndpoint{}}
+		for _, e := range d.Endpoints {
+			fd.Endpoints = append(fd.Endpoints, fleetEndpoint{e.Proto, e.Address, e.TLS, e.ServerName})
+		}
+		n.Daemons = append(n.Daemons, fd)
+		if n.HeartbeatAge < 0 || age < n.HeartbeatAge {
+			n.HeartbeatAge = age
+		}
+		if !slices.Contains(n.MasterPIDs, d.MasterPID) {
+			n.MasterPIDs = append(n.MasterPIDs, d.MasterPID)
+		}
+	}
+	for i := range nodes {
+		n := &nodes[i]
+		n.AgeMillis, n.Stale = n.HeartbeatAge.Milliseconds(), n.HeartbeatAge > maxAge
+		slices.Sort(n.MasterPIDs)
+		slices.SortFunc(n.Daemons, func(a, b fleetDaemon) int { return cmp.Compare(a.Name, b.Name) })
+	}
+	slices.SortFunc(nodes, func(a, b fleetNode) int { return cmp.Compare(a.Node, b.Node) })
+	return nodes
+}
+
+// writeFleet prints the fleet as a table: a line per node, then a line per
+// daemon of it.
+func writeFleet(w io.Writer, nodes []fleetNode) {
+	if len(nodes) == 0 {
+		fmt.Fprintln(w, "no node has registered a daemon")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tHEARTBEAT\tDAEMON\tSTATE\tENDPOINTS")
+	for _, n := range nodes {
+		beat := fmt.Sprintf("%s ago", roundAge(n.HeartbeatAge))
+		if n.Stale {
+			beat += " (stale)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t\t\t\n", n.Node, beat)
+		for _, d := range n.Daemons {
+			var eps []string
+			for _, e := range d.Endpoints {
+				s := e.Proto + " " + e.Address
+				if e.TLS {
+					s += " (tls"
+					if e.ServerName != "" {
+						s += " " + e.ServerName
+					}
+					s += ")"
+				}
+				eps = append(eps, s)
+			}
+			state := d.State
+			if d.Stale {
+				state += " (stale)"
+			}
+			fmt.Fprintf(tw, "\t\t%s\t%s\t%s\n", d.Name, state, strings.Join(eps, ", "))
+		}
+	}
+	tw.Flush()
+}
+
+// roundAge renders an age to a precision a reader needs.
+func roundAge(d time.Duration) time.Duration {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond)
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
+}
