@@ -23,13 +23,20 @@
 // One goroutine owns each pool's state; spawns, exits, status messages and
 // timers are events on its loop, and the spare-server policy (Decide) is a
 // pure function of the scoreboard, run on each event rather than on a timer.
+// Why a worker went is an ExitCause, where a pool is a PoolState; their
+// String is what metrics, the registry and `nsfd status` show.
 //
-// Every worker of every pool writes to two pipes, and the master holds a
-// pidfd of it; all three are registered on one epoll instance, the pump,
-// whose one goroutine reads the output into the daemon's log (Config.Output)
-// and tells a pool when one of its workers has exited, after reading what the
-// worker left in its pipes: a worker's last lines come before its exit, and a
-// thousand idle workers cost the master no goroutine and no thread each.
+// A pool starts its workers on a process backend, Procs, given in
+// Config.Procs: the master opens one and shares it among all its pools. The
+// backend spawns a worker (its argv, environment and listener fds, stdout
+// and stderr on pipes, a process group of its own, death with the master),
+// hands its output to Config.Output, and reports its exit only after what
+// the worker wrote before it; the pool reaps it. On Linux the backend is
+// Pump: every worker of every pool writes to two pipes and the master holds
+// a pidfd of it, all three registered on one epoll instance whose one
+// goroutine reads the output and sees the exits — a thousand idle workers
+// cost the master no goroutine and no thread each. The tests in
+// procs_test.go are what any backend must pass.
 //
 // A worker's requests are counted from REQUESTS=n, the number it has begun,
 // or, for a worker that never sends it, from its BUSY=1 words.

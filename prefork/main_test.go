@@ -10,6 +10,9 @@ import (
 // NSFD_TEST_HELPER=name; test files register theirs in init.
 var testHelpers = map[string]func(){}
 
+// testProcs is the process backend of the pools the tests start.
+var testProcs *Pump
+
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == ShimArg {
 		err := RunShim(os.Args[2:])
@@ -25,5 +28,13 @@ func TestMain(m *testing.M) {
 		h()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	// One pump for every pool of the tests, as a master has.
+	var err error
+	if testProcs, err = OpenPump(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	testProcs.Close()
+	os.Exit(code)
 }

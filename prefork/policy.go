@@ -58,6 +58,15 @@ func (s WorkerState) String() string {
 	return fmt.Sprintf("state(%d)", int(s))
 }
 
+// WorkerStates lists every worker state, in the order of their values.
+func WorkerStates() []WorkerState {
+	out := make([]WorkerState, len(stateNames))
+	for i := range out {
+		out[i] = WorkerState(i)
+	}
+	return out
+}
+
 // Slot is one worker as the policy sees it: the scoreboard is a []Slot.
 // Workers being replaced or stopped are not on it.
 type Slot struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,6 +36,10 @@ type Config struct {
 	Watchdog        time.Duration // kill a ready worker silent for this long; 0: off
 
 	Exec ExecOptions
+	// Procs starts the workers and watches them (their output, their
+	// exits); a master shares one among all its pools. Start needs it; an
+	// Update keeps the pool's own.
+	Procs Procs
 	// Shim is the argv prefix that runs the exec shim; default: this
 	// executable with ShimArg, whose main must call RunShim.
 	Shim []string
@@ -90,19 +95,6 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// PoolState is the state of a daemon's pool.
-type PoolState string
-
-// Pool states.
-const (
-	PoolStarting PoolState = "starting" // no worker ready yet
-	PoolRunning  PoolState = "running"  // at least one worker ready
-	PoolBackoff  PoolState = "backoff"  // no worker ready; waiting to retry a failed start
-	PoolFatal    PoolState = "fatal"    // gave up after start_retries failed starts
-	PoolStopping PoolState = "stopping" // draining
-	PoolStopped  PoolState = "stopped"
-)
-
 // EventKind says what an Event reports.
 type EventKind int
 
@@ -121,10 +113,10 @@ type Event struct {
 	State    PoolState // for EventState: the new state
 	PID      int
 	Slot     int
-	Requests int    // requests the worker served, for EventExit
-	Cause    string // for EventExit: "exited", "crashed", "failed-start", "stopped", "retired", "replaced", "watchdog", "ready-timeout"
-	ExitCode int    // -1 when killed by a signal
-	Signal   string // the signal that ended it, if any
+	Requests int       // requests the worker served, for EventExit
+	Cause    ExitCause // for EventExit: why it exited
+	ExitCode int       // -1 when killed by a signal
+	Signal   string    // the signal that ended it, if any
 }
 
 // WorkerStatus is one worker in a Status.
@@ -170,9 +162,8 @@ type Pool struct {
 	notes     noteSource // the notify socket's datagrams; noNotes without one
 	sockDone  chan struct{}
 
-	pump   *pump         // reads the workers' output and sees them exit
 	exitMu sync.Mutex    // guards exited
-	exited []exitEvent   // from the pump, for the run goroutine
+	exited []exitEvent   // from the process backend, for the run goroutine
 	exitc  chan struct{} // a token once exited is not empty
 
 	// Owned by the run goroutine.
@@ -200,15 +191,17 @@ type Pool struct {
 // tests replace it to drive the pool's logic without processes or sleeps.
 type poolSys struct {
 	now       func() time.Time
-	start     func(p *Pool, slot, maxReq int) (*os.Process, error) // fork and exec a worker
-	signal    func(proc *os.Process, sig os.Signal) error          // to the worker itself
-	killGroup func(pid int) error                                  // SIGKILL to the worker's process group
+	start     func(ctx context.Context, p *Pool, slot, maxReq int) (*os.Process, error) // start a worker on Config.Procs
+	signal    func(proc *os.Process, sig os.Signal) error                               // to the worker itself
+	killGroup func(pid int) error                                                       // SIGKILL to the worker's process group
 }
 
-// realSys is the real clock, fork and kill(2).
+// realSys is the real clock, the process backend and kill(2).
 var realSys = poolSys{
-	now:       time.Now,
-	start:     (*Pool).startProcess,
+	now: time.Now,
+	start: func(ctx context.Context, p *Pool, slot, maxReq int) (*os.Process, error) {
+		return p.startProcess(ctx, slot, maxReq)
+	},
 	signal:    func(proc *os.Process, sig os.Signal) error { return proc.Signal(sig) },
 	killGroup: killGroup,
 }
@@ -253,7 +246,7 @@ func NewPool(cfg Config) (*Pool, error) {
 }
 
 // Start opens the pool's notify socket and starts its goroutine, which
-// spawns min_servers workers at once.
+// spawns min_servers workers at once on Config.Procs.
 func (p *Pool) Start(ctx context.Context) error {
 	var err error
 	p.startOnce.Do(func() {
@@ -261,14 +254,14 @@ func (p *Pool) Start(ctx context.Context) error {
 			close(p.done)
 			return
 		}
-		if p.pump, err = acquirePump(); err != nil {
+		if p.cfg.Procs == nil {
+			err = fmt.Errorf("pool %s: no process backend (Config.Procs)", p.cfg.Name)
 			close(p.done)
 			return
 		}
 		if p.cfg.NotifyPath != "" {
 			p.nsock, err = listenNotify(p.cfg.NotifyPath, p.cfg.Exec.UID, p.cfg.Exec.GID)
 			if err != nil {
-				releasePump()
 				close(p.done)
 				return
 			}
@@ -381,8 +374,8 @@ func (p *Pool) SetPolicy(ctx context.Context, o PolicyOptions, maxRequests, jitt
 // Update replaces the pool's configuration (a reload that changed more than
 // pool sizes) and rolls the workers onto it: new workers start with the new
 // command, environment and listeners, and the old ones get SIGTERM only once
-// the new ones are ready. The notify socket and the name stay. A fatal pool
-// starts again.
+// the new ones are ready. The notify socket, the name and the process backend
+// stay. A fatal pool starts again.
 func (p *Pool) Update(ctx context.Context, cfg Config) error {
 	if err := cfg.setDefaults(); err != nil {
 		return err
@@ -394,7 +387,7 @@ func (p *Pool) Update(ctx context.Context, cfg Config) error {
 				return // the old configuration stays
 			}
 		}
-		cfg.Name, cfg.NotifyPath = p.cfg.Name, p.cfg.NotifyPath
+		cfg.Name, cfg.NotifyPath, cfg.Procs = p.cfg.Name, p.cfg.NotifyPath, p.cfg.Procs
 		p.cfg = cfg
 		p.roll()
 		p.cfg.Logger.Info("configuration changed; rolling the workers")
@@ -420,7 +413,7 @@ func (p *Pool) roll() {
 	p.attempt++ // workers of the old config failing now do not count against the new one
 	p.fatal, p.failedStarts, p.nextSpawn = false, 0, time.Time{}
 	for _, w := range p.workers {
-		if w.cause == "" {
+		if w.cause == CauseNone {
 			w.replaced = true
 		}
 	}
@@ -448,4 +441,8 @@ func (p *Pool) snapshot() Status {
 	}
 	sortWorkers(st.Workers)
 	return st
+}
+
+func sortWorkers(ws []WorkerStatus) {
+	slices.SortFunc(ws, func(a, b WorkerStatus) int { return a.Slot - b.Slot })
 }

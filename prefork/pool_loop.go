@@ -1,6 +1,7 @@
 package prefork
 
 import (
+	"context"
 	"slices"
 	"time"
 )
@@ -27,18 +28,19 @@ const (
 	stallThreshold = time.Second
 )
 
+// run is the pool's goroutine. Its context, passed down to the spawns,
+// ends when it returns.
 func (p *Pool) run() {
 	defer close(p.done)
-	defer func() {
-		p.pump.drop(p) // output of workers' children that still hold a pipe
-		releasePump()
-	}()
+	defer p.cfg.Procs.Drop(p) // output of workers' children that still hold a pipe
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	stop := p.stop
 	for {
 		now := p.sys.now()
-		p.step(now)
+		p.step(ctx, now)
 		if p.stopping && len(p.workers) == 0 {
 			p.setState(PoolStopped)
 			if p.nsock != nil {
@@ -70,7 +72,7 @@ func (p *Pool) run() {
 			p.stopping = true
 			p.setState(PoolStopping)
 			for _, w := range p.workers {
-				p.terminate(w, "stopped", p.sys.now())
+				p.terminate(w, CauseStopped, p.sys.now())
 			}
 		case <-tc:
 		}
@@ -80,7 +82,7 @@ func (p *Pool) run() {
 // step reads what is queued if a deadline may be due, notices a stall of
 // the master, applies timeouts and the spare-server policy, and sets
 // p.wake and p.expect.
-func (p *Pool) step(now time.Time) {
+func (p *Pool) step(ctx context.Context, now time.Time) {
 	if !p.expect.IsZero() && !now.Before(p.expect) {
 		p.handleNotes(p.notes.take(true), now) // what the workers sent, before judging them
 		if late := now.Sub(p.expect); late > stallThreshold {
@@ -92,7 +94,7 @@ func (p *Pool) step(now time.Time) {
 	p.wake = time.Time{}
 	p.timeouts(now)
 	if !p.stopping && !p.fatal {
-		p.applyPolicy(now)
+		p.applyPolicy(ctx, now)
 		p.timeouts(now) // arm the deadlines of workers the policy just started
 	}
 	p.setState(p.computeState(now))
@@ -134,7 +136,7 @@ func (p *Pool) sinceStall(t time.Time) time.Time {
 func (p *Pool) timeouts(now time.Time) {
 	for _, w := range p.workers {
 		switch {
-		case w.cause != "":
+		case w.cause != CauseNone:
 			if !w.killed && !now.Before(w.killAt) {
 				p.cfg.Logger.Warn("worker did not stop in time; killing it", "pid", w.pid, "graceful_timeout", p.cfg.GracefulTimeout)
 				p.kill(w)
@@ -146,7 +148,7 @@ func (p *Pool) timeouts(now time.Time) {
 			deadline := p.sinceStall(w.started).Add(p.cfg.ReadyTimeout)
 			if !now.Before(deadline) {
 				p.cfg.Logger.Warn("worker not ready in time; killing it", "pid", w.pid, "ready_timeout", p.cfg.ReadyTimeout)
-				w.cause = "ready-timeout"
+				w.cause = CauseReadyTimeout
 				p.kill(w)
 				p.failedStart(now, w.attempt)
 			} else {
@@ -156,7 +158,7 @@ func (p *Pool) timeouts(now time.Time) {
 			deadline := p.sinceStall(w.lastPing).Add(p.cfg.Watchdog)
 			if !now.Before(deadline) {
 				p.cfg.Logger.Warn("worker missed its watchdog; killing it", "pid", w.pid, "watchdog", p.cfg.Watchdog)
-				w.cause = "watchdog"
+				w.cause = CauseWatchdog
 				p.kill(w)
 			} else {
 				p.wakeAt(deadline)
@@ -164,7 +166,7 @@ func (p *Pool) timeouts(now time.Time) {
 		}
 		// A worker of the current start attempt that has lived start_period
 		// and is ready ends a run of failed starts; older workers prove nothing.
-		if p.failedStarts > 0 && w.ready && w.cause == "" && !w.replaced && w.attempt == p.attempt {
+		if p.failedStarts > 0 && w.ready && w.cause == CauseNone && !w.replaced && w.attempt == p.attempt {
 			ok := w.started.Add(p.cfg.StartPeriod)
 			if !now.Before(ok) {
 				p.failedStarts = 0
@@ -176,13 +178,13 @@ func (p *Pool) timeouts(now time.Time) {
 	}
 }
 
-func (p *Pool) applyPolicy(now time.Time) {
+func (p *Pool) applyPolicy(ctx context.Context, now time.Time) {
 	// Replaced workers go once no replacement is still starting and enough
 	// replacements are ready: a new configuration that fails to start leaves
 	// the old workers serving.
 	starting, ready := false, 0
 	for _, w := range p.workers {
-		if w.cause == "" && !w.replaced {
+		if w.cause == CauseNone && !w.replaced {
 			if w.ready {
 				ready++
 			} else {
@@ -192,8 +194,8 @@ func (p *Pool) applyPolicy(now time.Time) {
 	}
 	if !starting && ready >= p.cfg.Policy.MinServers {
 		for _, w := range p.workers {
-			if w.replaced && w.cause == "" {
-				p.terminate(w, "replaced", now)
+			if w.replaced && w.cause == CauseNone {
+				p.terminate(w, CauseReplaced, now)
 			}
 		}
 	}
@@ -206,7 +208,7 @@ func (p *Pool) applyPolicy(now time.Time) {
 		live []*worker
 	)
 	for _, w := range p.workers {
-		if w.cause != "" || w.replaced {
+		if w.cause != CauseNone || w.replaced {
 			continue
 		}
 		sb = append(sb, Slot{State: w.state, Started: w.started, IdleSince: w.idleSince})
@@ -215,7 +217,7 @@ func (p *Pool) applyPolicy(now time.Time) {
 	plan := Decide(sb, p.cfg.Policy, p.lastBusy, now)
 	p.wakeAt(plan.WakeAt)
 	for _, i := range plan.Retire {
-		p.terminate(live[i], "retired", now)
+		p.terminate(live[i], CauseRetired, now)
 	}
 	n := plan.Spawn
 	// Workers being replaced or draining still hold memory: however fast
@@ -233,7 +235,7 @@ func (p *Pool) applyPolicy(now time.Time) {
 		}
 	}
 	for range n {
-		if err := p.spawn(now); err != nil {
+		if err := p.spawn(ctx, now); err != nil {
 			p.cfg.Logger.Error("cannot start worker", "error", err)
 			p.failedStart(now, p.attempt)
 			return
@@ -248,7 +250,7 @@ func (p *Pool) makeRoom(k int, now time.Time) {
 	serving := 0
 	var old []*worker
 	for _, w := range p.workers {
-		if w.ready && w.cause == "" {
+		if w.ready && w.cause == CauseNone {
 			serving++
 			if w.replaced {
 				old = append(old, w)
@@ -260,7 +262,7 @@ func (p *Pool) makeRoom(k int, now time.Time) {
 		if k == 0 || serving <= p.cfg.Policy.MinServers {
 			return
 		}
-		p.terminate(w, "replaced", now)
+		p.terminate(w, CauseReplaced, now)
 		serving--
 		k--
 	}
@@ -283,7 +285,7 @@ func (p *Pool) computeState(now time.Time) PoolState {
 		return PoolFatal
 	}
 	for _, w := range p.workers {
-		if w.ready && w.cause == "" {
+		if w.ready && w.cause == CauseNone {
 			return PoolRunning
 		}
 	}

@@ -116,7 +116,7 @@ func TestPoolReplacesWorkerAtMaxRequestsFromRequestsWord(t *testing.T) {
 	}
 	select {
 	case e := <-exits:
-		if e.PID != first || e.Cause != "replaced" || e.Requests != 3 {
+		if e.PID != first || e.Cause != CauseReplaced || e.Requests != 3 {
 			t.Fatalf("exit %+v; want pid %d replaced after 3 requests", e, first)
 		}
 	case <-time.After(10 * time.Second):

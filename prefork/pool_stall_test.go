@@ -2,6 +2,7 @@ package prefork
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"slices"
 	"strings"
@@ -71,7 +72,7 @@ func newClockPool(t *testing.T, mod func(*Config)) *clockPool {
 	p.notes = cp.notes
 	p.sys = poolSys{
 		now: func() time.Time { return cp.clock },
-		start: func(*Pool, int, int) (*os.Process, error) {
+		start: func(context.Context, *Pool, int, int) (*os.Process, error) {
 			cp.spawned++
 			return &os.Process{Pid: 900 + cp.spawned}, nil // a handle only: nothing is signalled through it
 		},
@@ -94,7 +95,7 @@ func (cp *clockPool) addWorker(pid int, ready bool) {
 // at sets the clock to t0 + d and runs one turn of the loop.
 func (cp *clockPool) at(d time.Duration) {
 	cp.clock = cp.t0.Add(d)
-	cp.step(cp.clock)
+	cp.step(context.Background(), cp.clock)
 }
 
 func (cp *clockPool) kills() []int {
@@ -188,7 +189,7 @@ func TestPoolStallGivesWorkersAFreshReadyTimeout(t *testing.T) {
 	if k := cp.kills(); !slices.Equal(k, []int{102}) {
 		t.Fatalf("killed %v, want 102, still not ready ready_timeout after the stall", k)
 	}
-	if w := cp.workers[102]; w.cause != "ready-timeout" {
+	if w := cp.workers[102]; w.cause != CauseReadyTimeout {
 		t.Errorf("102's cause %q", w.cause)
 	}
 }
@@ -217,12 +218,12 @@ func TestPoolReadsAnExitedWorkersLastNotesFirst(t *testing.T) {
 	}
 	cp.workerExited(exitEvent{pid: 101, proc: self})
 	cp.exitsArrived()
-	if len(exits) != 1 || exits[0].Cause != "exited" || cp.restarts != 0 {
+	if len(exits) != 1 || exits[0].Cause != CauseExited || cp.restarts != 0 {
 		t.Fatalf("exits %+v, restarts %d; want one exit, cause exited (it said STOPPING=1), no restart", exits, cp.restarts)
 	}
 	cp.addWorker(101, true) // the pid comes back, for a new worker
 	cp.handleNotes(cp.notes.take(false), cp.t0.Add(6*time.Second))
-	if w := cp.workers[101]; w.cause != "" || w.state != StateIdle {
+	if w := cp.workers[101]; w.cause != CauseNone || w.state != StateIdle {
 		t.Fatalf("the new worker with pid 101 got the old one's STOPPING=1: %+v", w)
 	}
 }

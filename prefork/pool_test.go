@@ -176,6 +176,7 @@ func newTestPool(t *testing.T, helper string, mod func(*Config)) (*Pool, *Listen
 		BackoffMax:      time.Second,
 		Exec:            ExecOptions{Umask: -1, UID: -1, GID: -1},
 		Output:          out.output,
+		Procs:           testProcs,
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -348,7 +349,7 @@ func containsState(s []PoolState, want PoolState) bool {
 
 func TestPoolKillsWorkerNotReadyInTime(t *testing.T) {
 	var mu sync.Mutex
-	causes := map[string]int{}
+	causes := map[ExitCause]int{}
 	p, _, _ := newTestPool(t, "pool-silent", func(c *Config) {
 		c.Policy.MinServers = 1
 		c.Policy.MaxSpareServers = 1
@@ -366,7 +367,7 @@ func TestPoolKillsWorkerNotReadyInTime(t *testing.T) {
 	waitFor(t, "3 ready-timeout exits", 10*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return causes["ready-timeout"] >= 3
+		return causes[CauseReadyTimeout] >= 3
 	})
 	if st := status(t, p); st.Spawns != 3 {
 		t.Errorf("spawns = %d, want 3", st.Spawns)

@@ -1,6 +1,7 @@
 package prefork
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -24,8 +25,8 @@ type worker struct {
 	requests   int
 	ownCount   bool // sent REQUESTS=: its requests come from that word, no longer from BUSY=1
 	maxReq     int
-	replaced   bool   // max_requests reached or rolled: stopped once replacements are ready
-	cause      string // why it was told to stop
+	replaced   bool      // max_requests reached or rolled: stopped once replacements are ready
+	cause      ExitCause // why it was told to stop; CauseNone: it was not
 	killAt     time.Time
 	killed     bool
 	status     string
@@ -54,13 +55,13 @@ func (p *Pool) freeSlot() int {
 	}
 }
 
-func (p *Pool) spawn(now time.Time) error {
+func (p *Pool) spawn(ctx context.Context, now time.Time) error {
 	slot := p.freeSlot()
 	maxReq := p.cfg.MaxRequests
 	if maxReq > 0 && p.cfg.MaxRequestsJitter > 0 {
 		maxReq += rand.IntN(p.cfg.MaxRequestsJitter + 1)
 	}
-	proc, err := p.sys.start(p, slot, maxReq)
+	proc, err := p.sys.start(ctx, p, slot, maxReq)
 	if err != nil {
 		return err
 	}
@@ -118,9 +119,9 @@ func (p *Pool) handleNote(nt note, now time.Time) {
 	if m.Watchdog {
 		w.lastPing = now
 	}
-	if m.WatchdogTrigger && w.cause == "" {
+	if m.WatchdogTrigger && w.cause == CauseNone {
 		p.cfg.Logger.Warn("worker asked for the watchdog action; killing it", "pid", w.pid)
-		w.cause = "watchdog"
+		w.cause = CauseWatchdog
 		p.kill(w)
 		return
 	}
@@ -150,9 +151,9 @@ func (p *Pool) handleNote(nt note, now time.Time) {
 		}
 		p.lastBusy = now
 	}
-	if m.Stopping && w.cause == "" {
+	if m.Stopping && w.cause == CauseNone {
 		// The worker leaves on its own: replace it now, and do not count its exit as a crash.
-		w.cause = "exited"
+		w.cause = CauseExited
 		w.state = StateStopping
 		w.killAt = now.Add(p.cfg.GracefulTimeout)
 	}
@@ -166,18 +167,18 @@ func (p *Pool) countRequests(w *worker, n int) {
 	}
 	p.requests += min(n-w.requests, math.MaxInt-p.requests) // a wild REQUESTS= cannot wrap the total
 	w.requests = n
-	if w.maxReq > 0 && w.requests >= w.maxReq && !w.replaced && w.cause == "" {
+	if w.maxReq > 0 && w.requests >= w.maxReq && !w.replaced && w.cause == CauseNone {
 		p.cfg.Logger.Debug("worker reached max_requests; replacing it", "pid", w.pid, "requests", w.requests)
 		w.replaced = true
 	}
 }
 
 // terminate sends SIGTERM and arms the SIGKILL deadline.
-func (p *Pool) terminate(w *worker, cause string, now time.Time) {
-	if w.cause != "" && w.stopSignal {
+func (p *Pool) terminate(w *worker, cause ExitCause, now time.Time) {
+	if w.cause != CauseNone && w.stopSignal {
 		return
 	}
-	if w.cause == "" {
+	if w.cause == CauseNone {
 		w.cause = cause
 	}
 	w.stopSignal = true
@@ -190,8 +191,8 @@ func (p *Pool) terminate(w *worker, cause string, now time.Time) {
 
 // kill sends SIGKILL to the worker's process group.
 func (p *Pool) kill(w *worker) {
-	if w.cause == "" {
-		w.cause = "stopped"
+	if w.cause == CauseNone {
+		w.cause = CauseStopped
 	}
 	w.killed = true
 	w.state = StateStopping
@@ -200,8 +201,8 @@ func (p *Pool) kill(w *worker) {
 	}
 }
 
-// workerExited queues ex for the run goroutine. The pump calls it: it does
-// not block.
+// workerExited queues ex for the run goroutine. The process backend calls
+// it (Command.Exited): it does not block.
 func (p *Pool) workerExited(ex exitEvent) {
 	p.exitMu.Lock()
 	p.exited = append(p.exited, ex)
@@ -233,34 +234,34 @@ func (p *Pool) handleExit(ex exitEvent, now time.Time) {
 	ev := Event{Kind: EventExit, PID: w.pid, Slot: w.slot, Requests: w.requests, ExitCode: code, Signal: sig}
 	desc := describeExit(code, sig)
 	switch {
-	case w.cause == "ready-timeout", w.cause == "" && (lived < p.cfg.StartPeriod || !w.ready):
-		ev.Cause = "failed-start"
-		if w.cause == "ready-timeout" {
-			ev.Cause = "ready-timeout"
+	case w.cause == CauseReadyTimeout, w.cause == CauseNone && (lived < p.cfg.StartPeriod || !w.ready):
+		ev.Cause = CauseFailedStart
+		if w.cause == CauseReadyTimeout {
+			ev.Cause = CauseReadyTimeout
 		}
 		p.observe(ev)
 		if !p.stopping {
 			p.restarts++
 			p.cfg.Logger.Warn("worker failed to start", "pid", w.pid, "exit", desc, "after", lived.Round(time.Millisecond))
-			if ev.Cause == "failed-start" { // a ready timeout was counted when it fired
+			if ev.Cause == CauseFailedStart { // a ready timeout was counted when it fired
 				p.failedStart(now, w.attempt)
 			}
 		}
 		return
-	case w.cause != "":
+	case w.cause != CauseNone:
 		ev.Cause = w.cause
-		if w.cause == "watchdog" && !p.stopping {
+		if w.cause == CauseWatchdog && !p.stopping {
 			p.restarts++
 		}
 		lvl := hclog.Debug
-		if w.cause == "watchdog" || w.killed {
+		if w.cause == CauseWatchdog || w.killed {
 			lvl = hclog.Warn
 		}
-		p.cfg.Logger.Log(lvl, "worker exited", "pid", w.pid, "cause", w.cause, "exit", desc, "requests", w.requests)
+		p.cfg.Logger.Log(lvl, "worker exited", "pid", w.pid, "cause", w.cause.String(), "exit", desc, "requests", w.requests)
 	default:
-		ev.Cause = "crashed"
+		ev.Cause = CauseCrashed
 		if code == 0 && sig == "" {
-			ev.Cause = "exited"
+			ev.Cause = CauseExited
 		}
 		p.restarts++
 		p.cfg.Logger.Warn("worker exited unexpectedly; replacing it", "pid", w.pid, "exit", desc, "uptime", lived.Round(time.Millisecond))

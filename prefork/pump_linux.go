@@ -394,48 +394,6 @@ func (p *pump) drain(w *watch, i int) {
 	}
 }
 
-// hold takes stream i of w out of the epoll instance until c is closed. The
-// first stream held on c starts a goroutine that waits for that and then
-// hands c back to the loop.
-func (p *pump) hold(w *watch, i int, c <-chan struct{}) {
-	// Deleted, not modified to wait for no event: epoll reports a hang-up
-	// whatever the events asked for, and a pipe whose writers are gone would
-	// wake the loop without end.
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, w.fds[i], nil); err != nil {
-		return // cannot happen; read on, unpaced
-	}
-	w.held[i] = true
-	if _, ok := p.held[c]; !ok {
-		go func() {
-			select {
-			case <-c:
-				p.post(pumpOp{resume: c})
-			case <-p.done:
-			}
-		}()
-	}
-	p.held[c] = append(p.held[c], heldStream{w, i})
-}
-
-// resume puts the streams held on c back into the epoll instance, those
-// that are still open; one that cannot be is closed, as at EOF.
-func (p *pump) resume(c <-chan struct{}) {
-	for _, h := range p.held[c] {
-		w, i := h.w, h.i
-		if !w.held[i] {
-			continue
-		}
-		w.held[i] = false
-		if w.fds[i] < 0 {
-			continue
-		}
-		if err := epollAdd(p.epfd, w.fds[i], w.id<<2|uint64(i)); err != nil {
-			p.closeStream(w, i)
-		}
-	}
-	delete(p.held, c)
-}
-
 // write hands output of stream i of w to its writer.
 func (p *pump) write(w *watch, i int, b []byte) {
 	if w.out[i] != nil {
@@ -523,43 +481,4 @@ func epollAdd(epfd, fd int, tok uint64) error {
 		return fmt.Errorf("epoll_ctl add fd %d: %w", fd, err)
 	}
 	return nil
-}
-
-// sharedPump is the pump of the pools of this process: the first pool to
-// start opens it, the last to stop closes it.
-var sharedPump struct {
-	mu    sync.Mutex
-	p     *pump
-	users int
-}
-
-// acquirePump returns the shared pump, opening it if no pool uses it.
-// Release it with releasePump.
-func acquirePump() (*pump, error) {
-	sharedPump.mu.Lock()
-	defer sharedPump.mu.Unlock()
-	if sharedPump.p == nil {
-		p, err := newPump()
-		if err != nil {
-			return nil, fmt.Errorf("start worker pump: %w", err)
-		}
-		sharedPump.p = p
-	}
-	sharedPump.users++
-	return sharedPump.p, nil
-}
-
-// releasePump gives back what acquirePump returned; the last user closes the
-// pump.
-func releasePump() {
-	sharedPump.mu.Lock()
-	sharedPump.users--
-	var last *pump
-	if sharedPump.users == 0 {
-		last, sharedPump.p = sharedPump.p, nil
-	}
-	sharedPump.mu.Unlock()
-	if last != nil {
-		last.close()
-	}
 }

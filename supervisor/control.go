@@ -44,7 +44,7 @@ type credsKey struct{}
 // listenControl serves the control API on the control socket (and metrics
 // on metrics_addr, if set). The socket is 0600, or 0660 with control_group
 // as its group; every caller's uid is checked through peer credentials.
-func (s *Supervisor) listenControl() (*control, error) {
+func (s *Supervisor) listenControl(ctx context.Context) (*control, error) {
 	spec := prefork.ListenSpec{Network: "unix", Address: s.master.ControlSocket, Mode: 0o600, UID: -1, GID: -1}
 	var gid = -1
 	if g := s.master.ControlGroup; g != "" {
@@ -54,7 +54,7 @@ func (s *Supervisor) listenControl() (*control, error) {
 		}
 		gid, spec.Mode, spec.GID = n, 0o660, n
 	}
-	l, err := prefork.Bind(context.Background(), spec)
+	l, err := prefork.Bind(ctx, spec)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}

@@ -34,10 +34,7 @@ func runTestSupervisor(tb testing.TB) *Supervisor {
 	if err := os.WriteFile(filepath.Join(etc, "nsfd.ini"), []byte(ini), 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	s, err := New(Options{EtcDir: etc, Shim: []string{"/bin/false"}})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	s := newTestMaster(tb, etc, Options{Shim: []string{"/bin/false"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	ready, done := make(chan struct{}), make(chan error, 1)
 	go func() { done <- s.Run(ctx, func() { close(ready) }) }()

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,7 +30,7 @@ func newMetrics(s *Supervisor) *metrics {
 			Name: "nsfd_worker_spawns_total", Help: "Workers started.",
 		}, []string{"daemon"}),
 		exits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "nsfd_worker_exits_total", Help: "Workers exited, by cause (stopped, retired, replaced, exited, crashed, failed-start, watchdog, ready-timeout).",
+			Name: "nsfd_worker_exits_total", Help: "Workers exited, by cause (" + causeNames() + ").",
 		}, []string{"daemon", "cause"}),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nsfd_worker_restarts_total", Help: "Workers started again after an unplanned exit.",
@@ -57,9 +58,8 @@ func (m *metrics) observe(e prefork.Event) {
 	case prefork.EventSpawn:
 		m.spawns.WithLabelValues(e.Pool).Inc()
 	case prefork.EventExit:
-		m.exits.WithLabelValues(e.Pool, e.Cause).Inc()
-		switch e.Cause {
-		case "crashed", "exited", "failed-start", "watchdog", "ready-timeout":
+		m.exits.WithLabelValues(e.Pool, e.Cause.String()).Inc()
+		if e.Cause.Unplanned() {
 			m.restarts.WithLabelValues(e.Pool).Inc()
 		}
 	}
@@ -70,6 +70,15 @@ var (
 	requestsDesc = prometheus.NewDesc("nsfd_requests_total", "Requests begun by the workers (REQUESTS= reports, else BUSY=1 ones).", []string{"daemon"}, nil)
 	daemonDesc   = prometheus.NewDesc("nsfd_daemon_up", "1 when the daemon is running, by state.", []string{"daemon", "state"}, nil)
 )
+
+// causeNames lists the exit causes, for the help text.
+func causeNames() string {
+	var names []string
+	for _, c := range prefork.ExitCauses() {
+		names = append(names, c.String())
+	}
+	return strings.Join(names, ", ")
+}
 
 // stateCollector reads the present state at scrape time.
 type stateCollector struct{ s *Supervisor }
@@ -88,7 +97,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	for _, d := range st.Daemons {
-		counts := map[string]int{"starting": 0, "idle": 0, "busy": 0, "stopping": 0}
+		counts := map[string]int{}
+		for _, st := range prefork.WorkerStates() {
+			counts[st.String()] = 0
+		}
 		for _, w := range d.Workers {
 			counts[w.State]++
 		}
@@ -97,7 +109,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(requestsDesc, prometheus.CounterValue, float64(d.Requests), d.Name)
 		up := 0.0
-		if d.State == string(prefork.PoolRunning) {
+		if d.State == prefork.PoolRunning.String() {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(daemonDesc, prometheus.GaugeValue, up, d.Name, d.State)

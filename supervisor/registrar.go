@@ -143,7 +143,7 @@ func (r *registrar) remove(name string) {
 func (r *registrar) workerStarted(name string, pid, slot int) {
 	r.mu.Lock()
 	d := r.entry(name)
-	d.workers[pid] = registry.Worker{PID: pid, Slot: slot, State: "starting", StartedAt: time.Now()}
+	d.workers[pid] = registry.Worker{PID: pid, Slot: slot, State: registry.WorkerStarting, StartedAt: time.Now()}
 	d.wdirty = true
 	r.mu.Unlock()
 	r.poke()

@@ -24,7 +24,7 @@ type ReloadResult struct {
 // Reload re-reads etc/ and applies the difference (SIGHUP, `nsfd reload`).
 func (s *Supervisor) Reload(ctx context.Context) (ReloadResult, error) {
 	var r ReloadResult
-	err := s.do(ctx, func() { r = s.reload(s.ctx, "requested") })
+	err := s.do(ctx, func(runCtx context.Context) { r = s.reload(runCtx, "requested") })
 	return r, err
 }
 
@@ -42,14 +42,14 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 		defer s.sdReady()
 	}
 	s.metrics.reloads.Inc()
-	if _, err := config.LoadMaster(s.opts.EtcDir); err != nil {
+	if _, err := config.LoadMaster(s.master.Dir); err != nil {
 		s.masterErr = err
 		r.Errors[s.master.File] = err.Error()
 		s.log.Error("nsfd.ini does not load; keeping the running configuration", "error", err)
 		return r
 	}
 	s.masterErr = nil
-	set, err := config.Load(s.opts.EtcDir)
+	set, err := config.Load(s.master.Dir)
 	if err != nil {
 		s.masterErr = err
 		r.Errors[s.master.File] = err.Error()
@@ -177,7 +177,7 @@ func (s *Supervisor) applyChange(ctx context.Context, cur *daemon, d *config.Dae
 	if err != nil {
 		return err
 	}
-	if err := cur.pool.Update(ctx, s.poolConfig(cur, d, ls, exec)); err != nil {
+	if err := cur.pool.Update(ctx, s.poolConfig(d, ls, exec)); err != nil {
 		for _, l := range ls {
 			if findListener(cur.listeners, l.Spec) == nil {
 				s.closeListener(l)

@@ -21,6 +21,11 @@ const (
 	parentDirMode fs.FileMode = 0o711
 )
 
+// PrepareRunDir makes m's run directory and its notify directory for a
+// master running as the current user, as prepareRunDir says. Call it before
+// opening the central log.
+func PrepareRunDir(m *config.Master) error { return prepareRunDir(m, config.CurrentUser()) }
+
 // prepareRunDir creates run_dir and its notify directory, before anything
 // else creates a parent of theirs with a narrower mode (the central log's
 // directory is 0750), and refuses them, as root, if another user could

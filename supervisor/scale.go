@@ -82,13 +82,13 @@ func scalePolicy(o prefork.PolicyOptions, n int, abs bool) (prefork.PolicyOption
 func (s *Supervisor) Scale(ctx context.Context, name string, n int, abs bool) ([]prefork.PolicyOptions, error) {
 	type target struct {
 		name string
-		pool *prefork.Pool
+		pool Pool
 	}
 	var (
 		targets []target
 		err     error
 	)
-	if derr := s.do(ctx, func() {
+	if derr := s.do(ctx, func(context.Context) {
 		for _, d := range s.sortedDaemons() {
 			if name != "" && d.cfg.Name != name {
 				continue

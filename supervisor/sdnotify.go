@@ -88,7 +88,7 @@ func (s *Supervisor) sdWatchdog(ctx context.Context) {
 			case <-t.C:
 				// Through the loop: a wedged master stops pinging.
 				pctx, cancel := context.WithTimeout(ctx, iv/2)
-				if s.do(pctx, func() {}) == nil {
+				if s.do(pctx, func(context.Context) {}) == nil {
 					s.sdNotify(worker.NotifyWatchdog)
 				}
 				cancel()

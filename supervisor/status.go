@@ -51,14 +51,14 @@ type Status struct {
 func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 	type entry struct {
 		st   DaemonStatus
-		pool *prefork.Pool
+		pool Pool
 	}
 	var (
 		entries []entry
-		out     = Status{Node: s.master.NodeName, PID: os.Getpid(), Etc: s.opts.EtcDir, Version: s.opts.Version, Started: s.started}
+		out     = Status{Node: s.master.NodeName, PID: os.Getpid(), Etc: s.master.Dir, Version: s.opts.Version, Started: s.started}
 		missing bool
 	)
-	err := s.do(ctx, func() {
+	err := s.do(ctx, func(context.Context) {
 		out.Reloads = s.reloads
 		if s.masterErr != nil {
 			out.ConfigError = s.masterErr.Error()
@@ -70,7 +70,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 			if name != "" && d.cfg.Name != name {
 				continue
 			}
-			e := entry{st: DaemonStatus{Name: d.cfg.Name, File: d.cfg.File, State: string(prefork.PoolStopped), Policy: policyOf(d.cfg)}}
+			e := entry{st: DaemonStatus{Name: d.cfg.Name, File: d.cfg.File, State: prefork.PoolStopped.String(), Policy: policyOf(d.cfg)}}
 			if d.configErr != nil {
 				e.st.ConfigError = d.configErr.Error()
 			}
@@ -99,7 +99,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 			if err != nil {
 				return out, err
 			}
-			e.st.State = string(ps.State)
+			e.st.State = ps.State.String()
 			e.st.Workers = ps.Workers
 			e.st.Policy = ps.Policy
 			e.st.Spawns, e.st.Restarts, e.st.Requests, e.st.Malformed = ps.Spawns, ps.Restarts, ps.Requests, ps.Malformed

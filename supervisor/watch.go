@@ -107,7 +107,7 @@ func (s *Supervisor) watch(ctx context.Context) (*watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watch etc: %w", err)
 	}
-	etc := s.opts.EtcDir
+	etc := s.master.Dir
 	if err := fw.Add(etc); err != nil {
 		fw.Close()
 		return nil, fmt.Errorf("watch %s: %w", etc, err)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/nsfd/nsfd/config"
 )
 
 func TestDelayFor(t *testing.T) {
@@ -118,7 +120,7 @@ func TestWatchAppliesRenamesAtOnceAndWritesInPlaceWhenSettled(t *testing.T) {
 	defer func() { debounce, settle = oldD, oldS }()
 	etc := filepath.Join(t.TempDir(), "etc")
 	os.Mkdir(etc, 0o755)
-	s := &Supervisor{opts: Options{EtcDir: etc}, log: hclog.NewNullLogger()}
+	s := &Supervisor{master: &config.Master{Dir: etc}, log: hclog.NewNullLogger()}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w, err := s.watch(ctx)

@@ -8,11 +8,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strconv"
-	"syscall"
 
 	"github.com/nsfd/nsfd/config"
 	"github.com/nsfd/nsfd/prefork"
@@ -223,40 +221,5 @@ func (m *Main) runMaster(ctx context.Context, etc string, args []string) error {
 	if fs.NArg() > 0 {
 		return &usageError{"run takes no arguments"}
 	}
-	s, err := supervisor.New(supervisor.Options{EtcDir: etc, LogStderr: *logStderr, Version: version()})
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTTIN, syscall.SIGTTOU)
-	defer signal.Stop(sigs)
-	go func() {
-		for {
-			select {
-			case sig := <-sigs:
-				switch sig {
-				case syscall.SIGTERM, syscall.SIGINT:
-					s.Logger().Info("signal received; draining", "signal", sig.String())
-					cancel()
-				case syscall.SIGUSR1:
-					s.ReopenLogs(ctx)
-				case syscall.SIGTTIN, syscall.SIGTTOU:
-					delta := 1
-					if sig == syscall.SIGTTOU {
-						delta = -1
-					}
-					if _, err := s.Scale(ctx, "", delta, false); err != nil {
-						s.Logger().Error("scale", "error", err)
-					}
-				case syscall.SIGHUP:
-					s.Reload(ctx)
-				}
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return s.Run(ctx, nil)
+	return m.master(ctx, etc, *logStderr)
 }

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nsfd/nsfd/config"
+	"github.com/nsfd/nsfd/logging"
+	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/supervisor"
+)
+
+// master runs the master on etc until ctx ends or a SIGTERM/SIGINT: it
+// loads nsfd.ini, prepares the run directory, opens the central log (on
+// stderr with logStderr) and the worker pump, and hands them to the
+// supervisor; signals become its calls.
+func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
+	mc, err := config.LoadMaster(etc)
+	if err != nil {
+		return err
+	}
+	if err := supervisor.PrepareRunDir(mc); err != nil {
+		return err
+	}
+	sink, err := logging.Open(logConfig(mc.Log, logStderr))
+	if err != nil {
+		return fmt.Errorf("open central log: %w", err)
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		sink.Close(cctx)
+	}()
+	procs, err := prefork.OpenPump()
+	if err != nil {
+		return err
+	}
+	defer procs.Close() // before the sink: it writes what is left of the workers' output there
+	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTTIN, syscall.SIGTTOU)
+	defer signal.Stop(sigs)
+	go handleSignals(ctx, sigs, cancel, s, sink.Logger())
+	return s.Run(ctx, nil)
+}
+
+// handleSignals turns the master's signals into calls of s until ctx ends:
+// SIGTERM and SIGINT cancel (drain and exit), SIGHUP reloads, SIGUSR1
+// reopens the log, SIGTTIN/SIGTTOU scale every daemon by one.
+func handleSignals(ctx context.Context, sigs <-chan os.Signal, cancel func(), s *supervisor.Supervisor, log hclog.Logger) {
+	for {
+		select {
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGTERM, syscall.SIGINT:
+				log.Info("signal received; draining", "signal", sig.String())
+				cancel()
+			case syscall.SIGUSR1:
+				s.ReopenLogs(ctx)
+			case syscall.SIGTTIN, syscall.SIGTTOU:
+				delta := 1
+				if sig == syscall.SIGTTOU {
+					delta = -1
+				}
+				if _, err := s.Scale(ctx, "", delta, false); err != nil {
+					log.Error("scale", "error", err)
+				}
+			case syscall.SIGHUP:
+				s.Reload(ctx)
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// logConfig is the central log's configuration from nsfd.ini's [log]; with
+// stderr, the log goes to stderr whatever it says.
+func logConfig(l config.Log, stderr bool) logging.Config {
+	lc := logging.Config{
+		Target:   l.Target,
+		File:     l.File,
+		Format:   l.Format,
+		Level:    l.Level,
+		MaxSize:  l.MaxSize,
+		MaxFiles: l.MaxFiles,
+
+		SyslogAddr:     l.SyslogAddr,
+		SyslogIdent:    l.SyslogIdent,
+		SyslogFacility: l.SyslogFacility,
+	}
+	if stderr {
+		lc.Target = logging.TargetStderr
+	}
+	return lc
+}

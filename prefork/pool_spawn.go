@@ -1,0 +1,78 @@
+package prefork
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	proto "github.com/nsfd/nsfd/worker"
+)
+
+// startProcess starts one worker through the shim, on the pool's process
+// backend (Config.Procs): the listeners become fds 3.., stdout and stderr go
+// to Config.Output, and the backend tells the pool once the worker has
+// exited (workerExited). maxReq is the worker's own max_requests limit (0:
+// unlimited).
+func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*os.Process, error) {
+	c := &p.cfg
+	argv := append([]string{}, c.Shim...)
+	argv = append(argv, "-ppid", strconv.Itoa(os.Getpid()))
+	argv = append(argv, c.Exec.shimArgs()...)
+	argv = append(argv, "--")
+	argv = append(argv, c.Command...)
+	files := make([]*os.File, len(c.Listeners))
+	for i, l := range c.Listeners {
+		files[i] = l.File()
+	}
+	proc, err := c.Procs.Start(ctx, Command{
+		Argv:   argv,
+		Env:    p.workerEnv(slot, maxReq),
+		Files:  files,
+		Output: c.Output,
+		Exited: func(proc *os.Process) { p.workerExited(exitEvent{pid: proc.Pid, proc: proc}) },
+		Owner:  p,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.Command[0], err)
+	}
+	return proc, nil
+}
+
+// workerEnv is the master's environment without another supervisor's
+// protocol variables, then the daemon's env, then the protocol's.
+func (p *Pool) workerEnv(slot, maxReq int) []string {
+	c := &p.cfg
+	drop := []string{proto.EnvListenFDs, proto.EnvListenPID, proto.EnvListenFDNames, proto.EnvNotifySocket, proto.EnvWatchdogUSec, proto.EnvWatchdogPID, proto.EnvMaxRequests}
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(drop, k) {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, c.Env...)
+	names := make([]string, len(c.Listeners))
+	for i := range names {
+		names[i] = c.Name
+	}
+	env = append(env,
+		proto.EnvListenFDs+"="+strconv.Itoa(len(c.Listeners)),
+		proto.EnvListenFDNames+"="+strings.Join(names, ":"),
+		proto.EnvDaemon+"="+c.Name,
+		proto.EnvWorker+"="+strconv.Itoa(slot),
+		proto.EnvNode+"="+c.Node,
+	)
+	if p.nsock != nil {
+		env = append(env, proto.EnvNotifySocket+"="+p.nsock.path)
+	}
+	if c.Watchdog > 0 {
+		env = append(env, proto.EnvWatchdogUSec+"="+strconv.FormatInt(c.Watchdog.Microseconds(), 10))
+	}
+	if maxReq > 0 {
+		env = append(env, proto.EnvMaxRequests+"="+strconv.Itoa(maxReq))
+	}
+	return env
+}

@@ -1,0 +1,57 @@
+package prefork
+
+import (
+	"context"
+	"io"
+	"os"
+)
+
+// Procs is a process backend: it starts the workers of every pool of a
+// master and watches them, reading their output and learning of their
+// exits. A master opens one (Pump on Linux) and hands it to each pool in
+// Config.Procs; it closes it once every pool has stopped.
+//
+// What a backend promises, whatever the system:
+//
+//   - the process gets Command.Files as fds 3, 4, … and nothing else
+//     beyond 0–2; its stdout and stderr are pipes the backend reads;
+//   - it leads a process group of its own (the pool signals the group to
+//     end what the worker forked), and it dies with the master;
+//   - it is not reaped: the pool reaps it with (*os.Process).Wait once
+//     Exited was called, so its pid cannot be reused before the pool has
+//     forgotten it;
+//   - Exited is called once per process, after everything the process
+//     wrote before it exited has been handed to its Output writers: a
+//     worker's last lines come before its exit.
+type Procs interface {
+	// Start starts c's process and watches it until it has exited and its
+	// pipes are closed. It returns once the process runs (or failed to
+	// start, and then nothing of c is left open or called).
+	Start(ctx context.Context, c Command) (*os.Process, error)
+	// Drop closes what is left of the watches of owner's processes (pipes
+	// that a worker's children still hold, processes not yet reported),
+	// after reading what is in those pipes now; their exits are not
+	// reported. A pool calls it when it stops. It returns once that is
+	// done.
+	Drop(owner any)
+}
+
+// Command is one worker process for a Procs to start.
+type Command struct {
+	// Argv is the program and its arguments; Argv[0] is a path, run as it
+	// is (the exec shim).
+	Argv []string
+	// Env is the process's whole environment, KEY=VALUE.
+	Env []string
+	// Files become fds 3, 4, … in the process: the daemon's listeners.
+	Files []*os.File
+	// Output returns where one stream ("stdout" or "stderr") of the
+	// process goes; nil discards. Its writer is used as Config.Output says.
+	Output func(pid int, stream string) io.WriteCloser
+	// Exited is called once the process has exited and its output up to
+	// then is written, with the process to reap. It is called from the
+	// backend's goroutine and must not block.
+	Exited func(*os.Process)
+	// Owner is whom the process belongs to, for Drop: the pool.
+	Owner any
+}

@@ -1,0 +1,67 @@
+package prefork
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// Pump is the Linux process backend. It starts each worker with a pidfd,
+// a parent-death signal (SIGKILL) and a process group of its own, and
+// watches the pipes and pidfds of every worker of every pool on one epoll
+// instance, from one goroutine (see pump): a thousand idle workers cost the
+// master no goroutine and no thread each.
+type Pump struct {
+	p *pump
+}
+
+var _ Procs = (*Pump)(nil)
+
+// OpenPump opens the epoll instance and starts the pump's goroutine. Close
+// it once every pool using it has stopped.
+func OpenPump() (*Pump, error) {
+	p, err := newPump()
+	if err != nil {
+		return nil, fmt.Errorf("start worker pump: %w", err)
+	}
+	return &Pump{p: p}, nil
+}
+
+// Start starts c's process and hands its pipes and pidfd to the pump.
+func (b *Pump) Start(ctx context.Context, c Command) (*os.Process, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
+	cmd.Env = c.Env
+	cmd.ExtraFiles = c.Files
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	w, err := startWatched(cmd)
+	if err != nil {
+		return nil, err
+	}
+	proc := cmd.Process
+	w.owner = c.Owner
+	w.exited = func() { c.Exited(proc) }
+	if c.Output != nil {
+		for i, name := range streamNames {
+			w.out[i] = c.Output(proc.Pid, name)
+		}
+	}
+	if err := b.p.add(w); err != nil { // the pump was closed
+		w.close()
+		_ = killGroup(proc.Pid)
+		_, _ = proc.Wait()
+		return nil, fmt.Errorf("watch worker %d: %w", proc.Pid, err)
+	}
+	return proc, nil
+}
+
+// Drop closes what is left of owner's watches.
+func (b *Pump) Drop(owner any) { b.p.drop(owner) }
+
+// Close stops the pump after closing what is left of every watch, and
+// closes its epoll instance. It is idempotent.
+func (b *Pump) Close() { b.p.close() }

@@ -1,0 +1,94 @@
+package supervisor
+
+import (
+	"context"
+
+	"github.com/nsfd/nsfd/config"
+	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/registry"
+)
+
+// startDaemon binds dm's listeners and starts its pool.
+func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
+	d := dm.cfg
+	exec := execOptions(d)
+	ls, err := s.bindListeners(ctx, d, exec, nil)
+	if err != nil {
+		return err
+	}
+	pool, err := s.opts.NewPool(s.poolConfig(d, ls, exec))
+	if err != nil {
+		s.closeAll(ls)
+		return err
+	}
+	if err := pool.Start(ctx); err != nil {
+		s.closeAll(ls)
+		return err
+	}
+	dm.pool, dm.listeners = pool, ls
+	s.reg.define(record(d, ls))
+	addrs := make([]string, len(ls))
+	for i, l := range ls {
+		addrs[i] = l.String()
+	}
+	s.log.Named(d.Name).Info("daemon started", "listeners", addrs, "min_servers", d.MinServers)
+	return nil
+}
+
+// bindListeners binds d's listeners, reusing those of reuse that listen on
+// the same address (a reload keeps its sockets open).
+func (s *Supervisor) bindListeners(ctx context.Context, d *config.Daemon, exec prefork.ExecOptions, reuse []*prefork.Listener) ([]*prefork.Listener, error) {
+	var ls, fresh []*prefork.Listener
+	for _, l := range d.Listeners {
+		spec := listenSpec(d, l, exec)
+		if old := findListener(reuse, spec); old != nil {
+			if err := old.Adjust(spec); err != nil {
+				s.closeAll(fresh)
+				return nil, err
+			}
+			ls = append(ls, old)
+			continue
+		}
+		nl, err := prefork.Bind(ctx, spec)
+		if err != nil {
+			s.closeAll(fresh)
+			return nil, err
+		}
+		ls, fresh = append(ls, nl), append(fresh, nl)
+	}
+	return ls, nil
+}
+
+func findListener(ls []*prefork.Listener, spec prefork.ListenSpec) *prefork.Listener {
+	for _, l := range ls {
+		if l.Spec.Network == spec.Network && l.Spec.Address == spec.Address {
+			return l
+		}
+	}
+	return nil
+}
+
+// closeAll closes listeners; what went wrong (a socket file replaced since
+// bind, which stays) is logged.
+func (s *Supervisor) closeAll(ls []*prefork.Listener) {
+	for _, l := range ls {
+		s.closeListener(l)
+	}
+}
+
+func (s *Supervisor) closeListener(l *prefork.Listener) {
+	if err := l.Close(); err != nil {
+		s.log.Warn("close listener", "error", err)
+	}
+}
+
+// record is what the registry holds of a daemon.
+func record(d *config.Daemon, ls []*prefork.Listener) registry.Daemon {
+	rec := registry.Daemon{Name: d.Name, Encoding: d.Encoding, ConfigHash: d.Hash}
+	for _, l := range ls {
+		e := registry.Endpoint{Proto: l.Proto(), Address: l.Addr.String()}
+		secureEndpoint(d, &e)
+		rec.Endpoints = append(rec.Endpoints, e)
+	}
+	return rec
+}

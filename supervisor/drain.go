@@ -1,0 +1,69 @@
+package supervisor
+
+import (
+	"context"
+	"time"
+)
+
+// drain stops the given daemons in the background, each after those of
+// them that require it, then calls done on Run's goroutine for each.
+func (s *Supervisor) drain(ds []*daemon, done func(*daemon)) {
+	names := map[string]*daemon{}
+	for _, d := range ds {
+		names[d.cfg.Name] = d
+		d.draining = true
+		d.drained = make(chan struct{})
+	}
+	dependents := map[string][]*daemon{}
+	for _, d := range ds {
+		for _, r := range d.cfg.Requires {
+			if names[r] != nil {
+				dependents[r] = append(dependents[r], d)
+			}
+		}
+	}
+	for _, d := range ds {
+		s.drains.Add(1)
+		go func() {
+			defer s.drains.Done()
+			for _, dep := range dependents[d.cfg.Name] {
+				<-dep.drained
+			}
+			s.stopPool(d)
+			close(d.drained)
+			if done != nil {
+				// Run may be gone at shutdown; then nobody needs the answer.
+				_ = s.do(context.Background(), func(context.Context) { d.draining = false; done(d) })
+			}
+		}()
+	}
+}
+
+// stopAll drains every daemon and waits for every drain, those already
+// under way included.
+func (s *Supervisor) stopAll() {
+	var ds []*daemon
+	for _, d := range s.daemons {
+		if d.pool != nil && !d.draining {
+			ds = append(ds, d)
+		}
+	}
+	s.drain(ds, nil)
+	s.drains.Wait()
+	s.daemons = map[string]*daemon{}
+}
+
+// stopPool drains one daemon's pool and closes its listeners.
+func (s *Supervisor) stopPool(d *daemon) {
+	if d.pool == nil {
+		return
+	}
+	// Bounded: the pool SIGKILLs after graceful_timeout; allow for reaping.
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.GracefulTimeout+10*time.Second)
+	defer cancel()
+	if err := d.pool.Stop(ctx); err != nil {
+		s.log.Error("stop daemon", "daemon", d.cfg.Name, "error", err)
+	}
+	s.closeAll(d.listeners)
+	s.log.Named(d.cfg.Name).Info("daemon stopped")
+}
