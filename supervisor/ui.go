@@ -32,16 +32,27 @@ func WithActor(ctx context.Context, who string) context.Context {
 	return context.WithValue(ctx, actorKey{}, who)
 }
 
-// actor names who made r: the actor its context names, else the peer of
-// the control socket ("uid 1000").
+// ActorOf returns who WithActor named in ctx, or "".
+func ActorOf(ctx context.Context) string {
+	who, _ := ctx.Value(actorKey{}).(string)
+	return who
+}
+
+// actor names who made r: the actor its context names and the peer of the
+// control socket ("web (uid 1000)", "uid 1000", "web:ann").
 func actor(r *http.Request) string {
-	if who, ok := r.Context().Value(actorKey{}).(string); ok {
-		return who
-	}
+	who := ActorOf(r.Context())
 	if cred, ok := r.Context().Value(credsKey{}).(*unix.Ucred); ok && cred != nil {
-		return "uid " + strconv.Itoa(int(cred.Uid))
+		uid := "uid " + strconv.Itoa(int(cred.Uid))
+		if who == "" {
+			return uid
+		}
+		return who + " (" + uid + ")"
 	}
-	return "unknown"
+	if who == "" {
+		return "unknown"
+	}
+	return who
 }
 
 // uiHandler mounts the UI beside the API: /ui/ is the page, every other
