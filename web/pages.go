@@ -59,7 +59,7 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%.1f", r)
 	},
-	"join": strings.Join,
+	"join":  strings.Join,
 	"since": func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"page": func(title string, fleet bool) map[string]any {
 		return map[string]any{"Title": title, "Fleet": fleet}
