@@ -52,8 +52,9 @@ func (s *server) act(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/ui/daemons/"+url.PathEscape(name), http.StatusSeeOther)
 }
 
-// follow streams the daemon's new log lines as server-sent events, one
-// event a line, until the reader goes.
+// follow streams the daemon's log lines as server-sent events, one event a
+// line: a reset event, the last logLines lines, then each new one until the
+// reader goes.
 func (s *server) follow(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if s.opts.LogFile == "" {
@@ -79,7 +80,11 @@ func (s *server) follow(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	if _, err := fmt.Fprint(w, ": following\n\n"); err != nil {
+	// The stream starts with the last lines the page shows, after a
+	// reset event that clears them: a line written between the page's
+	// rendering and the stream's start is not lost, and a reconnect
+	// starts over.
+	if _, err := fmt.Fprint(w, ": following\n\nevent: reset\ndata:\n\n"); err != nil {
 		return
 	}
 	rc.Flush()
@@ -116,7 +121,7 @@ func (s *server) follow(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}()
-	_ = logging.Tail(ctx, s.opts.LogFile, logging.FollowOptions{Follow: true, Daemon: name},
+	_ = logging.Tail(ctx, s.opts.LogFile, logging.FollowOptions{Lines: logLines, Follow: true, Daemon: name},
 		func(line []byte, _ logging.Record) error {
 			send("data: " + string(logging.AppendEscaped(nil, line)) + "\n\n")
 			return ctx.Err()

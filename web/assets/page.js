@@ -21,6 +21,9 @@
   if (log && log.dataset.follow && window.EventSource) {
     const keep = 500;
     const es = new EventSource(log.dataset.follow);
+    // The stream starts over with the last lines: what the server rendered
+    // is replaced, so no line is shown twice or missed.
+    es.addEventListener("reset", () => { log.textContent = ""; });
     es.onmessage = (ev) => {
       const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
       log.appendChild(document.createTextNode(ev.data + "\n"));
