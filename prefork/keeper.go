@@ -36,6 +36,10 @@ import (
 // RunKeeperIfAsked.
 const keeperEnv = "NSFD_PREFORK_KEEPER"
 
+// KeeperArg is the keeper's first argument: it does nothing (the
+// environment makes the keeper) but name the process in ps(1).
+const KeeperArg = "__nsfd_keeper"
+
 // keeperHello is what the keeper writes to its stdout once it is ready, so
 // the master knows its program called RunKeeperIfAsked.
 const keeperHello = "nsfd keeper\n"
@@ -109,7 +113,7 @@ func startKeeper() (*keeper, error) {
 		lw.Close()
 		return nil, err
 	}
-	cmd := exec.Command(exe)
+	cmd := exec.Command(exe, KeeperArg)
 	cmd.Env = append(os.Environ(), keeperEnv+"=1")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = lr, hw, os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -14,6 +14,9 @@ var testHelpers = map[string]func(){}
 // or Portable with NSFD_PROCESS_BACKEND=portable.
 var testProcs Backend
 
+// testBackend is testProcs's name: BackendPump or BackendPortable.
+var testBackend string
+
 func TestMain(m *testing.M) {
 	RunKeeperIfAsked()
 	if len(os.Args) > 1 && os.Args[1] == ShimArg {
@@ -32,7 +35,7 @@ func TestMain(m *testing.M) {
 	}
 	// One backend for every pool of the tests, as a master has.
 	var err error
-	if testProcs, _, err = OpenBackend(""); err != nil {
+	if testProcs, testBackend, err = OpenBackend(""); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -497,7 +497,7 @@ func TestPoolHoldsNoThreadPerWorker(t *testing.T) {
 // and sees every exit: no goroutine a worker, and none left once the pool
 // has stopped.
 func TestPoolHoldsNoGoroutinePerWorker(t *testing.T) {
-	if _, ok := testProcs.(*Pump); !ok {
+	if testBackend != BackendPump {
 		t.Skip("the portable backend reads each worker's pipes from two goroutines of its own")
 	}
 	before := runtime.NumGoroutine()

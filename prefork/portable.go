@@ -76,15 +76,22 @@ type portableProc struct {
 type portableStream struct {
 	f      *os.File
 	rc     syscall.RawConn
-	out    io.WriteCloser // nil discards
-	paced  pacedWriter
-	closed bool          // out is closed; the reader closes f and ends
-	done   chan struct{} // closed once the reader has closed f
+	out    io.WriteCloser                      // nil discards
+	paced  interface{ Hold() <-chan struct{} } // out if it asks for pauses, as the pump's pacedWriter
+	closed bool                                // out is closed; the reader closes f and ends
+	done   chan struct{}                       // closed once the reader has closed f
 }
+
+// portableStreams are the names of a process's two streams, for
+// Command.Output.
+var portableStreams = [2]string{"stdout", "stderr"}
+
+// portableBufSize is the most one read takes: a full pipe, as the pump.
+const portableBufSize = 64 << 10
 
 // portableBuf holds the buffers the readers read into: one per read in
 // progress, not one per stream.
-var portableBuf = sync.Pool{New: func() any { b := make([]byte, pumpBufSize); return &b }}
+var portableBuf = sync.Pool{New: func() any { b := make([]byte, portableBufSize); return &b }}
 
 // Start starts c's process, its two readers and the watch of its exit, and
 // tells the keeper of its process group.
@@ -100,7 +107,7 @@ func (b *Portable) Start(ctx context.Context, c Command) (*os.Process, error) {
 				rs[j].Close()
 				ws[j].Close()
 			}
-			return nil, fmt.Errorf("%s pipe: %w", streamNames[i], err)
+			return nil, fmt.Errorf("%s pipe: %w", portableStreams[i], err)
 		}
 	}
 	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
@@ -122,7 +129,7 @@ func (b *Portable) Start(ctx context.Context, c Command) (*os.Process, error) {
 		s := &portableStream{f: rs[i], done: make(chan struct{})}
 		s.rc, err = rs[i].SyscallConn()
 		if err != nil { // cannot happen for a pipe
-			return nil, b.abort(proc, rs, fmt.Errorf("%s pipe: %w", streamNames[i], err))
+			return nil, b.abort(proc, rs, fmt.Errorf("%s pipe: %w", portableStreams[i], err))
 		}
 		p.streams[i] = s
 	}
@@ -135,9 +142,9 @@ func (b *Portable) Start(ctx context.Context, c Command) (*os.Process, error) {
 	b.mu.Unlock()
 	b.keeper.add(proc.Pid)
 	if c.Output != nil {
-		for i, name := range streamNames {
+		for i, name := range portableStreams {
 			p.streams[i].out = c.Output(proc.Pid, name)
-			p.streams[i].paced, _ = p.streams[i].out.(pacedWriter)
+			p.streams[i].paced, _ = p.streams[i].out.(interface{ Hold() <-chan struct{} })
 		}
 	}
 	for i := range p.streams {

@@ -126,5 +126,6 @@ func (w *kqueueWatcher) run() {
 	}
 }
 
-// fionread asks how many bytes a pipe holds.
-const fionread = unix.FIONREAD
+// fionread asks how many bytes a pipe holds: FIONREAD, _IOR('f', 127,
+// int) on macOS and FreeBSD alike (x/sys/unix does not name it).
+const fionread = 0x4004667f
