@@ -39,7 +39,7 @@ func TestWorkerSocketsNameTheSender(t *testing.T) {
 	if st, err := os.Stat(pathA); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("socket %s: %v, %v; want mode 0600", pathA, st, err)
 	}
-	send(pathA, "READY=1")   // before the pid is known
+	send(pathA, "READY=1")    // before the pid is known
 	send(pathB, "STOPPING=1") // never attached: the worker did not start
 	attachB(0)
 	attachA(100)
