@@ -208,10 +208,6 @@ func (s *workerSockets) queue(nt note) {
 	}
 }
 
-// read is the pool's reader of one shared socket; here every worker's
-// socket has its own, started by endpoint.
-func (s *workerSockets) read(<-chan struct{}) {}
-
 func (s *workerSockets) ready() <-chan struct{} { return s.notify }
 
 func (s *workerSockets) take(flush bool) []note {

@@ -39,6 +39,9 @@ func TestWorkerSocketsNameTheSender(t *testing.T) {
 	if st, err := os.Stat(pathA); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("socket %s: %v, %v; want mode 0600", pathA, st, err)
 	}
+	if err := s.own(os.Geteuid(), os.Getegid()); err != nil { // a reload that keeps the user
+		t.Fatal(err)
+	}
 	send(pathA, "READY=1")    // before the pid is known
 	send(pathB, "STOPPING=1") // never attached: the worker did not start
 	attachB(0)

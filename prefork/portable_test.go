@@ -113,3 +113,22 @@ func TestKeeperKillsWhatIsLeft(t *testing.T) {
 		t.Errorf("killed %v, want 200 and 300", killed)
 	}
 }
+
+// TestOpenBackendFollowsTheEnvironment: NSFD_PROCESS_BACKEND picks the
+// backend whatever nsfd.ini says, and an unknown name is an error that
+// names the variable.
+func TestOpenBackendFollowsTheEnvironment(t *testing.T) {
+	t.Setenv(EnvProcessBackend, "portable")
+	b, name, err := OpenBackend(BackendPump)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+	if _, ok := b.(*Portable); !ok || name != BackendPortable {
+		t.Errorf("NSFD_PROCESS_BACKEND=portable opened %T (%q)", b, name)
+	}
+	t.Setenv(EnvProcessBackend, "kqueue")
+	if _, _, err := OpenBackend(""); err == nil || !strings.Contains(err.Error(), `NSFD_PROCESS_BACKEND="kqueue": unknown process backend`) {
+		t.Errorf("NSFD_PROCESS_BACKEND=kqueue: %v", err)
+	}
+}
