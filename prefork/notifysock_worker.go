@@ -136,7 +136,10 @@ func (s *workerSockets) attach(ws *workerSock, pid int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if pid <= 0 {
-		s.closeSockLocked(ws)
+		s.forgetLocked(ws)
+		s.mu.Unlock()
+		ws.shut()
+		s.mu.Lock()
 		return
 	}
 	ws.pid = pid
@@ -155,6 +158,10 @@ func (s *workerSockets) readSock(ws *workerSock) {
 		err := ws.rc.Read(func(fd uintptr) bool {
 			s.mu.Lock()
 			defer s.mu.Unlock()
+			if _, ok := s.socks[ws]; !ok { // released: its notes no longer count
+				rerr = net.ErrClosed
+				return true
+			}
 			var n int
 			n, rerr = s.recvLocked(ws, int(fd))
 			return n > 0 || rerr != nil
@@ -226,18 +233,27 @@ func (s *workerSockets) take(flush bool) []note {
 // release closes the socket of a worker that was reaped.
 func (s *workerSockets) release(pid int) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ws := s.byPID[pid]; ws != nil {
-		s.closeSockLocked(ws)
+	ws := s.byPID[pid]
+	if ws != nil {
+		s.forgetLocked(ws)
+	}
+	s.mu.Unlock()
+	if ws != nil {
+		ws.shut()
 	}
 }
 
-// closeSockLocked closes ws and removes its file if it is still ours.
-func (s *workerSockets) closeSockLocked(ws *workerSock) {
+// forgetLocked drops ws from s: its reader reads no more. s.mu is held.
+func (s *workerSockets) forgetLocked(ws *workerSock) {
 	delete(s.socks, ws)
 	if s.byPID[ws.pid] == ws {
 		delete(s.byPID, ws.pid)
 	}
+}
+
+// shut closes ws and removes its file if it is still ours. Not under s.mu:
+// closing waits for its reader, which may be waiting for s.mu.
+func (ws *workerSock) shut() {
 	ws.conn.Close()
 	var st unix.Stat_t
 	if unix.Lstat(ws.path, &st) == nil && uint64(st.Ino) == ws.ino {
@@ -260,10 +276,15 @@ func (s *workerSockets) own(uid, gid int) error {
 
 func (s *workerSockets) close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.closed = true
+	var all []*workerSock
 	for ws := range s.socks {
-		s.closeSockLocked(ws)
+		s.forgetLocked(ws)
+		all = append(all, ws)
+	}
+	s.mu.Unlock()
+	for _, ws := range all {
+		ws.shut()
 	}
 	return nil
 }
