@@ -133,15 +133,15 @@ func ownSocket(path string, uid, gid int) error {
 
 // attach ties ws to the worker's pid, handing on what it sent meanwhile.
 func (s *workerSockets) attach(ws *workerSock, pid int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if pid <= 0 {
+		s.mu.Lock()
 		s.forgetLocked(ws)
 		s.mu.Unlock()
 		ws.shut()
-		s.mu.Lock()
 		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	ws.pid = pid
 	s.byPID[pid] = ws
 	for _, nt := range ws.pending {
