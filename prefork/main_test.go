@@ -33,6 +33,11 @@ func TestMain(m *testing.M) {
 		h()
 		os.Exit(0)
 	}
+	if os.Getenv("NSFD_TEST_NOTIFY") == "per-worker" { // as on macOS and FreeBSD
+		listenNotifyFunc = func(path string, uid, gid int) (notifyEndpoints, error) {
+			return listenWorkerSockets(path, uid, gid)
+		}
+	}
 	// One backend for every pool of the tests, as a master has.
 	var err error
 	if testProcs, testBackend, err = OpenBackend(""); err != nil {

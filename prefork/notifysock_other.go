@@ -15,9 +15,5 @@ func listenNotify(path string, uid, gid int) (*notifySocket, error) {
 	return listenWorkerSockets(path, uid, gid)
 }
 
-// read is the pool's reader of its one socket; here every worker's socket
-// has a reader of its own, started by endpoint.
-func (s *workerSockets) read(<-chan struct{}) {}
-
 // maxQueued bounds the notes read and not taken yet.
 const maxQueued = 1024

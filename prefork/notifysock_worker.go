@@ -17,6 +17,8 @@ import (
 	proto "github.com/nsfd/nsfd/worker"
 )
 
+var _ notifyEndpoints = (*workerSockets)(nil)
+
 // workerSockets are the notify sockets of one daemon on a system that
 // attaches no sender pid to a datagram (macOS, FreeBSD: LOCAL_PEERCRED and
 // LOCAL_PEERPID are for connected sockets): each worker gets a socket of
@@ -214,6 +216,10 @@ func (s *workerSockets) queue(nt note) {
 	default:
 	}
 }
+
+// read is the pool's reader of its one socket; here every worker's socket
+// has a reader of its own, started by endpoint.
+func (s *workerSockets) read(<-chan struct{}) {}
 
 func (s *workerSockets) ready() <-chan struct{} { return s.notify }
 
