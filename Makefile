@@ -48,10 +48,10 @@ unit:
 	cd bench && $(GO) test -race -count=1 ./...
 
 # prefork's tests as macOS and FreeBSD run it (the portable backend, a
-# notify socket per worker), and the end-to-end tests of the workers' lives (start, exit, replacement,
-# notify, user switch, drain, a killed master) again on the portable process
-# backend, which macOS and FreeBSD use; `unit` ran the whole suite on the
-# pump. The whole suite on it: make e2e-portable E2E_PORTABLE=.
+# notify socket per worker), and the end-to-end tests of the workers' lives
+# (start, exit, replacement, notify, user switch, drain, a killed master)
+# again on the portable backend; `unit` ran the whole suite on the pump.
+# The whole end-to-end suite on it: make e2e-portable E2E_PORTABLE=.
 E2E_PORTABLE ?= TestEchoWorkersShareOneListener|TestKilledWorkerIsReplaced|TestCrashingDaemonGoesFatalOthersServe|TestStopKillsStubbornWorkerAndExitsZero|TestKilledMasterLeavesNoWorker|TestSystemdNotify|TestWorkersDropToDaemonUser|TestProcessSettings|TestMaxRequestsReplacesWorkersWithoutFailures|TestWatchdogReplacesSilentWorker|TestReadyTimeoutIsAFailedStart|TestChaosKillWorkers|TestChaosMasterKilled|TestSecurityKilledMasterLeavesNoWorkerOfAnotherUser|TestShutdownWhileADaemonDrains|TestLogsTailAndFollow|TestChaosLogSinkBlocked|TestPythonWorker|TestHostileNotifyFlood
 e2e-portable:
 	NSFD_PROCESS_BACKEND=portable NSFD_TEST_NOTIFY=per-worker $(GO) test -race -count=1 ./prefork
