@@ -55,7 +55,7 @@ unit:
 E2E_PORTABLE ?= TestEchoWorkersShareOneListener|TestKilledWorkerIsReplaced|TestCrashingDaemonGoesFatalOthersServe|TestStopKillsStubbornWorkerAndExitsZero|TestKilledMasterLeavesNoWorker|TestSystemdNotify|TestWorkersDropToDaemonUser|TestProcessSettings|TestMaxRequestsReplacesWorkersWithoutFailures|TestWatchdogReplacesSilentWorker|TestReadyTimeoutIsAFailedStart|TestChaosKillWorkers|TestChaosMasterKilled|TestSecurityKilledMasterLeavesNoWorkerOfAnotherUser|TestShutdownWhileADaemonDrains|TestLogsTailAndFollow|TestChaosLogSinkBlocked|TestPythonWorker|TestHostileNotifyFlood
 e2e-portable:
 	NSFD_PROCESS_BACKEND=portable NSFD_TEST_NOTIFY=per-worker $(GO) test -race -count=1 ./prefork
-	NSFD_PROCESS_BACKEND=portable $(GO) test -race -count=1 -run '^($(E2E_PORTABLE))$$' ./cmd/nsfd
+	NSFD_PROCESS_BACKEND=portable $(GO) test -race -count=1 -run '$(E2E_PORTABLE)' ./cmd/nsfd
 
 # What the tests need on a fresh machine (PostgreSQL for the registry tests,
 # systemd-analyze for the unit check): installed when root, else named.
