@@ -82,6 +82,13 @@ type Master struct {
 	// the system's default (pump on Linux, portable elsewhere).
 	ProcessBackend string
 
+	// The web status page on TCP ([nsfd] http_*); it is always on the
+	// control socket at /ui/.
+	HTTPAddr    string // host:port; empty: not on TCP
+	HTTPTLSCert string // absolute; with HTTPTLSKey, serve HTTPS
+	HTTPTLSKey  string // absolute
+	HTTPUsers   string // absolute path of a tokens file (USER:BCRYPT); empty: no authentication (loopback only)
+
 	Registry Registry
 	Log      Log
 
