@@ -26,9 +26,9 @@ type Options struct {
 	Shim []string
 	// Version is reported by the status API.
 	Version string
-	// Procs starts and watches the workers of every pool (prefork.Pump);
-	// each pool gets it in prefork.Config.Procs. The caller closes it after
-	// Run.
+	// Procs starts and watches the workers of every pool (prefork.Pump or
+	// prefork.Portable); each pool gets it in prefork.Config.Procs. The
+	// caller closes it after Run.
 	Procs prefork.Procs
 	// NewPool makes a daemon's pool, not started yet; default
 	// prefork.NewPool.
