@@ -76,6 +76,9 @@ func (m *Main) status(ctx context.Context, name string, asJSON bool) error {
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return err
 	}
+	if name != "" {
+		st.Errors = nil // the other files'
+	}
 	if asJSON {
 		if err := m.writeJSON(raw); err != nil {
 			return err
