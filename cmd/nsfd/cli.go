@@ -236,8 +236,9 @@ func jsonFlag(fs *pflag.FlagSet, p *bool, what string) {
 func newVersionCmd(m *Main) *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
-		Short: "print the version",
-		Args:  nargs(0, 0),
+		Short:   "print the version",
+		Example: "  nsfd version\n  nsfd --version",
+		Args:    nargs(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintf(m.Stdout, "nsfd %s (%s %s/%s)\n", version(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			return nil
