@@ -235,7 +235,7 @@ func jsonFlag(fs *pflag.FlagSet, p *bool, what string) {
 
 func newVersionCmd(m *Main) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
+		Use:     "version",
 		Short:   "print the version",
 		Example: "  nsfd version\n  nsfd --version",
 		Args:    nargs(0, 0),
