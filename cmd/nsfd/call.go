@@ -138,7 +138,7 @@ const probeTimeout = time.Second
 var errNotFramework = errors.New("does not speak the framework protocol")
 
 // probe sends a request with no command, which a framework daemon answers
-// at once (2004 missing parameter, or an authentication code) without
+// at once (2003 missing parameter, or an authentication code) without
 // running a handler, so that a daemon that does not speak the protocol
 // (echo, HTTP) fails within probeTimeout with a clear error rather than
 // hanging until --timeout.
