@@ -99,7 +99,7 @@ func TestCLIAgainstMaster(t *testing.T) {
 	defer busy.Close()
 	e.write("busy.ini", "command = /bin/sleep 1000\nport = "+busy.Addr().String()+"\nmin_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n")
 	m := e.start()
-	addr := m.addr("echo")
+	m.addr("echo")
 	e.waitReady()
 	waitFor(t, "bad to go fatal", 20*time.Second, func() bool {
 		d := e.status().daemon("bad")
@@ -164,7 +164,7 @@ func TestCLIAgainstMaster(t *testing.T) {
 	if d := e.status().daemon("echo"); d.State != "running" {
 		t.Errorf("after start --wait: %s", d.State)
 	}
-	addr = strings.Fields(e.status().daemon("echo").Listeners[0])[1]
+	addr := strings.Fields(e.status().daemon("echo").Listeners[0])[1]
 	if out, errOut, code := e.nsfd("scale", "echo", "-1", "--wait"); code != 0 || !strings.Contains(out, "min_servers 1, max_servers 3") {
 		t.Errorf("scale echo -1 --wait: exit %d %q %q", code, out, errOut)
 	}
