@@ -77,6 +77,12 @@ func TestDocConfigBlocks(t *testing.T) {
 				if err := os.Mkdir(dir, 0o755); err != nil {
 					t.Fatal(err)
 				}
+				for _, p := range []string{"echo", "kv"} { // the programs of the examples
+					os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+					if err := os.WriteFile(filepath.Join(root, "bin", p), []byte("#!/bin/sh\n"), 0o755); err != nil {
+						t.Fatal(err)
+					}
+				}
 				if err := os.WriteFile(filepath.Join(dir, m[1]), []byte(strings.Join(block, "\n")+"\n"), 0o644); err != nil {
 					t.Fatal(err)
 				}

@@ -65,6 +65,16 @@ func TestCLIWithoutMaster(t *testing.T) {
 	if code != 0 {
 		t.Errorf("check --etc DIR: exit %d %q", code, errOut)
 	}
+	// check: a missing program, two daemons on one port.
+	e.write("gone.ini", "command = /nonexistent/prog\nport = 127.0.0.1:7199\n")
+	e.write("twin.ini", "command = /bin/sh\nport = 127.0.0.1:7199\n")
+	_, errOut, code = e.nsfd("check")
+	if code != 1 || !strings.Contains(errOut, `gone.ini:1: key "command": program /nonexistent/prog: no such file or directory`) ||
+		!strings.Contains(errOut, `twin.ini:2: key "port": tcp 127.0.0.1:7199 is also a listener of `+filepath.Join(e.etc, "gone.ini")) {
+		t.Errorf("check of a missing program and a shared port: exit %d\n%s", code, errOut)
+	}
+	os.Remove(filepath.Join(e.etc, "gone.ini"))
+	os.Remove(filepath.Join(e.etc, "twin.ini"))
 	// Completion falls back to etc/'s files.
 	out, _, _ = nsfdRaw(t, nil, "__complete", "--etc", e.etc, "status", "")
 	if !strings.HasPrefix(out, "echo\n") {
