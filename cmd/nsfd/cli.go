@@ -99,6 +99,10 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 			fmt.Fprintf(m.Stderr, "nsfd: %v\n", xe.err)
 		}
 		return xe.code
+	case strings.HasPrefix(err.Error(), "accepts "), strings.HasPrefix(err.Error(), "invalid argument "):
+		// cobra's own argument checks (completion SHELL).
+		fmt.Fprintf(m.Stderr, "nsfd: %v\nsee `nsfd --help`\n", err)
+		return exitUsage
 	case strings.HasPrefix(err.Error(), "unknown command "):
 		// cobra's, with its suggestions on the following lines.
 		msg, rest, _ := strings.Cut(err.Error(), "\n")
