@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -246,4 +247,44 @@ func TestRunConsole(t *testing.T) {
 	}
 	e.write("broken.ini", "command = /bin/true\nbogus_key = 1\n")
 	waitFor(t, "the error on the console", 15*time.Second, func() bool { return strings.Contains(out.String(), "bogus_key") })
+}
+
+// On a real terminal (a pty, through util-linux's script) the master prints
+// its console without being told to; under a service manager it does not.
+func TestRunConsoleOnATerminal(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("script"); err != nil {
+		t.Skip("no script(1) to give the master a terminal")
+	}
+	for _, tc := range []struct {
+		env  []string
+		want bool
+	}{{nil, true}, {[]string{"INVOCATION_ID=x"}, false}} {
+		e := newEnv(t)
+		e.write("echo.ini", echoConf("min_servers = 1\nmax_servers = 2\n"))
+		cmd := exec.Command("script", "-qfec", filepath.Join(binDir, "nsfd")+" run --etc "+e.etc, "/dev/null")
+		cmd.Env = append(os.Environ(), "NSFD_CONSOLE=", "INVOCATION_ID=", "NOTIFY_SOCKET=")
+		cmd.Env = append(cmd.Env, tc.env...)
+		var out syncBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		cmd.WaitDelay = 5 * time.Second
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		e.waitReady()
+		waitFor(t, "echo running", 15*time.Second, func() bool {
+			d := e.status().daemon("echo")
+			return d != nil && d.State == "running"
+		})
+		if tc.want {
+			waitFor(t, "the summary on the terminal", 15*time.Second, func() bool { return strings.Contains(out.String(), "control: ") })
+		}
+		// SIGTERM to the master itself (script passes no signal on).
+		st := e.status()
+		syscall.Kill(st.PID, syscall.SIGTERM)
+		cmd.Wait()
+		if got := strings.Contains(out.String(), "control: "); got != tc.want {
+			t.Errorf("env %v: console printed %v, want %v:\n%s", tc.env, got, tc.want, out.String())
+		}
+	}
 }

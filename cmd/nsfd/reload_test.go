@@ -23,6 +23,7 @@ import (
 )
 
 type statusJSON struct {
+	PID     int `json:"pid"`
 	Reloads int `json:"reloads"`
 	Daemons []struct {
 		Name        string   `json:"name"`
