@@ -15,8 +15,7 @@ build:
 
 # Runs the master in the foreground on the sample etc/ (^C drains and exits).
 run: build
-	@echo "nsfd: central log in var/log/nsfd.log; try: nc 127.0.0.1 7001"
-	$(BIN)/nsfd run --etc etc
+		$(BIN)/nsfd run --etc etc
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -76,7 +76,7 @@ func Load(etcDir string) (*Set, error) { return LoadAs(etcDir, CurrentUser()) }
 
 // LoadAs is Load for a master running as as (see CheckAs).
 func LoadAs(etcDir string, as RunAs) (*Set, error) {
-	s, masterErrs, err := load(etcDir, as)
+	s, masterErrs, err := load(etcDir, as, false)
 	if len(masterErrs) > 0 {
 		return nil, masterErrs
 	}
@@ -96,7 +96,7 @@ func Check(etcDir string) error { return CheckAs(etcDir, CurrentUser()) }
 // directories other users could write when as is root; user, group and
 // chroot when it is not; workers that could not reach their notify socket).
 func CheckAs(etcDir string, as RunAs) error {
-	s, all, err := load(etcDir, as)
+	s, all, err := load(etcDir, as, true)
 	if err != nil {
 		all = append(all, readError(etcDir, err))
 	}
@@ -134,8 +134,9 @@ func (l *loaded) fail(key, msg, hint string) {
 
 // load reads etcDir for a master running as as; the Set is never nil. It
 // returns the problems of nsfd.ini and etc/ itself (the Set then has the
-// default Master) and the error of reading the directory separately.
-func load(etcDir string, as RunAs) (*Set, Errors, error) {
+// default Master) and the error of reading the directory separately. strict
+// adds the checks of `nsfd check` alone (strictCheck).
+func load(etcDir string, as RunAs, strict bool) (*Set, Errors, error) {
 	m, masterErrs := loadMaster(etcDir, as)
 	s := &Set{Master: m, Errors: map[string]error{}}
 	if err := checkEtc(etcDir, as); err != nil {
@@ -151,6 +152,9 @@ func load(etcDir string, as RunAs) (*Set, Errors, error) {
 		all = append(all, &loaded{path: f, d: d, errs: errs, lines: lines})
 	}
 	crossCheck(all)
+	if strict {
+		strictCheck(all, as)
+	}
 	for _, l := range all {
 		if len(l.errs) > 0 {
 			sortErrors(l.errs)

@@ -44,19 +44,19 @@ func TestDaemonFiles(t *testing.T) {
 func TestLoad(t *testing.T) {
 	etc := t.TempDir()
 	writeFile(t, etc, "nsfd.ini", "[nsfd]\nnode_name = alpha\nrun_dir = /run/nsfd\n")
-	writeFile(t, etc, "web.ini", "command = /bin/web\nport = 8080\nrequires = api, queue\n")
-	writeFile(t, etc, "api.ini", "command = /bin/api\nport = 8081\nrequires = db\n")
-	writeFile(t, etc, "db.ini", "command = /bin/db\nport = 5432\n")
+	writeFile(t, etc, "web.ini", "command = /bin/sh\nport = 8080\nrequires = api, queue\n")
+	writeFile(t, etc, "api.ini", "command = /bin/sh\nport = 8081\nrequires = db\n")
+	writeFile(t, etc, "db.ini", "command = /bin/sh\nport = 5432\n")
 	writeFile(t, etc, "queue.conf", "builtin queue\n")
-	writeFile(t, etc, "cron.ini", "command = /bin/cron\nport = 1\nrequires = broken\n")
-	writeFile(t, etc, "broken.ini", "command = /bin/x\nport = 1\nmin_servers = lots\n")
-	writeFile(t, etc, "lost.ini", "command = /bin/x\nport = 2\nrequires = nosuch\n")
-	writeFile(t, etc, "x1.ini", "command = /bin/x\nport = 3\n")
-	writeFile(t, etc, "x2.ini", "command = /bin/x\nport = 4\ndaemon_name = x1\n")
-	writeFile(t, etc, "c1.ini", "command = /bin/x\nport = 5\nrequires = c2\n")
-	writeFile(t, etc, "c2.ini", "command = /bin/x\nport = 6\nrequires = c1\n")
-	writeFile(t, etc, "self.ini", "command = /bin/x\nport = 7\nrequires = self\n")
-	writeFile(t, etc, "onc.ini", "command = /bin/x\nport = 8\nrequires = c1\n") // requires a daemon of a cycle
+	writeFile(t, etc, "cron.ini", "command = /bin/sh\nport = 1\nrequires = broken\n")
+	writeFile(t, etc, "broken.ini", "command = /bin/sh\nport = 1\nmin_servers = lots\n")
+	writeFile(t, etc, "lost.ini", "command = /bin/sh\nport = 2\nrequires = nosuch\n")
+	writeFile(t, etc, "x1.ini", "command = /bin/sh\nport = 3\n")
+	writeFile(t, etc, "x2.ini", "command = /bin/sh\nport = 4\ndaemon_name = x1\n")
+	writeFile(t, etc, "c1.ini", "command = /bin/sh\nport = 5\nrequires = c2\n")
+	writeFile(t, etc, "c2.ini", "command = /bin/sh\nport = 6\nrequires = c1\n")
+	writeFile(t, etc, "self.ini", "command = /bin/sh\nport = 7\nrequires = self\n")
+	writeFile(t, etc, "onc.ini", "command = /bin/sh\nport = 8\nrequires = c1\n") // requires a daemon of a cycle
 
 	s, err := Load(etc)
 	if err != nil {
@@ -152,6 +152,8 @@ func TestCheckClean(t *testing.T) {
 		t.Errorf("Check of an empty etc = %v", err)
 	}
 	writeFile(t, etc, "echo.ini", designEcho)
+	writeFile(t, filepath.Dir(etc), "bin/echo", "#!/bin/sh\n")
+	os.Chmod(filepath.Join(filepath.Dir(etc), "bin", "echo"), 0o755)
 	if err := Check(etc); err != nil {
 		t.Errorf("Check = %v", err)
 	}

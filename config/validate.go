@@ -161,6 +161,7 @@ func validateDaemon(d *Daemon, l *keyLoader) Errors {
 	at := func(key, msg string) {
 		errs = append(errs, &Error{File: l.path, Line: l.line("", key), Key: key, Msg: msg})
 	}
+	deriveSpares(d, l.line("", "min_spare_servers") != 0, l.line("", "max_spare_servers") != 0)
 	pool := map[string]int{
 		"min_servers":       d.MinServers,
 		"max_servers":       d.MaxServers,
@@ -169,6 +170,9 @@ func validateDaemon(d *Daemon, l *keyLoader) Errors {
 	}
 	show := func(key string) string {
 		if l.line("", key) == 0 {
+			if key == "min_spare_servers" || key == "max_spare_servers" {
+				return fmt.Sprintf("%s (%d, derived from min_servers and max_servers)", key, pool[key])
+			}
 			return fmt.Sprintf("%s (%d, the default)", key, pool[key])
 		}
 		return fmt.Sprintf("%s (%d)", key, pool[key])

@@ -40,6 +40,9 @@ type FollowOptions struct {
 	// its workers' lines (NAME[pid]). Lines that are not records are
 	// dropped too. Empty keeps every line.
 	Daemon string
+	// Match, if set, keeps only the records it returns true for (and
+	// drops the lines that are not records), after the Daemon filter.
+	Match func(Record) bool
 	// Poll is how often to look at the file in case no file system event
 	// came; default DefaultFollowPoll.
 	Poll time.Duration
@@ -189,7 +192,10 @@ func (t *tailer) lastMatching(f io.ReaderAt, end int64, n int) ([]tailLine, erro
 // match parses line and reports whether it passes the daemon filter.
 func (t *tailer) match(line []byte) (Record, bool) {
 	rec, ok := ParseRecord(line)
-	return rec, t.o.Daemon == "" || (ok && rec.Daemon == t.o.Daemon)
+	if t.o.Daemon != "" && (!ok || rec.Daemon != t.o.Daemon) {
+		return rec, false
+	}
+	return rec, t.o.Match == nil || (ok && t.o.Match(rec))
 }
 
 // emitLine emits line if it matches.

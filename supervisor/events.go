@@ -26,6 +26,9 @@ func (s *Supervisor) observe(e prefork.Event) {
 			how += ": exit status " + strconv.Itoa(e.ExitCode)
 		}
 		s.reg.workerExited(e.Pool, e.PID, how)
+		if e.Cause != prefork.CauseStopped && e.Cause != prefork.CauseRetired && e.Cause != prefork.CauseReplaced {
+			s.lastExits.Store(e.Pool, how)
+		}
 	case prefork.EventState:
 		if e.State != prefork.PoolStopped {
 			s.reg.state(e.Pool, registryState(e.State))

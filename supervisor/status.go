@@ -24,6 +24,7 @@ type DaemonStatus struct {
 	Requests    int                    `json:"requests"`
 	Malformed   int                    `json:"notify_malformed"`
 	Since       time.Time              `json:"since"`
+	LastExit    string                 `json:"last_exit,omitempty"` // its last worker exit that was not planned: "crashed: exit status 1"
 }
 
 // FileError is a daemon file that fails to load and has no running daemon.
@@ -104,6 +105,9 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 			e.st.Policy = ps.Policy
 			e.st.Spawns, e.st.Restarts, e.st.Requests, e.st.Malformed = ps.Spawns, ps.Restarts, ps.Requests, ps.Malformed
 			e.st.Since = ps.Since
+		}
+		if how, ok := s.lastExits.Load(e.st.Name); ok {
+			e.st.LastExit = how.(string)
 		}
 		if e.st.Workers == nil {
 			e.st.Workers = []prefork.WorkerStatus{}

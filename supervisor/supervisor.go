@@ -49,6 +49,9 @@ type Supervisor struct {
 	reg     *registrar
 	changes *changeHub // the registry's change notifications, for the resolver socket
 	started time.Time
+	// lastExits is each daemon's last unplanned worker exit ("crashed:
+	// exit status 1"), for status; written by the pools' observers.
+	lastExits sync.Map
 	// resolverPath is the resolver socket's, passed to the workers in
 	// NSFD_RESOLVER; "" if it could not be bound.
 	resolverPath string

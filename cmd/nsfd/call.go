@@ -4,8 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/nsfd/nsfd/client"
 	"github.com/nsfd/nsfd/config"
@@ -22,47 +27,68 @@ type callFailed struct {
 
 func (e *callFailed) Error() string { return fmt.Sprintf("%d %s", e.code, e.msg) }
 
+func newCallCmd(m *Main) *cobra.Command {
+	var (
+		asJSON  bool
+		timeout time.Duration
+		user    string
+		sec     *callSecurity
+	)
+	cmd := &cobra.Command{
+		Use:   "call NAME COMMAND [DATA-JSON]",
+		Short: "send a request to a framework daemon by name and print the response",
+		Long: `Send one request to a framework daemon, found by name in the registry, and print
+the response: its data (a JSON string as plain text), or with --json the whole
+response. An asynchronous answer is waited for, within --timeout. Codes from
+2000 up print "CODE MESSAGE" on stderr and exit 1. A daemon that does not
+speak the framework protocol fails at once. TLS and tokens: docs/wire.md.`,
+		Example: `  nsfd call kv put '{"key":"a","value":"1"}'
+  nsfd call kv get '{"key":"a"}' --json
+  nsfd call kv reindex --timeout 2m
+  nsfd call kv get '{"key":"a"}' --token-file ~/.nsfd-token`,
+		Args:              nargs(2, 3),
+		ValidArgsFunction: m.completeDaemons(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return m.call(cmd, args, asJSON, timeout, user, sec)
+		},
+	}
+	fs := cmd.Flags()
+	jsonFlag(fs, &asJSON, "print the whole response as JSON")
+	fs.DurationVar(&timeout, "timeout", 10*time.Second, "give up after this long, waiting for an async result included")
+	fs.StringVar(&user, "user", "", "the request's user (without a credential; with one, the credential names the user)")
+	sec = callSecurityFlags(fs)
+	return cmd
+}
+
 // call sends one request to a daemon by name, through the registry named in
-// nsfd.ini, and prints the response: its data (a JSON string as plain text),
-// or with --json the whole response. An asynchronous answer is waited for.
-// Codes from 2000 up print "CODE MESSAGE" on stderr and exit 1.
-func (m *Main) call(ctx context.Context, etc string, args []string) error {
-	fs := m.flags("call", &etc)
-	asJSON := fs.Bool("json", false, "print the whole response as JSON")
-	timeout := fs.Duration("timeout", 60*time.Second, "give up after this long, waiting for an async result included")
-	user := fs.String("user", "", "the request's user")
-	sec := callSecurityFlags(fs)
-	if err := m.parse(fs, interspersed(args, map[string]bool{"json": true})); err != nil {
-		return err
-	}
-	if fs.NArg() < 2 || fs.NArg() > 3 {
-		return &usageError{"usage: nsfd call NAME COMMAND [DATA-JSON] [--json] [--timeout D] [--user U] " + callSecurityUsage}
-	}
+// nsfd.ini, and prints the response.
+func (m *Main) call(cmd *cobra.Command, args []string, asJSON bool, timeout time.Duration, user string, sec *callSecurity) error {
+	ctx := cmd.Context()
 	opts, err := sec.options()
 	if err != nil {
 		return err
 	}
-	if *user != "" && opts.Credential != "" {
-		return &usageError{"--user and a credential (--token-file, $NSFD_TOKEN_FILE, $NSFD_TOKEN): the credential names the user"}
+	if user != "" && opts.Credential != "" {
+		return usagef(cmd, "--user and a credential (--token-file, $NSFD_TOKEN_FILE, $NSFD_TOKEN): the credential names the user")
 	}
-	name, command := fs.Arg(0), fs.Arg(1)
-	req := &wire.Request{Command: command, User: *user}
-	if fs.NArg() == 3 {
-		data := []byte(fs.Arg(2))
+	name, command := args[0], args[1]
+	req := &wire.Request{Command: command, User: user}
+	if len(args) == 3 {
+		data := []byte(args[2])
 		if !json.Valid(data) {
-			return &usageError{fmt.Sprintf("DATA-JSON is not valid JSON: %s", fs.Arg(2))}
+			return usagef(cmd, "DATA-JSON is not valid JSON: %s", args[2])
 		}
 		req.Data = data
 	}
-	if *timeout <= 0 {
-		return &usageError{"--timeout must be positive"}
+	if timeout <= 0 {
+		return usagef(cmd, "--timeout must be positive")
 	}
 
-	mc, err := config.LoadMaster(etc)
+	mc, err := config.LoadMaster(m.Etc)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	reg, err := registry.Open(ctx, mc.Registry.Type, mc.Registry.DSN)
 	if err != nil {
@@ -72,11 +98,14 @@ func (m *Main) call(ctx context.Context, etc string, args []string) error {
 	opts.LocalNode, opts.MaxAge, opts.MaxIdle, opts.NoWatch = mc.NodeName, 3*mc.Registry.Heartbeat, -1, true
 	c := client.New(reg, opts)
 	defer c.Close()
+	if err := probe(ctx, c, name); err != nil {
+		return err
+	}
 	resp, err := c.Call(ctx, name, req)
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		b, err := json.MarshalIndent(resp, "", "  ")
 		if err != nil {
 			return err
@@ -101,33 +130,32 @@ func (m *Main) call(ctx context.Context, etc string, args []string) error {
 	return nil
 }
 
-// interspersed moves the flags among args before the positional arguments,
-// so that `call NAME COMMAND DATA --json` parses as the usage line shows.
-// bools names the flags that take no value; "--" ends the flags.
-func interspersed(args []string, bools map[string]bool) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
-		}
-		if len(a) < 2 || a[0] != '-' || (a[1] >= '0' && a[1] <= '9') {
-			pos = append(pos, a)
-			continue
-		}
-		flags = append(flags, a)
-		name := a[1:]
-		if name[0] == '-' {
-			name = name[1:]
-		}
-		if bytes.ContainsRune([]byte(name), '=') || bools[name] {
-			continue
-		}
-		if i+1 < len(args) {
-			flags = append(flags, args[i+1])
-			i++
-		}
+// probeTimeout bounds the probe of `nsfd call`.
+const probeTimeout = time.Second
+
+// errNotFramework is wrapped when a daemon does not answer the framework's
+// protocol.
+var errNotFramework = errors.New("does not speak the framework protocol")
+
+// probe sends a request with no command, which a framework daemon answers
+// at once (2003 missing parameter, or an authentication code) without
+// running a handler, so that a daemon that does not speak the protocol
+// (echo, HTTP) fails within probeTimeout with a clear error rather than
+// hanging until --timeout.
+func probe(ctx context.Context, c *client.Client, name string) error {
+	pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	_, err := c.Call(pctx, name, &wire.Request{})
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return err
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s %w: no answer to a framework frame within %s (or all its workers are busy)", name, errNotFramework, probeTimeout)
+	case errors.Is(err, wire.ErrFrameTooLarge), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF),
+		strings.Contains(err.Error(), "decode response"):
+		return fmt.Errorf("%s %w: it answered something else (%v)", name, errNotFramework, err)
 	}
-	return append(append(flags, "--"), pos...)
+	return err
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"flag"
+	"github.com/spf13/pflag"
 
 	"github.com/nsfd/nsfd/client"
 )
-
-// callSecurityUsage is the usage of the flags of secured calls.
-const callSecurityUsage = "[--ca FILE] [--cert FILE --key FILE] [--server-name NAME] [--token-file FILE]"
 
 // callSecurity holds the flags of `nsfd call` for daemons with TLS or
 // tokens. A token is never taken from the command line, where every user
@@ -17,7 +14,7 @@ type callSecurity struct {
 	ca, cert, key, serverName, tokenFile *string
 }
 
-func callSecurityFlags(fs *flag.FlagSet) *callSecurity {
+func callSecurityFlags(fs *pflag.FlagSet) *callSecurity {
 	return &callSecurity{
 		ca:         fs.String("ca", "", "PEM file of the CAs of the daemons' certificates (default $NSFD_CA, else the system's)"),
 		cert:       fs.String("cert", "", "the client's certificate, for daemons with tls_client_ca (default $NSFD_CLIENT_CERT)"),

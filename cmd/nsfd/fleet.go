@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/nsfd/nsfd/config"
 	"github.com/nsfd/nsfd/registry"
 )
@@ -52,20 +54,29 @@ type fleetEndpoint struct {
 	ServerName string `json:"server_name,omitempty"`
 }
 
+func newFleetCmd(m *Main) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "fleet",
+		Short: "every node in the registry, its heartbeat, its daemons (no master needed)",
+		Long: `Print every node in the registry named in nsfd.ini, its heartbeat's age and its
+daemons with their state and endpoints. It reads the registry directly, so it
+works from any host that can reach it, with no master running. docs/fleet.md.`,
+		Example: `  nsfd fleet
+  nsfd fleet --json`,
+		Args: nargs(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return m.fleet(cmd.Context(), asJSON)
+		},
+	}
+	jsonFlag(cmd.Flags(), &asJSON, "print JSON")
+	return cmd
+}
+
 // fleet prints every node in the registry named in nsfd.ini, its heartbeat
-// age and its daemons with their state and endpoints. It reads the
-// registry directly, so it works from any host that can reach it, with no
-// master running.
-func (m *Main) fleet(ctx context.Context, etc string, args []string) error {
-	fs := m.flags("fleet", &etc)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := m.parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return &usageError{"usage: nsfd fleet [--json]"}
-	}
-	mc, err := config.LoadMaster(etc)
+// age and its daemons with their state and endpoints.
+func (m *Main) fleet(ctx context.Context, asJSON bool) error {
+	mc, err := config.LoadMaster(m.Etc)
 	if err != nil {
 		return err
 	}
@@ -75,7 +86,7 @@ func (m *Main) fleet(ctx context.Context, etc string, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		out := struct {
 			Now    time.Time   `json:"now"`
 			MaxAge string      `json:"max_age"`

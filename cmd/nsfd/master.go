@@ -57,7 +57,7 @@ func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTTIN, syscall.SIGTTOU)
 	defer signal.Stop(sigs)
 	go handleSignals(ctx, sigs, cancel, s, sink.Logger())
-	return s.Run(ctx, nil)
+	return s.Run(ctx, m.console(ctx, mc, s, logStderr))
 }
 
 // handleSignals turns the master's signals into calls of s until ctx ends:

@@ -25,6 +25,7 @@ import (
 )
 
 type statusJSON struct {
+	PID     int `json:"pid"`
 	Reloads int `json:"reloads"`
 	Daemons []struct {
 		Name        string   `json:"name"`
@@ -337,7 +338,7 @@ func TestControlCLI(t *testing.T) {
 	e.write("echo.ini", echoConf("min_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 6\n"))
 	// Nothing runs yet: the CLI says where it looked.
 	_, errOut, code := e.nsfd("status")
-	if code != 1 || !strings.Contains(errOut, "cannot reach the master at "+filepath.Join(e.dir, "var/run/nsfd.sock")) {
+	if code != 3 || !strings.Contains(errOut, "cannot reach the master at "+filepath.Join(e.dir, "var/run/nsfd.sock")) {
 		t.Fatalf("status without a master: %d %q", code, errOut)
 	}
 	m := e.start()
@@ -361,7 +362,7 @@ func TestControlCLI(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "echo") || !strings.Contains(out, "PID") {
 		t.Errorf("status echo:\n%s", out)
 	}
-	if _, errOut, code := e.nsfd("status", "nope"); code != 1 || !strings.Contains(errOut, "no such daemon") {
+	if _, errOut, code := e.nsfd("status", "nope"); code != 4 || !strings.Contains(errOut, "no such daemon") {
 		t.Errorf("status of an unknown daemon: %d %q", code, errOut)
 	}
 	if _, _, code := e.nsfd("scale", "echo"); code != 2 {

@@ -6,24 +6,36 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/nsfd/nsfd/config"
 	"github.com/nsfd/nsfd/logging"
 	"github.com/nsfd/nsfd/registry"
 )
 
+func newResolveCmd(m *Main) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "resolve NAME",
+		Short: "a daemon's endpoints, from the registry (works with the master down)",
+		Long: `Print a daemon's endpoints as the registry named in nsfd.ini has them (this
+node's first), one "PROTO ADDRESS" a line. It reads the registry directly, so
+it works with the master down.`,
+		Example: `  nsfd resolve kv
+  nsfd resolve kv --json`,
+		Args:              nargs(1, 1),
+		ValidArgsFunction: m.completeDaemons(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return m.resolve(cmd.Context(), args[0], asJSON)
+		},
+	}
+	jsonFlag(cmd.Flags(), &asJSON, "print JSON")
+	return cmd
+}
+
 // resolve prints a daemon's endpoints from the registry named in nsfd.ini.
-// It reads the registry directly, so it works with the master down.
-func (m *Main) resolve(ctx context.Context, etc string, args []string) error {
-	fs := m.flags("resolve", &etc)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := m.parse(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return &usageError{"usage: nsfd resolve NAME [--json]"}
-	}
-	name := fs.Arg(0)
-	mc, err := config.LoadMaster(etc)
+func (m *Main) resolve(ctx context.Context, name string, asJSON bool) error {
+	mc, err := config.LoadMaster(m.Etc)
 	if err != nil {
 		return err
 	}
@@ -38,7 +50,7 @@ func (m *Main) resolve(ctx context.Context, etc string, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		type ep struct {
 			Node    string `json:"node"`
 			Proto   string `json:"proto"`

@@ -12,9 +12,7 @@ package main
 // init/ holds) is what gets installed.
 
 import (
-	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"os"
@@ -24,6 +22,7 @@ import (
 	"strings"
 
 	"github.com/kardianos/service"
+	"github.com/spf13/cobra"
 )
 
 // Service names and the service managers nsfd installs under.
@@ -46,63 +45,70 @@ const (
 // launchd, so there is nothing to install into or to ask for a status.
 var errNoServiceManager = errors.New("no supported service manager")
 
-// serviceUsage is the help of `nsfd service`.
-const serviceUsage = `usage: nsfd [--etc DIR] service ACTION [flags]
-
-actions:
-  install [--user] [--root DIR] [--manager systemd|launchd]
-            install nsfd as a service running "nsfd run --etc DIR" (etc made absolute);
-            --user: a systemd user unit or a launchd agent instead of a system service;
-            --root: only write the unit or plist under DIR, at the path the service
-            manager reads, without calling it (--manager picks which one to render)
-  uninstall [--user] [--root DIR] [--manager systemd|launchd]
-            stop the service and remove it (with --root: remove the file under DIR)
-  start|stop|restart|status [--user]
-            ask the service manager
-`
+func newServiceCmd(m *Main) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "service ACTION",
+		Short: "install|uninstall|start|stop|restart|status nsfd as a systemd/launchd service",
+		Long: `Install nsfd as a system service running "nsfd run --etc DIR" (etc made
+absolute): a systemd unit on Linux, a launchd daemon on macOS; then start,
+stop, restart or ask its status through the service manager.`,
+		Example: `  sudo nsfd service install --etc /etc/nsfd
+  sudo nsfd service start
+  nsfd service install --user --root /tmp/x   # only write the unit under /tmp/x`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef(cmd, "service: no action (install, uninstall, start, stop, restart, status)")
+			}
+			return usagef(cmd, "service: unknown action %q (install, uninstall, start, stop, restart, status)", args[0])
+		},
+		RunE: func(*cobra.Command, []string) error { return nil },
+	}
+	for _, a := range []struct{ action, short string }{
+		{"install", "install nsfd as a service (--user: a user unit or agent; --root DIR: only write the file under DIR)"},
+		{"uninstall", "stop the service and remove it (with --root: remove the file under DIR)"},
+		{"start", "ask the service manager to start nsfd"},
+		{"stop", "ask the service manager to stop nsfd (the master drains)"},
+		{"restart", "ask the service manager to restart nsfd"},
+		{"status", "ask the service manager whether nsfd runs"},
+	} {
+		var (
+			user          bool
+			root, manager string
+		)
+		action := a.action
+		sub := &cobra.Command{
+			Use:     action,
+			Short:   a.short,
+			Example: "  nsfd service " + action + " --user",
+			Args:    nargs(0, 0),
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return m.service(cmd, action, user, root, manager)
+			},
+		}
+		sub.Flags().BoolVar(&user, "user", false, "a user service (systemd --user unit, launchd agent)")
+		if action == "install" || action == "uninstall" {
+			sub.Flags().StringVar(&root, "root", "", "only write (or remove) the unit under this directory")
+			sub.Flags().StringVar(&manager, "manager", hostManager(), "systemd or launchd, with --root")
+		}
+		cmd.AddCommand(sub)
+	}
+	return cmd
+}
 
 // service runs `nsfd service ACTION`.
-func (m *Main) service(ctx context.Context, etc string, args []string) error {
-	if len(args) == 0 {
-		return &usageError{"service: no action (install, uninstall, start, stop, restart, status)"}
-	}
-	action, args := args[0], args[1:]
-	if action == "help" || action == "-h" || action == "--help" {
-		fmt.Fprint(m.Stdout, serviceUsage)
-		return nil
-	}
-	fset := m.flags("service "+action, &etc)
-	user := fset.Bool("user", false, "a user service (systemd --user unit, launchd agent)")
-	var root, manager string
-	switch action {
-	case "install", "uninstall":
-		fset.StringVar(&root, "root", "", "only write (or remove) the unit under this directory")
-		fset.StringVar(&manager, "manager", hostManager(), "systemd or launchd, with --root")
-	case "start", "stop", "restart", "status":
-	default:
-		return &usageError{fmt.Sprintf("service: unknown action %q (install, uninstall, start, stop, restart, status)", action)}
-	}
-	if err := m.parse(fset, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(m.Stdout, serviceUsage)
-			return nil
-		}
-		return err
-	}
-	if fset.NArg() > 0 {
-		return &usageError{fmt.Sprintf("service %s takes no arguments", action)}
-	}
+func (m *Main) service(cmd *cobra.Command, action string, user bool, root, manager string) error {
+	ctx, etc := cmd.Context(), m.Etc
 	if manager != "" && manager != managerSystemd && manager != managerLaunchd {
-		return &usageError{fmt.Sprintf("service %s: --manager %q: want systemd or launchd", action, manager)}
+		return usagef(cmd, "service %s: --manager %q: want systemd or launchd", action, manager)
 	}
 	if root == "" && manager != "" && manager != hostManager() {
-		return &usageError{fmt.Sprintf("service %s: --manager %s needs --root (this host's is %s)", action, manager, hostManager())}
+		return usagef(cmd, "service %s: --manager %s needs --root (this host's is %s)", action, manager, hostManager())
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 
-	spec := serviceSpec{Manager: hostManager(), User: *user}
+	spec := serviceSpec{Manager: hostManager(), User: user}
 	if manager != "" {
 		spec.Manager = manager
 	}

@@ -184,7 +184,7 @@ func TestSecuredCalls(t *testing.T) {
 // refuses --user beside a credential that names the user.
 func TestTokenNeverOnTheCommandLine(t *testing.T) {
 	e := newEnv(t)
-	if _, errOut, code := e.nsfd("call", "kv", "get", "--token", "ann:x"); code != 2 || !strings.Contains(errOut, "flag provided but not defined: -token") {
+	if _, errOut, code := e.nsfd("call", "kv", "get", "--token", "ann:x"); code != 2 || !strings.Contains(errOut, "unknown flag: --token") {
 		t.Fatalf("--token: %d %q", code, errOut)
 	}
 	if _, errOut, code := e.nsfdWith([]string{"NSFD_TOKEN=ann:x"}, "call", "kv", "get", "--user", "bob"); code != 2 || !strings.Contains(errOut, "--user and a credential") {

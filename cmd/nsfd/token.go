@@ -9,24 +9,34 @@ import (
 	"os"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/nsfd/nsfd/client"
 	"github.com/nsfd/nsfd/wire"
 )
 
-// token makes a token for USER: a random secret of 256 bits, the client's
-// credential USER:TOKEN (written to --out, mode 0600, or printed), and the
-// line of the daemon's tokens file with its bcrypt hash (printed).
-func (m *Main) token(etc string, args []string) error {
-	fs := m.flags("token", &etc)
-	out := fs.String("out", "", "write the client's credential (USER:TOKEN) to this new file, mode 0600, instead of printing it")
-	commands := fs.String("commands", "", "the commands USER may run, comma separated (default: all)")
-	if err := m.parse(fs, interspersed(args, nil)); err != nil {
-		return err
+func newTokenCmd(m *Main) *cobra.Command {
+	var out, commands string
+	cmd := &cobra.Command{
+		Use:   "token USER",
+		Short: "a token for USER: its credential, and the line of a daemon's tokens file",
+		Long: `Make a token for USER: a random secret of 256 bits, the client's credential
+USER:TOKEN (written to --out, mode 0600, or printed), and the line of the
+daemon's tokens file with its bcrypt hash (printed). docs/security.md.`,
+		Example: `  nsfd token ann --out ann.token
+  nsfd token ops --commands get,list`,
+		Args: nargs(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return m.token(cmd, args[0], out, commands)
+		},
 	}
-	if fs.NArg() != 1 {
-		return &usageError{"usage: nsfd token USER [--commands C,C...] [--out FILE]"}
-	}
-	user := fs.Arg(0)
+	cmd.Flags().StringVar(&out, "out", "", "write the client's credential (USER:TOKEN) to this new file, mode 0600, instead of printing it")
+	cmd.Flags().StringVar(&commands, "commands", "", "the commands USER may run, comma separated (default: all)")
+	return cmd
+}
+
+// token makes a token for user.
+func (m *Main) token(cmd *cobra.Command, user, out, commands string) error {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return err
@@ -34,23 +44,23 @@ func (m *Main) token(etc string, args []string) error {
 	tok := base64.RawURLEncoding.EncodeToString(b[:])
 	cred := user + ":" + tok
 	if _, err := client.ParseCredential(cred); err != nil || strings.ContainsAny(user, " \t:#") {
-		return &usageError{fmt.Sprintf("user %q: no blanks, ':' or '#'", user)}
+		return usagef(cmd, "user %q: no blanks, ':' or '#'", user)
 	}
 	hash, err := wire.HashToken(tok)
 	if err != nil {
 		return err
 	}
 	line := user + ":" + hash
-	if *commands != "" {
-		line += ":" + *commands
+	if commands != "" {
+		line += ":" + commands
 	}
 	if _, err := wire.ParseTokens("line", []byte(line)); err != nil {
-		return &usageError{err.Error()}
+		return usagef(cmd, "%v", err)
 	}
-	if *out != "" {
-		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if out != "" {
+		f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if errors.Is(err, iofs.ErrExist) {
-			return fmt.Errorf("%s exists: nsfd token does not overwrite a credential", *out)
+			return fmt.Errorf("%s exists: nsfd token does not overwrite a credential", out)
 		}
 		if err != nil {
 			return err
@@ -62,7 +72,7 @@ func (m *Main) token(etc string, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(m.Stderr, "nsfd: the credential of %s is in %s; add this line to the daemon's tokens file:\n", user, *out)
+		fmt.Fprintf(m.Stderr, "nsfd: the credential of %s is in %s; add this line to the daemon's tokens file:\n", user, out)
 		fmt.Fprintln(m.Stdout, line)
 		return nil
 	}
