@@ -106,6 +106,7 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 			if s.daemons[d.cfg.Name] == d {
 				delete(s.daemons, d.cfg.Name)
 				s.reg.remove(d.cfg.Name)
+				s.hooks.set(d.cfg.Name, nil)
 			}
 		})
 	}
@@ -154,6 +155,7 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 				r.Rolled = append(r.Rolled, d.Name)
 			}
 			cur.cfg = d
+			s.hooks.set(d.Name, hookCommands(d))
 			s.reg.define(record(d, cur.listeners))
 		}
 	}

@@ -48,6 +48,7 @@ type Supervisor struct {
 	metrics *metrics
 	reg     *registrar
 	changes *changeHub // the registry's change notifications, for the resolver socket
+	hooks   *hooks     // on_fatal, on_restart, on_recover
 	started time.Time
 	// resolverPath is the resolver socket's, passed to the workers in
 	// NSFD_RESOLVER; "" if it could not be bound.
@@ -103,6 +104,7 @@ func New(m *config.Master, sink *logging.Sink, opts Options) (*Supervisor, error
 	s.reg = newRegistrar(m.Registry.Type, m.Registry.DSN, m.NodeName, m.Registry.Heartbeat, s.log.Named("registry"))
 	s.reg.counters = s.workerCounters
 	s.changes = newChangeHub(s.reg)
+	s.hooks = newHooks(m.Hooks, s.log)
 	for _, w := range m.Warnings {
 		s.log.Warn(w.Error())
 	}
@@ -133,6 +135,8 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 		"registry", s.master.Registry.Type+" "+registry.Redact(s.master.Registry.DSN))
 	// The registry outlives the daemons' drain, so their rows go last.
 	rctx, rcancel := context.WithCancel(context.Background())
+	s.hooks.start()
+	defer s.hooks.close()
 	go s.reg.run(rctx)
 	go s.changes.run(rctx)
 	defer func() { rcancel(); <-s.reg.done }()
