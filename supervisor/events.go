@@ -28,6 +28,7 @@ func (s *Supervisor) observe(e prefork.Event) {
 		}
 		s.reg.workerExited(e.Pool, e.PID, how)
 	case prefork.EventState:
+		s.kickGate()
 		if e.State != prefork.PoolStopped {
 			s.reg.state(e.Pool, registryState(e.State))
 		}
