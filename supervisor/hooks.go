@@ -46,7 +46,7 @@ type hooks struct {
 
 	mu     sync.Mutex
 	cmds   map[string]config.HookCommands // daemon -> its own hooks
-	states map[string]prefork.PoolState   // daemon -> its last state, to see a recovery
+	down   map[string]prefork.PoolState   // daemon -> the fatal or backoff state it has not recovered from
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
@@ -60,7 +60,7 @@ func newHooks(cfg config.Hooks, log hclog.Logger) *hooks {
 		cfg.Timeout = config.DefaultHookTimeout
 	}
 	return &hooks{cfg: cfg, log: log, q: make(chan hookEvent, hookQueue),
-		cmds: map[string]config.HookCommands{}, states: map[string]prefork.PoolState{}}
+		cmds: map[string]config.HookCommands{}, down: map[string]prefork.PoolState{}}
 }
 
 // start runs the runners until stop.
@@ -97,7 +97,7 @@ func (h *hooks) set(daemon string, cmds config.HookCommands) {
 	defer h.mu.Unlock()
 	if cmds == nil {
 		delete(h.cmds, daemon)
-		delete(h.states, daemon)
+		delete(h.down, daemon)
 		return
 	}
 	h.cmds[daemon] = cmds
@@ -115,15 +115,26 @@ func (h *hooks) observe(e prefork.Event) {
 			h.fire(hookEvent{daemon: e.Pool, event: config.HookRestart, pid: e.PID, exitStatus: status, reason: e.Cause.String()})
 		}
 	case prefork.EventState:
+		// A recovery is running again after fatal or backoff, whatever
+		// came between (a fatal pool restarts through starting).
 		h.mu.Lock()
-		prev, seen := h.states[e.Pool]
-		h.states[e.Pool] = e.State
+		was, down := h.down[e.Pool]
+		switch e.State {
+		case prefork.PoolFatal:
+			h.down[e.Pool] = e.State
+		case prefork.PoolBackoff:
+			if was != prefork.PoolFatal {
+				h.down[e.Pool] = e.State
+			}
+		case prefork.PoolRunning, prefork.PoolStopped:
+			delete(h.down, e.Pool)
+		}
 		h.mu.Unlock()
 		switch {
-		case e.State == prefork.PoolFatal && prev != prefork.PoolFatal:
+		case e.State == prefork.PoolFatal && was != prefork.PoolFatal:
 			h.fire(hookEvent{daemon: e.Pool, event: config.HookFatal, reason: "start_retries failed starts in a row"})
-		case e.State == prefork.PoolRunning && seen && (prev == prefork.PoolFatal || prev == prefork.PoolBackoff):
-			h.fire(hookEvent{daemon: e.Pool, event: config.HookRecover, reason: "running again after " + prev.String()})
+		case e.State == prefork.PoolRunning && down:
+			h.fire(hookEvent{daemon: e.Pool, event: config.HookRecover, reason: "running again after " + was.String()})
 		}
 	}
 }
@@ -161,7 +172,9 @@ func (h *hooks) runOne(ctx context.Context, ev hookEvent, argv []string) {
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(),
+	// A small environment, not the master's (which may hold secrets):
+	// PATH and the locale, then what the event is.
+	cmd.Env = append(hookBaseEnv(),
 		"NSFD_DAEMON="+ev.daemon, "NSFD_EVENT="+ev.event, "NSFD_PID="+pidString(ev.pid),
 		"NSFD_EXIT_STATUS="+ev.exitStatus, "NSFD_REASON="+ev.reason)
 	cmd.Stdin = nil
@@ -186,6 +199,21 @@ func (h *hooks) runOne(ctx context.Context, ev hookEvent, argv []string) {
 	default:
 		log.Info("hook ran", "event", ev.event, "command", argv[0], "took", took)
 	}
+}
+
+// hookBaseEnv is the master's PATH and locale, the environment a hook
+// starts from.
+func hookBaseEnv() []string {
+	env := []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	if p := os.Getenv("PATH"); p != "" {
+		env[0] = "PATH=" + p
+	}
+	for _, k := range []string{"LANG", "LC_ALL", "TZ"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
 
 func pidString(pid int) string {
