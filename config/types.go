@@ -7,18 +7,18 @@ import (
 
 // Defaults of Net::Server::PreFork and of nsfd's own supervision keys.
 const (
-	DefaultMinServers        = 5
-	DefaultMaxServers        = 50
-	DefaultMinSpareServers   = 2
-	DefaultMaxSpareServers   = 10
-	DefaultMaxRequests       = 1000
-	DefaultMinChildTTL       = 10 * time.Second
-	DefaultReadyTimeout      = 30 * time.Second
-	DefaultGracefulTimeout   = 10 * time.Second
-	DefaultStartPeriod       = 1 * time.Second
-	DefaultStartRetries      = 5
-	DefaultBackoffInitial    = 100 * time.Millisecond
-	DefaultBackoffMax        = 30 * time.Second
+	DefaultMinServers      = 5
+	DefaultMaxServers      = 50
+	DefaultMinSpareServers = 2
+	DefaultMaxSpareServers = 10
+	DefaultMaxRequests     = 1000
+	DefaultMinChildTTL     = 10 * time.Second
+	DefaultReadyTimeout    = 30 * time.Second
+	DefaultGracefulTimeout = 10 * time.Second
+	DefaultStartPeriod     = 1 * time.Second
+	DefaultStartRetries    = 5
+	DefaultBackoffInitial  = 100 * time.Millisecond
+	DefaultBackoffMax      = 30 * time.Second
 	// DefaultFatalRetry is how long a fatal daemon waits before it tries
 	// again: long enough that a broken program costs one round of
 	// start_retries a minute, short enough that what it waited for (a
@@ -27,7 +27,7 @@ const (
 	// DefaultHookTimeout bounds a hook's run.
 	DefaultHookTimeout = 30 * time.Second
 	// DefaultHookConcurrency bounds the hooks running at once.
-	DefaultHookConcurrency = 4
+	DefaultHookConcurrency   = 4
 	DefaultListenBacklog     = 1024
 	DefaultSocketMode        = os.FileMode(0o660)
 	DefaultHeartbeat         = 5 * time.Second
@@ -191,9 +191,9 @@ type Daemon struct {
 
 	Env      []string // KEY=VALUE: env_file first, then [env]; later wins
 	Encoding string
-	Requires []string      // started once these run; stopped before them
-	After    []string      // started after these, if they are configured; no dependency
-	Hooks    HookCommands  // on_fatal, on_restart, on_recover: run with the master's [hooks] ones
+	Requires []string     // started once these run; stopped before them
+	After    []string     // started after these, if they are configured; no dependency
+	Hooks    HookCommands // on_fatal, on_restart, on_recover: run with the master's [hooks] ones
 
 	FatalRetry time.Duration // a fatal daemon tries again after this; 0: never
 

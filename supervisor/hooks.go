@@ -44,9 +44,9 @@ type hooks struct {
 	log hclog.Logger
 	q   chan hookEvent
 
-	mu     sync.Mutex
-	cmds   map[string]config.HookCommands // daemon -> its own hooks
-	down   map[string]prefork.PoolState   // daemon -> the fatal or backoff state it has not recovered from
+	mu   sync.Mutex
+	cmds map[string]config.HookCommands // daemon -> its own hooks
+	down map[string]prefork.PoolState   // daemon -> the fatal or backoff state it has not recovered from
 
 	stop context.CancelFunc
 	wg   sync.WaitGroup
