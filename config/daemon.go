@@ -50,6 +50,7 @@ func newDaemon(name, file string) *Daemon {
 		GracefulTimeout: DefaultGracefulTimeout,
 		StartPeriod:     DefaultStartPeriod,
 		StartRetries:    DefaultStartRetries,
+		FatalRetry:      DefaultFatalRetry,
 		BackoffInitial:  DefaultBackoffInitial,
 		BackoffMax:      DefaultBackoffMax,
 		Umask:           -1,
@@ -246,13 +247,26 @@ func (l *daemonLoader) apply(e entry) {
 		l.oneOf(e, &d.Encoding, encodings)
 	case "tls_cert", "tls_key", "tls_client_ca", "tokens":
 		l.applySecure(e)
-	case "requires":
+	case "requires", "after":
+		dst := &d.Requires
+		if e.Key == "after" {
+			dst = &d.After
+		}
 		for _, r := range splitList(v) {
 			if msg := checkDaemonName(r); msg != "" {
 				l.fail(e, msg)
-			} else if !slices.Contains(d.Requires, r) {
-				d.Requires = append(d.Requires, r)
+			} else if !slices.Contains(*dst, r) {
+				*dst = append(*dst, r)
 			}
+		}
+	case "fatal_retry":
+		l.duration(e, &d.FatalRetry)
+	case "on_fatal", "on_restart", "on_recover":
+		if argv, ok := l.hookCommand(e, d.Dir); ok {
+			if d.Hooks == nil {
+				d.Hooks = HookCommands{}
+			}
+			d.Hooks[strings.TrimPrefix(e.Key, "on_")] = argv
 		}
 	default:
 		l.fail(e, "internal error: no loader for this key")

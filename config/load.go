@@ -222,7 +222,16 @@ func crossCheck(all []*loaded) {
 			continue
 		}
 		if cycle := findCycle(l.d.Name, valid); cycle != nil {
-			l.fail("requires", "requires cycle: "+strings.Join(cycle, " -> "), "")
+			key, what := "requires", "requires cycle: "
+			if !slices.Contains(l.d.Requires, cycle[1]) {
+				key = "after"
+			}
+			for i := 0; i+1 < len(cycle); i++ {
+				if !slices.Contains(valid[cycle[i]].d.Requires, cycle[i+1]) {
+					what = "start order cycle (requires and after): "
+				}
+			}
+			l.fail(key, what+strings.Join(cycle, " -> "), "")
 		}
 	}
 }
@@ -235,7 +244,7 @@ func findCycle(start string, valid map[string]*loaded) []string {
 	for len(queue) > 0 {
 		cur := queue[0]
 		queue = queue[1:]
-		for _, next := range valid[cur].d.Requires {
+		for _, next := range valid[cur].d.Before() {
 			if valid[next] == nil {
 				continue
 			}
@@ -257,7 +266,13 @@ func findCycle(start string, valid map[string]*loaded) []string {
 	return nil
 }
 
-// StartOrder groups the daemons by requires: each group only requires
+// Before lists the daemons d starts after: those it requires, then those
+// it is after.
+func (d *Daemon) Before() []string {
+	return slices.Concat(d.Requires, d.After)
+}
+
+// StartOrder groups the daemons by requires and after: each group only requires
 // daemons of earlier groups (or daemons not in the Set), so the daemons of a
 // group may start together once the groups before them are up. Within a
 // group the daemons are sorted by name. A Set from Load has no cycles; a
@@ -274,7 +289,7 @@ func (s *Set) StartOrder() [][]*Daemon {
 		var group, rest []*Daemon
 		for _, d := range remaining {
 			ready := true
-			for _, r := range d.Requires {
+			for _, r := range d.Before() {
 				if in[r] && !done[r] && r != d.Name {
 					ready = false
 				}

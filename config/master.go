@@ -45,6 +45,7 @@ func defaultMaster(etcDir string) *Master {
 			DSN:       dsn,
 			Heartbeat: DefaultHeartbeat,
 		},
+		Hooks: Hooks{Commands: HookCommands{}, Timeout: DefaultHookTimeout, Concurrency: DefaultHookConcurrency},
 		Log: Log{
 			Target:         DefaultLogTarget,
 			File:           logFile,
@@ -133,6 +134,20 @@ func loadMaster(etcDir string, as RunAs) (*Master, Errors) {
 			m.HTTPTLSKey = resolve(m.Dir, v)
 		case "nsfd.http_users":
 			m.HTTPUsers = resolve(m.Dir, v)
+		case "hooks.on_fatal", "hooks.on_restart", "hooks.on_recover":
+			if argv, ok := l.hookCommand(e, m.Dir); ok {
+				m.Hooks.Commands[strings.TrimPrefix(e.Key, "on_")] = argv
+			}
+		case "hooks.timeout":
+			l.duration(e, &m.Hooks.Timeout)
+			if m.Hooks.Timeout <= 0 {
+				l.fail(e, "must be positive")
+			}
+		case "hooks.max_concurrent":
+			l.count(e, &m.Hooks.Concurrency)
+			if m.Hooks.Concurrency == 0 {
+				l.fail(e, "must be at least 1")
+			}
 		case "registry.type":
 			l.oneOf(e, &m.Registry.Type, registryTypes)
 		case "registry.dsn":

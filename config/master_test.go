@@ -26,6 +26,7 @@ func TestLoadMasterDefaults(t *testing.T) {
 		Registry:      Registry{Type: "sqlite", DSN: filepath.Join(root, "var/registry.db"), Heartbeat: 5 * time.Second},
 		Log: Log{Target: "file", File: filepath.Join(root, "var/log/nsfd.log"), Format: "text", Level: "info",
 			SyslogIdent: "nsfd", SyslogFacility: "daemon"},
+		Hooks: Hooks{Commands: HookCommands{}, Timeout: DefaultHookTimeout, Concurrency: DefaultHookConcurrency},
 	}
 	if !reflect.DeepEqual(m, want) {
 		t.Errorf("got  %+v\nwant %+v", m, want)
@@ -104,6 +105,7 @@ syslog_facility = local3
 		Registry: Registry{Type: "postgres", DSN: "postgres://nsfd:secret@db.example/nsfd?sslmode=require", Heartbeat: 2 * time.Second},
 		Log: Log{Target: "syslog", File: filepath.Join(etc, "log/nsfd.log"), Format: "json", Level: "debug",
 			MaxSize: 100 << 20, MaxFiles: 7, SyslogAddr: "udp://loghost:514", SyslogIdent: "nsfd-alpha", SyslogFacility: "local3"},
+		Hooks: Hooks{Commands: HookCommands{}, Timeout: DefaultHookTimeout, Concurrency: DefaultHookConcurrency},
 	}
 	if !reflect.DeepEqual(m, want) {
 		t.Errorf("got  %+v\nwant %+v", m, want)

@@ -7,18 +7,27 @@ import (
 
 // Defaults of Net::Server::PreFork and of nsfd's own supervision keys.
 const (
-	DefaultMinServers        = 5
-	DefaultMaxServers        = 50
-	DefaultMinSpareServers   = 2
-	DefaultMaxSpareServers   = 10
-	DefaultMaxRequests       = 1000
-	DefaultMinChildTTL       = 10 * time.Second
-	DefaultReadyTimeout      = 30 * time.Second
-	DefaultGracefulTimeout   = 10 * time.Second
-	DefaultStartPeriod       = 1 * time.Second
-	DefaultStartRetries      = 5
-	DefaultBackoffInitial    = 100 * time.Millisecond
-	DefaultBackoffMax        = 30 * time.Second
+	DefaultMinServers      = 5
+	DefaultMaxServers      = 50
+	DefaultMinSpareServers = 2
+	DefaultMaxSpareServers = 10
+	DefaultMaxRequests     = 1000
+	DefaultMinChildTTL     = 10 * time.Second
+	DefaultReadyTimeout    = 30 * time.Second
+	DefaultGracefulTimeout = 10 * time.Second
+	DefaultStartPeriod     = 1 * time.Second
+	DefaultStartRetries    = 5
+	DefaultBackoffInitial  = 100 * time.Millisecond
+	DefaultBackoffMax      = 30 * time.Second
+	// DefaultFatalRetry is how long a fatal daemon waits before it tries
+	// again: long enough that a broken program costs one round of
+	// start_retries a minute, short enough that what it waited for (a
+	// database at boot, a file deployed late) brings it back unattended.
+	DefaultFatalRetry = time.Minute
+	// DefaultHookTimeout bounds a hook's run.
+	DefaultHookTimeout = 30 * time.Second
+	// DefaultHookConcurrency bounds the hooks running at once.
+	DefaultHookConcurrency   = 4
 	DefaultListenBacklog     = 1024
 	DefaultSocketMode        = os.FileMode(0o660)
 	DefaultHeartbeat         = 5 * time.Second
@@ -91,8 +100,30 @@ type Master struct {
 
 	Registry Registry
 	Log      Log
+	Hooks    Hooks
 
 	Warnings []*Error // non-fatal remarks (deprecated or ignored keys)
+}
+
+// Hook events: what a hook is run on.
+const (
+	HookFatal   = "fatal"   // the daemon gave up: start_retries failed starts
+	HookRestart = "restart" // a worker exited unplanned (crashed, failed, hung) and is replaced
+	HookRecover = "recover" // the daemon runs again after it was fatal or backing off
+)
+
+// HookEvents lists the hook events, as the keys name them (on_EVENT).
+var HookEvents = []string{HookFatal, HookRestart, HookRecover}
+
+// HookCommands maps a hook event to the argv it runs.
+type HookCommands map[string][]string
+
+// Hooks is the [hooks] section of nsfd.ini: commands run for every daemon,
+// and the bounds on all hooks.
+type Hooks struct {
+	Commands    HookCommands
+	Timeout     time.Duration // a hook is killed after this
+	Concurrency int           // hooks running at once; more wait their turn, or are dropped past a queue
 }
 
 // Registry is the [registry] section of nsfd.ini.
@@ -163,7 +194,11 @@ type Daemon struct {
 
 	Env      []string // KEY=VALUE: env_file first, then [env]; later wins
 	Encoding string
-	Requires []string
+	Requires []string     // started once these run; stopped before them
+	After    []string     // started after these, if they are configured; no dependency
+	Hooks    HookCommands // on_fatal, on_restart, on_recover: run with the master's [hooks] ones
+
+	FatalRetry time.Duration // a fatal daemon tries again after this; 0: never
 
 	Hash     string   // digest of the effective configuration, for change detection
 	Warnings []*Error // non-fatal remarks (Net::Server keys that do not apply under a supervisor)

@@ -19,7 +19,7 @@ func (s *Supervisor) Start(ctx context.Context, name string) error {
 		var d *daemon
 		// Already running: nothing to do, as systemctl start.
 		if d, err = s.settledDaemon("start", name); err == nil && d.pool == nil {
-			err = s.startDaemon(runCtx, d)
+			err = s.startOrHold(runCtx, d)
 		}
 	}); derr != nil {
 		return derr
@@ -42,10 +42,13 @@ func (s *Supervisor) Stop(ctx context.Context, name string) error {
 		case d.draining:
 			wait = d.drained
 		case d.pool == nil:
+		case d.held:
+			d.held, d.waiting = false, "" // stopped by hand: it no longer waits
 		default:
-			s.drain([]*daemon{d}, func(d *daemon) {
+			s.drainWithDependents([]*daemon{d}, func(d *daemon) {
 				d.pool, d.listeners = nil, nil
 				s.reg.remove(d.cfg.Name)
+				s.kickGate()
 			})
 			wait = d.drained
 		}
@@ -76,8 +79,9 @@ func (s *Supervisor) Restart(ctx context.Context, name string) error {
 		switch d, err = s.settledDaemon("restart", name); {
 		case err != nil:
 		case d.pool == nil:
-			err = s.startDaemon(runCtx, d)
+			err = s.startOrHold(runCtx, d)
 		default:
+			d.cancelRetry()
 			pool = d.pool
 		}
 	}); derr != nil {
@@ -87,6 +91,17 @@ func (s *Supervisor) Restart(ctx context.Context, name string) error {
 		return err
 	}
 	return pool.Restart(ctx)
+}
+
+// startOrHold starts a daemon that has no pool, or, if it requires
+// daemons, leaves that to the gate, which starts it once they run.
+func (s *Supervisor) startOrHold(ctx context.Context, d *daemon) error {
+	if len(d.cfg.Requires) == 0 {
+		return s.startDaemon(ctx, d)
+	}
+	d.held = true
+	s.gate(ctx)
+	return nil
 }
 
 // settledDaemon returns the daemon name for verb, on Run's goroutine: an

@@ -26,6 +26,7 @@ func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
 		return err
 	}
 	dm.pool, dm.listeners = pool, ls
+	s.hooks.set(d.Name, hookCommands(d))
 	s.reg.define(record(d, ls))
 	addrs := make([]string, len(ls))
 	for i, l := range ls {
@@ -33,6 +34,15 @@ func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
 	}
 	s.log.Named(d.Name).Info("daemon started", "listeners", addrs, "min_servers", d.MinServers)
 	return nil
+}
+
+// hookCommands is d's own hooks, never nil (nil tells hooks the daemon is
+// gone).
+func hookCommands(d *config.Daemon) config.HookCommands {
+	if d.Hooks == nil {
+		return config.HookCommands{}
+	}
+	return d.Hooks
 }
 
 // bindListeners binds d's listeners, reusing those of reuse that listen on

@@ -16,7 +16,7 @@ func (s *Supervisor) drain(ds []*daemon, done func(*daemon)) {
 	}
 	dependents := map[string][]*daemon{}
 	for _, d := range ds {
-		for _, r := range d.cfg.Requires {
+		for _, r := range d.cfg.Before() {
 			if names[r] != nil {
 				dependents[r] = append(dependents[r], d)
 			}
@@ -39,11 +39,39 @@ func (s *Supervisor) drain(ds []*daemon, done func(*daemon)) {
 	}
 }
 
+// drainWithDependents drains ds and, first, the running daemons that
+// require them: done is called for each of ds; the dependents are held
+// until what they require runs again (deps.go).
+func (s *Supervisor) drainWithDependents(ds []*daemon, done func(*daemon)) {
+	deps := s.runningDependents(ds)
+	own := map[*daemon]bool{}
+	for _, d := range ds {
+		own[d] = true
+		d.cancelRetry()
+	}
+	for _, d := range deps {
+		d.waiting = "a daemon it requires is stopping"
+		s.log.Named(d.cfg.Name).Info("stopping before a daemon it requires")
+	}
+	s.drain(append(ds, deps...), func(d *daemon) {
+		if own[d] {
+			if done != nil {
+				done(d)
+			}
+			return
+		}
+		d.pool, d.listeners, d.held = nil, nil, true
+		s.reg.remove(d.cfg.Name)
+		s.kickGate()
+	})
+}
+
 // stopAll drains every daemon and waits for every drain, those already
 // under way included.
 func (s *Supervisor) stopAll() {
 	var ds []*daemon
 	for _, d := range s.daemons {
+		d.cancelRetry()
 		if d.pool != nil && !d.draining {
 			ds = append(ds, d)
 		}

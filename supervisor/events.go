@@ -15,6 +15,7 @@ import (
 // goroutine and must not block on the supervisor's own loop.
 func (s *Supervisor) observe(e prefork.Event) {
 	s.metrics.observe(e)
+	s.hooks.observe(e)
 	switch e.Kind {
 	case prefork.EventSpawn:
 		s.reg.workerStarted(e.Pool, e.PID, e.Slot)
@@ -30,6 +31,7 @@ func (s *Supervisor) observe(e prefork.Event) {
 			s.lastExits.Store(e.Pool, how)
 		}
 	case prefork.EventState:
+		s.kickGate()
 		if e.State != prefork.PoolStopped {
 			s.reg.state(e.Pool, registryState(e.State))
 		}

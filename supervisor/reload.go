@@ -102,10 +102,11 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 		for _, d := range gone {
 			s.log.Named(d.cfg.Name).Info("daemon file removed; draining")
 		}
-		s.drain(gone, func(d *daemon) {
+		s.drainWithDependents(gone, func(d *daemon) {
 			if s.daemons[d.cfg.Name] == d {
 				delete(s.daemons, d.cfg.Name)
 				s.reg.remove(d.cfg.Name)
+				s.hooks.set(d.cfg.Name, nil)
 			}
 		})
 	}
@@ -120,6 +121,13 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 		switch {
 		case cur == nil:
 			dm := &daemon{cfg: d}
+			if len(d.Requires) > 0 {
+				// Started by the gate below once what it requires runs.
+				dm.held, dm.waiting = true, "its requirements to start"
+				s.daemons[d.Name] = dm
+				r.Added = append(r.Added, d.Name)
+				continue
+			}
 			if err := s.startDaemon(ctx, dm); err != nil {
 				r.Errors[d.File] = err.Error()
 				s.errs[d.File] = err
@@ -138,7 +146,7 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 			if cur.cfg.Hash == d.Hash {
 				continue
 			}
-			if cur.pool == nil { // stopped by hand: takes the new config when started
+			if cur.pool == nil { // stopped by hand or held: takes the new config when started
 				cur.cfg = d
 				continue
 			}
@@ -154,9 +162,11 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 				r.Rolled = append(r.Rolled, d.Name)
 			}
 			cur.cfg = d
+			s.hooks.set(d.Name, hookCommands(d))
 			s.reg.define(record(d, cur.listeners))
 		}
 	}
+	s.gate(ctx)
 	sort.Strings(r.Added)
 	sort.Strings(r.Removed)
 	if !first {

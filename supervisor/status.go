@@ -25,6 +25,10 @@ type DaemonStatus struct {
 	Malformed   int                    `json:"notify_malformed"`
 	Since       time.Time              `json:"since"`
 	LastExit    string                 `json:"last_exit,omitempty"` // its last worker exit that was not planned: "crashed: exit status 1"
+	// Reason says why the daemon is not running: what it waits for
+	// (state waiting), or when it tries again (state fatal).
+	Reason    string     `json:"reason,omitempty"`
+	NextRetry *time.Time `json:"next_retry,omitempty"` // fatal: when fatal_retry starts it again
 }
 
 // FileError is a daemon file that fails to load and has no running daemon.
@@ -80,6 +84,14 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 			}
 			if d.pool != nil {
 				e.pool = d.pool
+			}
+			if d.held {
+				e.st.State, e.st.Reason = "waiting", "waiting for "+d.waiting
+			}
+			if !d.retryAt.IsZero() {
+				at := d.retryAt
+				e.st.NextRetry = &at
+				e.st.Reason = "fatal_retry at " + at.Format(time.RFC3339)
 			}
 			entries = append(entries, e)
 		}

@@ -48,6 +48,7 @@ type Supervisor struct {
 	metrics *metrics
 	reg     *registrar
 	changes *changeHub // the registry's change notifications, for the resolver socket
+	hooks   *hooks     // on_fatal, on_restart, on_recover
 	started time.Time
 	// lastExits is each daemon's last unplanned worker exit ("crashed:
 	// exit status 1"), for status; written by the pools' observers.
@@ -56,9 +57,10 @@ type Supervisor struct {
 	// NSFD_RESOLVER; "" if it could not be bound.
 	resolverPath string
 
-	reqs   chan func(context.Context) // run on Run's goroutine, with Run's context
-	quit   chan struct{}              // closed when Run stops serving requests
-	drains sync.WaitGroup             // daemons draining in the background
+	reqs     chan func(context.Context) // run on Run's goroutine, with Run's context
+	gateKick chan struct{}              // a pool changed state: run the gate (deps.go)
+	quit     chan struct{}              // closed when Run stops serving requests
+	drains   sync.WaitGroup             // daemons draining in the background
 
 	// Owned by Run's goroutine.
 	daemons   map[string]*daemon
@@ -75,6 +77,13 @@ type daemon struct {
 	configErr error         // its file failed to load: it runs on its last good config
 	draining  bool          // being stopped in the background
 	drained   chan struct{} // closed when a drain ends
+
+	// held: waiting for a daemon it requires to run (deps.go), with no
+	// pool; waiting says for what.
+	held    bool
+	waiting string
+	retry   *time.Timer // a pending fatal_retry
+	retryAt time.Time
 }
 
 // New returns the master of m, the configuration config.LoadMaster read
@@ -92,20 +101,22 @@ func New(m *config.Master, sink *logging.Sink, opts Options) (*Supervisor, error
 		opts.NewPool = newPreforkPool
 	}
 	s := &Supervisor{
-		opts:    opts,
-		master:  m,
-		sink:    sink,
-		log:     sink.Logger(),
-		started: time.Now(),
-		reqs:    make(chan func(context.Context)),
-		quit:    make(chan struct{}),
-		daemons: make(map[string]*daemon),
-		errs:    make(map[string]error),
+		opts:     opts,
+		master:   m,
+		sink:     sink,
+		log:      sink.Logger(),
+		started:  time.Now(),
+		reqs:     make(chan func(context.Context)),
+		gateKick: make(chan struct{}, 1),
+		quit:     make(chan struct{}),
+		daemons:  make(map[string]*daemon),
+		errs:     make(map[string]error),
 	}
 	s.metrics = newMetrics(s)
 	s.reg = newRegistrar(m.Registry.Type, m.Registry.DSN, m.NodeName, m.Registry.Heartbeat, s.log.Named("registry"))
 	s.reg.counters = s.workerCounters
 	s.changes = newChangeHub(s.reg)
+	s.hooks = newHooks(m.Hooks, s.log)
 	for _, w := range m.Warnings {
 		s.log.Warn(w.Error())
 	}
@@ -136,6 +147,8 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 		"registry", s.master.Registry.Type+" "+registry.Redact(s.master.Registry.DSN))
 	// The registry outlives the daemons' drain, so their rows go last.
 	rctx, rcancel := context.WithCancel(context.Background())
+	s.hooks.start()
+	defer s.hooks.close()
 	go s.reg.run(rctx)
 	go s.changes.run(rctx)
 	defer func() { rcancel(); <-s.reg.done }()
@@ -168,6 +181,8 @@ func (s *Supervisor) serve(ctx context.Context, etcChanges <-chan struct{}, star
 			f(ctx)
 		case <-etcChanges:
 			s.reload(ctx, "etc/ changed")
+		case <-s.gateKick:
+			s.gate(ctx)
 		case <-ctx.Done():
 			close(s.quit) // from here on, requests fail fast instead of waiting for the loop
 			s.sdNotify(worker.NotifyStopping)

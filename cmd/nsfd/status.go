@@ -195,9 +195,19 @@ func (m *Main) lastWorkerError(name string) string {
 
 // reasonOf is why d is in its state, as status prints it.
 func reasonOf(m *Main, d *supervisor.DaemonStatus) string {
+	if d.State == "waiting" {
+		return d.Reason
+	}
 	if d.State == "fatal" || d.State == "backoff" {
+		why := d.LastExit
 		if line := m.lastWorkerError(d.Name); line != "" {
-			return strings.TrimSpace(d.LastExit + " (" + line + ")")
+			why = strings.TrimSpace(why + " (" + line + ")")
+		}
+		if d.Reason != "" { // when fatal_retry tries again
+			why = strings.TrimSpace(why + "; " + d.Reason)
+		}
+		if why != "" {
+			return why
 		}
 	}
 	if d.ConfigError != "" {
