@@ -193,7 +193,10 @@ type poolSys struct {
 	now       func() time.Time
 	start     func(ctx context.Context, p *Pool, slot, maxReq int) (*os.Process, error) // start a worker on Config.Procs
 	signal    func(proc *os.Process, sig os.Signal) error                               // to the worker itself
-	killGroup func(pid int) error                                                       // SIGKILL to the worker's process group
+	killGroup func(pid int) error                                                       // SIGKILL to the worker's process group (its tree, on a TreeKiller)
+	// leftovers, if set, kills what is left of an exited worker's tree
+	// before the pool reaps it.
+	leftovers func(pid int) error
 }
 
 // realSys is the real clock, the process backend and kill(2).
@@ -230,9 +233,15 @@ func NewPool(cfg Config) (*Pool, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	sys := realSys
+	if tk, ok := cfg.Procs.(TreeKiller); ok {
+		sys.killGroup, sys.leftovers = tk.KillTree, tk.KillTree
+	} else {
+		sys.leftovers = killGroup
+	}
 	return &Pool{
 		cfg:      cfg,
-		sys:      realSys,
+		sys:      sys,
 		notes:    noNotes{},
 		exitc:    make(chan struct{}, 1),
 		reqs:     make(chan func()),

@@ -223,6 +223,11 @@ func (p *Pool) takeExited() []exitEvent {
 }
 
 func (p *Pool) handleExit(ex exitEvent, now time.Time) {
+	if p.sys.leftovers != nil {
+		// Whatever the worker started dies with it. Before the reaping:
+		// until then its pid, and so its process group's id, is its own.
+		_ = p.sys.leftovers(ex.pid)
+	}
 	st, _ := ex.proc.Wait() // reap: the process has exited, so this does not block
 	w := p.workers[ex.pid]
 	if w == nil {
