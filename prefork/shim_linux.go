@@ -169,6 +169,9 @@ func RunShim(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := closeInherited(); err != nil {
+		return err
+	}
 	env := os.Environ()
 	pid := strconv.Itoa(os.Getpid())
 	env = append(env, proto.EnvListenPID+"="+pid)
@@ -177,6 +180,22 @@ func RunShim(args []string) error {
 	}
 	if err := syscall.Exec(path, argv, env); err != nil {
 		return fmt.Errorf("exec %s: %w", path, err)
+	}
+	return nil
+}
+
+// closeInherited marks every fd past the listeners close-on-exec: the
+// worker starts with 0, 1, 2 and its LISTEN_FDS listeners from 3, and
+// nothing the master inherited (a descriptor its own parent left open).
+// Close-on-exec rather than closed: the Go runtime of the shim has fds of
+// its own.
+func closeInherited() error {
+	n, err := strconv.Atoi(os.Getenv(proto.EnvListenFDs))
+	if err != nil || n < 0 {
+		n = 0
+	}
+	if err := unix.CloseRange(uint(3+n), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close inherited descriptors: %w", err)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -169,4 +170,74 @@ func TestMaxRequestsLeavesNoDescendant(t *testing.T) {
 			})
 		}
 	})
+}
+
+// startWithFiles starts a master as env.start does, with files as its fds
+// 3, 4, … (what a careless parent leaves open) and extra environment.
+func (e *env) startWithFiles(files []*os.File, extraEnv ...string) *master {
+	e.t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "nsfd"), "run", "--etc", e.etc)
+	cmd.ExtraFiles = files
+	cmd.Env = append(os.Environ(), extraEnv...)
+	m := &master{e: e, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = m.out, m.out
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { m.err = cmd.Wait(); close(m.exited) }()
+	e.t.Cleanup(func() {
+		select {
+		case <-m.exited:
+			return
+		default:
+		}
+		m.stop()
+	})
+	return m
+}
+
+// TestWorkerGetsOnlyItsListeners: a master started with extra open
+// descriptors passes none of them on; a worker holds 0–2 and its listeners
+// from 3, through the C fast path of the shim and through the Go shim.
+func TestWorkerGetsOnlyItsListeners(t *testing.T) {
+	secret, err := os.Open("/etc/hostname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer secret.Close()
+	for _, shim := range []string{"fast", "go"} {
+		t.Run(shim, func(t *testing.T) {
+			e := newEnv(t)
+			e.write("plain.ini", "command = /bin/sh -c 'exec sleep 100000'\nport = 127.0.0.1:0\nport = "+filepath.Join(e.dir, "p.sock")+"|unix\nmin_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n")
+			var extra []string
+			if shim == "go" {
+				extra = append(extra, "NSFD_SHIM_GO=1")
+			}
+			m := e.startWithFiles([]*os.File{secret, secret, secret}, extra...)
+			var pid int
+			waitFor(t, "a worker", 15*time.Second, func() bool {
+				if ws := m.workers("sleep"); len(ws) == 1 {
+					pid = ws[0]
+					return true
+				}
+				return false
+			})
+			ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fds []string
+			for _, ent := range ents {
+				fds = append(fds, ent.Name())
+			}
+			if got := strings.Join(fds, ","); got != "0,1,2,3,4" {
+				t.Errorf("worker fds %s, want 0,1,2,3,4 (two listeners)", got)
+			}
+			for fd, s := range sockets(pid) {
+				if fd < 3 {
+					t.Errorf("fd %d is a socket %s", fd, s)
+				}
+			}
+		})
+	}
 }

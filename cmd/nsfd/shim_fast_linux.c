@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -113,6 +114,17 @@ __attribute__((constructor)) static void nsfd_shim_fast(int argc, char **argv, c
 	}
 	const char *wd = getenv("WATCHDOG_USEC");
 	if (wd != NULL && wd[0] != '\0' && setenv("WATCHDOG_PID", pid, 1) != 0) {
+		return;
+	}
+	// Nothing but 0-2 and the listeners crosses the exec: whatever the
+	// master inherited from its own parent stays behind (close-on-exec, so
+	// the Go shim still runs if the exec fails).
+	const char *nfds = getenv("LISTEN_FDS");
+	long n = nfds != NULL ? strtol(nfds, NULL, 10) : 0;
+	if (n < 0 || n > 65536) {
+		n = 0;
+	}
+	if (syscall(SYS_close_range, (unsigned int)(3 + n), ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) != 0) {
 		return;
 	}
 	exec_path(argv[i], argv + i);
