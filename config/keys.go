@@ -36,6 +36,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // Keys lists every key nsfd knows, in the order docs/config.md shows them.
 var Keys = []KeyDoc{
 	{File: FileMaster, Section: "nsfd", Name: "node_name", Default: "the host name", Doc: "name of this host in the registry"},
+	{File: FileMaster, Section: "nsfd", Name: "cgroup_root", Default: "", Doc: "cgroup2 directory the master makes its control groups in (one per master pid); empty: detected — the unit's own group under systemd (Delegate=yes), else the cgroup2 hierarchy's nsfd/"},
 	{File: FileMaster, Section: "nsfd", Name: "run_dir", Default: DefaultRunDir, Doc: "directory for the control socket, notify sockets and default UNIX listeners"},
 	{File: FileMaster, Section: "nsfd", Name: "control_socket", Default: "RUN_DIR/" + DefaultControlSocketName, Doc: "UNIX socket of the control API (`nsfd status`, `reload`, ...)"},
 	{File: FileMaster, Section: "nsfd", Name: "control_group", Doc: "group allowed on the control socket (mode 0660); empty: owner only (0600)"},

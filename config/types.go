@@ -75,6 +75,7 @@ type Master struct {
 	Dir           string // absolute etc directory
 	NodeName      string // [nsfd] node_name; default: the host name
 	RunDir        string // [nsfd] run_dir, absolute
+	CgroupRoot    string // [nsfd] cgroup_root: a cgroup2 directory for the master's groups; empty: detected
 	ControlSocket string // [nsfd] control_socket, absolute
 	ControlGroup  string // [nsfd] control_group; empty: mode 0600
 	MetricsAddr   string // [nsfd] metrics_addr; empty: metrics only on the control socket

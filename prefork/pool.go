@@ -36,6 +36,11 @@ type Config struct {
 	Watchdog        time.Duration // kill a ready worker silent for this long; 0: off
 
 	Exec ExecOptions
+	// Cgroup is the daemon's control group (Cgroups.Daemon); nil: none.
+	// Each worker gets a group of its own below it, joined before its
+	// command runs and killed when the worker has exited. An Update keeps
+	// the pool's own group and applies the new one's limits to it.
+	Cgroup *DaemonCgroup
 	// Procs starts the workers and watches them (their output, their
 	// exits); a master shares one among all its pools. Start needs it; an
 	// Update keeps the pool's own.
@@ -141,6 +146,7 @@ type Status struct {
 	FailedStarts int            `json:"failed_starts"` // consecutive failed starts now
 	Requests     int            `json:"requests"`      // requests served by all workers, exited ones included
 	Malformed    int            `json:"malformed"`     // notify datagrams dropped
+	OOMKills     int            `json:"oom_kills"`     // workers killed by the kernel's OOM killer
 	Since        time.Time      `json:"since"`
 }
 
@@ -178,6 +184,8 @@ type Pool struct {
 	nextSpawn       time.Time
 	lastBusy        time.Time
 	spawns          int
+	oomKills        int           // workers the OOM killer killed
+	spawnedCg       *workerCgroup // the group startProcess made for the worker spawn is starting
 	restarts        int
 	requests        int
 	malformed       int
@@ -397,6 +405,14 @@ func (p *Pool) Update(ctx context.Context, cfg Config) error {
 			}
 		}
 		cfg.Name, cfg.NotifyPath, cfg.Procs = p.cfg.Name, p.cfg.NotifyPath, p.cfg.Procs
+		if p.cfg.Cgroup != nil && cfg.Cgroup != nil {
+			if err := p.cfg.Cgroup.SetLimits(cfg.Cgroup.Limits()); err != nil {
+				p.cfg.Logger.Warn("resource limits", "error", err)
+			}
+		}
+		if p.cfg.Cgroup != nil {
+			cfg.Cgroup = p.cfg.Cgroup
+		}
 		p.cfg = cfg
 		p.roll()
 		p.cfg.Logger.Info("configuration changed; rolling the workers")
@@ -438,6 +454,7 @@ func (p *Pool) snapshot() Status {
 		FailedStarts: p.failedStarts,
 		Requests:     p.requests,
 		Malformed:    p.malformed,
+		OOMKills:     p.oomKills,
 		Since:        p.since,
 	}
 	for _, l := range p.cfg.Listeners {

@@ -88,10 +88,19 @@ func RunShim(args []string) error {
 		groups  = fs.String("groups", "", "")
 		ppid    = fs.Int("ppid", 0, "")
 		rlimits []string
+		cgroups []string
 	)
 	fs.Func("rlimit", "", func(s string) error { rlimits = append(rlimits, s); return nil })
+	fs.Func("cgroup", "", func(s string) error { cgroups = append(cgroups, s); return nil })
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// Join the worker's control groups first, while still root: whatever
+	// the command starts is born in them.
+	for _, f := range cgroups {
+		if err := writeFile(f, strconv.Itoa(os.Getpid())); err != nil {
+			return fmt.Errorf("join control group: %w", err)
+		}
 	}
 	argv := fs.Args()
 	if len(argv) == 0 {

@@ -57,7 +57,12 @@ func (s *Supervisor) poolConfig(d *config.Daemon, ls []*prefork.Listener, exec p
 		cmd = append([]string{s.opts.Shim[0], BuiltinArg, d.Builtin}, d.Command...)
 	}
 	name := d.Name
+	cg, err := s.opts.Cgroups.Daemon(name, limitsOf(d))
+	if err != nil {
+		s.log.Named(name).Warn("resource limits not applied", "error", err)
+	}
 	return prefork.Config{
+		Cgroup:            cg,
 		Name:              name,
 		Node:              s.master.NodeName,
 		Command:           cmd,
@@ -114,4 +119,9 @@ func policyOf(d *config.Daemon) prefork.PolicyOptions {
 		MaxSpareServers: d.MaxSpareServers,
 		MinChildTTL:     d.MinChildTTL,
 	}
+}
+
+// limitsOf is daemon d's resource limits.
+func limitsOf(d *config.Daemon) prefork.Limits {
+	return prefork.Limits{}
 }

@@ -23,6 +23,7 @@ type DaemonStatus struct {
 	Restarts    int                    `json:"restarts"`
 	Requests    int                    `json:"requests"`
 	Malformed   int                    `json:"notify_malformed"`
+	OOMKills    int                    `json:"oom_kills"` // workers killed by the kernel's OOM killer
 	Since       time.Time              `json:"since"`
 }
 
@@ -41,6 +42,7 @@ type Status struct {
 	Started     time.Time      `json:"started"`
 	Reloads     int            `json:"reloads"`
 	LogDropped  uint64         `json:"log_dropped"`
+	Containment string         `json:"containment"` // the control groups' layout, or why containment is degraded
 	ConfigError string         `json:"config_error,omitempty"` // nsfd.ini fails to load: nothing changes until it does
 	Daemons     []DaemonStatus `json:"daemons"`
 	Errors      []FileError    `json:"errors"`
@@ -92,6 +94,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 	}
 	sort.Slice(out.Errors, func(i, j int) bool { return out.Errors[i].File < out.Errors[j].File })
 	out.LogDropped = s.sink.Dropped()
+	out.Containment = s.opts.Cgroups.String()
 	out.Daemons = []DaemonStatus{}
 	for _, e := range entries {
 		if e.pool != nil {
@@ -104,6 +107,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 			e.st.Policy = ps.Policy
 			e.st.Spawns, e.st.Restarts, e.st.Requests, e.st.Malformed = ps.Spawns, ps.Restarts, ps.Requests, ps.Malformed
 			e.st.Since = ps.Since
+			e.st.OOMKills = ps.OOMKills
 		}
 		if e.st.Workers == nil {
 			e.st.Workers = []prefork.WorkerStatus{}

@@ -103,6 +103,14 @@ func TestStopLeavesNoDescendant(t *testing.T) {
 	containModes(t, func(t *testing.T, e *env) {
 		_, addr, tok := startForkers(t, e, "")
 		echo(t, addr, "hi")
+		out, _, _ := e.nsfd("status", "--json")
+		degraded := os.Getenv("NSFD_CGROUPS") == "off"
+		if got := strings.Contains(out, `"containment": "degraded`); got != degraded {
+			t.Errorf("status says degraded %v, want %v:\n%s", got, degraded, out)
+		}
+		if got := strings.Contains(e.log(), "containment degraded"); got != degraded {
+			t.Errorf("log says degraded %v, want %v", got, degraded)
+		}
 		if out, errOut, code := e.nsfd("stop", "forker"); code != 0 {
 			t.Fatalf("nsfd stop: %d %s %s", code, out, errOut)
 		}
@@ -122,6 +130,9 @@ func TestMasterSIGTERMLeavesNoDescendant(t *testing.T) {
 		}
 		if !refused(addr) {
 			t.Fatal("the port still accepts connections after the master exited")
+		}
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/unified/nsfd", strconv.Itoa(m.cmd.Process.Pid))); !os.IsNotExist(err) {
+			t.Errorf("the master's control group is left after it exited: %v", err)
 		}
 	})
 }

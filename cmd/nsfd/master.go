@@ -42,7 +42,14 @@ func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
 		return err
 	}
 	defer procs.Close() // before the sink: it writes what is left of the workers' output there
-	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs})
+	cg := prefork.OpenCgroups(prefork.CgroupOptions{Root: mc.CgroupRoot, Off: os.Getenv("NSFD_CGROUPS") == "off"})
+	defer cg.Close() // after the pools: it kills what is left in the groups
+	if why := cg.Degraded(); why != "" {
+		sink.Logger().Warn("containment degraded: no control groups; workers are contained by the subreaper and their process groups only", "reason", why)
+	} else {
+		sink.Logger().Info("containment", "cgroups", cg.String())
+	}
+	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs, Cgroups: cg})
 	if err != nil {
 		return err
 	}

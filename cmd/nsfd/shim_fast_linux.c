@@ -14,6 +14,7 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,8 @@ __attribute__((constructor)) static void nsfd_shim_fast(int argc, char **argv, c
 	}
 	const char *cwd = NULL;
 	long mask = -1;
+	char self[24];
+	snprintf(self, sizeof self, "%ld", (long)getpid());
 	int i = 2;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
@@ -85,6 +88,18 @@ __attribute__((constructor)) static void nsfd_shim_fast(int argc, char **argv, c
 		} else if (strcmp(a, "-cwd") == 0) {
 			cwd = argv[++i];
 			if (cwd[0] != '/') {
+				return;
+			}
+		} else if (strcmp(a, "-cgroup") == 0) {
+			// Join the worker's control group (a cgroup.procs file) before
+			// anything else; a second write by the Go shim is harmless.
+			int fd = open(argv[++i], O_WRONLY | O_CLOEXEC);
+			if (fd < 0) {
+				return;
+			}
+			ssize_t n = write(fd, self, strlen(self));
+			close(fd);
+			if (n < 0) {
 				return;
 			}
 		} else if (strcmp(a, "-umask") == 0) {
