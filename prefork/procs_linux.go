@@ -99,7 +99,7 @@ func (b *Pump) Close() {
 	b.closeOnce.Do(func() {
 		b.p.close()
 		b.r.killAll(time.Now().Add(orphanGrace))
-		b.r.close()
+		b.r.release()
 	})
 }
 

@@ -41,9 +41,24 @@ type reaper struct {
 	done chan struct{}
 }
 
+// shared is the process's one reaper: a second one would take the
+// workers of the first's pumps for orphans. Pumps share it, counted.
+var shared struct {
+	mu   sync.Mutex
+	r    *reaper
+	refs int
+}
+
 // newReaper makes the process a child subreaper and starts the goroutine
-// that reaps orphans on SIGCHLD.
+// that reaps orphans on SIGCHLD, or returns the one already running; each
+// call needs its release.
 func newReaper() (*reaper, error) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.r != nil {
+		shared.refs++
+		return shared.r, nil
+	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return nil, &os.SyscallError{Syscall: "prctl(PR_SET_CHILD_SUBREAPER)", Err: err}
 	}
@@ -56,6 +71,7 @@ func newReaper() (*reaper, error) {
 	}
 	signal.Notify(r.sigs, syscall.SIGCHLD)
 	go r.run()
+	shared.r, shared.refs = r, 1
 	return r, nil
 }
 
@@ -157,8 +173,15 @@ func (r *reaper) killAll(deadline time.Time) {
 	}
 }
 
-// close stops the reaper goroutine.
-func (r *reaper) close() {
+// release drops a pump's hold of the reaper, and stops its goroutine after
+// the last.
+func (r *reaper) release() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.refs--; shared.refs > 0 {
+		return
+	}
+	shared.r = nil
 	close(r.stop)
 	<-r.done
 }
