@@ -134,6 +134,7 @@ type Daemon struct {
 	BackoffInitial    time.Duration
 	BackoffMax        time.Duration
 	Watchdog          time.Duration // 0: no watchdog
+	Resources         Resources     // memory_max, memory_high, pids_max, cpu_weight, cpu_max, max_rss
 
 	User   string
 	Group  string

@@ -2,7 +2,10 @@
 
 package prefork
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Cgroups are a master's control groups; only Linux has them: elsewhere
 // containment is the process groups alone.
@@ -50,3 +53,8 @@ func (w *workerCgroup) procsFiles() []string              { return nil }
 func (w *workerCgroup) kill()                             {}
 func (w *workerCgroup) stats() GroupStats                 { return GroupStats{} }
 func (w *workerCgroup) remove()                           {}
+
+var errNoProc = errors.New("no /proc here")
+
+func residentBytes(int) (int64, error)  { return 0, errNoProc }
+func procUsage(int) (GroupStats, error) { return GroupStats{}, errNoProc }

@@ -24,8 +24,9 @@ type Config struct {
 	Notify     bool   // type = notify: a worker is ready once it sends READY=1
 
 	Policy            PolicyOptions
-	MaxRequests       int // requests (REQUESTS=, else BUSY=1 count) after which a worker is replaced; 0: unlimited
-	MaxRequestsJitter int // each worker's limit is MaxRequests + rand[0, jitter]
+	MaxRequests       int   // requests (REQUESTS=, else BUSY=1 count) after which a worker is replaced; 0: unlimited
+	MaxRequestsJitter int   // each worker's limit is MaxRequests + rand[0, jitter]
+	MaxRSS            int64 // bytes: a worker whose resident memory stays above it is replaced like at max_requests; 0: never
 
 	ReadyTimeout    time.Duration // type = notify: kill a worker not ready by then
 	GracefulTimeout time.Duration // SIGTERM, then SIGKILL after this
@@ -132,6 +133,9 @@ type WorkerStatus struct {
 	Requests int       `json:"requests"`
 	Started  time.Time `json:"started"`
 	Status   string    `json:"status,omitempty"` // the worker's last STATUS= text
+	// Resources is what the worker uses (its control group: it and what it
+	// started; else the worker alone); nil if unknown.
+	Resources *GroupStats `json:"resources,omitempty"`
 }
 
 // Status is a snapshot of a pool.
@@ -142,11 +146,13 @@ type Status struct {
 	Workers      []WorkerStatus `json:"workers"`
 	Policy       PolicyOptions  `json:"policy"`
 	Spawns       int            `json:"spawns"`
-	Restarts     int            `json:"restarts"`      // workers started again after an unplanned exit
-	FailedStarts int            `json:"failed_starts"` // consecutive failed starts now
-	Requests     int            `json:"requests"`      // requests served by all workers, exited ones included
-	Malformed    int            `json:"malformed"`     // notify datagrams dropped
-	OOMKills     int            `json:"oom_kills"`     // workers killed by the kernel's OOM killer
+	Restarts     int            `json:"restarts"`            // workers started again after an unplanned exit
+	FailedStarts int            `json:"failed_starts"`       // consecutive failed starts now
+	Requests     int            `json:"requests"`            // requests served by all workers, exited ones included
+	Malformed    int            `json:"malformed"`           // notify datagrams dropped
+	OOMKills     int            `json:"oom_kills"`           // workers killed by the kernel's OOM killer
+	RSSRecycles  int            `json:"rss_recycles"`        // workers replaced for max_rss
+	Resources    *GroupStats    `json:"resources,omitempty"` // what the daemon uses: its control group, else its workers' sum
 	Since        time.Time      `json:"since"`
 }
 
@@ -185,6 +191,8 @@ type Pool struct {
 	lastBusy        time.Time
 	spawns          int
 	oomKills        int           // workers the OOM killer killed
+	nextRSS         time.Time     // when max_rss is checked next
+	rssRecycles     int           // workers replaced for max_rss
 	spawnedCg       *workerCgroup // the group startProcess made for the worker spawn is starting
 	restarts        int
 	requests        int
@@ -202,6 +210,11 @@ type poolSys struct {
 	start     func(ctx context.Context, p *Pool, slot, maxReq int) (*os.Process, error) // start a worker on Config.Procs
 	signal    func(proc *os.Process, sig os.Signal) error                               // to the worker itself
 	killGroup func(pid int) error                                                       // SIGKILL to the worker's process group (its tree, on a TreeKiller)
+	// rss, if set, returns a worker's resident memory in bytes (for max_rss).
+	rss func(pid int) (int64, error)
+	// procUsage, if set, returns what a worker alone uses, for status
+	// without control groups.
+	procUsage func(pid int) (GroupStats, error)
 	// leftovers, if set, kills what is left of an exited worker's tree
 	// before the pool reaps it.
 	leftovers func(pid int) error
@@ -215,6 +228,8 @@ var realSys = poolSys{
 	},
 	signal:    func(proc *os.Process, sig os.Signal) error { return proc.Signal(sig) },
 	killGroup: killGroup,
+	rss:       residentBytes,
+	procUsage: procUsage,
 }
 
 // noteSource holds the notify datagrams read for a pool, in the order the
@@ -455,6 +470,7 @@ func (p *Pool) snapshot() Status {
 		Requests:     p.requests,
 		Malformed:    p.malformed,
 		OOMKills:     p.oomKills,
+		RSSRecycles:  p.rssRecycles,
 		Since:        p.since,
 	}
 	for _, l := range p.cfg.Listeners {
@@ -463,9 +479,11 @@ func (p *Pool) snapshot() Status {
 	for _, w := range p.workers {
 		st.Workers = append(st.Workers, WorkerStatus{
 			PID: w.pid, Slot: w.slot, State: w.state.String(), Requests: w.requests, Started: w.started, Status: w.status,
+			Resources: p.usage(w),
 		})
 	}
 	sortWorkers(st.Workers)
+	st.Resources = p.daemonUsage(st.Workers)
 	return st
 }
 

@@ -95,6 +95,7 @@ func (p *Pool) step(ctx context.Context, now time.Time) {
 	p.wake = time.Time{}
 	p.timeouts(now)
 	if !p.stopping && !p.fatal {
+		p.checkRSS(now)
 		p.applyPolicy(ctx, now)
 		p.timeouts(now) // arm the deadlines of workers the policy just started
 	}

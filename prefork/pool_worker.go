@@ -33,6 +33,7 @@ type worker struct {
 	proc       *os.Process
 	stopSignal bool
 	cg         *workerCgroup // its control group; nil: none
+	rssStrikes int           // max_rss checks in a row it was above the limit
 }
 
 // exitEvent says a worker has exited, and that what it wrote before is read.

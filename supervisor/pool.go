@@ -73,6 +73,7 @@ func (s *Supervisor) poolConfig(d *config.Daemon, ls []*prefork.Listener, exec p
 		Policy:            policyOf(d),
 		MaxRequests:       d.MaxRequests,
 		MaxRequestsJitter: d.MaxRequestsJitter,
+		MaxRSS:            d.Resources.MaxRSS,
 		ReadyTimeout:      d.ReadyTimeout,
 		GracefulTimeout:   d.GracefulTimeout,
 		StartPeriod:       d.StartPeriod,
@@ -121,7 +122,14 @@ func policyOf(d *config.Daemon) prefork.PolicyOptions {
 	}
 }
 
-// limitsOf is daemon d's resource limits.
+// limitsOf is daemon d's control-group limits.
 func limitsOf(d *config.Daemon) prefork.Limits {
-	return prefork.Limits{}
+	r := d.Resources
+	return prefork.Limits{
+		MemoryMax:  r.MemoryMax,
+		MemoryHigh: r.MemoryHigh,
+		PidsMax:    int64(r.PidsMax),
+		CPUWeight:  r.CPUWeight,
+		CPUMax:     r.CPUMax,
+	}
 }

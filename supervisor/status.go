@@ -23,7 +23,8 @@ type DaemonStatus struct {
 	Restarts    int                    `json:"restarts"`
 	Requests    int                    `json:"requests"`
 	Malformed   int                    `json:"notify_malformed"`
-	OOMKills    int                    `json:"oom_kills"` // workers killed by the kernel's OOM killer
+	OOMKills    int                    `json:"oom_kills"`    // workers killed by the kernel's OOM killer
+	RSSRecycles int                    `json:"rss_recycles"` // workers replaced for max_rss
 	Since       time.Time              `json:"since"`
 }
 
@@ -42,7 +43,7 @@ type Status struct {
 	Started     time.Time      `json:"started"`
 	Reloads     int            `json:"reloads"`
 	LogDropped  uint64         `json:"log_dropped"`
-	Containment string         `json:"containment"` // the control groups' layout, or why containment is degraded
+	Containment string         `json:"containment"`            // the control groups' layout, or why containment is degraded
 	ConfigError string         `json:"config_error,omitempty"` // nsfd.ini fails to load: nothing changes until it does
 	Daemons     []DaemonStatus `json:"daemons"`
 	Errors      []FileError    `json:"errors"`
@@ -107,7 +108,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 			e.st.Policy = ps.Policy
 			e.st.Spawns, e.st.Restarts, e.st.Requests, e.st.Malformed = ps.Spawns, ps.Restarts, ps.Requests, ps.Malformed
 			e.st.Since = ps.Since
-			e.st.OOMKills = ps.OOMKills
+			e.st.OOMKills, e.st.RSSRecycles = ps.OOMKills, ps.RSSRecycles
 		}
 		if e.st.Workers == nil {
 			e.st.Workers = []prefork.WorkerStatus{}
