@@ -23,8 +23,9 @@ type DaemonStatus struct {
 	Restarts    int                    `json:"restarts"`
 	Requests    int                    `json:"requests"`
 	Malformed   int                    `json:"notify_malformed"`
-	OOMKills    int                    `json:"oom_kills"`    // workers killed by the kernel's OOM killer
-	RSSRecycles int                    `json:"rss_recycles"` // workers replaced for max_rss
+	OOMKills    int                    `json:"oom_kills"`           // workers killed by the kernel's OOM killer
+	RSSRecycles int                    `json:"rss_recycles"`        // workers replaced for max_rss
+	Resources   *prefork.GroupStats    `json:"resources,omitempty"` // CPU, memory, processes: the daemon's control group, else its workers'
 	Since       time.Time              `json:"since"`
 }
 
@@ -108,7 +109,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 			e.st.Policy = ps.Policy
 			e.st.Spawns, e.st.Restarts, e.st.Requests, e.st.Malformed = ps.Spawns, ps.Restarts, ps.Requests, ps.Malformed
 			e.st.Since = ps.Since
-			e.st.OOMKills, e.st.RSSRecycles = ps.OOMKills, ps.RSSRecycles
+			e.st.OOMKills, e.st.RSSRecycles, e.st.Resources = ps.OOMKills, ps.RSSRecycles, ps.Resources
 		}
 		if e.st.Workers == nil {
 			e.st.Workers = []prefork.WorkerStatus{}

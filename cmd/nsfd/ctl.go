@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -236,23 +237,47 @@ func printStatus(w io.Writer, st supervisor.Status) {
 	if st.ConfigError != "" {
 		fmt.Fprintf(w, "config error: %s\n", e(st.ConfigError))
 	}
+	if st.Containment != "" {
+		fmt.Fprintf(w, "containment: %s\n", e(st.Containment))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, d := range st.Daemons {
 		fmt.Fprintf(tw, "\n%s\t%s\t%s\trequests %d\trestarts %d\n", e(d.Name), e(d.State), e(strings.Join(d.Listeners, ", ")), d.Requests, d.Restarts)
 		if d.ConfigError != "" {
 			fmt.Fprintf(tw, "  config error: %s\n", e(d.ConfigError))
 		}
+		if r := d.Resources; r != nil {
+			fmt.Fprintf(tw, "  cpu %s\tmemory %s (peak %s)\tprocesses %d\toom kills %d\tmax_rss recycles %d\n",
+				cpuTime(r.CPUSeconds), sizeText(r.MemoryBytes), sizeText(r.MemoryPeak), r.Procs, d.OOMKills, d.RSSRecycles)
+		}
 		if len(d.Workers) > 0 {
-			fmt.Fprintf(tw, "  PID\tSLOT\tSTATE\tREQUESTS\tUPTIME\tSTATUS\n")
+			fmt.Fprintf(tw, "  PID\tSLOT\tSTATE\tREQUESTS\tUPTIME\tCPU\tMEMORY\tPROCS\tSTATUS\n")
 		}
 		for _, wk := range d.Workers {
-			fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\n", wk.PID, wk.Slot, e(wk.State), wk.Requests, since(wk.Started), clip(e(wk.Status), maxStatusText))
+			cpu, mem, procs := "-", "-", "-"
+			if r := wk.Resources; r != nil {
+				cpu, mem, procs = cpuTime(r.CPUSeconds), sizeText(r.MemoryBytes), strconv.Itoa(r.Procs)
+			}
+			fmt.Fprintf(tw, "  %d\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", wk.PID, wk.Slot, e(wk.State), wk.Requests, since(wk.Started), cpu, mem, procs, clip(e(wk.Status), maxStatusText))
 		}
 	}
 	tw.Flush()
 	for _, fe := range st.Errors {
 		fmt.Fprintf(w, "\nerror: %s\n", e(fe.Error))
 	}
+}
+
+// cpuTime renders CPU seconds: 1.25s, 2m3s.
+func cpuTime(sec float64) string {
+	return time.Duration(sec * float64(time.Second)).Round(10 * time.Millisecond).String()
+}
+
+// sizeText renders a byte count in MiB with one decimal, or KiB below 1 MiB.
+func sizeText(n int64) string {
+	if n < 1<<20 {
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + "MiB"
 }
 
 func since(t time.Time) string {
