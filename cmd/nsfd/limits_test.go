@@ -124,14 +124,45 @@ func TestPidsMaxStopsForkBombOthersServe(t *testing.T) {
 func TestMaxRSSRecyclesWithoutFailures(t *testing.T) {
 	e := newEnv(t)
 	grow := filepath.Join(e.dir, "grow.py")
-	// The Python echo worker, growing by 4 MiB every 50 ms in a thread.
-	if err := os.WriteFile(grow, []byte("import runpy, threading, time\nchunks = []\n"+
-		"def grow():\n    while True:\n        chunks.append(b'x' * (4 << 20))\n        time.sleep(0.05)\n"+
-		"threading.Thread(target=grow, daemon=True).start()\n"+
-		"runpy.run_path('"+filepath.Join(repoDir, "examples/python/echo.py")+"', run_name='__main__')\n"), 0o644); err != nil {
+	// A sequential echo worker whose memory grows by 4 MiB every 50 ms. On
+	// SIGTERM it finishes the connection it serves (the client closes it)
+	// and exits; it stops only between connections.
+	py := `import os, select, signal, socket, threading, time
+chunks = []
+def grow():
+    while True:
+        chunks.append(b'x' * (4 << 20))
+        time.sleep(0.05)
+threading.Thread(target=grow, daemon=True).start()
+lst = socket.socket(fileno=3)
+lst.setblocking(False)
+stopping = False
+def on_term(signum, frame):
+    global stopping
+    stopping = True
+signal.signal(signal.SIGTERM, on_term)
+wake_r, wake_w = os.pipe()
+os.set_blocking(wake_w, False)
+signal.set_wakeup_fd(wake_w)
+while not stopping:
+    r, _, _ = select.select([lst, wake_r], [], [])
+    if lst not in r:
+        continue
+    try:
+        conn, _ = lst.accept()
+    except BlockingIOError:
+        continue
+    conn.setblocking(True)
+    f = conn.makefile('rwb')
+    for line in f:
+        f.write(line)
+        f.flush()
+    conn.close()
+`
+	if err := os.WriteFile(grow, []byte(py), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.write("grow.ini", "command = python3 "+grow+"\nport = 127.0.0.1:0\ntype = notify\nmin_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 4\nmax_rss = 80M\ngraceful_timeout = 5s\n")
+	e.write("grow.ini", "command = python3 "+grow+"\nport = 127.0.0.1:0\ntype = simple\nmin_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 4\nmax_rss = 80M\ngraceful_timeout = 5s\n")
 	m := e.start()
 	addr := m.addr("grow")
 	var ok, failed atomic.Int64
