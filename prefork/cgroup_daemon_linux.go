@@ -13,7 +13,7 @@ import (
 )
 
 // DaemonCgroup is one daemon's control group: its limits, and one group
-// per worker below it (w1, w2, …) for the worker's own accounting, its
+// per worker below it for the worker's own accounting, its
 // OOM kills, and killing what it started.
 type DaemonCgroup struct {
 	c        *Cgroups
@@ -177,7 +177,7 @@ type workerCgroup struct {
 
 // newWorker makes the group of the next worker.
 func (d *DaemonCgroup) newWorker() (*workerCgroup, error) {
-	w := &workerCgroup{d: d, rel: filepath.Join(d.name, "w"+strconv.FormatInt(d.c.seq.Add(1), 10))}
+	w := &workerCgroup{d: d, rel: filepath.Join(d.name, "w"+d.c.epoch+"-"+strconv.FormatInt(d.c.seq.Add(1), 10))}
 	for _, dir := range w.dirs() {
 		if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
 			return nil, fmt.Errorf("make worker control group: %w", err)

@@ -39,7 +39,8 @@ type Cgroups struct {
 	orig     []string          // the master's groups before it moved, to go back to at Close
 	owned    []string          // directories the master made above its root, removed at Close if empty
 	removals sync.WaitGroup    // worker groups being removed
-	seq      atomic.Int64      // names worker groups: w1, w2, …
+	seq      atomic.Int64      // names worker groups: wEPOCH-1, wEPOCH-2, …
+	epoch    string            // when this master opened them: a master exec'd in place (an upgrade) names its workers' groups apart from its predecessor's
 	once     sync.Once
 }
 
@@ -55,7 +56,7 @@ var cgroupFS = struct{ mountinfo, self string }{"/proc/self/mountinfo", "/proc/s
 // says why, and every worker runs with the subreaper and its process group
 // only.
 func OpenCgroups(o CgroupOptions) *Cgroups {
-	c := &Cgroups{v1: map[string]string{}}
+	c := &Cgroups{v1: map[string]string{}, epoch: strconv.FormatInt(time.Now().UnixMilli(), 36)}
 	if o.Off {
 		c.degraded = "control groups turned off (NSFD_CGROUPS=off)"
 		return c
