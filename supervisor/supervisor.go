@@ -37,6 +37,9 @@ type Options struct {
 	// NewPool makes a daemon's pool, not started yet; default
 	// prefork.NewPool.
 	NewPool func(prefork.Config) (Pool, error)
+	// UI, if set, is the web page: under /ui/ on the control socket, and
+	// on http_addr when nsfd.ini sets it.
+	UI UI
 }
 
 // Supervisor is the master: it owns one pool per daemon. Its state is owned

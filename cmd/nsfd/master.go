@@ -49,7 +49,11 @@ func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
 	} else {
 		sink.Logger().Info("containment", "cgroups", cg.String())
 	}
-	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs, Cgroups: cg})
+	page, err := webPage(mc, sink.Logger())
+	if err != nil {
+		return err
+	}
+	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs, Cgroups: cg, UI: page})
 	if err != nil {
 		return err
 	}
