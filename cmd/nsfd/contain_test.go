@@ -252,3 +252,29 @@ func TestWorkerGetsOnlyItsListeners(t *testing.T) {
 		})
 	}
 }
+
+// TestNextMasterSweepsWhatAKilledMasterLeft: a SIGKILLed master cannot
+// stop anything, and its workers die of their parent-death signal, but
+// helpers that left their process group outlive it. With control groups
+// they are still in its groups: the next master kills them as it starts.
+func TestNextMasterSweepsWhatAKilledMasterLeft(t *testing.T) {
+	needCgroups(t)
+	e := newEnv(t)
+	m, _, tok := startForkers(t, e, "")
+	m.cmd.Process.Kill()
+	<-m.exited
+	waitFor(t, "the workers gone", 10*time.Second, func() bool { return len(m.workers("echo")) == 0 })
+	if len(tokenProcs(tok, 0)) == 0 {
+		t.Fatal("no helper outlived the killed master: nothing to sweep")
+	}
+	m2 := e.start()
+	m2.addr("forker")
+	waitFor(t, "the killed master's helpers swept", 10*time.Second, func() bool {
+		for _, pid := range tokenProcs(tok, 0) {
+			if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup"); !strings.Contains(string(b), "/nsfd/"+strconv.Itoa(m2.cmd.Process.Pid)+"/") {
+				return false // one of the old master's
+			}
+		}
+		return true
+	})
+}
