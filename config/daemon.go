@@ -247,6 +247,8 @@ func (l *daemonLoader) apply(e entry) {
 		l.oneOf(e, &d.Encoding, encodings)
 	case "tls_cert", "tls_key", "tls_client_ca", "tokens":
 		l.applySecure(e)
+	case "memory_max", "memory_high", "pids_max", "cpu_weight", "cpu_max", "max_rss":
+		l.applyResource(e)
 	case "requires", "after":
 		dst := &d.Requires
 		if e.Key == "after" {
@@ -277,6 +279,7 @@ func (l *daemonLoader) apply(e entry) {
 // proto and ipv) and the environment (env_file, then [env]).
 func (l *daemonLoader) finish() {
 	d := l.d
+	l.checkResources()
 	if l.lines[".daemon_name"] == 0 {
 		if msg := checkDaemonName(d.Name); msg != "" {
 			l.errs = append(l.errs, &Error{File: l.path, Msg: msg, Hint: "rename the file or set daemon_name"})

@@ -407,3 +407,28 @@ func TestHashAndPoolOnlyChange(t *testing.T) {
 		t.Error("File or Warnings changed the hash")
 	}
 }
+
+func TestResources(t *testing.T) {
+	for _, tc := range []struct {
+		lines string
+		want  Resources
+	}{
+		{"", Resources{}},
+		{"memory_max = 64M\nmemory_high = 48M\npids_max = 100\ncpu_weight = 200\ncpu_max = 50%\nmax_rss = 32M\n",
+			Resources{MemoryMax: 64 << 20, MemoryHigh: 48 << 20, PidsMax: 100, CPUWeight: 200, CPUMax: 0.5, MaxRSS: 32 << 20}},
+		{"cpu_max = 200%\nmemory_max = 1G\n", Resources{CPUMax: 2, MemoryMax: 1 << 30}},
+		{"cpu_max = 0\nmemory_max = 0\n", Resources{}},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "r.ini"), []byte("command = /bin/cat\nport = 127.0.0.1:7001\n"+tc.lines), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		d, err := LoadDaemon(filepath.Join(dir, "r.ini"), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.lines, err)
+		}
+		if d.Resources != tc.want {
+			t.Errorf("%q: %+v, want %+v", tc.lines, d.Resources, tc.want)
+		}
+	}
+}

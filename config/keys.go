@@ -36,6 +36,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // Keys lists every key nsfd knows, in the order docs/config.md shows them.
 var Keys = []KeyDoc{
 	{File: FileMaster, Section: "nsfd", Name: "node_name", Default: "the host name", Doc: "name of this host in the registry"},
+	{File: FileMaster, Section: "nsfd", Name: "cgroup_root", Default: "", Doc: "cgroup2 directory the master makes its control groups in (one per master pid); empty: detected — the unit's own group under systemd (Delegate=yes), else the cgroup2 hierarchy's nsfd/"},
 	{File: FileMaster, Section: "nsfd", Name: "run_dir", Default: DefaultRunDir, Doc: "directory for the control socket, notify sockets and default UNIX listeners"},
 	{File: FileMaster, Section: "nsfd", Name: "control_socket", Default: "RUN_DIR/" + DefaultControlSocketName, Doc: "UNIX socket of the control API (`nsfd status`, `reload`, ...)"},
 	{File: FileMaster, Section: "nsfd", Name: "control_group", Doc: "group allowed on the control socket (mode 0660); empty: owner only (0600)"},
@@ -88,6 +89,12 @@ var Keys = []KeyDoc{
 	{File: FileDaemon, Name: "start_retries", Default: itoa(DefaultStartRetries), Doc: "consecutive failed starts before the daemon goes fatal"},
 	{File: FileDaemon, Name: "backoff_initial", Default: DefaultBackoffInitial.String(), Doc: "first delay before restarting after a failed start; doubles each time"},
 	{File: FileDaemon, Name: "backoff_max", Default: DefaultBackoffMax.String(), Doc: "longest delay between restarts"},
+	{File: FileDaemon, Name: "memory_max", Default: "0", Doc: "memory of all the daemon's workers and what they start, together (K, M, G); the kernel's OOM killer acts at it; 0: no limit. Needs control groups"},
+	{File: FileDaemon, Name: "memory_high", Default: "0", Doc: "memory above which the daemon is throttled and reclaimed (cgroup v1: the soft limit); at most memory_max; 0: no limit"},
+	{File: FileDaemon, Name: "pids_max", Default: "0", Doc: "processes and threads of all the daemon's workers together: a fork bomb stops there; 0: no limit"},
+	{File: FileDaemon, Name: "cpu_weight", Default: "0", Doc: "share of CPU time under contention, 1-10000 (100: the default); 0: unset"},
+	{File: FileDaemon, Name: "cpu_max", Default: "0", Doc: "CPU time of all the daemon's workers together, as a share of one CPU: 50% is half of one, 200% two; 0: no limit"},
+	{File: FileDaemon, Name: "max_rss", Default: "0", Doc: "a worker whose memory stays above this is replaced gracefully, like max_requests (its replacement is ready before it gets SIGTERM); below memory_max; 0: never"},
 	{File: FileDaemon, Name: "watchdog", Default: "0", Doc: "a worker that sends no WATCHDOG=1 for this long is replaced; 0: no watchdog"},
 	{File: FileDaemon, Name: "user", Doc: "user the workers run as (name or uid; the master must be root)"},
 	{File: FileDaemon, Name: "group", Doc: "group the workers run as (name or gid; the master must be root); alone, the workers keep the master's uid"},

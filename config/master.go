@@ -110,6 +110,12 @@ func loadMaster(etcDir string, as RunAs) (*Master, Errors) {
 			}
 		case "nsfd.run_dir":
 			m.RunDir = resolve(m.Dir, v)
+		case "nsfd.cgroup_root":
+			if v != "" && !filepath.IsAbs(v) {
+				l.fail(e, "must be an absolute path in the cgroup2 hierarchy, e.g. /sys/fs/cgroup/nsfd")
+			} else {
+				m.CgroupRoot = v
+			}
 		case "nsfd.control_socket":
 			controlSocket = &e
 		case "nsfd.control_group":

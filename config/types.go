@@ -84,6 +84,7 @@ type Master struct {
 	Dir           string // absolute etc directory
 	NodeName      string // [nsfd] node_name; default: the host name
 	RunDir        string // [nsfd] run_dir, absolute
+	CgroupRoot    string // [nsfd] cgroup_root: a cgroup2 directory for the master's groups; empty: detected
 	ControlSocket string // [nsfd] control_socket, absolute
 	ControlGroup  string // [nsfd] control_group; empty: mode 0600
 	MetricsAddr   string // [nsfd] metrics_addr; empty: metrics only on the control socket
@@ -174,6 +175,7 @@ type Daemon struct {
 	BackoffInitial    time.Duration
 	BackoffMax        time.Duration
 	Watchdog          time.Duration // 0: no watchdog
+	Resources         Resources     // memory_max, memory_high, pids_max, cpu_weight, cpu_max, max_rss
 
 	User   string
 	Group  string

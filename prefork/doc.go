@@ -55,6 +55,21 @@
 // The tests in procs_test.go are what any backend must pass; the whole
 // package's tests run on Portable with NSFD_PROCESS_BACKEND=portable.
 //
+// Containment: while a Pump is open the master is a child subreaper, so
+// what a worker forks stays in the master's tree even after setsid and a
+// double fork; the reaper reaps those orphans on SIGCHLD, never a worker.
+// A backend that is a TreeKiller (Pump) ends a worker's whole tree — its
+// process group and the orphans carrying its LISTEN_PID — once the worker
+// has exited or its graceful_timeout has passed. With control groups
+// (OpenCgroups: cgroup2, or cgroup2 beside v1 controllers on hybrid hosts)
+// each daemon has a group with its Limits (Config.Cgroup) and each worker
+// one below it, joined by the shim before the exec and killed with
+// cgroup.kill; OOM kills are told from other SIGKILLs by the group's
+// counter, and GroupStats account for CPU, memory and processes. A worker
+// starts with fds 0–2 and its listeners only: the shim marks every other
+// fd close-on-exec. max_rss (Config.MaxRSS) replaces a worker whose memory
+// stays above it, as max_requests does.
+//
 // A worker's requests are counted from REQUESTS=n, the number it has begun,
 // or, for a worker that never sends it, from its BUSY=1 words.
 // docs/protocol.md states the contract for any language; package worker

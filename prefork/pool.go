@@ -24,8 +24,9 @@ type Config struct {
 	Notify     bool   // type = notify: a worker is ready once it sends READY=1
 
 	Policy            PolicyOptions
-	MaxRequests       int // requests (REQUESTS=, else BUSY=1 count) after which a worker is replaced; 0: unlimited
-	MaxRequestsJitter int // each worker's limit is MaxRequests + rand[0, jitter]
+	MaxRequests       int   // requests (REQUESTS=, else BUSY=1 count) after which a worker is replaced; 0: unlimited
+	MaxRequestsJitter int   // each worker's limit is MaxRequests + rand[0, jitter]
+	MaxRSS            int64 // bytes: a worker whose resident memory stays above it is replaced like at max_requests; 0: never
 
 	ReadyTimeout    time.Duration // type = notify: kill a worker not ready by then
 	GracefulTimeout time.Duration // SIGTERM, then SIGKILL after this
@@ -36,6 +37,11 @@ type Config struct {
 	Watchdog        time.Duration // kill a ready worker silent for this long; 0: off
 
 	Exec ExecOptions
+	// Cgroup is the daemon's control group (Cgroups.Daemon); nil: none.
+	// Each worker gets a group of its own below it, joined before its
+	// command runs and killed when the worker has exited. An Update keeps
+	// the pool's own group and applies the new one's limits to it.
+	Cgroup *DaemonCgroup
 	// Procs starts the workers and watches them (their output, their
 	// exits); a master shares one among all its pools. Start needs it; an
 	// Update keeps the pool's own.
@@ -127,6 +133,9 @@ type WorkerStatus struct {
 	Requests int       `json:"requests"`
 	Started  time.Time `json:"started"`
 	Status   string    `json:"status,omitempty"` // the worker's last STATUS= text
+	// Resources is what the worker uses (its control group: it and what it
+	// started; else the worker alone); nil if unknown.
+	Resources *GroupStats `json:"resources,omitempty"`
 }
 
 // Status is a snapshot of a pool.
@@ -137,10 +146,13 @@ type Status struct {
 	Workers      []WorkerStatus `json:"workers"`
 	Policy       PolicyOptions  `json:"policy"`
 	Spawns       int            `json:"spawns"`
-	Restarts     int            `json:"restarts"`      // workers started again after an unplanned exit
-	FailedStarts int            `json:"failed_starts"` // consecutive failed starts now
-	Requests     int            `json:"requests"`      // requests served by all workers, exited ones included
-	Malformed    int            `json:"malformed"`     // notify datagrams dropped
+	Restarts     int            `json:"restarts"`            // workers started again after an unplanned exit
+	FailedStarts int            `json:"failed_starts"`       // consecutive failed starts now
+	Requests     int            `json:"requests"`            // requests served by all workers, exited ones included
+	Malformed    int            `json:"malformed"`           // notify datagrams dropped
+	OOMKills     int            `json:"oom_kills"`           // workers killed by the kernel's OOM killer
+	RSSRecycles  int            `json:"rss_recycles"`        // workers replaced for max_rss
+	Resources    *GroupStats    `json:"resources,omitempty"` // what the daemon uses: its control group, else its workers' sum
 	Since        time.Time      `json:"since"`
 }
 
@@ -178,6 +190,10 @@ type Pool struct {
 	nextSpawn       time.Time
 	lastBusy        time.Time
 	spawns          int
+	oomKills        int           // workers the OOM killer killed
+	nextRSS         time.Time     // when max_rss is checked next
+	rssRecycles     int           // workers replaced for max_rss
+	spawnedCg       *workerCgroup // the group startProcess made for the worker spawn is starting
 	restarts        int
 	requests        int
 	malformed       int
@@ -193,7 +209,15 @@ type poolSys struct {
 	now       func() time.Time
 	start     func(ctx context.Context, p *Pool, slot, maxReq int) (*os.Process, error) // start a worker on Config.Procs
 	signal    func(proc *os.Process, sig os.Signal) error                               // to the worker itself
-	killGroup func(pid int) error                                                       // SIGKILL to the worker's process group
+	killGroup func(pid int) error                                                       // SIGKILL to the worker's process group (its tree, on a TreeKiller)
+	// rss, if set, returns a worker's resident memory in bytes (for max_rss).
+	rss func(pid int) (int64, error)
+	// procUsage, if set, returns what a worker alone uses, for status
+	// without control groups.
+	procUsage func(pid int) (GroupStats, error)
+	// leftovers, if set, kills what is left of an exited worker's tree
+	// before the pool reaps it.
+	leftovers func(pid int) error
 }
 
 // realSys is the real clock, the process backend and kill(2).
@@ -204,6 +228,8 @@ var realSys = poolSys{
 	},
 	signal:    func(proc *os.Process, sig os.Signal) error { return proc.Signal(sig) },
 	killGroup: killGroup,
+	rss:       residentBytes,
+	procUsage: procUsage,
 }
 
 // noteSource holds the notify datagrams read for a pool, in the order the
@@ -258,9 +284,15 @@ func NewPool(cfg Config) (*Pool, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
+	sys := realSys
+	if tk, ok := cfg.Procs.(TreeKiller); ok {
+		sys.killGroup, sys.leftovers = tk.KillTree, tk.KillTree
+	} else {
+		sys.leftovers = killGroup
+	}
 	return &Pool{
 		cfg:      cfg,
-		sys:      realSys,
+		sys:      sys,
 		notes:    noNotes{},
 		exitc:    make(chan struct{}, 1),
 		reqs:     make(chan func()),
@@ -417,6 +449,14 @@ func (p *Pool) Update(ctx context.Context, cfg Config) error {
 			}
 		}
 		cfg.Name, cfg.NotifyPath, cfg.Procs = p.cfg.Name, p.cfg.NotifyPath, p.cfg.Procs
+		if p.cfg.Cgroup != nil && cfg.Cgroup != nil {
+			if err := p.cfg.Cgroup.SetLimits(cfg.Cgroup.Limits()); err != nil {
+				p.cfg.Logger.Warn("resource limits", "error", err)
+			}
+		}
+		if p.cfg.Cgroup != nil {
+			cfg.Cgroup = p.cfg.Cgroup
+		}
 		p.cfg = cfg
 		p.roll()
 		p.cfg.Logger.Info("configuration changed; rolling the workers")
@@ -458,6 +498,8 @@ func (p *Pool) snapshot() Status {
 		FailedStarts: p.failedStarts,
 		Requests:     p.requests,
 		Malformed:    p.malformed,
+		OOMKills:     p.oomKills,
+		RSSRecycles:  p.rssRecycles,
 		Since:        p.since,
 	}
 	for _, l := range p.cfg.Listeners {
@@ -466,9 +508,11 @@ func (p *Pool) snapshot() Status {
 	for _, w := range p.workers {
 		st.Workers = append(st.Workers, WorkerStatus{
 			PID: w.pid, Slot: w.slot, State: w.state.String(), Requests: w.requests, Started: w.started, Status: w.status,
+			Resources: p.usage(w),
 		})
 	}
 	sortWorkers(st.Workers)
+	st.Resources = p.daemonUsage(st.Workers)
 	return st
 }
 

@@ -32,7 +32,8 @@ const (
 // ends when it returns.
 func (p *Pool) run() {
 	defer close(p.done)
-	defer p.cfg.Procs.Drop(p) // output of workers' children that still hold a pipe
+	defer func() { p.cfg.Cgroup.Close() }() // the pool's latest configuration's
+	defer p.cfg.Procs.Drop(p)               // output of workers' children that still hold a pipe
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	timer := time.NewTimer(time.Hour)
@@ -94,6 +95,7 @@ func (p *Pool) step(ctx context.Context, now time.Time) {
 	p.wake = time.Time{}
 	p.timeouts(now)
 	if !p.stopping && !p.fatal {
+		p.checkRSS(now)
 		p.applyPolicy(ctx, now)
 		p.timeouts(now) // arm the deadlines of workers the policy just started
 	}

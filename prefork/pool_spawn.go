@@ -21,6 +21,17 @@ func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*os.Process,
 	argv := append([]string{}, c.Shim...)
 	argv = append(argv, "-ppid", strconv.Itoa(os.Getpid()))
 	argv = append(argv, c.Exec.shimArgs()...)
+	p.spawnedCg = nil
+	if c.Cgroup != nil {
+		cg, err := c.Cgroup.newWorker()
+		if err != nil {
+			return nil, fmt.Errorf("start %s: %w", c.Command[0], err)
+		}
+		for _, f := range cg.procsFiles() {
+			argv = append(argv, "-cgroup", f)
+		}
+		p.spawnedCg = cg
+	}
 	argv = append(argv, "--")
 	argv = append(argv, c.Command...)
 	files := make([]*os.File, len(c.Listeners))
@@ -46,6 +57,10 @@ func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*os.Process,
 	})
 	if err != nil {
 		attach(0)
+		if p.spawnedCg != nil {
+			p.spawnedCg.remove()
+			p.spawnedCg = nil
+		}
 		return nil, fmt.Errorf("start %s: %w", c.Command[0], err)
 	}
 	attach(proc.Pid)

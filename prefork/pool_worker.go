@@ -32,6 +32,8 @@ type worker struct {
 	status     string
 	proc       *os.Process
 	stopSignal bool
+	cg         *workerCgroup // its control group; nil: none
+	rssStrikes int           // max_rss checks in a row it was above the limit
 }
 
 // exitEvent says a worker has exited, and that what it wrote before is read.
@@ -61,11 +63,13 @@ func (p *Pool) spawn(ctx context.Context, now time.Time) error {
 	if maxReq > 0 && p.cfg.MaxRequestsJitter > 0 {
 		maxReq += rand.IntN(p.cfg.MaxRequestsJitter + 1)
 	}
+	p.spawnedCg = nil
 	proc, err := p.sys.start(ctx, p, slot, maxReq)
 	if err != nil {
 		return err
 	}
 	w := &worker{
+		cg:       p.spawnedCg,
 		pid:      proc.Pid,
 		proc:     proc,
 		slot:     slot,
@@ -196,6 +200,9 @@ func (p *Pool) kill(w *worker) {
 	}
 	w.killed = true
 	w.state = StateStopping
+	if w.cg != nil {
+		w.cg.kill()
+	}
 	if err := p.sys.killGroup(w.pid); err != nil {
 		p.cfg.Logger.Debug("kill worker", "pid", w.pid, "error", err)
 	}
@@ -223,16 +230,37 @@ func (p *Pool) takeExited() []exitEvent {
 }
 
 func (p *Pool) handleExit(ex exitEvent, now time.Time) {
+	w := p.workers[ex.pid]
+	oom := false
+	if w != nil && w.cg != nil {
+		w.cg.kill()
+		oom = w.cg.stats().OOMKills > 0
+	}
+	if p.sys.leftovers != nil {
+		// Whatever the worker started dies with it. Before the reaping:
+		// until then its pid, and so its process group's id, is its own.
+		_ = p.sys.leftovers(ex.pid)
+	}
 	st, _ := ex.proc.Wait() // reap: the process has exited, so this does not block
 	if p.nsock != nil {
 		p.nsock.release(ex.pid) // its notes are read (exitsArrived)
 	}
-	w := p.workers[ex.pid]
 	if w == nil {
 		return
 	}
+	if w.cg != nil {
+		w.cg.remove()
+	}
 	delete(p.workers, ex.pid)
 	code, sig := exitInfo(st)
+	if oom && sig == "killed" {
+		p.oomKills++
+		p.cfg.Logger.Error("worker killed by the kernel's OOM killer: memory_max "+formatBytes(p.cfg.Cgroup.Limits().MemoryMax),
+			"pid", w.pid, "slot", w.slot)
+		if w.cause == CauseNone {
+			w.cause = CauseOOM
+		}
+	}
 	lived := now.Sub(w.started)
 	ev := Event{Kind: EventExit, PID: w.pid, Slot: w.slot, Requests: w.requests, ExitCode: code, Signal: sig}
 	desc := describeExit(code, sig)
@@ -253,11 +281,11 @@ func (p *Pool) handleExit(ex exitEvent, now time.Time) {
 		return
 	case w.cause != CauseNone:
 		ev.Cause = w.cause
-		if w.cause == CauseWatchdog && !p.stopping {
+		if (w.cause == CauseWatchdog || w.cause == CauseOOM) && !p.stopping {
 			p.restarts++
 		}
 		lvl := hclog.Debug
-		if w.cause == CauseWatchdog || w.killed {
+		if w.cause == CauseWatchdog || w.cause == CauseOOM || w.killed {
 			lvl = hclog.Warn
 		}
 		p.cfg.Logger.Log(lvl, "worker exited", "pid", w.pid, "cause", w.cause.String(), "exit", desc, "requests", w.requests)
@@ -293,4 +321,17 @@ func (p *Pool) failedStart(now time.Time, attempt int) {
 	p.nextSpawn = now.Add(backoff)
 	p.cfg.Logger.Warn("backing off before the next start",
 		"retry", strconv.Itoa(p.failedStarts+1)+"/"+strconv.Itoa(p.cfg.StartRetries), "backoff", backoff)
+}
+
+// formatBytes renders a size as config files write it: 64MiB, 1GiB, 512B.
+func formatBytes(n int64) string {
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.size && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + "B"
 }

@@ -55,3 +55,14 @@ type Command struct {
 	// Owner is whom the process belongs to, for Drop: the pool.
 	Owner any
 }
+
+// TreeKiller is what a process backend may offer beyond Procs: ending
+// everything a worker started, wherever it went (its process group, its
+// control group, the orphans it left with the master), with SIGKILL. A pool
+// calls it once a worker has exited, before reaping it (so the pid is still
+// the worker's), and when a worker's graceful_timeout has passed. Without
+// it, a pool kills the worker's process group.
+type TreeKiller interface {
+	// KillTree sends SIGKILL to what is left of worker pid's tree.
+	KillTree(pid int) error
+}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
+	"time"
 )
 
 // Pump is the Linux process backend. It starts each worker with a pidfd,
@@ -13,11 +15,21 @@ import (
 // watches the pipes and pidfds of every worker of every pool on one epoll
 // instance, from one goroutine (see pump): a thousand idle workers cost the
 // master no goroutine and no thread each.
+//
+// The master is a child subreaper while a Pump is open: what a worker forks
+// and leaves behind becomes the master's child, is reaped when it exits, and
+// is killed with the worker's tree (KillTree) or at Close.
 type Pump struct {
 	p *pump
+	r *reaper
+
+	closeOnce sync.Once
 }
 
-var _ Procs = (*Pump)(nil)
+var (
+	_ Procs      = (*Pump)(nil)
+	_ TreeKiller = (*Pump)(nil)
+)
 
 // OpenPump opens the epoll instance and starts the pump's goroutine. Close
 // it once every pool using it has stopped.
@@ -26,7 +38,12 @@ func OpenPump() (*Pump, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start worker pump: %w", err)
 	}
-	return &Pump{p: p}, nil
+	r, err := newReaper()
+	if err != nil {
+		p.close()
+		return nil, fmt.Errorf("start worker pump: %w", err)
+	}
+	return &Pump{p: p, r: r}, nil
 }
 
 // Start starts c's process and hands its pipes and pidfd to the pump.
@@ -38,7 +55,12 @@ func (b *Pump) Start(ctx context.Context, c Command) (*os.Process, error) {
 	cmd.Env = c.Env
 	cmd.ExtraFiles = c.Files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	b.r.spawnMu.RLock() // no reaper pass between the fork and track: the worker is never taken for an orphan
 	w, err := startWatched(cmd)
+	if err == nil {
+		b.r.track(cmd.Process.Pid)
+	}
+	b.r.spawnMu.RUnlock()
 	if err != nil {
 		return nil, err
 	}
@@ -62,6 +84,34 @@ func (b *Pump) Start(ctx context.Context, c Command) (*os.Process, error) {
 // Drop closes what is left of owner's watches.
 func (b *Pump) Drop(owner any) { b.p.drop(owner) }
 
+// Adopt tells the pump that pid is a worker it did not start: one a master
+// exec'd in place (an upgrade) inherited. Until then the orphan reaper
+// takes it for an orphan (it is a child outside the master's process group)
+// and would reap it, taking its exit status from its pool.
+func (b *Pump) Adopt(pid int) {
+	b.r.spawnMu.RLock()
+	b.r.track(pid)
+	b.r.spawnMu.RUnlock()
+}
+
+// KillTree sends SIGKILL to worker pid's process group and to what it left
+// behind outside it: the orphans that came from it.
+func (b *Pump) KillTree(pid int) error {
+	err := killGroup(pid)
+	b.r.killLeftovers(pid)
+	return err
+}
+
 // Close stops the pump after closing what is left of every watch, and
-// closes its epoll instance. It is idempotent.
-func (b *Pump) Close() { b.p.close() }
+// closes its epoll instance; it kills and reaps every orphan left (for at
+// most orphanGrace). It is idempotent.
+func (b *Pump) Close() {
+	b.closeOnce.Do(func() {
+		b.p.close()
+		b.r.killAll(time.Now().Add(orphanGrace))
+		b.r.release()
+	})
+}
+
+// orphanGrace bounds how long Close waits for killed orphans to be reaped.
+const orphanGrace = 5 * time.Second

@@ -90,10 +90,19 @@ func RunShim(args []string) error {
 		groups  = fs.String("groups", "", "")
 		ppid    = fs.Int("ppid", 0, "")
 		rlimits []string
+		cgroups []string
 	)
 	fs.Func("rlimit", "", func(s string) error { rlimits = append(rlimits, s); return nil })
+	fs.Func("cgroup", "", func(s string) error { cgroups = append(cgroups, s); return nil })
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// Join the worker's control groups first, while still root: whatever
+	// the command starts is born in them.
+	for _, f := range cgroups {
+		if err := writeFile(f, strconv.Itoa(os.Getpid())); err != nil {
+			return fmt.Errorf("join control group: %w", err)
+		}
 	}
 	argv := fs.Args()
 	if len(argv) == 0 {
@@ -155,6 +164,9 @@ func RunShim(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := closeInherited(); err != nil {
+		return err
+	}
 	env := os.Environ()
 	pid := strconv.Itoa(os.Getpid())
 	env = append(env, proto.EnvListenPID+"="+pid)
@@ -170,3 +182,25 @@ func RunShim(args []string) error {
 // setLimit sets both fields of a unix.Rlimit to v, whichever integer type
 // the system gives them (FreeBSD's are signed).
 func setLimit[T int64 | uint64](cur, max *T, v uint64) { *cur, *max = T(v), T(v) }
+
+// writeFile writes s to a control file, which must exist.
+func writeFile(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(s)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// listenFDs is the number of listeners the worker gets (LISTEN_FDS).
+func listenFDs() int {
+	n, err := strconv.Atoi(os.Getenv(proto.EnvListenFDs))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}

@@ -35,3 +35,15 @@ func setCredentials(uid, gid int, groups []int, ppid int) error {
 	}
 	return nil
 }
+
+// closeInherited marks every fd past the listeners close-on-exec: the
+// worker starts with 0, 1, 2 and its LISTEN_FDS listeners from 3, and
+// nothing the master inherited (a descriptor its own parent left open).
+// Close-on-exec rather than closed: the Go runtime of the shim has fds of
+// its own.
+func closeInherited() error {
+	if err := unix.CloseRange(uint(3+listenFDs()), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return fmt.Errorf("close inherited descriptors: %w", err)
+	}
+	return nil
+}

@@ -28,3 +28,21 @@ func setCredentials(uid, gid int, groups []int, _ int) error {
 	}
 	return nil
 }
+
+// closeInherited marks every fd past the listeners close-on-exec, up to
+// the descriptor limit: the worker starts with 0, 1, 2 and its LISTEN_FDS
+// listeners from 3, and nothing the master inherited. (No close_range on
+// every system: one fcntl a descriptor, the few that are open.)
+func closeInherited() error {
+	var rl unix.Rlimit
+	limit := 1024
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur > 0 && rl.Cur < 1<<20 {
+		limit = int(rl.Cur)
+	}
+	for fd := 3 + listenFDs(); fd < limit; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil && err != unix.EBADF {
+			return fmt.Errorf("close inherited descriptors: fd %d: %w", fd, err)
+		}
+	}
+	return nil
+}

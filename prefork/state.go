@@ -58,9 +58,10 @@ const (
 	CauseFailedStart            // exited before start_period, or before it was ready
 	CauseWatchdog               // missed its WATCHDOG=1, or asked for the watchdog action
 	CauseReadyTimeout           // type = notify: not ready within ready_timeout
+	CauseOOM                    // killed by the kernel's OOM killer at its daemon's memory_max
 )
 
-var exitCauseNames = [...]string{"", "stopped", "retired", "replaced", "exited", "crashed", "failed-start", "watchdog", "ready-timeout"}
+var exitCauseNames = [...]string{"", "stopped", "retired", "replaced", "exited", "crashed", "failed-start", "watchdog", "ready-timeout", "oom"}
 
 // String returns the cause's name ("crashed", "failed-start", …); "" for
 // CauseNone.
@@ -76,7 +77,7 @@ func (c ExitCause) String() string {
 // — and its replacement counts as a restart (nsfd_worker_restarts_total).
 func (c ExitCause) Unplanned() bool {
 	switch c {
-	case CauseCrashed, CauseExited, CauseFailedStart, CauseWatchdog, CauseReadyTimeout:
+	case CauseCrashed, CauseExited, CauseFailedStart, CauseWatchdog, CauseReadyTimeout, CauseOOM:
 		return true
 	}
 	return false

@@ -12,7 +12,7 @@ import (
 func TestExitCauseNames(t *testing.T) {
 	want := map[ExitCause]string{
 		CauseStopped: "stopped", CauseRetired: "retired", CauseReplaced: "replaced", CauseExited: "exited",
-		CauseCrashed: "crashed", CauseFailedStart: "failed-start", CauseWatchdog: "watchdog", CauseReadyTimeout: "ready-timeout",
+		CauseCrashed: "crashed", CauseFailedStart: "failed-start", CauseWatchdog: "watchdog", CauseReadyTimeout: "ready-timeout", CauseOOM: "oom",
 	}
 	all := ExitCauses()
 	if len(all) != len(want) || slices.Contains(all, CauseNone) {
@@ -29,7 +29,7 @@ func TestExitCauseNames(t *testing.T) {
 			unplanned = append(unplanned, c.String())
 		}
 	}
-	if got := strings.Join(unplanned, " "); got != "exited crashed failed-start watchdog ready-timeout" {
+	if got := strings.Join(unplanned, " "); got != "exited crashed failed-start watchdog ready-timeout oom" {
 		t.Errorf("unplanned causes: %s", got)
 	}
 	if CauseNone.String() != "" || !strings.Contains(ExitCause(99).String(), "99") {

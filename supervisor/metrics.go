@@ -69,6 +69,12 @@ var (
 	workersDesc  = prometheus.NewDesc("nsfd_workers", "Workers by state.", []string{"daemon", "state"}, nil)
 	requestsDesc = prometheus.NewDesc("nsfd_requests_total", "Requests begun by the workers (REQUESTS= reports, else BUSY=1 ones).", []string{"daemon"}, nil)
 	daemonDesc   = prometheus.NewDesc("nsfd_daemon_up", "1 when the daemon is running, by state.", []string{"daemon", "state"}, nil)
+	oomDesc      = prometheus.NewDesc("nsfd_oom_kills_total", "Workers killed by the kernel's OOM killer at their daemon's memory_max.", []string{"daemon"}, nil)
+	rssDesc      = prometheus.NewDesc("nsfd_rss_recycles_total", "Workers replaced for staying above max_rss.", []string{"daemon"}, nil)
+	memDesc      = prometheus.NewDesc("nsfd_daemon_memory_bytes", "Memory of the daemon's workers and what they started (its control group).", []string{"daemon"}, nil)
+	memPeakDesc  = prometheus.NewDesc("nsfd_daemon_memory_peak_bytes", "Peak memory of the daemon's control group.", []string{"daemon"}, nil)
+	cpuDesc      = prometheus.NewDesc("nsfd_daemon_cpu_seconds_total", "CPU time of the daemon's workers and what they started.", []string{"daemon"}, nil)
+	procsDesc    = prometheus.NewDesc("nsfd_daemon_processes", "Processes in the daemon's control group (its workers alone without one).", []string{"daemon"}, nil)
 )
 
 // causeNames lists the exit causes, for the help text.
@@ -87,6 +93,9 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- workersDesc
 	ch <- requestsDesc
 	ch <- daemonDesc
+	for _, d := range []*prometheus.Desc{oomDesc, rssDesc, memDesc, memPeakDesc, cpuDesc, procsDesc} {
+		ch <- d
+	}
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -113,5 +122,13 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(daemonDesc, prometheus.GaugeValue, up, d.Name, d.State)
+		ch <- prometheus.MustNewConstMetric(oomDesc, prometheus.CounterValue, float64(d.OOMKills), d.Name)
+		ch <- prometheus.MustNewConstMetric(rssDesc, prometheus.CounterValue, float64(d.RSSRecycles), d.Name)
+		if r := d.Resources; r != nil {
+			ch <- prometheus.MustNewConstMetric(memDesc, prometheus.GaugeValue, float64(r.MemoryBytes), d.Name)
+			ch <- prometheus.MustNewConstMetric(memPeakDesc, prometheus.GaugeValue, float64(r.MemoryPeak), d.Name)
+			ch <- prometheus.MustNewConstMetric(cpuDesc, prometheus.CounterValue, r.CPUSeconds, d.Name)
+			ch <- prometheus.MustNewConstMetric(procsDesc, prometheus.GaugeValue, float64(r.Procs), d.Name)
+		}
 	}
 }

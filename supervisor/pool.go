@@ -57,7 +57,12 @@ func (s *Supervisor) poolConfig(d *config.Daemon, ls []*prefork.Listener, exec p
 		cmd = append([]string{s.opts.Shim[0], BuiltinArg, d.Builtin}, d.Command...)
 	}
 	name := d.Name
+	cg, err := s.opts.Cgroups.Daemon(name, limitsOf(d))
+	if err != nil {
+		s.log.Named(name).Warn("resource limits not applied", "error", err)
+	}
 	return prefork.Config{
+		Cgroup:            cg,
 		Name:              name,
 		Node:              s.master.NodeName,
 		Command:           cmd,
@@ -68,6 +73,7 @@ func (s *Supervisor) poolConfig(d *config.Daemon, ls []*prefork.Listener, exec p
 		Policy:            policyOf(d),
 		MaxRequests:       d.MaxRequests,
 		MaxRequestsJitter: d.MaxRequestsJitter,
+		MaxRSS:            d.Resources.MaxRSS,
 		ReadyTimeout:      d.ReadyTimeout,
 		GracefulTimeout:   d.GracefulTimeout,
 		StartPeriod:       d.StartPeriod,
@@ -113,5 +119,17 @@ func policyOf(d *config.Daemon) prefork.PolicyOptions {
 		MinSpareServers: d.MinSpareServers,
 		MaxSpareServers: d.MaxSpareServers,
 		MinChildTTL:     d.MinChildTTL,
+	}
+}
+
+// limitsOf is daemon d's control-group limits.
+func limitsOf(d *config.Daemon) prefork.Limits {
+	r := d.Resources
+	return prefork.Limits{
+		MemoryMax:  r.MemoryMax,
+		MemoryHigh: r.MemoryHigh,
+		PidsMax:    int64(r.PidsMax),
+		CPUWeight:  r.CPUWeight,
+		CPUMax:     r.CPUMax,
 	}
 }

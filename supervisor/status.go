@@ -23,6 +23,9 @@ type DaemonStatus struct {
 	Restarts    int                    `json:"restarts"`
 	Requests    int                    `json:"requests"`
 	Malformed   int                    `json:"notify_malformed"`
+	OOMKills    int                    `json:"oom_kills"`           // workers killed by the kernel's OOM killer
+	RSSRecycles int                    `json:"rss_recycles"`        // workers replaced for max_rss
+	Resources   *prefork.GroupStats    `json:"resources,omitempty"` // CPU, memory, processes: the daemon's control group, else its workers'
 	Since       time.Time              `json:"since"`
 	LastExit    string                 `json:"last_exit,omitempty"` // its last worker exit that was not planned: "crashed: exit status 1"
 	// Reason says why the daemon is not running: what it waits for
@@ -46,6 +49,7 @@ type Status struct {
 	Started     time.Time      `json:"started"`
 	Reloads     int            `json:"reloads"`
 	LogDropped  uint64         `json:"log_dropped"`
+	Containment string         `json:"containment"`            // the control groups' layout, or why containment is degraded
 	ConfigError string         `json:"config_error,omitempty"` // nsfd.ini fails to load: nothing changes until it does
 	Daemons     []DaemonStatus `json:"daemons"`
 	Errors      []FileError    `json:"errors"`
@@ -105,6 +109,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 	}
 	sort.Slice(out.Errors, func(i, j int) bool { return out.Errors[i].File < out.Errors[j].File })
 	out.LogDropped = s.sink.Dropped()
+	out.Containment = s.opts.Cgroups.String()
 	out.Daemons = []DaemonStatus{}
 	for _, e := range entries {
 		if e.pool != nil {
@@ -117,6 +122,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 			e.st.Policy = ps.Policy
 			e.st.Spawns, e.st.Restarts, e.st.Requests, e.st.Malformed = ps.Spawns, ps.Restarts, ps.Requests, ps.Malformed
 			e.st.Since = ps.Since
+			e.st.OOMKills, e.st.RSSRecycles, e.st.Resources = ps.OOMKills, ps.RSSRecycles, ps.Resources
 		}
 		if how, ok := s.lastExits.Load(e.st.Name); ok {
 			e.st.LastExit = how.(string)

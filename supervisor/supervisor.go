@@ -30,6 +30,10 @@ type Options struct {
 	// prefork.Portable); each pool gets it in prefork.Config.Procs. The
 	// caller closes it after Run.
 	Procs prefork.Procs
+	// Cgroups are the master's control groups (prefork.OpenCgroups): each
+	// daemon's pool gets its group, with the daemon's limits. Nil, or
+	// degraded: none, and limits are refused.
+	Cgroups *prefork.Cgroups
 	// NewPool makes a daemon's pool, not started yet; default
 	// prefork.NewPool.
 	NewPool func(prefork.Config) (Pool, error)

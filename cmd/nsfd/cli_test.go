@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // End-to-end tests of the command line as a user types it (issue 16): flags

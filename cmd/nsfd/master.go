@@ -43,11 +43,18 @@ func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
 	}
 	sink.Logger().Debug("process backend", "backend", backend)
 	defer procs.Close() // before the sink: it writes what is left of the workers' output there
+	cg := prefork.OpenCgroups(prefork.CgroupOptions{Root: mc.CgroupRoot, Off: os.Getenv("NSFD_CGROUPS") == "off"})
+	defer cg.Close() // after the pools: it kills what is left in the groups
+	if why := cg.Degraded(); why != "" {
+		sink.Logger().Warn("containment degraded: no control groups; workers are contained by the subreaper and their process groups only", "reason", why)
+	} else {
+		sink.Logger().Info("containment", "cgroups", cg.String())
+	}
 	page, err := webPage(mc, sink.Logger())
 	if err != nil {
 		return err
 	}
-	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs, UI: page})
+	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs, Cgroups: cg, UI: page})
 	if err != nil {
 		return err
 	}

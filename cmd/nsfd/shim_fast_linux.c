@@ -14,11 +14,13 @@
 
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -67,6 +69,8 @@ __attribute__((constructor)) static void nsfd_shim_fast(int argc, char **argv, c
 	}
 	const char *cwd = NULL;
 	long mask = -1;
+	char self[24];
+	snprintf(self, sizeof self, "%ld", (long)getpid());
 	int i = 2;
 	for (; i < argc; i++) {
 		const char *a = argv[i];
@@ -84,6 +88,18 @@ __attribute__((constructor)) static void nsfd_shim_fast(int argc, char **argv, c
 		} else if (strcmp(a, "-cwd") == 0) {
 			cwd = argv[++i];
 			if (cwd[0] != '/') {
+				return;
+			}
+		} else if (strcmp(a, "-cgroup") == 0) {
+			// Join the worker's control group (a cgroup.procs file) before
+			// anything else; a second write by the Go shim is harmless.
+			int fd = open(argv[++i], O_WRONLY | O_CLOEXEC);
+			if (fd < 0) {
+				return;
+			}
+			ssize_t n = write(fd, self, strlen(self));
+			close(fd);
+			if (n < 0) {
 				return;
 			}
 		} else if (strcmp(a, "-umask") == 0) {
@@ -113,6 +129,17 @@ __attribute__((constructor)) static void nsfd_shim_fast(int argc, char **argv, c
 	}
 	const char *wd = getenv("WATCHDOG_USEC");
 	if (wd != NULL && wd[0] != '\0' && setenv("WATCHDOG_PID", pid, 1) != 0) {
+		return;
+	}
+	// Nothing but 0-2 and the listeners crosses the exec: whatever the
+	// master inherited from its own parent stays behind (close-on-exec, so
+	// the Go shim still runs if the exec fails).
+	const char *nfds = getenv("LISTEN_FDS");
+	long n = nfds != NULL ? strtol(nfds, NULL, 10) : 0;
+	if (n < 0 || n > 65536) {
+		n = 0;
+	}
+	if (syscall(SYS_close_range, (unsigned int)(3 + n), ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) != 0) {
 		return;
 	}
 	exec_path(argv[i], argv + i);

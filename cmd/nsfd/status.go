@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -250,6 +251,9 @@ func printStatus(w io.Writer, st supervisor.Status) {
 	if st.ConfigError != "" {
 		fmt.Fprintf(w, "config error: %s\n", e(st.ConfigError))
 	}
+	if st.Containment != "" {
+		fmt.Fprintf(w, "containment: %s\n", e(st.Containment))
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if len(st.Daemons) > 0 {
 		fmt.Fprintf(tw, "\nDAEMON\tSTATE\tFOR\tWORKERS\tMIN/MAX\tRESTARTS\tREQUESTS\tLISTENERS\n")
@@ -268,10 +272,21 @@ func printStatus(w io.Writer, st supervisor.Status) {
 		if d.ConfigError != "" {
 			fmt.Fprintf(tw, "  config error: %s\n", e(d.ConfigError))
 		}
-		if d.LastExit != "" && d.State != "running" && d.State != "stopped" {
-			fmt.Fprintf(tw, "  reason: %s\n", clip(e(d.LastExit), 4*maxStatusText))
-		} else if d.LastExit != "" {
+		switch {
+		case d.State == "waiting" && d.Reason != "":
+			fmt.Fprintf(tw, "  reason: %s\n", clip(e(d.Reason), 4*maxStatusText))
+		case d.LastExit != "" && d.State != "running" && d.State != "stopped":
+			why := d.LastExit
+			if d.Reason != "" {
+				why += "; " + d.Reason
+			}
+			fmt.Fprintf(tw, "  reason: %s\n", clip(e(why), 4*maxStatusText))
+		case d.LastExit != "":
 			fmt.Fprintf(tw, "  last exit: %s\n", clip(e(d.LastExit), 4*maxStatusText))
+		}
+		if r := d.Resources; r != nil {
+			fmt.Fprintf(tw, "  cpu %s, memory %s (peak %s), processes %d, oom kills %d, max_rss recycles %d\n",
+				cpuTime(r.CPUSeconds), sizeText(r.MemoryBytes), sizeText(r.MemoryPeak), r.Procs, d.OOMKills, d.RSSRecycles)
 		}
 	}
 	tw.Flush()
@@ -280,15 +295,33 @@ func printStatus(w io.Writer, st supervisor.Status) {
 			continue
 		}
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintf(tw, "\n%s\tPID\tSLOT\tSTATE\tREQUESTS\tUPTIME\tSTATUS\n", e(d.Name))
+		fmt.Fprintf(tw, "\n%s\tPID\tSLOT\tSTATE\tREQUESTS\tUPTIME\tCPU\tMEMORY\tPROCS\tSTATUS\n", e(d.Name))
 		for _, wk := range d.Workers {
-			fmt.Fprintf(tw, "\t%d\t%d\t%s\t%d\t%s\t%s\n", wk.PID, wk.Slot, e(wk.State), wk.Requests, since(wk.Started), clip(e(wk.Status), maxStatusText))
+			cpu, mem, procs := "-", "-", "-"
+			if r := wk.Resources; r != nil {
+				cpu, mem, procs = cpuTime(r.CPUSeconds), sizeText(r.MemoryBytes), strconv.Itoa(r.Procs)
+			}
+			fmt.Fprintf(tw, "\t%d\t%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", wk.PID, wk.Slot, e(wk.State), wk.Requests, since(wk.Started),
+				cpu, mem, procs, clip(e(wk.Status), maxStatusText))
 		}
 		tw.Flush()
 	}
 	for _, fe := range st.Errors {
 		fmt.Fprintf(w, "\nerror: %s\n", e(fe.Error))
 	}
+}
+
+// cpuTime renders CPU seconds: 1.25s, 2m3s.
+func cpuTime(sec float64) string {
+	return time.Duration(sec * float64(time.Second)).Round(10 * time.Millisecond).String()
+}
+
+// sizeText renders a byte count in MiB with one decimal, or KiB below 1 MiB.
+func sizeText(n int64) string {
+	if n < 1<<20 {
+		return strconv.FormatInt(n>>10, 10) + "KiB"
+	}
+	return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + "MiB"
 }
 
 func since(t time.Time) string {

@@ -1,0 +1,282 @@
+//go:build linux
+
+package main
+
+// End-to-end tests of containment: whatever a worker starts is stopped with
+// it — a helper that keeps the listener, and one that escaped its process
+// group with setsid and a double fork — whoever stops it.
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var containSeq atomic.Int64
+
+// forkingWorker writes a worker script to dir: it starts a helper that
+// holds the listener (fd 3) in its process group, and one that leaves it
+// with setsid and a double fork (an orphan of the master, still holding
+// fd 3), then becomes the echo worker. Every helper has the token and its
+// worker's pid in its argv (sleep sums its arguments). It returns the
+// script's path and the token.
+func forkingWorker(t *testing.T, dir string) (string, string) {
+	t.Helper()
+	tok := strconv.Itoa(os.Getpid()) + strconv.FormatInt(containSeq.Add(1), 10)
+	script := filepath.Join(dir, "forker-"+tok+".sh")
+	body := "#!/bin/sh\n" +
+		"sleep 100000 0." + tok + " 0.$$ &\n" +
+		"setsid sh -c 'sleep 100001 0." + tok + " 0.'$$' &' &\n" +
+		"exec " + filepath.Join(binDir, "echo") + "\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return script, tok
+}
+
+// tokenProcs returns the live processes whose argv holds "0.tok" and, with
+// workerPID > 0, "0.workerPID".
+func tokenProcs(tok string, workerPID int) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + ent.Name() + "/cmdline")
+		if err != nil || !bytes.Contains(b, []byte("\x000."+tok+"\x00")) {
+			continue
+		}
+		if workerPID > 0 && !bytes.Contains(b, []byte("\x000."+strconv.Itoa(workerPID)+"\x00")) {
+			continue
+		}
+		if alive(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// refused says whether a TCP connect to addr is refused: no process holds
+// the listener any more.
+func refused(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+		return false
+	}
+	return strings.Contains(err.Error(), "refused")
+}
+
+// startForkers starts a master with one daemon of forking workers and waits
+// for its workers' helpers; it returns the master, the daemon's address and
+// the token of its helpers.
+func startForkers(t *testing.T, e *env, extra string) (*master, string, string) {
+	t.Helper()
+	script, tok := forkingWorker(t, e.dir)
+	e.write("forker.ini", "command = "+script+"\nport = 127.0.0.1:0\ntype = notify\nmin_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 3\ngraceful_timeout = 5s\n"+extra)
+	m := e.start()
+	addr := m.addr("forker")
+	waitFor(t, "2 helpers a worker", 15*time.Second, func() bool { return len(tokenProcs(tok, 0)) >= 4 })
+	return m, addr, tok
+}
+
+func containModes(t *testing.T, f func(t *testing.T, e *env)) {
+	for _, mode := range []string{"cgroups", "nocgroups"} {
+		t.Run(mode, func(t *testing.T) {
+			if mode == "nocgroups" {
+				t.Setenv("NSFD_CGROUPS", "off")
+			}
+			f(t, newEnv(t))
+		})
+	}
+}
+
+func TestStopLeavesNoDescendant(t *testing.T) {
+	containModes(t, func(t *testing.T, e *env) {
+		_, addr, tok := startForkers(t, e, "")
+		echo(t, addr, "hi")
+		out, _, _ := e.nsfd("status", "--json")
+		degraded := os.Getenv("NSFD_CGROUPS") == "off"
+		if got := strings.Contains(out, `"containment": "degraded`); got != degraded {
+			t.Errorf("status says degraded %v, want %v:\n%s", got, degraded, out)
+		}
+		if got := strings.Contains(e.log(), "containment degraded"); got != degraded {
+			t.Errorf("log says degraded %v, want %v", got, degraded)
+		}
+		if out, errOut, code := e.nsfd("stop", "forker"); code != 0 {
+			t.Fatalf("nsfd stop: %d %s %s", code, out, errOut)
+		}
+		waitFor(t, "no helper left", 10*time.Second, func() bool { return len(tokenProcs(tok, 0)) == 0 })
+		waitFor(t, "the port refuses", 10*time.Second, func() bool { return refused(addr) })
+	})
+}
+
+func TestMasterSIGTERMLeavesNoDescendant(t *testing.T) {
+	containModes(t, func(t *testing.T, e *env) {
+		m, addr, tok := startForkers(t, e, "")
+		if code := m.stop(); code != 0 {
+			t.Fatalf("master exited %d", code)
+		}
+		if left := tokenProcs(tok, 0); len(left) != 0 {
+			t.Fatalf("processes left after the master exited: %v", left)
+		}
+		if !refused(addr) {
+			t.Fatal("the port still accepts connections after the master exited")
+		}
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/unified/nsfd", strconv.Itoa(m.cmd.Process.Pid))); !os.IsNotExist(err) {
+			t.Errorf("the master's control group is left after it exited: %v", err)
+		}
+	})
+}
+
+func TestRollLeavesNoDescendantOfOldWorkers(t *testing.T) {
+	containModes(t, func(t *testing.T, e *env) {
+		m, addr, tok := startForkers(t, e, "")
+		old := m.workers("echo")
+		script, tok2 := forkingWorker(t, e.dir)
+		e.write("forker.ini", "command = "+script+"\nport = 127.0.0.1:0\ntype = notify\nmin_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 3\ngraceful_timeout = 5s\n")
+		waitFor(t, "the old helpers gone", 15*time.Second, func() bool { return len(tokenProcs(tok, 0)) == 0 })
+		waitFor(t, "the new helpers", 15*time.Second, func() bool { return len(tokenProcs(tok2, 0)) >= 4 })
+		for _, pid := range old {
+			if alive(pid) {
+				t.Errorf("old worker %d still alive", pid)
+			}
+		}
+		_ = addr
+	})
+}
+
+func TestMaxRequestsLeavesNoDescendant(t *testing.T) {
+	containModes(t, func(t *testing.T, e *env) {
+		m, addr, tok := startForkers(t, e, "max_requests = 1\n")
+		before := m.workers("echo")
+		if len(before) == 0 {
+			t.Fatal("no worker")
+		}
+		for i := range 4 { // more than the workers: at least one reaches max_requests
+			echo(t, addr, fmt.Sprint("req", i))
+		}
+		waitFor(t, "a worker replaced", 15*time.Second, func() bool {
+			for _, pid := range before {
+				if !alive(pid) {
+					return true
+				}
+			}
+			return false
+		})
+		for _, pid := range before {
+			if alive(pid) {
+				continue
+			}
+			waitFor(t, "the helpers of replaced worker "+strconv.Itoa(pid)+" gone", 10*time.Second, func() bool {
+				return len(tokenProcs(tok, pid)) == 0
+			})
+		}
+	})
+}
+
+// startWithFiles starts a master as env.start does, with files as its fds
+// 3, 4, … (what a careless parent leaves open) and extra environment.
+func (e *env) startWithFiles(files []*os.File, extraEnv ...string) *master {
+	e.t.Helper()
+	cmd := exec.Command(filepath.Join(binDir, "nsfd"), "run", "--etc", e.etc)
+	cmd.ExtraFiles = files
+	cmd.Env = append(os.Environ(), extraEnv...)
+	m := &master{e: e, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = m.out, m.out
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	go func() { m.err = cmd.Wait(); close(m.exited) }()
+	e.t.Cleanup(func() {
+		select {
+		case <-m.exited:
+			return
+		default:
+		}
+		m.stop()
+	})
+	return m
+}
+
+// TestWorkerGetsOnlyItsListeners: a master started with extra open
+// descriptors passes none of them on; a worker holds 0–2 and its listeners
+// from 3, through the C fast path of the shim and through the Go shim.
+func TestWorkerGetsOnlyItsListeners(t *testing.T) {
+	secret, err := os.Open("/etc/hostname")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer secret.Close()
+	for _, shim := range []string{"fast", "go"} {
+		t.Run(shim, func(t *testing.T) {
+			e := newEnv(t)
+			e.write("plain.ini", "command = /bin/sh -c 'exec sleep 100000'\nport = 127.0.0.1:0\nport = "+filepath.Join(e.dir, "p.sock")+"|unix\nmin_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n")
+			var extra []string
+			if shim == "go" {
+				extra = append(extra, "NSFD_SHIM_GO=1")
+			}
+			m := e.startWithFiles([]*os.File{secret, secret, secret}, extra...)
+			var pid int
+			waitFor(t, "a worker", 15*time.Second, func() bool {
+				if ws := m.workers("sleep"); len(ws) == 1 {
+					pid = ws[0]
+					return true
+				}
+				return false
+			})
+			ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var fds []string
+			for _, ent := range ents {
+				fds = append(fds, ent.Name())
+			}
+			if got := strings.Join(fds, ","); got != "0,1,2,3,4" {
+				t.Errorf("worker fds %s, want 0,1,2,3,4 (two listeners)", got)
+			}
+			for fd, s := range sockets(pid) {
+				if fd < 3 {
+					t.Errorf("fd %d is a socket %s", fd, s)
+				}
+			}
+		})
+	}
+}
+
+// TestNextMasterSweepsWhatAKilledMasterLeft: a SIGKILLed master cannot
+// stop anything, and its workers die of their parent-death signal, but
+// helpers that left their process group outlive it. With control groups
+// they are still in its groups: the next master kills them as it starts.
+func TestNextMasterSweepsWhatAKilledMasterLeft(t *testing.T) {
+	needCgroups(t)
+	e := newEnv(t)
+	m, _, tok := startForkers(t, e, "")
+	m.cmd.Process.Kill()
+	<-m.exited
+	waitFor(t, "the workers gone", 10*time.Second, func() bool { return len(m.workers("echo")) == 0 })
+	if len(tokenProcs(tok, 0)) == 0 {
+		t.Fatal("no helper outlived the killed master: nothing to sweep")
+	}
+	m2 := e.start()
+	m2.addr("forker")
+	waitFor(t, "the killed master's helpers swept", 10*time.Second, func() bool {
+		for _, pid := range tokenProcs(tok, 0) {
+			if b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup"); !strings.Contains(string(b), "/nsfd/"+strconv.Itoa(m2.cmd.Process.Pid)+"/") {
+				return false // one of the old master's
+			}
+		}
+		return true
+	})
+}

@@ -1,0 +1,88 @@
+package prefork
+
+import (
+	"maps"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestCgroupLayoutParsing: the mount points and own groups of a hybrid and
+// a pure cgroup2 host, from their /proc files; a bind of part of a
+// hierarchy is not taken for its mount.
+func TestCgroupLayoutParsing(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		mounts, owns map[string]string
+	}{
+		{"hybrid",
+			map[string]string{"": "/sys/fs/cgroup/unified", "cpu": "/sys/fs/cgroup/cpu,cpuacct", "cpuacct": "/sys/fs/cgroup/cpu,cpuacct",
+				"memory": "/sys/fs/cgroup/memory", "pids": "/sys/fs/cgroup/pids"},
+			map[string]string{"": "/", "name=systemd": "/", "pids": "/", "memory": "/process_api/abc", "cpu": "/", "cpuacct": "/"}},
+		{"pure", map[string]string{"": "/sys/fs/cgroup"}, map[string]string{"": "/system.slice/nsfd.service"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			old := cgroupFS
+			t.Cleanup(func() { cgroupFS = old })
+			cgroupFS.mountinfo = filepath.Join("testdata", "cgroup", tc.name+".mountinfo")
+			cgroupFS.self = filepath.Join("testdata", "cgroup", tc.name+".cgroup")
+			m, err := cgroupMounts()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(m, tc.mounts) {
+				t.Errorf("mounts %v, want %v", m, tc.mounts)
+			}
+			o, err := ownCgroups()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !maps.Equal(o, tc.owns) {
+				t.Errorf("own groups %v, want %v", o, tc.owns)
+			}
+		})
+	}
+}
+
+// TestCgroupsOffIsDegraded: turned off, there are no groups, limits are
+// refused with the reason, and nothing breaks.
+func TestCgroupsOffIsDegraded(t *testing.T) {
+	c := OpenCgroups(CgroupOptions{Off: true})
+	defer c.Close()
+	if c.Degraded() == "" {
+		t.Fatal("not degraded")
+	}
+	if d, err := c.Daemon("x", Limits{}); d != nil || err != nil {
+		t.Errorf("no limits: %v, %v", d, err)
+	}
+	if _, err := c.Daemon("x", Limits{MemoryMax: 64 << 20}); err == nil {
+		t.Error("a limit without control groups was accepted")
+	}
+}
+
+// TestMaxRSSReplacesAfterTwoReads: a ready worker above max_rss on two
+// reads in a row is replaced like at max_requests; one read is a peak.
+func TestMaxRSSReplacesAfterTwoReads(t *testing.T) {
+	cp := newClockPool(t, func(c *Config) { c.MaxRSS = 100 << 20 })
+	rss := map[int]int64{1: 200 << 20, 2: 50 << 20}
+	cp.sys.rss = func(pid int) (int64, error) { return rss[pid], nil }
+	cp.addWorker(1, true)
+	cp.addWorker(2, true)
+	cp.at(0)
+	if cp.workers[1].replaced {
+		t.Fatal("replaced after one read")
+	}
+	rss[2] = 200 << 20 // worker 2 peaks once
+	cp.at(time.Second)
+	if !cp.workers[1].replaced {
+		t.Fatal("worker 1 not replaced after two reads above max_rss")
+	}
+	rss[2] = 50 << 20
+	cp.at(2 * time.Second)
+	if cp.workers[2].replaced {
+		t.Error("worker 2 replaced for one read above max_rss")
+	}
+	if cp.rssRecycles != 1 {
+		t.Errorf("rss recycles %d, want 1", cp.rssRecycles)
+	}
+}

@@ -1,0 +1,272 @@
+package prefork
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// reaper makes the master a child subreaper and reaps the orphans that
+// become its children: what a worker forked and left behind when it (or the
+// helper in between, after setsid and a double fork) exited. It never reaps
+// a worker: a pool does, with (*os.Process).Wait, and must see the worker's
+// exit status.
+//
+// Which of the master's children are workers: every worker is forked by the
+// pump, which holds spawnMu shared from the fork until the worker is in
+// known; a pass of the reaper holds it exclusively. So during a pass known
+// is complete, and a child that is not in it (or is in it with another
+// start time: its pid was reused) is an orphan — unless it is in the
+// master's own process group: workers lead groups of their own and what
+// they fork is in theirs or another, while what the master's process forks
+// outside the pump (nsfd forks nothing else; a test binary does) stays in
+// its group and is left to whoever forked it.
+type reaper struct {
+	pgid    int // the master's process group
+	spawnMu sync.RWMutex
+
+	mu    sync.Mutex
+	known map[int]uint64 // workers the pools have not reaped yet: pid → start time
+
+	sigs chan os.Signal
+	stop chan struct{}
+	done chan struct{}
+}
+
+// shared is the process's one reaper: a second one would take the
+// workers of the first's pumps for orphans. Pumps share it, counted.
+var shared struct {
+	mu   sync.Mutex
+	r    *reaper
+	refs int
+}
+
+// newReaper makes the process a child subreaper and starts the goroutine
+// that reaps orphans on SIGCHLD, or returns the one already running; each
+// call needs its release.
+func newReaper() (*reaper, error) {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.r != nil {
+		shared.refs++
+		return shared.r, nil
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return nil, &os.SyscallError{Syscall: "prctl(PR_SET_CHILD_SUBREAPER)", Err: err}
+	}
+	r := &reaper{
+		pgid:  unix.Getpgrp(),
+		known: make(map[int]uint64),
+		sigs:  make(chan os.Signal, 1),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	signal.Notify(r.sigs, syscall.SIGCHLD)
+	go r.run()
+	shared.r, shared.refs = r, 1
+	return r, nil
+}
+
+func (r *reaper) run() {
+	defer close(r.done)
+	for {
+		select {
+		case <-r.sigs:
+			r.reap()
+		case <-r.stop:
+			signal.Stop(r.sigs)
+			return
+		}
+	}
+}
+
+// track records pid as a worker; the caller holds spawnMu shared.
+func (r *reaper) track(pid int) {
+	st, _ := startTime(pid)
+	r.mu.Lock()
+	r.known[pid] = st
+	r.mu.Unlock()
+}
+
+// orphans returns the master's children that are not workers, and forgets
+// workers that are no longer its children (their pool reaped them). The
+// caller holds spawnMu exclusively.
+func (r *reaper) orphans() []int {
+	kids := children()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	isKid := make(map[int]bool, len(kids))
+	var out []int
+	for _, pid := range kids {
+		isKid[pid] = true
+		st, ok := r.known[pid]
+		if ok {
+			if now, err := startTime(pid); err != nil || now == st {
+				continue // a worker, or gone already
+			}
+			delete(r.known, pid) // the worker was reaped and its pid reused
+		}
+		if pg, err := unix.Getpgid(pid); err == nil && pg == r.pgid {
+			continue // the master's own
+		}
+		out = append(out, pid)
+	}
+	for pid := range r.known {
+		if !isKid[pid] {
+			delete(r.known, pid)
+		}
+	}
+	return out
+}
+
+// reap reaps every orphan that has exited.
+func (r *reaper) reap() {
+	r.spawnMu.Lock()
+	defer r.spawnMu.Unlock()
+	for _, pid := range r.orphans() {
+		var ws unix.WaitStatus
+		_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+	}
+}
+
+// killLeftovers sends SIGKILL to what worker pid left behind outside its
+// process group: the orphans (and their descendants) that carry its
+// LISTEN_PID in their environment, which every process the worker started
+// inherits unless it cleared its environment.
+func (r *reaper) killLeftovers(pid int) {
+	r.spawnMu.Lock()
+	defer r.spawnMu.Unlock()
+	mark := []byte("LISTEN_PID=" + strconv.Itoa(pid) + "\x00")
+	var roots []int
+	for _, o := range r.orphans() {
+		env, err := os.ReadFile("/proc/" + strconv.Itoa(o) + "/environ")
+		if err == nil && bytes.Contains(append([]byte{0}, env...), append([]byte{0}, mark...)) {
+			roots = append(roots, o)
+		}
+	}
+	killTrees(roots)
+}
+
+// killAll sends SIGKILL to every orphan and its descendants, and reaps them,
+// waiting at most until deadline. The master calls it as it exits.
+func (r *reaper) killAll(deadline time.Time) {
+	for time.Now().Before(deadline) {
+		r.spawnMu.Lock()
+		roots := r.orphans()
+		killTrees(roots)
+		r.spawnMu.Unlock()
+		if len(roots) == 0 {
+			return
+		}
+		for _, pid := range roots {
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, 0, nil) // SIGKILLed: it dies now
+		}
+	}
+}
+
+// release drops a pump's hold of the reaper, and stops its goroutine after
+// the last.
+func (r *reaper) release() {
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	if shared.refs--; shared.refs > 0 {
+		return
+	}
+	shared.r = nil
+	close(r.stop)
+	<-r.done
+}
+
+// killTrees sends SIGKILL to each of roots and every descendant of it.
+func killTrees(roots []int) {
+	if len(roots) == 0 {
+		return
+	}
+	kids := make(map[int][]int)
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		if ppid, err := parentPID(pid); err == nil {
+			kids[ppid] = append(kids[ppid], pid)
+		}
+	}
+	seen := make(map[int]bool)
+	for todo := roots; len(todo) > 0; {
+		pid := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if seen[pid] {
+			continue
+		}
+		seen[pid] = true
+		_ = unix.Kill(pid, unix.SIGKILL)
+		todo = append(todo, kids[pid]...)
+	}
+}
+
+// children returns the pids of the process's children, from the children
+// files of all its threads (an orphan is handed to one of the threads).
+func children() []int {
+	files, _ := filepath.Glob("/proc/self/task/*/children")
+	var out []int
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, s := range bytes.Fields(b) {
+			if pid, err := strconv.Atoi(string(s)); err == nil {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
+}
+
+// statFields returns the fields of /proc/PID/stat after the command name:
+// [0] is the state, [1] the parent pid, [19] the start time.
+func statFields(pid int) ([][]byte, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil, err
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 || i+2 > len(b) {
+		return nil, errors.New("malformed /proc stat")
+	}
+	f := bytes.Fields(b[i+2:])
+	if len(f) < 20 {
+		return nil, errors.New("malformed /proc stat")
+	}
+	return f, nil
+}
+
+// startTime is when pid started, in clock ticks after boot: with the pid, it
+// names one process.
+func startTime(pid int) (uint64, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(string(f[19]), 10, 64)
+}
+
+// parentPID returns pid's parent.
+func parentPID(pid int) (int, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(string(f[1]))
+}

@@ -1,0 +1,61 @@
+package prefork
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestReaperKillsAndReapsOrphansNotWorkers: a worker that setsid's and
+// double-forks leaves an orphan, which the master (a subreaper) adopts;
+// KillTree kills it with the worker's group, the reaper reaps it, and the
+// worker's own exit status is still the pool's to collect.
+func TestReaperKillsAndReapsOrphansNotWorkers(t *testing.T) {
+	tk, ok := testProcs.(TreeKiller)
+	if !ok {
+		t.Skipf("the %s backend has no reaper of orphans", testBackend)
+	}
+	tok := strconv.Itoa(os.Getpid()) + "7"
+	exited := make(chan *os.Process, 1)
+	exe, _ := os.Executable()
+	proc, err := testProcs.Start(context.Background(), Command{
+		Argv:   []string{exe, ShimArg, "--", "/bin/sh", "-c", "setsid sh -c 'sleep 1000 0." + tok + " &'; sleep 1000 & wait"},
+		Env:    os.Environ(),
+		Exited: func(p *os.Process) { exited <- p },
+		Owner:  t,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer testProcs.Drop(t)
+	orphan := 0
+	waitFor(t, "the orphan adopted by the test process", 10*time.Second, func() bool {
+		for _, pid := range children() {
+			b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+			if bytes.HasPrefix(b, []byte("sleep\x00")) && bytes.Contains(b, []byte("0."+tok)) {
+				orphan = pid
+				return true
+			}
+		}
+		return false
+	})
+	if err := tk.KillTree(proc.Pid); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the orphan killed and reaped", 10*time.Second, func() bool {
+		_, err := os.Stat("/proc/" + strconv.Itoa(orphan))
+		return os.IsNotExist(err)
+	})
+	p := <-exited
+	st, err := p.Wait()
+	if err != nil {
+		t.Fatalf("the worker's status was taken: %v", err)
+	}
+	if ws := st.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Errorf("worker ended with %v, want SIGKILL", st)
+	}
+}
