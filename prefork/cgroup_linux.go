@@ -403,4 +403,3 @@ func removeTree(dir string, deadline time.Time) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
