@@ -34,7 +34,8 @@ func startWatched(cmd *exec.Cmd) (*watch, error) {
 	}
 	pidfd := -1
 	cmd.SysProcAttr.PidFD = &pidfd
-	err := cmd.Start()
+	var err error
+	onMainThread(func() { err = cmd.Start() }) // see mainthread_linux.go
 	outW.Close() // the process holds the write ends now
 	errW.Close()
 	if err != nil {
