@@ -35,7 +35,8 @@ func startWatched(cmd *exec.Cmd) (*watch, error) {
 	pidfd := -1
 	cmd.SysProcAttr.PidFD = &pidfd
 	var err error
-	onMainThread(func() { err = cmd.Start() }) // see mainthread_linux.go
+	// On the main thread, which an upgrade's execve keeps (mainthread.go).
+	onMainThread(func() { err = cmd.Start() })
 	outW.Close() // the process holds the write ends now
 	errW.Close()
 	if err != nil {
