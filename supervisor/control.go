@@ -54,7 +54,7 @@ func (s *Supervisor) listenControl(ctx context.Context) (*control, error) {
 		}
 		gid, spec.Mode, spec.GID = n, 0o660, n
 	}
-	l, err := prefork.Bind(ctx, spec)
+	l, err := s.inheritedListener(ctx, spec, "control") // upgrade: adopt.go
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
@@ -94,6 +94,7 @@ func (s *Supervisor) controlHandler(gid int) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("POST /v1/reload", s.handleReload)
+	mux.HandleFunc("POST /v1/upgrade", s.handleUpgrade)
 	mux.HandleFunc("POST /v1/daemons/{name}/{verb}", s.handleDaemon)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	return s.authorize(jsonErrors(mux), gid)

@@ -42,6 +42,13 @@ type Status struct {
 	Reloads     int            `json:"reloads"`
 	LogDropped  uint64         `json:"log_dropped"`
 	ConfigError string         `json:"config_error,omitempty"` // nsfd.ini fails to load: nothing changes until it does
+
+	Upgrades        int        `json:"upgrades"`                // in-place upgrades of this master (same pid)
+	Upgraded        *time.Time `json:"upgraded,omitempty"`      // when the last one happened
+	UpgradedFrom    string     `json:"upgraded_from,omitempty"` // the version before it
+	UpgradeFailures int        `json:"upgrade_failures"`        // upgrades whose exec failed after the preflight
+	UpgradeError    string     `json:"upgrade_error,omitempty"` // the last refused or failed upgrade
+
 	Daemons     []DaemonStatus `json:"daemons"`
 	Errors      []FileError    `json:"errors"`
 }
@@ -55,11 +62,11 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 	}
 	var (
 		entries []entry
-		out     = Status{Node: s.master.NodeName, PID: os.Getpid(), Etc: s.master.Dir, Version: s.opts.Version, Started: s.started}
+		out     = Status{Node: s.master.NodeName, PID: os.Getpid(), Etc: s.master.Dir, Version: s.opts.Version}
 		missing bool
 	)
 	err := s.do(ctx, func(context.Context) {
-		out.Reloads = s.reloads
+		out.Reloads, out.Started = s.reloads, s.started // adopt sets started
 		if s.masterErr != nil {
 			out.ConfigError = s.masterErr.Error()
 		}
@@ -92,6 +99,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 	}
 	sort.Slice(out.Errors, func(i, j int) bool { return out.Errors[i].File < out.Errors[j].File })
 	out.LogDropped = s.sink.Dropped()
+	s.upgradeStatus(&out)
 	out.Daemons = []DaemonStatus{}
 	for _, e := range entries {
 		if e.pool != nil {

@@ -33,6 +33,12 @@ type Options struct {
 	// NewPool makes a daemon's pool, not started yet; default
 	// prefork.NewPool.
 	NewPool func(prefork.Config) (Pool, error)
+	// Handover, if set, is what the master this process was before an
+	// upgrade handed over (ReadHandover): Run adopts it (adopt.go).
+	Handover *Handover
+	// Exec replaces the process image for an upgrade; default
+	// prefork.Exec. Tests make it fail.
+	Exec func(path string, argv, env []string) error
 }
 
 // Supervisor is the master: it owns one pool per daemon. Its state is owned
@@ -59,6 +65,9 @@ type Supervisor struct {
 	errs      map[string]error // daemon file -> config error, for files with no running daemon
 	masterErr error            // nsfd.ini failed to load at the last reload
 	reloads   int
+
+	up            upgradeState      // upgrade.go
+	adoptedNotify map[string]string // daemon -> notify socket path handed over by an upgrade
 }
 
 // daemon is one daemon the master knows: its config, its listeners and its pool.
@@ -95,6 +104,8 @@ func New(m *config.Master, sink *logging.Sink, opts Options) (*Supervisor, error
 		quit:    make(chan struct{}),
 		daemons: make(map[string]*daemon),
 		errs:    make(map[string]error),
+
+		adoptedNotify: make(map[string]string),
 	}
 	s.metrics = newMetrics(s)
 	s.reg = newRegistrar(m.Registry.Type, m.Registry.DSN, m.NodeName, m.Registry.Heartbeat, s.log.Named("registry"))
@@ -116,10 +127,12 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 		return err
 	}
 	defer ctl.close()
+	s.up.ctl = ctl
 	if res, err := s.listenResolver(ctx); err != nil {
 		s.log.Warn("no resolver socket; workers open the registry themselves", "error", err)
 	} else {
 		s.resolverPath = res.path
+		s.up.res = res
 		defer res.close()
 	}
 	w, err := s.watch(ctx)
@@ -152,7 +165,7 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 // serve is Run's loop: the first reload, then started, then requests and
 // etc/ changes until ctx ends; then it drains every daemon and returns.
 func (s *Supervisor) serve(ctx context.Context, etcChanges <-chan struct{}, started func(context.Context)) {
-	s.reload(ctx, "start")
+	s.startOrAdopt(ctx)
 	if started != nil {
 		started(ctx)
 	}

@@ -63,6 +63,8 @@ commands:
   check [--as USER]        validate etc/ and print every error, for a master running as USER
   status [NAME] [--json]   daemons, listeners, workers, config errors
   reload                   re-read etc/ and apply the difference (also SIGHUP, or any file change)
+  upgrade [--binary PATH]  re-execute nsfd (or PATH) in place of the master: same pid, workers and
+                           listeners kept (also SIGUSR2)
   start|stop|restart NAME  a daemon; restart rolls its workers without dropping a connection
   scale NAME +N|-N|N       move min_servers and max_servers together (by N, or to min_servers N);
                            max_servers stays at most ` + maxServersLimit + ` (SIGTTIN/SIGTTOU: all daemons by 1)
@@ -151,6 +153,10 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return m.logs(ctx, etc, args)
 	case "service":
 		return m.service(ctx, etc, args)
+	case "upgrade":
+		return m.upgrade(ctx, etc, args)
+	case supervisor.PreflightArg:
+		return m.upgradePreflight(etc, args)
 	case "status", "reload", "start", "stop", "restart", "scale":
 		return m.ctlVerb(ctx, verb, etc, args)
 	case "version":

@@ -21,6 +21,10 @@ import (
 // stderr with logStderr) and the worker pump, and hands them to the
 // supervisor; signals become its calls.
 func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
+	handover, err := supervisor.ReadHandover() // set when an upgrade re-executed this process
+	if err != nil {
+		return err
+	}
 	mc, err := config.LoadMaster(etc)
 	if err != nil {
 		return err
@@ -42,14 +46,14 @@ func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
 		return err
 	}
 	defer procs.Close() // before the sink: it writes what is left of the workers' output there
-	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs})
+	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs, Handover: handover})
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTTIN, syscall.SIGTTOU)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTTIN, syscall.SIGTTOU)
 	defer signal.Stop(sigs)
 	go handleSignals(ctx, sigs, cancel, s, sink.Logger())
 	return s.Run(ctx, nil)
@@ -57,7 +61,7 @@ func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
 
 // handleSignals turns the master's signals into calls of s until ctx ends:
 // SIGTERM and SIGINT cancel (drain and exit), SIGHUP reloads, SIGUSR1
-// reopens the log, SIGTTIN/SIGTTOU scale every daemon by one.
+// reopens the log, SIGUSR2 upgrades in place, SIGTTIN/SIGTTOU scale every daemon by one.
 func handleSignals(ctx context.Context, sigs <-chan os.Signal, cancel func(), s *supervisor.Supervisor, log hclog.Logger) {
 	for {
 		select {
@@ -78,6 +82,8 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, cancel func(), s 
 				}
 			case syscall.SIGHUP:
 				s.Reload(ctx)
+			case syscall.SIGUSR2: // upgrade.go; its outcome is logged
+				go s.Upgrade(ctx, "")
 			}
 		case <-ctx.Done():
 			return

@@ -1,10 +1,135 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"path/filepath"
 	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/nsfd/nsfd/config"
+	"github.com/nsfd/nsfd/supervisor"
 )
 
 // The master forks its workers and re-executes itself (nsfd upgrade) on the
 // main thread, which survives execve: a worker's parent-death signal fires
 // when the thread that forked it exits (see prefork.ServeMainThread).
 func init() { runtime.LockOSThread() }
+
+// HandoverMax, when set at build time (-ldflags "-X
+// main.HandoverMax=1"), is the newest hand-over version this binary claims
+// to read in its preflight: a way to build a binary an older master must
+// refuse, for tests. Empty: supervisor.HandoverVersion.
+var HandoverMax = ""
+
+// upgradeWait bounds how long `nsfd upgrade` waits for the new master to
+// answer after the exec.
+const upgradeWait = time.Minute
+
+// upgrade asks the master to re-execute itself in place, then waits for
+// the new binary's master to answer and prints what changed.
+func (m *Main) upgrade(ctx context.Context, etc string, args []string) error {
+	fs := m.flags("upgrade", &etc)
+	binary := fs.String("binary", "", "the binary to run (default: the path the master was started from)")
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return &usageError{"usage: nsfd upgrade [--binary PATH]"}
+	}
+	c, err := newCtlClient(etc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, upgradeWait)
+	defer cancel()
+	var before supervisor.Status
+	if err := c.call(ctx, "GET", "/v1/status", nil, &before); err != nil {
+		return err
+	}
+	q := url.Values{}
+	if *binary != "" {
+		abs, err := filepath.Abs(*binary)
+		if err != nil {
+			return err
+		}
+		q.Set("binary", abs)
+	}
+	err = c.call(ctx, "POST", "/v1/upgrade", q, nil)
+	if err != nil && !errors.Is(err, errUnreachable) {
+		return err // refused, or the exec failed: the master runs on
+	}
+	// The connection closed with the exec: wait for the new master.
+	after, err := waitUpgraded(ctx, c, before.Upgrades)
+	if err != nil {
+		return err
+	}
+	if after.PID != before.PID {
+		return fmt.Errorf("the master's pid changed from %d to %d: it restarted instead of upgrading", before.PID, after.PID)
+	}
+	fmt.Fprintf(m.Stdout, "upgraded in place: pid %d, nsfd %s -> %s\n", after.PID, cell(before.Version), cell(after.Version))
+	return nil
+}
+
+// waitUpgraded polls the master's status until it reports more than n
+// upgrades, or a failure, or ctx ends.
+func waitUpgraded(ctx context.Context, c *ctlClient, n int) (supervisor.Status, error) {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var st supervisor.Status
+		err := c.call(ctx, "GET", "/v1/status", nil, &st)
+		switch {
+		case err == nil && st.Upgrades > n:
+			return st, nil
+		case err == nil && st.UpgradeError != "":
+			return st, fmt.Errorf("upgrade failed: %s", st.UpgradeError)
+		case err != nil && !errors.Is(err, errUnreachable):
+			return st, err
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return st, fmt.Errorf("the master did not come back from the upgrade: %w (last: %v)", ctx.Err(), err)
+		}
+	}
+}
+
+// upgradePreflight is the hidden verb an upgrading master runs this binary
+// with: it proves the binary runs here, loads etc/ as the new master will,
+// and says which hand-over versions it reads.
+func (m *Main) upgradePreflight(etc string, args []string) error {
+	fs := m.flags(supervisor.PreflightArg, &etc)
+	fs.Bool("handover-version", true, "print the hand-over versions this binary reads")
+	if err := m.parse(fs, args); err != nil {
+		return err
+	}
+	if _, err := config.LoadMaster(etc); err != nil {
+		return err
+	}
+	maxV := supervisor.HandoverVersion
+	if HandoverMax != "" {
+		v, err := strconv.Atoi(HandoverMax)
+		if err != nil {
+			return fmt.Errorf("HandoverMax %q: %w", HandoverMax, err)
+		}
+		maxV = v
+	}
+	fmt.Fprintln(m.Stdout, supervisor.PreflightLine(version(), supervisor.MinHandoverVersion, maxV))
+	return nil
+}
+
+// printUpgrade prints the status line about upgrades, if there is one.
+func printUpgrade(w io.Writer, st supervisor.Status) {
+	if st.Upgraded != nil {
+		fmt.Fprintf(w, "upgraded in place %s ago from %s (%d upgrade(s))\n", since(*st.Upgraded), cell(st.UpgradedFrom), st.Upgrades)
+	}
+	if st.UpgradeError != "" {
+		fmt.Fprintf(w, "last upgrade failed: %s\n", cell(st.UpgradeError))
+	}
+}
+

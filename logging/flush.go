@@ -1,0 +1,31 @@
+package logging
+
+import (
+	"context"
+	"time"
+)
+
+// Flush returns once every record buffered before the call has been
+// handed to the target (a master about to re-execute itself in place,
+// whose writer goroutine will not survive the exec), or with ctx's error.
+// It polls: the writer has no one to tell, and a flush is rare.
+func (s *Sink) Flush(ctx context.Context) error {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	idle := 0
+	for idle < 2 { // two looks in a row: a record between dequeue and write is not missed
+		if len(s.queue) == 0 && s.bytes.Load() == 0 && s.busySince.Load() == 0 {
+			idle++
+		} else {
+			idle = 0
+		}
+		select {
+		case <-t.C:
+		case <-s.done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
