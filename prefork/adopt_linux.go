@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -122,27 +123,13 @@ func AdoptListener(ctx context.Context, spec ListenSpec, fd int) (*Listener, err
 		return nil, err
 	}
 	unix.CloseOnExec(fd)
-	file := os.NewFile(uintptr(fd), spec.Network+" "+spec.Address)
-	var addr net.Addr
-	switch spec.Network {
-	case "udp", "udp4", "udp6", "unixgram":
-		pc, err := net.FilePacketConn(file)
-		if err != nil {
-			return nil, fmt.Errorf("adopt %s %s: %w", spec.Network, spec.Address, err)
-		}
-		addr = pc.LocalAddr()
-		pc.Close()
-	default:
-		nl, err := net.FileListener(file)
-		if err != nil {
-			return nil, fmt.Errorf("adopt %s %s: %w", spec.Network, spec.Address, err)
-		}
-		if ul, ok := nl.(*net.UnixListener); ok {
-			ul.SetUnlinkOnClose(false)
-		}
-		addr = nl.Addr()
-		nl.Close()
+	// Not net.FileListener: its duplicate would make the socket, which
+	// the workers share, non-blocking under them.
+	addr, err := sockAddr(fd, spec.Network)
+	if err != nil {
+		return nil, fmt.Errorf("adopt %s %s: %w", spec.Network, spec.Address, err)
 	}
+	file := os.NewFile(uintptr(fd), spec.Network+" "+spec.Address)
 	l := &Listener{Spec: spec, Addr: addr, file: file, proto: protoOf(spec.Network)}
 	if l.IsUnix() {
 		var err error
@@ -151,4 +138,37 @@ func AdoptListener(ctx context.Context, spec ListenSpec, fd int) (*Listener, err
 		}
 	}
 	return l, nil
+}
+
+// sockAddr is the address fd is bound to, as a net.Addr of network.
+func sockAddr(fd int, network string) (net.Addr, error) {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return nil, fmt.Errorf("getsockname: %w", err)
+	}
+	var (
+		ip   net.IP
+		port int
+		zone string
+	)
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		ip, port = net.IP(a.Addr[:]), a.Port
+	case *unix.SockaddrInet6:
+		ip, port = net.IP(a.Addr[:]), a.Port
+		if a.ZoneId != 0 {
+			zone = strconv.Itoa(int(a.ZoneId))
+			if ifi, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
+				zone = ifi.Name
+			}
+		}
+	case *unix.SockaddrUnix:
+		return &net.UnixAddr{Name: a.Name, Net: network}, nil
+	default:
+		return nil, fmt.Errorf("fd %d: unexpected socket address %T", fd, sa)
+	}
+	if protoOf(network) == "udp" {
+		return &net.UDPAddr{IP: ip, Port: port, Zone: zone}, nil
+	}
+	return &net.TCPAddr{IP: ip, Port: port, Zone: zone}, nil
 }

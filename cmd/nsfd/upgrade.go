@@ -64,7 +64,7 @@ func (m *Main) upgrade(ctx context.Context, etc string, args []string) error {
 		return err // refused, or the exec failed: the master runs on
 	}
 	// The connection closed with the exec: wait for the new master.
-	after, err := waitUpgraded(ctx, c, before.Upgrades)
+	after, err := waitUpgraded(ctx, c, before)
 	if err != nil {
 		return err
 	}
@@ -75,18 +75,18 @@ func (m *Main) upgrade(ctx context.Context, etc string, args []string) error {
 	return nil
 }
 
-// waitUpgraded polls the master's status until it reports more than n
-// upgrades, or a failure, or ctx ends.
-func waitUpgraded(ctx context.Context, c *ctlClient, n int) (supervisor.Status, error) {
+// waitUpgraded polls the master's status until it reports more upgrades
+// or more failures than before, or ctx ends.
+func waitUpgraded(ctx context.Context, c *ctlClient, before supervisor.Status) (supervisor.Status, error) {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
 		var st supervisor.Status
 		err := c.call(ctx, "GET", "/v1/status", nil, &st)
 		switch {
-		case err == nil && st.Upgrades > n:
+		case err == nil && st.Upgrades > before.Upgrades:
 			return st, nil
-		case err == nil && st.UpgradeError != "":
+		case err == nil && st.UpgradeFailures > before.UpgradeFailures:
 			return st, fmt.Errorf("upgrade failed: %s", st.UpgradeError)
 		case err != nil && !errors.Is(err, errUnreachable):
 			return st, err
