@@ -132,4 +132,3 @@ func printUpgrade(w io.Writer, st supervisor.Status) {
 		fmt.Fprintf(w, "last upgrade failed: %s\n", cell(st.UpgradeError))
 	}
 }
-

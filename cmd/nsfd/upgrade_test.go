@@ -339,4 +339,3 @@ func TestUpgradeExecFailureKeepsMaster(t *testing.T) {
 	echo(t, addr, "upgraded after all")
 	_ = m
 }
-
