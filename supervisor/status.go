@@ -34,23 +34,19 @@ type FileError struct {
 
 // Status is what `nsfd status` shows.
 type Status struct {
-	Node        string    `json:"node"`
-	PID         int       `json:"pid"`
-	Etc         string    `json:"etc"`
-	Version     string    `json:"version"`
-	Started     time.Time `json:"started"`
-	Reloads     int       `json:"reloads"`
-	LogDropped  uint64    `json:"log_dropped"`
-	ConfigError string    `json:"config_error,omitempty"` // nsfd.ini fails to load: nothing changes until it does
+	Node        string         `json:"node"`
+	PID         int            `json:"pid"`
+	Etc         string         `json:"etc"`
+	Version     string         `json:"version"`
+	Started     time.Time      `json:"started"`
+	Reloads     int            `json:"reloads"`
+	LogDropped  uint64         `json:"log_dropped"`
+	ConfigError string         `json:"config_error,omitempty"` // nsfd.ini fails to load: nothing changes until it does
 
-	Upgrades        int        `json:"upgrades"`                // in-place upgrades of this master (same pid)
-	Upgraded        *time.Time `json:"upgraded,omitempty"`      // when the last one happened
-	UpgradedFrom    string     `json:"upgraded_from,omitempty"` // the version before it
-	UpgradeFailures int        `json:"upgrade_failures"`        // upgrades whose exec failed after the preflight
-	UpgradeError    string     `json:"upgrade_error,omitempty"` // the last refused or failed upgrade
+	Daemons     []DaemonStatus `json:"daemons"`
+	Errors      []FileError    `json:"errors"`
 
-	Daemons []DaemonStatus `json:"daemons"`
-	Errors  []FileError    `json:"errors"`
+	UpgradeInfo // upgrade.go
 }
 
 // Status returns a snapshot of the master and of its daemons (or of one

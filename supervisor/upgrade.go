@@ -314,3 +314,12 @@ func (s *Supervisor) upgradeStatus(st *Status) {
 		st.Upgraded = &t
 	}
 }
+
+// UpgradeInfo is the upgrade part of a Status.
+type UpgradeInfo struct {
+	Upgrades        int        `json:"upgrades"`                // in-place upgrades of this master (same pid)
+	Upgraded        *time.Time `json:"upgraded,omitempty"`      // when the last one happened
+	UpgradedFrom    string     `json:"upgraded_from,omitempty"` // the version before it
+	UpgradeFailures int        `json:"upgrade_failures"`        // upgrades whose exec failed after the preflight
+	UpgradeError    string     `json:"upgrade_error,omitempty"` // the last refused or failed upgrade
+}
