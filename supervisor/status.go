@@ -42,7 +42,6 @@ type Status struct {
 	Reloads     int            `json:"reloads"`
 	LogDropped  uint64         `json:"log_dropped"`
 	ConfigError string         `json:"config_error,omitempty"` // nsfd.ini fails to load: nothing changes until it does
-
 	Daemons     []DaemonStatus `json:"daemons"`
 	Errors      []FileError    `json:"errors"`
 
