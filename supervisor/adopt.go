@@ -33,7 +33,7 @@ func (s *Supervisor) adopt(ctx context.Context, h *Handover) {
 	s.started = h.Started
 	s.reloads = max(h.Reloads, 1) // the next reload is not the first
 	s.up.mu.Lock()
-	s.up.upgrades, s.up.upgradedAt, s.up.from = h.Upgrades+1, now, h.FromVersion
+	s.up.upgrades, s.up.upgradedAt, s.up.from, s.up.reason = h.Upgrades+1, now, h.FromVersion, h.Extra["reason"]
 	s.up.mu.Unlock()
 	byName := map[string]*config.Daemon{}
 	if set, err := config.Load(s.master.Dir); err == nil {
@@ -146,4 +146,15 @@ func (s *Supervisor) handedOverFD(which string) (int, string) {
 		return h.ResolverFD, h.Extra["resolver_path"]
 	}
 	return -1, ""
+}
+
+// pinHandedOver keeps, in m just loaded by the master an upgrade started,
+// what cannot change under running workers: run_dir (masterconf.go).
+func pinHandedOver(m *config.Master, h *Handover) {
+	if h == nil {
+		return
+	}
+	if rd := h.Extra["run_dir"]; rd != "" {
+		m.RunDir = rd
+	}
 }

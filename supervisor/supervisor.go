@@ -94,6 +94,7 @@ func New(m *config.Master, sink *logging.Sink, opts Options) (*Supervisor, error
 	if opts.NewPool == nil {
 		opts.NewPool = newPreforkPool
 	}
+	pinHandedOver(m, opts.Handover) // upgrade: adopt.go
 	s := &Supervisor{
 		opts:    opts,
 		master:  m,

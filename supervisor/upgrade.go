@@ -60,11 +60,13 @@ type upgradeState struct {
 
 	mu         sync.Mutex
 	running    bool
-	upgrades   int       // upgrades of this master (pid) so far
-	upgradedAt time.Time // when the last one happened
-	from       string    // the version before it
-	failures   int       // upgrades that failed after their preflight
-	lastErr    string    // the last refusal or failure
+	upgrades   int               // upgrades of this master (pid) so far
+	upgradedAt time.Time         // when the last one happened
+	from       string            // the version before it
+	failures   int               // upgrades that failed after their preflight
+	lastErr    string            // the last refusal or failure
+	reason     string            // why the last one happened
+	pending    map[string]string // nsfd.ini settings that cannot change live (masterconf.go)
 }
 
 // Upgrade re-executes binary (default: this executable's path) in place of
@@ -75,15 +77,20 @@ type upgradeState struct {
 func (s *Supervisor) Upgrade(ctx context.Context, binary string) (UpgradeResult, error) {
 	r, err := s.upgrade(ctx, binary)
 	if err != nil {
-		s.up.mu.Lock()
-		s.up.lastErr = err.Error()
-		if !errors.Is(err, ErrUpgradeRefused) {
-			s.up.failures++
-		}
-		s.up.mu.Unlock()
-		s.log.Error("upgrade failed; this master runs on", "binary", r.Binary, "error", err)
+		s.upgradeFailed(err)
 	}
 	return r, err
+}
+
+// upgradeFailed records and logs an upgrade that did not happen.
+func (s *Supervisor) upgradeFailed(err error) {
+	s.up.mu.Lock()
+	s.up.lastErr = err.Error()
+	if !errors.Is(err, ErrUpgradeRefused) {
+		s.up.failures++
+	}
+	s.up.mu.Unlock()
+	s.log.Error("upgrade failed; this master runs on", "error", err)
 }
 
 func (s *Supervisor) upgrade(ctx context.Context, binary string) (UpgradeResult, error) {
@@ -117,7 +124,7 @@ func (s *Supervisor) upgrade(ctx context.Context, binary string) (UpgradeResult,
 		return r, fmt.Errorf("%w: %s: %w", ErrUpgradeRefused, abs, err)
 	}
 	var herr error
-	if derr := s.do(ctx, func(runCtx context.Context) { herr = s.handOver(runCtx, abs, r.NewVersion) }); derr != nil {
+	if derr := s.do(ctx, func(runCtx context.Context) { herr = s.handOver(runCtx, abs, r.NewVersion, "upgrade to "+abs) }); derr != nil {
 		return r, fmt.Errorf("%w: %w", ErrUpgradeRefused, derr)
 	}
 	return r, herr
@@ -186,7 +193,7 @@ type freezer interface {
 
 // handOver writes the hand-over and re-executes binary, on Run's
 // goroutine; it returns only if that failed, with everything put back.
-func (s *Supervisor) handOver(ctx context.Context, binary, newVersion string) (err error) {
+func (s *Supervisor) handOver(ctx context.Context, binary, newVersion, reason string) (err error) {
 	hv, ok := s.opts.Procs.(prefork.Handover)
 	if !ok || s.up.ctl == nil {
 		return fmt.Errorf("%w: this master's process backend cannot hand its workers over", ErrUpgradeRefused)
@@ -203,7 +210,11 @@ func (s *Supervisor) handOver(ctx context.Context, binary, newVersion string) (e
 	upgrades := s.up.upgrades
 	s.up.mu.Unlock()
 	h := &Handover{Written: time.Now(), FromVersion: s.opts.Version, Started: s.started, Reloads: s.reloads,
-		Upgrades: upgrades, ControlFD: s.up.ctl.l.FD(), ResolverFD: -1, Extra: map[string]string{"control_path": s.up.ctl.l.Spec.Address}}
+		Upgrades: upgrades, ControlFD: s.up.ctl.l.FD(), ResolverFD: -1, Extra: map[string]string{
+			"control_path": s.up.ctl.l.Spec.Address,
+			"run_dir":      s.master.RunDir, // pinned: the workers' sockets are in it
+			"reason":       reason,
+		}}
 	if s.up.res != nil {
 		h.ResolverFD = s.up.res.l.FD()
 		h.Extra["resolver_path"] = s.up.res.path
@@ -275,7 +286,10 @@ func (s *Supervisor) handOver(ctx context.Context, binary, newVersion string) (e
 	}
 	env = append(env, HandoverEnv+"="+strconv.Itoa(int(f.Fd())))
 	argv := append([]string{binary}, os.Args[1:]...)
-	s.log.Info("upgrading: re-executing in place", "binary", binary, "from", s.opts.Version, "to", newVersion,
+	if binary == "/proc/self/exe" {
+		argv[0] = os.Args[0]
+	}
+	s.log.Info("upgrading: re-executing in place", "why", reason, "binary", binary, "from", s.opts.Version, "to", newVersion,
 		"pid", os.Getpid(), "daemons", len(h.Daemons), "workers", workers)
 	s.sdReloading()
 	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -309,6 +323,7 @@ func (s *Supervisor) upgradeStatus(st *Status) {
 	s.up.mu.Lock()
 	defer s.up.mu.Unlock()
 	st.Upgrades, st.UpgradedFrom, st.UpgradeFailures, st.UpgradeError = s.up.upgrades, s.up.from, s.up.failures, s.up.lastErr
+	st.UpgradeReason, st.PendingSettings = s.up.reason, s.up.pending
 	if !s.up.upgradedAt.IsZero() {
 		t := s.up.upgradedAt
 		st.Upgraded = &t
@@ -317,9 +332,13 @@ func (s *Supervisor) upgradeStatus(st *Status) {
 
 // UpgradeInfo is the upgrade part of a Status.
 type UpgradeInfo struct {
-	Upgrades        int        `json:"upgrades"`                // in-place upgrades of this master (same pid)
-	Upgraded        *time.Time `json:"upgraded,omitempty"`      // when the last one happened
-	UpgradedFrom    string     `json:"upgraded_from,omitempty"` // the version before it
-	UpgradeFailures int        `json:"upgrade_failures"`        // upgrades whose exec failed after the preflight
-	UpgradeError    string     `json:"upgrade_error,omitempty"` // the last refused or failed upgrade
+	Upgrades        int        `json:"upgrades"`                 // in-place upgrades of this master (same pid)
+	Upgraded        *time.Time `json:"upgraded,omitempty"`       // when the last one happened
+	UpgradedFrom    string     `json:"upgraded_from,omitempty"`  // the version before it
+	UpgradeFailures int        `json:"upgrade_failures"`         // upgrades whose exec failed after the preflight
+	UpgradeError    string     `json:"upgrade_error,omitempty"`  // the last refused or failed upgrade
+	UpgradeReason   string     `json:"upgrade_reason,omitempty"` // why the last one happened: an upgrade, or nsfd.ini changed
+	// PendingSettings are nsfd.ini settings changed on disk that cannot
+	// change while nsfd runs: setting → why.
+	PendingSettings map[string]string `json:"pending_settings,omitempty"`
 }

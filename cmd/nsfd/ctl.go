@@ -148,6 +148,7 @@ func (m *Main) ctlVerb(ctx context.Context, verb, etc string, args []string) err
 		}
 		fmt.Fprintf(m.Stdout, "reloaded: added %s, removed %s, resized %s, rolled %s\n",
 			list(r.Added), list(r.Removed), list(r.Resized), list(r.Rolled))
+		printMasterChange(m.Stdout, r.Master) // upgrade.go
 		for file, e := range r.Errors {
 			fmt.Fprintf(m.Stderr, "error: %s: %s\n", logging.Escape(file), logging.Escape(e))
 		}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"time"
 
@@ -126,9 +127,36 @@ func (m *Main) upgradePreflight(etc string, args []string) error {
 // printUpgrade prints the status line about upgrades, if there is one.
 func printUpgrade(w io.Writer, st supervisor.Status) {
 	if st.Upgraded != nil {
-		fmt.Fprintf(w, "upgraded in place %s ago from %s (%d upgrade(s))\n", since(*st.Upgraded), cell(st.UpgradedFrom), st.Upgrades)
+		fmt.Fprintf(w, "upgraded in place %s ago from %s (%d upgrade(s)): %s\n", since(*st.Upgraded), cell(st.UpgradedFrom), st.Upgrades, cell(st.UpgradeReason))
 	}
 	if st.UpgradeError != "" {
 		fmt.Fprintf(w, "last upgrade failed: %s\n", cell(st.UpgradeError))
+	}
+	printPending(w, st.PendingSettings)
+}
+
+// printMasterChange prints what a reload does with changed nsfd.ini settings.
+func printMasterChange(w io.Writer, c *supervisor.MasterChange) {
+	if c == nil {
+		return
+	}
+	if len(c.Applying) > 0 {
+		fmt.Fprintf(w, "nsfd.ini: applying %s by re-executing nsfd in place (same pid, workers kept)\n", list(c.Applying))
+	}
+	for _, n := range c.Notes {
+		fmt.Fprintf(w, "  note: %s\n", cell(n))
+	}
+	printPending(w, c.Pending)
+}
+
+// printPending prints the nsfd.ini settings that cannot change live.
+func printPending(w io.Writer, pending map[string]string) {
+	keys := make([]string, 0, len(pending))
+	for k := range pending {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "nsfd.ini: %s changed but not applied: %s\n", cell(k), cell(pending[k]))
 	}
 }
