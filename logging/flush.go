@@ -29,3 +29,9 @@ func (s *Sink) Flush(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Pending returns the incomplete line the LineWriter holds (nil if none),
+// for a master that hands its workers' pipes to the binary it re-executes:
+// the new LineWriter is given it first, so that a line read half before
+// the exec and half after is still one line.
+func (w *LineWriter) Pending() []byte { return w.line }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 
 	"golang.org/x/sys/unix"
@@ -32,10 +33,17 @@ type Handover interface {
 var _ Handover = (*Pump)(nil)
 
 // WorkerPipes are the read ends of a worker's stdout and stderr; -1: closed.
+// Partial is what of an incomplete last line was read from each already
+// (an Output writer with a Pending method tells).
 type WorkerPipes struct {
-	Stdout int `json:"stdout"`
-	Stderr int `json:"stderr"`
+	Stdout  int       `json:"stdout"`
+	Stderr  int       `json:"stderr"`
+	Partial [2][]byte `json:"partial,omitempty"`
 }
+
+// pendingWriter is an Output writer that holds an incomplete line
+// (logging.LineWriter).
+type pendingWriter interface{ Pending() []byte }
 
 // Export takes every running worker's pipes out of the pump (see Handover).
 func (b *Pump) Export() (map[int]WorkerPipes, func()) {
@@ -47,7 +55,13 @@ func (b *Pump) Export() (map[int]WorkerPipes, func()) {
 	<-ack
 	out := make(map[int]WorkerPipes, len(ws))
 	for _, w := range ws {
-		out[w.pid] = WorkerPipes{Stdout: w.fds[fdStdout], Stderr: w.fds[fdStderr]}
+		wp := WorkerPipes{Stdout: w.fds[fdStdout], Stderr: w.fds[fdStderr]}
+		for i, o := range w.out {
+			if pw, ok := o.(pendingWriter); ok {
+				wp.Partial[i] = slices.Clone(pw.Pending())
+			}
+		}
+		out[w.pid] = wp
 	}
 	return out, func() {
 		for _, w := range ws {
@@ -102,6 +116,9 @@ func (b *Pump) Adopt(c Command, pid int, pipes WorkerPipes) (*os.Process, error)
 		for i, name := range streamNames {
 			if w.fds[i] >= 0 {
 				w.out[i] = c.Output(pid, name)
+				if w.out[i] != nil && len(pipes.Partial[i]) > 0 {
+					_, _ = w.out[i].Write(pipes.Partial[i]) // the start of the line the pipe goes on with
+				}
 			}
 		}
 	}

@@ -48,7 +48,8 @@ type Handover struct {
 	ControlFD   int               `json:"control_fd"`
 	ResolverFD  int               `json:"resolver_fd"` // -1: none
 	Daemons     []DaemonHandover  `json:"daemons"`
-	Extra       map[string]string `json:"extra,omitempty"` // room for additions that need no new version
+	SystemdFDs  []int             `json:"systemd_fds,omitempty"` // sockets from systemd (LISTEN_FDS)
+	Extra       map[string]string `json:"extra,omitempty"`       // room for additions that need no new version
 }
 
 // DaemonHandover is one daemon in a Handover.
@@ -68,7 +69,7 @@ type ListenerHandover struct {
 
 // fds returns every fd h names, for close-on-exec.
 func (h *Handover) fds() []int {
-	fds := []int{h.ControlFD}
+	fds := append([]int{h.ControlFD}, h.SystemdFDs...)
 	if h.ResolverFD >= 0 {
 		fds = append(fds, h.ResolverFD)
 	}

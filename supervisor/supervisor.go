@@ -39,6 +39,9 @@ type Options struct {
 	// Exec replaces the process image for an upgrade; default
 	// prefork.Exec. Tests make it fail.
 	Exec func(path string, argv, env []string) error
+	// Inherited are the fds of the sockets systemd handed nsfd itself
+	// (LISTEN_FDS): daemons whose port matches one use it (sdsockets.go).
+	Inherited []int
 }
 
 // Supervisor is the master: it owns one pool per daemon. Its state is owned
@@ -68,6 +71,7 @@ type Supervisor struct {
 
 	up            upgradeState      // upgrade.go
 	adoptedNotify map[string]string // daemon -> notify socket path handed over by an upgrade
+	sdSockets     []sdSocket        // from systemd (sdsockets.go)
 }
 
 // daemon is one daemon the master knows: its config, its listeners and its pool.
@@ -115,6 +119,7 @@ func New(m *config.Master, sink *logging.Sink, opts Options) (*Supervisor, error
 	for _, w := range m.Warnings {
 		s.log.Warn(w.Error())
 	}
+	s.adoptSystemd(append(opts.Inherited, handedOverSystemd(opts.Handover)...)) // sdsockets.go
 	return s, nil
 }
 

@@ -215,6 +215,7 @@ func (s *Supervisor) handOver(ctx context.Context, binary, newVersion, reason st
 			"run_dir":      s.master.RunDir, // pinned: the workers' sockets are in it
 			"reason":       reason,
 		}}
+	h.SystemdFDs = s.systemdFDs()
 	if s.up.res != nil {
 		h.ResolverFD = s.up.res.l.FD()
 		h.Extra["resolver_path"] = s.up.res.path

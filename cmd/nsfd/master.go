@@ -46,7 +46,7 @@ func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
 		return err
 	}
 	defer procs.Close() // before the sink: it writes what is left of the workers' output there
-	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs, Handover: handover})
+	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs, Handover: handover, Inherited: systemdSockets()})
 	if err != nil {
 		return err
 	}

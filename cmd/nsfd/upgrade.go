@@ -6,14 +6,18 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/nsfd/nsfd/config"
 	"github.com/nsfd/nsfd/supervisor"
+	"github.com/nsfd/nsfd/worker"
 )
 
 // The master forks its workers and re-executes itself (nsfd upgrade) on the
@@ -159,4 +163,28 @@ func printPending(w io.Writer, pending map[string]string) {
 	for _, k := range keys {
 		fmt.Fprintf(w, "nsfd.ini: %s changed but not applied: %s\n", cell(k), cell(pending[k]))
 	}
+}
+
+// systemdSockets returns the fds of the sockets systemd handed nsfd itself
+// (LISTEN_FDS, for its own pid), and takes those variables out of the
+// environment so that no worker sees them.
+func systemdSockets() []int {
+	files, err := worker.Files() // sd_listen_fds(3), as workers do
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "nsfd: LISTEN_FDS:", err)
+		return nil
+	}
+	var fds []int
+	for _, f := range files {
+		// A plain fd the master keeps for good: an *os.File's finalizer
+		// would close it.
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		f.Close()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "nsfd: LISTEN_FDS:", err)
+			continue
+		}
+		fds = append(fds, fd)
+	}
+	return fds
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,9 +77,17 @@ func install(t *testing.T, src, dst string) {
 }
 
 // startBin starts `bin run` on e, as env.start does with the test's nsfd.
-func (e *env) startBin(bin string) *master {
+func (e *env) startBin(bin string) *master { return e.startWith(bin, nil) }
+
+// startWith starts `bin run` on e with files as fds 3.. and LISTEN_FDS
+// saying so, as systemd does for a socket unit.
+func (e *env) startWith(bin string, files []*os.File) *master {
 	e.t.Helper()
 	cmd := exec.Command(bin, "run", "--etc", e.etc)
+	if len(files) > 0 {
+		cmd.ExtraFiles = files
+		cmd.Env = append(os.Environ(), fmt.Sprintf("LISTEN_FDS=%d", len(files)), "LISTEN_FDNAMES=web")
+	}
 	m := &master{e: e, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = m.out, m.out
 	if err := cmd.Start(); err != nil {
@@ -131,16 +140,29 @@ func workerPIDs(st supervisor.Status, daemon string) []int {
 }
 
 // servedWorker is a worker that echoes one message per connection on its
-// inherited socket and prints one numbered line for each.
-const servedWorker = `import os, socket
+// inherited socket and prints one numbered line for each; SIGTERM ends it
+// between connections (the socket is non-blocking, for all of them).
+const servedWorker = `import os, select, signal, socket
 s = socket.socket(fileno=3)
+s.setblocking(False)
+stop = False
+def term(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, term)
 n = 0
-while True:
-    c, _ = s.accept()
-    c.sendall(c.recv(1024))
+while not stop:
+    select.select([s], [], [], 0.1)
+    try:
+        c, _ = s.accept()
+    except BlockingIOError:
+        continue
+    c.setblocking(True)
+    m = c.recv(1024)
+    c.sendall(m)
     c.close()
     n += 1
-    print("served %d %d" % (os.getpid(), n), flush=True)
+    print("served %d %d %s" % (os.getpid(), n, m.decode().strip()), flush=True)
 `
 
 // upgradeEnv is an env with two python workers on port, ready.
@@ -188,7 +210,8 @@ func startUpLoad(addr string, limit int) *upLoad {
 
 func (l *upLoad) finish() { close(l.stop); <-l.done }
 
-func servedLines(e *env) int { return strings.Count(e.log(), "stdout: served ") }
+// servedLines counts the lines workers printed for the requests of an upLoad.
+func servedLines(e *env) int { return strings.Count(e.log(), " req-") }
 
 func TestUpgradeInPlaceUnderLoad(t *testing.T) {
 	t.Parallel()
@@ -232,7 +255,7 @@ func TestUpgradeInPlaceUnderLoad(t *testing.T) {
 		t.Errorf("%d of %d requests failed across the upgrade; first: %v", n, n+l.ok.Load(), l.firstErr.Load())
 	}
 	// Every request made its worker print a line: none is lost across the exec.
-	want := int(l.ok.Load()) + 1 // and the warm-up's
+	want := int(l.ok.Load())
 	waitFor(t, fmt.Sprintf("%d served lines in the log", want), 10*time.Second, func() bool { return servedLines(e) >= want })
 	if got := servedLines(e); got != want {
 		t.Errorf("%d served lines in the log, want %d", got, want)
@@ -393,4 +416,54 @@ func TestReloadAppliesMasterSettings(t *testing.T) {
 		t.Errorf("status does not say run_dir is pending:\n%s", out)
 	}
 	_ = m
+}
+
+// A socket handed to nsfd by systemd (LISTEN_FDS) serves the daemon whose
+// port it matches: nsfd can then stop and start again with the kernel
+// holding the listener, and no connection is refused meanwhile.
+func TestSystemdSocketRestartLosesNoRequest(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	addr := ln.Addr().String()
+	inode, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd()))
+
+	e := newEnv(t)
+	if err := os.WriteFile(filepath.Join(e.etc, "served.py"), []byte(servedWorker), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.write("up.ini", "command = python3 "+filepath.Join(e.etc, "served.py")+"\nport = "+addr+"\nmin_servers = 2\nmax_servers = 2\nmin_spare_servers = 0\nmax_spare_servers = 1\n")
+	bin := filepath.Join(binDir, "nsfd")
+	m := e.startWith(bin, []*os.File{f})
+	waitFor(t, "2 workers serving", 20*time.Second, func() bool { return tryEcho(addr, "warm") == nil && len(m.workers("python3")) == 2 })
+	for _, pid := range m.workers("python3") {
+		if got := sockets(pid)[3]; got != inode {
+			t.Errorf("worker %d fd 3 is %q, not systemd's socket %q", pid, got, inode)
+		}
+	}
+	if !strings.Contains(e.log(), "socket from systemd") {
+		t.Error("the log does not mention the socket from systemd")
+	}
+
+	l := startUpLoad(addr, 100000)
+	waitFor(t, "load running", 10*time.Second, func() bool { return l.ok.Load() > 20 })
+	if code := m.stop(); code != 0 {
+		t.Fatalf("master exit %d", code)
+	}
+	m2 := e.startWith(bin, []*os.File{f})
+	mark := l.ok.Load()
+	waitFor(t, "load served by the new master", 30*time.Second, func() bool { return l.ok.Load() > mark+50 })
+	l.finish()
+	if n := l.failed.Load(); n != 0 {
+		t.Errorf("%d of %d requests failed across stop and start; first: %v", n, n+l.ok.Load(), l.firstErr.Load())
+	}
+	_ = m2
 }
