@@ -31,7 +31,7 @@ func TestDecodeHandoverV1(t *testing.T) {
 		t.Fatalf("daemons: %+v", h.Daemons)
 	}
 	ws := h.Daemons[0].Pool.Workers
-	if ws[0].Pipes != (prefork.WorkerPipes{Stdout: 8, Stderr: 9}) || ws[1].Pipes != (prefork.WorkerPipes{Stdout: -1, Stderr: -1}) {
+	if p0, p1 := ws[0].Pipes, ws[1].Pipes; p0.Stdout != 8 || p0.Stderr != 9 || p1.Stdout != -1 || p1.Stderr != -1 {
 		t.Errorf("pipes: %+v %+v", ws[0].Pipes, ws[1].Pipes)
 	}
 	if got := h.fds(); len(got) != 5 { // control, listener, notify, two pipes
