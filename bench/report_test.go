@@ -34,6 +34,7 @@ const (
 	orderLogs
 	orderOverhead
 	orderFleet
+	orderUpgrade
 )
 
 // target is one row of the report's summary: a goal set by an issue and what
