@@ -21,6 +21,11 @@ import (
 // stderr with logStderr) and the worker pump, and hands them to the
 // supervisor; signals become its calls.
 func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
+	// First: a master re-executed by an upgrade must not die of a SIGHUP
+	// (Go's default: exit) sent while it starts; the signals wait here.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTTIN, syscall.SIGTTOU)
+	defer signal.Stop(sigs)
 	handover, err := supervisor.ReadHandover() // set when an upgrade re-executed this process
 	if err != nil {
 		return err
@@ -52,9 +57,6 @@ func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTTIN, syscall.SIGTTOU)
-	defer signal.Stop(sigs)
 	go handleSignals(ctx, sigs, cancel, s, sink.Logger())
 	return s.Run(ctx, nil)
 }
