@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -170,6 +171,10 @@ type Client struct {
 	closed bool
 
 	watch watcher // registry change notifications (watch.go)
+
+	// unreachable is when (c.now, Unix nanoseconds) the registry last
+	// could not be reached, by a lookup or by the watch; 0 if never.
+	unreachable atomic.Int64
 }
 
 // New returns a Client that resolves names through reg, a registry.Registry

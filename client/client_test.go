@@ -235,6 +235,52 @@ func TestResolveCache(t *testing.T) {
 	}
 }
 
+// TestResolveAfterRegistryOutage: a registry that comes back from an
+// outage answers that every endpoint is stale until the masters have
+// written their heartbeats again; the client keeps its last resolution for
+// MaxAge after it last could not reach the registry, and believes a stale
+// answer after that.
+func TestResolveAfterRegistryOutage(t *testing.T) {
+	reg := &flaky{Registry: newRegistry(t)}
+	a := startServer(t, "127.0.0.1:0", whoHandler("a"), wire.ServerOptions{})
+	register(t, reg, "n1", "kv", "json", a.addr)
+	const maxAge = 3 * time.Second
+	c := New(reg, Options{LocalNode: "n1", CacheTTL: time.Second, MaxAge: maxAge, NoWatch: true})
+	defer c.Close()
+	clk := newClock(c)
+	who(t, c, "kv")
+
+	// Stale without an outage seen: the daemon is believed dead.
+	reg.stale.Store(true)
+	clk.Add(time.Second)
+	if _, err := c.Call(bg, "kv", &wire.Request{Command: "x"}); !errors.Is(err, registry.ErrStale) {
+		t.Fatalf("stale answer with no outage seen: %v", err)
+	}
+	reg.stale.Store(false)
+	clk.Add(time.Second)
+	who(t, c, "kv")
+
+	// The registry goes down, then comes back with every heartbeat stale.
+	reg.down.Store(true)
+	clk.Add(time.Second)
+	if got := who(t, c, "kv"); got != "a" {
+		t.Fatalf("registry down: answered by %q", got)
+	}
+	reg.down.Store(false)
+	reg.stale.Store(true)
+	for range 2 {
+		clk.Add(time.Second)
+		if got := who(t, c, "kv"); got != "a" {
+			t.Fatalf("registry back, heartbeats stale: answered by %q", got)
+		}
+	}
+	// MaxAge after the outage, a stale answer is believed again.
+	clk.Add(time.Second)
+	if _, err := c.Call(bg, "kv", &wire.Request{Command: "x"}); !errors.Is(err, registry.ErrStale) {
+		t.Fatalf("stale answer %v after the outage: %v", maxAge, err)
+	}
+}
+
 func TestDeadline(t *testing.T) {
 	reg := newRegistry(t)
 	release := make(chan struct{})

@@ -19,7 +19,11 @@
 // until a change of its name is announced, or for at most Options.MaxAge
 // (a node that dies announces nothing; that is when its heartbeat goes
 // stale); without a watch, or while it is down, for Options.CacheTTL
-// (1 s). While the registry is unreachable, the last answer is used. The endpoints of the local node come first; among the endpoints
+// (1 s). While the registry is unreachable, the last answer is used, and
+// for Options.MaxAge after it was last unreachable an answer that every
+// endpoint is stale is taken for the outage it is (the masters could not
+// write their heartbeats either) and the last answer is used too. The
+// endpoints of the local node come first; among the endpoints
 // of one rank (the local node's, then the others') calls go round robin, so
 // load spreads. An endpoint that cannot be dialled is marked down for
 // Options.DownFor (5 s) and skipped, the call moving on to the next one;

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -149,10 +150,12 @@ func (k *clock) Add(d time.Duration) {
 	k.now = k.now.Add(d)
 }
 
-// flaky is a registry whose Resolve fails while down is set.
+// flaky is a registry whose Resolve fails while down is set, and answers
+// registry.ErrStale while stale is set.
 type flaky struct {
 	registry.Registry
 	down     atomic.Bool
+	stale    atomic.Bool
 	resolves atomic.Int64
 }
 
@@ -162,6 +165,9 @@ func (f *flaky) Resolve(ctx context.Context, name string, o registry.ResolveOpti
 	f.resolves.Add(1)
 	if f.down.Load() {
 		return nil, errUnreachable
+	}
+	if f.stale.Load() {
+		return nil, fmt.Errorf("resolve %s: %w", name, registry.ErrStale)
 	}
 	return f.Registry.Resolve(ctx, name, o)
 }

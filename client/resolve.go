@@ -90,9 +90,9 @@ func (c *Client) targets(ctx context.Context, name string) (*resolved, error) {
 	gen, global, watched := e.gen.Load(), c.watch.gen.Load(), c.watch.healthy.Load()
 	r, err := c.lookup(ctx, name)
 	if err != nil {
-		if old != nil && !errors.Is(err, registry.ErrNotFound) && !errors.Is(err, registry.ErrStale) && ctx.Err() == nil {
-			// The registry is unreachable: keep using what it said last,
-			// and ask again in a while.
+		if old != nil && ctx.Err() == nil && c.keepOnError(err) {
+			// The registry is unreachable, or just came back: keep using
+			// what it said last, and ask again in a while.
 			keep := *old
 			keep.expires = c.now().Add(c.ttl())
 			keep.gen, keep.global, keep.watched = gen, global, false
@@ -111,6 +111,28 @@ func (c *Client) targets(ctx context.Context, name string) (*resolved, error) {
 	}
 	return r, nil
 }
+
+// keepOnError reports whether a lookup that failed with err leaves the last
+// resolution in use. It does when the registry could not be reached (the
+// daemons keep serving while it is down). It does too when the registry
+// says every endpoint is stale within MaxAge of the last time it could not
+// be reached: the masters could not write their heartbeats either while it
+// was down, and a stale row then means an outage, not a dead daemon. A name
+// that is not registered is believed at once.
+func (c *Client) keepOnError(err error) bool {
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		return false
+	case errors.Is(err, registry.ErrStale):
+		last := c.unreachable.Load()
+		return last != 0 && c.now().Sub(time.Unix(0, last)) < c.maxAge()
+	}
+	c.sawUnreachable()
+	return true
+}
+
+// sawUnreachable records that the registry could not be reached now.
+func (c *Client) sawUnreachable() { c.unreachable.Store(c.now().UnixNano()) }
 
 func (c *Client) ttl() time.Duration { return max(c.opts.CacheTTL, 0) }
 

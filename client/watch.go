@@ -61,6 +61,9 @@ func (c *Client) watchLoop(ctx context.Context, w registry.Watcher) {
 		// until it is up again.
 		_ = w.Watch(ctx, c.watchReady, c.changed)
 		c.watch.healthy.Store(false)
+		if ctx.Err() == nil {
+			c.sawUnreachable()
+		}
 		backoff = min(max(2*backoff, 50*time.Millisecond), 5*time.Second)
 		t := time.NewTimer(backoff)
 		select {

@@ -40,6 +40,10 @@ var Keys = []KeyDoc{
 	{File: FileMaster, Section: "nsfd", Name: "control_socket", Default: "RUN_DIR/" + DefaultControlSocketName, Doc: "UNIX socket of the control API (`nsfd status`, `reload`, ...)"},
 	{File: FileMaster, Section: "nsfd", Name: "control_group", Doc: "group allowed on the control socket (mode 0660); empty: owner only (0600)"},
 	{File: FileMaster, Section: "nsfd", Name: "metrics_addr", Doc: "host:port to serve metrics over HTTP; empty: metrics only on the control socket"},
+	{File: FileMaster, Section: "nsfd", Name: "http_addr", Doc: "host:port of the web status page (also at /ui/ on the control socket); a non-loopback address needs `http_users`"},
+	{File: FileMaster, Section: "nsfd", Name: "http_tls_cert", Doc: "certificate (PEM) to serve the web page over HTTPS, with `http_tls_key`"},
+	{File: FileMaster, Section: "nsfd", Name: "http_tls_key", Doc: "private key (PEM) of `http_tls_cert`"},
+	{File: FileMaster, Section: "nsfd", Name: "http_users", Doc: "who may use the web page on `http_addr`: a tokens file, USER:BCRYPT[:COMMANDS] a line (`nsfd token USER`); COMMANDS `view` reads only"},
 
 	{File: FileMaster, Section: "registry", Name: "type", Default: DefaultRegistryType, Doc: "`sqlite` (one host) or `postgres` (many hosts sharing one registry)"},
 	{File: FileMaster, Section: "registry", Name: "dsn", Default: DefaultRegistryDSN, Doc: "SQLite file (relative to etc/) or a PostgreSQL URL / key=value string"},

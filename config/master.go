@@ -119,6 +119,18 @@ func loadMaster(etcDir string, as RunAs) (*Master, Errors) {
 			} else {
 				m.MetricsAddr = v
 			}
+		case "nsfd.http_addr":
+			if err := checkHostPort(v); err != nil {
+				l.fail(e, err.Error())
+			} else {
+				m.HTTPAddr = v
+			}
+		case "nsfd.http_tls_cert":
+			m.HTTPTLSCert = resolve(m.Dir, v)
+		case "nsfd.http_tls_key":
+			m.HTTPTLSKey = resolve(m.Dir, v)
+		case "nsfd.http_users":
+			m.HTTPUsers = resolve(m.Dir, v)
 		case "registry.type":
 			l.oneOf(e, &m.Registry.Type, registryTypes)
 		case "registry.dsn":
@@ -167,6 +179,7 @@ func loadMaster(etcDir string, as RunAs) (*Master, Errors) {
 		m.Registry.DSN = dsn.Value
 	}
 	l.errs = append(l.errs, validateMaster(m, l, dsn)...)
+	l.errs = append(l.errs, validateHTTP(m, l, as)...)
 	if m.Registry.Type == "sqlite" {
 		m.Registry.DSN = resolve(m.Dir, m.Registry.DSN)
 	}

@@ -79,6 +79,13 @@ type Master struct {
 	ControlGroup  string // [nsfd] control_group; empty: mode 0600
 	MetricsAddr   string // [nsfd] metrics_addr; empty: metrics only on the control socket
 
+	// The web status page on TCP ([nsfd] http_*); it is always on the
+	// control socket at /ui/.
+	HTTPAddr    string // host:port; empty: not on TCP
+	HTTPTLSCert string // absolute; with HTTPTLSKey, serve HTTPS
+	HTTPTLSKey  string // absolute
+	HTTPUsers   string // absolute path of a tokens file (USER:BCRYPT); empty: no authentication (loopback only)
+
 	Registry Registry
 	Log      Log
 

@@ -30,6 +30,7 @@ import (
 //	POST /v1/daemons/{name}/restart        {}
 //	POST /v1/daemons/{name}/scale?n=+2     {"policy": PolicyOptions}   (n: +N, -N or N)
 //	GET  /metrics                          Prometheus text format
+//	     /ui/                              the web page (Options.UI), if set
 //
 // Errors are {"error": "..."} with 400 (bad request), 403 (caller not
 // allowed), 404 (no such daemon), 409 (wrong state) or 500.
@@ -37,6 +38,7 @@ type control struct {
 	l       *prefork.Listener
 	srv     *http.Server
 	metrics *http.Server
+	http    *http.Server // the web page on http_addr, or nil
 }
 
 type credsKey struct{}
@@ -66,7 +68,9 @@ func (s *Supervisor) listenControl(ctx context.Context) (*control, error) {
 	maxConns := s.maxConns()
 	c := &control{l: l}
 	var cl *connLimit
-	c.srv, cl = newHTTPServer(s.controlHandler(gid), "control socket", maxConns, s.log)
+	api := s.apiHandler()
+	c.srv, cl = newHTTPServer(s.controlHandler(api, gid), "control socket", maxConns, s.log)
+	cl.maxStreams = streamCap(nofileLimit())
 	c.srv.ConnContext = func(ctx context.Context, conn net.Conn) context.Context {
 		return context.WithValue(ctx, credsKey{}, peerCreds(conn))
 	}
@@ -84,20 +88,34 @@ func (s *Supervisor) listenControl(ctx context.Context) (*control, error) {
 		go c.metrics.Serve(cl.listener(ml))
 		s.log.Info("metrics", "addr", ml.Addr().String())
 	}
+	if c.http, err = s.listenHTTP(api, maxConns); err != nil {
+		c.close()
+		return nil, err
+	}
 	s.log.Debug("control connections capped", "per_listener", maxConns, "nofile", nofileLimit())
 	return c, nil
 }
 
-// controlHandler is the control API, callers checked against control_group
-// gid (-1: none).
-func (s *Supervisor) controlHandler(gid int) http.Handler {
+// apiHandler is the control API, without the check of its callers.
+func (s *Supervisor) apiHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("POST /v1/reload", s.handleReload)
+	mux.HandleFunc("GET /v1/daemons/{name}/config", s.handleConfig)
 	mux.HandleFunc("POST /v1/upgrade", s.handleUpgrade)
 	mux.HandleFunc("POST /v1/daemons/{name}/{verb}", s.handleDaemon)
 	mux.Handle("GET /metrics", s.metrics.handler())
-	return s.authorize(jsonErrors(mux), gid)
+	return jsonErrors(mux)
+}
+
+// controlHandler is the control socket's: api, and the web page if there
+// is one, callers checked against control_group gid (-1: none).
+func (s *Supervisor) controlHandler(api http.Handler, gid int) http.Handler {
+	h := api
+	if s.opts.UI != nil {
+		h = uiHandler(s.opts.UI, api, false)
+	}
+	return s.authorize(h, gid)
 }
 
 // jsonErrors answers what mux has no route for (404, 405 with Allow, a
@@ -161,6 +179,9 @@ func (c *control) close() {
 	c.srv.Shutdown(ctx)
 	if c.metrics != nil {
 		c.metrics.Shutdown(ctx)
+	}
+	if c.http != nil {
+		c.http.Shutdown(ctx)
 	}
 	c.l.Close()
 }
@@ -280,6 +301,7 @@ func (s *Supervisor) handleDaemon(w http.ResponseWriter, r *http.Request) {
 		var ps []prefork.PolicyOptions
 		ps, err = s.Scale(r.Context(), name, n, abs)
 		if err == nil {
+			s.log.Info("control: scale", "daemon", name, "n", r.URL.Query().Get("n"), "by", actor(r))
 			writeJSON(w, http.StatusOK, map[string]any{"policy": ps[0]})
 			return
 		}
@@ -291,5 +313,6 @@ func (s *Supervisor) handleDaemon(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorCode(err), err)
 		return
 	}
+	s.log.Info("control: "+verb, "daemon", name, "by", actor(r))
 	writeJSON(w, http.StatusOK, map[string]any{})
 }

@@ -94,7 +94,7 @@ func FuzzControlAPI(f *testing.F) {
 	}
 	f.Add([]byte("GET /v1/status HTTP/1.1\r\nHost: nsfd\r\n\r\n"), uint32(65534))
 	s := runTestSupervisor(f)
-	srv, _ := newHTTPServer(s.controlHandler(-1), "fuzz", 4, hclog.NewNullLogger())
+	srv, _ := newHTTPServer(s.controlHandler(s.apiHandler(), -1), "fuzz", 4, hclog.NewNullLogger())
 	self := uint32(os.Geteuid())
 	f.Fuzz(func(t *testing.T, raw []byte, uid uint32) {
 		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))

@@ -71,7 +71,7 @@ func twoDaemons(t *testing.T) *testMaster {
 
 func TestControlStatus(t *testing.T) {
 	tm := twoDaemons(t)
-	h := tm.controlHandler(-1)
+	h := tm.controlHandler(tm.apiHandler(), -1)
 
 	a := asRoot(t, h, "GET", "/v1/status")
 	wantCode(t, "status", a, http.StatusOK, "")
@@ -96,7 +96,7 @@ func TestControlStatus(t *testing.T) {
 
 func TestControlReload(t *testing.T) {
 	tm := twoDaemons(t)
-	h := tm.controlHandler(-1)
+	h := tm.controlHandler(tm.apiHandler(), -1)
 	tm.write("c.ini", tm.daemonFile("c.sock"))
 	tm.remove("a.ini")
 	a := asRoot(t, h, "POST", "/v1/reload")
@@ -115,7 +115,7 @@ func TestControlReload(t *testing.T) {
 // stopped daemon, 400 a bad scale, 500 a pool that fails.
 func TestControlDaemonVerbs(t *testing.T) {
 	tm := twoDaemons(t)
-	h := tm.controlHandler(-1)
+	h := tm.controlHandler(tm.apiHandler(), -1)
 
 	wantCode(t, "restart a", asRoot(t, h, "POST", "/v1/daemons/a/restart"), http.StatusOK, "")
 	if got := tm.pools.pool(t, "a").Calls(); !slices.Equal(got, []string{"start", "restart"}) {
@@ -158,7 +158,7 @@ func TestControlDaemonVerbs(t *testing.T) {
 
 func TestControlRoutesAndMethods(t *testing.T) {
 	tm := twoDaemons(t)
-	h := tm.controlHandler(-1)
+	h := tm.controlHandler(tm.apiHandler(), -1)
 	a := asRoot(t, h, "GET", "/metrics")
 	if a.code != http.StatusOK || !strings.Contains(a.raw, "nsfd_reloads_total 2") || !strings.Contains(a.raw, `nsfd_daemon_up{daemon="a",state="running"} 1`) {
 		t.Errorf("metrics: %d\n%s", a.code, a.raw)
@@ -177,7 +177,7 @@ func TestControlRoutesAndMethods(t *testing.T) {
 func TestControlChecksTheCaller(t *testing.T) {
 	tm := twoDaemons(t)
 	const group = 4242
-	h := tm.controlHandler(group)
+	h := tm.controlHandler(tm.apiHandler(), group)
 	stranger := uint32(54321)
 	if uint32(os.Geteuid()) == stranger {
 		t.Skip("running as the stranger's uid")

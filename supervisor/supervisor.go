@@ -33,6 +33,9 @@ type Options struct {
 	// NewPool makes a daemon's pool, not started yet; default
 	// prefork.NewPool.
 	NewPool func(prefork.Config) (Pool, error)
+	// UI, if set, is the web page: under /ui/ on the control socket, and
+	// on http_addr when nsfd.ini sets it.
+	UI UI
 	// Handover, if set, is what the master this process was before an
 	// upgrade handed over (ReadHandover): Run adopts it (adopt.go).
 	Handover *Handover

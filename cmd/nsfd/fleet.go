@@ -71,23 +71,10 @@ func (m *Main) fleet(ctx context.Context, etc string, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	reg, err := registry.Open(ctx, mc.Registry.Type, mc.Registry.DSN)
-	if err != nil {
-		return fmt.Errorf("open registry %s %s: %w", mc.Registry.Type, registry.Redact(mc.Registry.DSN), err)
-	}
-	defer reg.Close()
-	ds, err := reg.List(ctx)
+	nodes, now, maxAge, err := loadFleet(ctx, mc)
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-	if c, ok := reg.(registry.Clock); ok {
-		if now, err = c.Now(ctx); err != nil {
-			return err
-		}
-	}
-	maxAge := 3 * mc.Registry.Heartbeat
-	nodes := fleetOf(ds, now, maxAge)
 	if *asJSON {
 		out := struct {
 			Now    time.Time   `json:"now"`
@@ -106,6 +93,28 @@ func (m *Main) fleet(ctx context.Context, etc string, args []string) error {
 	}
 	writeFleet(m.Stdout, nodes)
 	return nil
+}
+
+// loadFleet reads the fleet from the registry mc names, with the time by
+// the registry's clock and the age past which a heartbeat is stale.
+func loadFleet(ctx context.Context, mc *config.Master) (nodes []fleetNode, now time.Time, maxAge time.Duration, err error) {
+	reg, err := registry.Open(ctx, mc.Registry.Type, mc.Registry.DSN)
+	if err != nil {
+		return nil, now, 0, fmt.Errorf("open registry %s %s: %w", mc.Registry.Type, registry.Redact(mc.Registry.DSN), err)
+	}
+	defer reg.Close()
+	ds, err := reg.List(ctx)
+	if err != nil {
+		return nil, now, 0, err
+	}
+	now = time.Now()
+	if c, ok := reg.(registry.Clock); ok {
+		if now, err = c.Now(ctx); err != nil {
+			return nil, now, 0, err
+		}
+	}
+	maxAge = 3 * mc.Registry.Heartbeat
+	return fleetOf(ds, now, maxAge), now, maxAge, nil
 }
 
 // fleetOf groups the registry's daemons by node, nodes and daemons by name;

@@ -51,7 +51,11 @@ func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
 		return err
 	}
 	defer procs.Close() // before the sink: it writes what is left of the workers' output there
-	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs, Handover: handover, Inherited: systemdSockets()})
+	page, err := webPage(mc, sink.Logger())
+	if err != nil {
+		return err
+	}
+	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs, UI: page, Handover: handover, Inherited: systemdSockets()})
 	if err != nil {
 		return err
 	}
