@@ -119,6 +119,9 @@ func (s *Supervisor) upgrade(ctx context.Context, binary string) (UpgradeResult,
 		s.up.running = false
 		s.up.mu.Unlock()
 	}()
+	if err := trustedBinary(abs); err != nil {
+		return r, fmt.Errorf("%w: %s: %w", ErrUpgradeRefused, abs, err)
+	}
 	s.log.Info("upgrade: preflight of the new binary", "binary", abs)
 	if r.NewVersion, err = preflight(ctx, abs, s.master.Dir); err != nil {
 		return r, fmt.Errorf("%w: %s: %w", ErrUpgradeRefused, abs, err)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -188,6 +189,12 @@ type upLoad struct {
 }
 
 func startUpLoad(addr string, limit int) *upLoad {
+	return startUpLoadWithin(addr, limit, 5*time.Second)
+}
+
+// startUpLoadWithin is startUpLoad with a request's time limit: across a
+// restart a request waits in the kernel's backlog for the new workers.
+func startUpLoadWithin(addr string, limit int, within time.Duration) *upLoad {
 	l := &upLoad{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(l.done)
@@ -197,7 +204,7 @@ func startUpLoad(addr string, limit int) *upLoad {
 				return
 			default:
 			}
-			if err := tryEcho(addr, fmt.Sprintf("req-%d", i)); err != nil {
+			if err := echoWithin(addr, fmt.Sprintf("req-%d", i), within); err != nil {
 				l.failed.Add(1)
 				l.firstErr.CompareAndSwap(nil, err.Error())
 				continue
@@ -209,6 +216,28 @@ func startUpLoad(addr string, limit int) *upLoad {
 }
 
 func (l *upLoad) finish() { close(l.stop); <-l.done }
+
+// echoWithin sends msg on a new connection to addr and reads it back, all
+// within d.
+func echoWithin(addr, msg string, d time.Duration) error {
+	c, err := net.DialTimeout("tcp", addr, d)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(d))
+	if _, err := fmt.Fprintf(c, "%s\n", msg); err != nil {
+		return err
+	}
+	got, err := io.ReadAll(c)
+	if err != nil {
+		return fmt.Errorf("echo %q via %s: %w", msg, addr, err)
+	}
+	if string(got) != msg+"\n" {
+		return fmt.Errorf("echo %q via %s: got %q", msg, addr, got)
+	}
+	return nil
+}
 
 // servedLines counts the lines workers printed for the requests of an upLoad.
 func servedLines(e *env) int { return strings.Count(e.log(), " req-") }
@@ -290,6 +319,9 @@ func TestUpgradeRefusesBrokenBinaries(t *testing.T) {
 		if err := os.WriteFile(p, []byte(content), mode); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Chmod(p, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
 		return p
 	}
 	garbage := make([]byte, 4096)
@@ -300,6 +332,7 @@ func TestUpgradeRefusesBrokenBinaries(t *testing.T) {
 	cases := []struct{ name, path, want string }{
 		{"missing", filepath.Join(dir, "nope"), "no such file"},
 		{"not executable", write("noexec", string(src), 0o644), "not executable"},
+		{"writable by others", write("groupw", string(src), 0o775), "writable by group or others"},
 		{"garbage", write("garbage", string(garbage), 0o755), "cannot run it"},
 		{"exits 1", write("exit1", "#!/bin/sh\necho broken >&2\nexit 1\n", 0o755), "broken"},
 		{"not nsfd", write("liar", "#!/bin/sh\necho hello\n", 0o755), "not an nsfd binary"},
@@ -453,7 +486,7 @@ func TestSystemdSocketRestartLosesNoRequest(t *testing.T) {
 		t.Error("the log does not mention the socket from systemd")
 	}
 
-	l := startUpLoad(addr, 100000)
+	l := startUpLoadWithin(addr, 100000, 30*time.Second) // a request waits out the restart, slow under -race
 	waitFor(t, "load running", 10*time.Second, func() bool { return l.ok.Load() > 20 })
 	if code := m.stop(); code != 0 {
 		t.Fatalf("master exit %d", code)
