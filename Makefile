@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin
 EXAMPLES    := echo http kv
 
-.PHONY: all build run setup test vet staticcheck unit portable fuzz bench bench-quick clean
+.PHONY: all build run setup test vet staticcheck unit portable e2e-portable fuzz bench bench-quick clean
 
 all: build
 
@@ -30,21 +30,32 @@ staticcheck:
 	$(GO) run $(STATICCHECK) ./...
 	cd bench && $(GO) run $(STATICCHECK) ./...
 
-# What must build without cgo and on the BSDs: the worker library, the
-# framework's client side, the registry (its SQLite driver says so at open
-# time) and the examples. The master (prefork, supervisor, cmd) is Linux's
-# for now. client_deps_test.go checks that a client links no SQLite.
+# What must build without cgo: the worker library, the framework's client
+# side, the registry (its SQLite driver says so at open time) and the
+# examples; client_deps_test.go checks that a client links no SQLite. And
+# the whole module, master included, for macOS and FreeBSD (built and
+# vetted, tests too: the master there runs on prefork's portable backend).
 PORTABLE := ./worker ./wire ./client ./registry/... ./queue ./logging ./config ./examples/...
 portable:
 	CGO_ENABLED=0 $(GO) build $(PORTABLE)
 	CGO_ENABLED=0 $(GO) test -count=1 ./registry/sqlite
-	@for os in darwin freebsd; do echo "CGO_ENABLED=0 GOOS=$$os go build/vet (portable packages)"; \
-		CGO_ENABLED=0 GOOS=$$os $(GO) build $(PORTABLE) || exit 1; \
-		CGO_ENABLED=0 GOOS=$$os $(GO) vet $(PORTABLE) || exit 1; done
+	@for os in darwin freebsd; do echo "CGO_ENABLED=0 GOOS=$$os go build/vet ./..."; \
+		CGO_ENABLED=0 GOOS=$$os $(GO) build ./... || exit 1; \
+		CGO_ENABLED=0 GOOS=$$os $(GO) vet ./... || exit 1; done
 
 unit:
 	$(GO) test -race -count=1 ./...
 	cd bench && $(GO) test -race -count=1 ./...
+
+# prefork's tests as macOS and FreeBSD run it (the portable backend, a
+# notify socket per worker), and the end-to-end tests of the workers' lives
+# (start, exit, replacement, notify, user switch, drain, a killed master)
+# again on the portable backend; `unit` ran the whole suite on the pump.
+# The whole end-to-end suite on it: make e2e-portable E2E_PORTABLE=.
+E2E_PORTABLE ?= TestEchoWorkersShareOneListener|TestKilledWorkerIsReplaced|TestCrashingDaemonGoesFatalOthersServe|TestStopKillsStubbornWorkerAndExitsZero|TestKilledMasterLeavesNoWorker|TestSystemdNotify|TestWorkersDropToDaemonUser|TestProcessSettings|TestMaxRequestsReplacesWorkersWithoutFailures|TestWatchdogReplacesSilentWorker|TestReadyTimeoutIsAFailedStart|TestChaosKillWorkers|TestChaosMasterKilled|TestSecurityKilledMasterLeavesNoWorkerOfAnotherUser|TestShutdownWhileADaemonDrains|TestLogsTailAndFollow|TestChaosLogSinkBlocked|TestPythonWorker|TestHostileNotifyFlood
+e2e-portable:
+	NSFD_PROCESS_BACKEND=portable NSFD_TEST_NOTIFY=per-worker $(GO) test -race -count=1 ./prefork
+	NSFD_PROCESS_BACKEND=portable $(GO) test -race -count=1 -run '$(E2E_PORTABLE)' ./cmd/nsfd
 
 # What the tests need on a fresh machine (PostgreSQL for the registry tests,
 # systemd-analyze for the unit check): installed when root, else named.
@@ -67,7 +78,7 @@ fuzz:
 		done; \
 	done
 
-test: setup vet staticcheck portable unit fuzz
+test: setup vet staticcheck portable unit e2e-portable fuzz
 
 # The benchmark suite against the peers (installed from Debian's packages when
 # missing): writes docs/benchmarks.md and its charts, in about 15 minutes.

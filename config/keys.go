@@ -40,6 +40,7 @@ var Keys = []KeyDoc{
 	{File: FileMaster, Section: "nsfd", Name: "control_socket", Default: "RUN_DIR/" + DefaultControlSocketName, Doc: "UNIX socket of the control API (`nsfd status`, `reload`, ...)"},
 	{File: FileMaster, Section: "nsfd", Name: "control_group", Doc: "group allowed on the control socket (mode 0660); empty: owner only (0600)"},
 	{File: FileMaster, Section: "nsfd", Name: "metrics_addr", Doc: "host:port to serve metrics over HTTP; empty: metrics only on the control socket"},
+	{File: FileMaster, Section: "nsfd", Name: "process_backend", Default: "pump on Linux, portable elsewhere", Doc: "how workers are started and watched: `pump` (Linux: pidfd, epoll, parent-death signal) or `portable` (any unix: kqueue or SIGCHLD, a keeper process); the environment variable NSFD_PROCESS_BACKEND overrides it"},
 	{File: FileMaster, Section: "nsfd", Name: "http_addr", Doc: "host:port of the web status page (also at /ui/ on the control socket); a non-loopback address needs `http_users`"},
 	{File: FileMaster, Section: "nsfd", Name: "http_tls_cert", Doc: "certificate (PEM) to serve the web page over HTTPS, with `http_tls_key`"},
 	{File: FileMaster, Section: "nsfd", Name: "http_tls_key", Doc: "private key (PEM) of `http_tls_cert`"},

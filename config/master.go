@@ -119,6 +119,8 @@ func loadMaster(etcDir string, as RunAs) (*Master, Errors) {
 			} else {
 				m.MetricsAddr = v
 			}
+		case "nsfd.process_backend":
+			l.oneOf(e, &m.ProcessBackend, processBackends)
 		case "nsfd.http_addr":
 			if err := checkHostPort(v); err != nil {
 				l.fail(e, err.Error())

@@ -78,6 +78,7 @@ node_name = alpha
 run_dir = /run/nsfd
 control_group = nsfd
 metrics_addr = 127.0.0.1:9100
+process_backend = Portable
 [registry]
 type = postgres
 dsn = postgres://nsfd:secret@db.example/nsfd?sslmode=require
@@ -99,7 +100,7 @@ syslog_facility = local3
 	}
 	want := &Master{
 		File: filepath.Join(etc, "nsfd.ini"), Dir: etc, NodeName: "alpha",
-		RunDir: "/run/nsfd", ControlSocket: "/run/nsfd/nsfd.sock", ControlGroup: "nsfd", MetricsAddr: "127.0.0.1:9100",
+		RunDir: "/run/nsfd", ControlSocket: "/run/nsfd/nsfd.sock", ControlGroup: "nsfd", MetricsAddr: "127.0.0.1:9100", ProcessBackend: "portable",
 		Registry: Registry{Type: "postgres", DSN: "postgres://nsfd:secret@db.example/nsfd?sslmode=require", Heartbeat: 2 * time.Second},
 		Log: Log{Target: "syslog", File: filepath.Join(etc, "log/nsfd.log"), Format: "json", Level: "debug",
 			MaxSize: 100 << 20, MaxFiles: 7, SyslogAddr: "udp://loghost:514", SyslogIdent: "nsfd-alpha", SyslogFacility: "local3"},
@@ -117,6 +118,7 @@ func TestLoadMasterErrors(t *testing.T) {
 		{"[logs]\n", `nsfd.ini:1: unknown section [logs] (did you mean [log]?)`},
 		{"[env]\n", `nsfd.ini:1: unknown section [env]`},
 		{"[nsfd]\nmetrics_addr = 9100\n", `nsfd.ini:2: key "metrics_addr": "9100" is not host:port`},
+		{"[nsfd]\nprocess_backend = kqueue\n", `nsfd.ini:2: key "process_backend": unknown value "kqueue" (want pump or portable)`},
 		{"[nsfd]\nnode_name = a b\n", `nsfd.ini:2: key "node_name": must not contain blanks`},
 		{"[registry]\ntype = postgres\ndsn = /var/x.db\n", `nsfd.ini:3: key "dsn": "/var/x.db" is not a PostgreSQL URL (postgres://user@host/db) or key=value string`},
 		{"[registry]\ndsn = postgres://u:pw@h/db\n", `nsfd.ini:2: key "dsn": a PostgreSQL DSN with type sqlite (set type = postgres)`},

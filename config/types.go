@@ -78,6 +78,9 @@ type Master struct {
 	ControlSocket string // [nsfd] control_socket, absolute
 	ControlGroup  string // [nsfd] control_group; empty: mode 0600
 	MetricsAddr   string // [nsfd] metrics_addr; empty: metrics only on the control socket
+	// ProcessBackend is [nsfd] process_backend, "pump" or "portable"; empty:
+	// the system's default (pump on Linux, portable elsewhere).
+	ProcessBackend string
 
 	// The web status page on TCP ([nsfd] http_*); it is always on the
 	// control socket at /ui/.

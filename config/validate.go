@@ -13,6 +13,7 @@ import (
 // The values of the enumerated keys.
 var (
 	registryTypes    = []string{"sqlite", "postgres"}
+	processBackends  = []string{"pump", "portable"}
 	logTargets       = []string{"file", "syslog", "stderr"}
 	logFormats       = []string{"text", "json"}
 	logLevels        = []string{"trace", "debug", "info", "warn", "error"}

@@ -1,12 +1,9 @@
 package prefork
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"os"
 	"slices"
-	"strconv"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,32 +15,7 @@ import (
 // anew: the worker is still our unreaped child, so its pid cannot have been
 // reused.
 
-// Handover is what a process backend must do for an upgrade; Pump does it.
-type Handover interface {
-	// Export takes every running worker's pipes out of the backend
-	// without closing them or their writers and returns them by pid, with
-	// a func that gives them back (the exec failed). Until that func is
-	// called, nothing of those workers is read or reported.
-	Export() (map[int]WorkerPipes, func())
-	// Adopt watches a worker started by an earlier master in this
-	// process, its pipes inherited: as Start, without starting it.
-	Adopt(c Command, pid int, pipes WorkerPipes) (*os.Process, error)
-}
-
 var _ Handover = (*Pump)(nil)
-
-// WorkerPipes are the read ends of a worker's stdout and stderr; -1: closed.
-// Partial is what of an incomplete last line was read from each already
-// (an Output writer with a Pending method tells).
-type WorkerPipes struct {
-	Stdout  int       `json:"stdout"`
-	Stderr  int       `json:"stderr"`
-	Partial [2][]byte `json:"partial,omitempty"`
-}
-
-// pendingWriter is an Output writer that holds an incomplete line
-// (logging.LineWriter).
-type pendingWriter interface{ Pending() []byte }
 
 // Export takes every running worker's pipes out of the pump (see Handover).
 func (b *Pump) Export() (map[int]WorkerPipes, func()) {
@@ -127,65 +99,4 @@ func (b *Pump) Adopt(c Command, pid int, pipes WorkerPipes) (*os.Process, error)
 		return nil, fmt.Errorf("adopt worker %d: %w", pid, err)
 	}
 	return proc, nil
-}
-
-// FD returns the listener's fd, for a hand-over across an exec; the
-// listener keeps it.
-func (l *Listener) FD() int { return int(l.file.Fd()) }
-
-// AdoptListener makes a Listener of fd, a socket bound for spec that this
-// process inherited (from the master it replaced, or from systemd).
-func AdoptListener(ctx context.Context, spec ListenSpec, fd int) (*Listener, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	unix.CloseOnExec(fd)
-	// Not net.FileListener: its duplicate would make the socket, which
-	// the workers share, non-blocking under them.
-	addr, err := sockAddr(fd, spec.Network)
-	if err != nil {
-		return nil, fmt.Errorf("adopt %s %s: %w", spec.Network, spec.Address, err)
-	}
-	file := os.NewFile(uintptr(fd), spec.Network+" "+spec.Address)
-	l := &Listener{Spec: spec, Addr: addr, file: file, proto: protoOf(spec.Network)}
-	if l.IsUnix() {
-		var err error
-		if l.sock, err = statSocketFile(spec.Address); err != nil {
-			return nil, fmt.Errorf("adopt %s: %w", l, err)
-		}
-	}
-	return l, nil
-}
-
-// sockAddr is the address fd is bound to, as a net.Addr of network.
-func sockAddr(fd int, network string) (net.Addr, error) {
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		return nil, fmt.Errorf("getsockname: %w", err)
-	}
-	var (
-		ip   net.IP
-		port int
-		zone string
-	)
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		ip, port = net.IP(a.Addr[:]), a.Port
-	case *unix.SockaddrInet6:
-		ip, port = net.IP(a.Addr[:]), a.Port
-		if a.ZoneId != 0 {
-			zone = strconv.Itoa(int(a.ZoneId))
-			if ifi, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
-				zone = ifi.Name
-			}
-		}
-	case *unix.SockaddrUnix:
-		return &net.UnixAddr{Name: a.Name, Net: network}, nil
-	default:
-		return nil, fmt.Errorf("fd %d: unexpected socket address %T", fd, sa)
-	}
-	if protoOf(network) == "udp" {
-		return &net.UDPAddr{IP: ip, Port: port, Zone: zone}, nil
-	}
-	return &net.TCPAddr{IP: ip, Port: port, Zone: zone}, nil
 }

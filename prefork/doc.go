@@ -18,8 +18,11 @@
 //	           who it is                     NSFD_DAEMON, NSFD_WORKER, NSFD_NODE
 //	           its own max_requests          NSFD_MAX_REQUESTS (unset: unlimited)
 //
-// The master reads NOTIFY_SOCKET with SO_PASSCRED, so each datagram carries
-// the sender's pid as the kernel saw it: a worker cannot speak for another.
+// On Linux the master reads NOTIFY_SOCKET with SO_PASSCRED, so each
+// datagram carries the sender's pid as the kernel saw it: a worker cannot
+// speak for another. macOS and FreeBSD attach no pid to a datagram, so there
+// each worker gets a socket of its own, PATH.N, bound before it starts and
+// removed once it is reaped (workerSockets): the socket names the sender.
 // One goroutine owns each pool's state; spawns, exits, status messages and
 // timers are events on its loop, and the spare-server policy (Decide) is a
 // pure function of the scoreboard, run on each event rather than on a timer.
@@ -31,12 +34,26 @@
 // backend spawns a worker (its argv, environment and listener fds, stdout
 // and stderr on pipes, a process group of its own, death with the master),
 // hands its output to Config.Output, and reports its exit only after what
-// the worker wrote before it; the pool reaps it. On Linux the backend is
-// Pump: every worker of every pool writes to two pipes and the master holds
-// a pidfd of it, all three registered on one epoll instance whose one
-// goroutine reads the output and sees the exits — a thousand idle workers
-// cost the master no goroutine and no thread each. The tests in
-// procs_test.go are what any backend must pass.
+// the worker wrote before it; the pool reaps it. OpenBackend opens the one
+// a master uses ([nsfd] process_backend, or NSFD_PROCESS_BACKEND):
+//
+//   - Pump, Linux's default: every worker of every pool writes to two pipes
+//     and the master holds a pidfd of it, all three registered on one epoll
+//     instance whose one goroutine reads the output and sees the exits — a
+//     thousand idle workers cost the master no goroutine and no thread
+//     each. A parent-death signal (SIGKILL) ends a worker with its master.
+//   - Portable, on every unix and the only one on macOS and FreeBSD: os/exec
+//     starts the worker, two goroutines parked on the runtime's poller read
+//     its pipes, and an exit watcher learns of its exit without reaping it
+//     (kqueue EVFILT_PROC/NOTE_EXIT on macOS and FreeBSD, SIGCHLD and
+//     waitid(WNOWAIT) on Linux, where it runs so that it is tested). With no
+//     parent-death signal, a keeper process (the master's binary again,
+//     RunKeeperIfAsked) holds a pipe only the master writes to, is told each
+//     worker's process group, and kills them all when the pipe ends — which
+//     the kernel sees to however the master died, SIGKILL included.
+//
+// The tests in procs_test.go are what any backend must pass; the whole
+// package's tests run on Portable with NSFD_PROCESS_BACKEND=portable.
 //
 // A worker's requests are counted from REQUESTS=n, the number it has begun,
 // or, for a worker that never sends it, from its BUSY=1 words.

@@ -98,3 +98,10 @@ func ParseMessage(b []byte) (Message, error) {
 	}
 	return m, nil
 }
+
+// note is one datagram as read, with the sender's pid.
+type note struct {
+	pid int
+	msg Message
+	err error // malformed or without credentials
+}

@@ -33,13 +33,6 @@ type notifySocket struct {
 
 var _ noteSource = (*notifySocket)(nil)
 
-// note is one datagram as read, with the sender's pid.
-type note struct {
-	pid int
-	msg Message
-	err error // malformed or without credentials
-}
-
 // listenNotify binds the notify socket at path for workers running as uid
 // and gid (-1: the master's).
 func listenNotify(path string, uid, gid int) (*notifySocket, error) {

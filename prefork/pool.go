@@ -158,7 +158,7 @@ type Pool struct {
 	stopOnce  sync.Once
 	settled   chan struct{} // closed once the pool first runs, goes fatal or stops
 	settle    sync.Once
-	nsock     *notifySocket
+	nsock     notifyEndpoints
 	notes     noteSource // the notify socket's datagrams; noNotes without one
 	sockDone  chan struct{}
 
@@ -217,6 +217,34 @@ type noteSource interface {
 	take(flush bool) []note
 }
 
+// notifyEndpoints is the master's end of a daemon's NOTIFY_SOCKET: one
+// socket for every worker (Linux's notifySocket), or one a worker
+// (workerSockets, elsewhere).
+type notifyEndpoints interface {
+	noteSource
+	// endpoint returns the NOTIFY_SOCKET of a worker about to start, and
+	// what to call with its pid once it has (0: it did not).
+	endpoint() (string, func(pid int))
+	// release forgets a worker that was reaped.
+	release(pid int)
+	// read reads datagrams until done is closed or the socket is.
+	read(done <-chan struct{})
+	// own gives the socket files to the workers' uid and gid.
+	own(uid, gid int) error
+	close() error
+}
+
+// listenNotifyFunc opens a pool's notify endpoints: listenNotify, or in
+// tests (NSFD_TEST_NOTIFY=per-worker) on Linux the sockets macOS and
+// FreeBSD use.
+var listenNotifyFunc = func(path string, uid, gid int) (notifyEndpoints, error) {
+	s, err := listenNotify(path, uid, gid)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // noNotes is the noteSource of a pool without a notify socket.
 type noNotes struct{}
 
@@ -260,8 +288,9 @@ func (p *Pool) Start(ctx context.Context) error {
 			return
 		}
 		if p.cfg.NotifyPath != "" {
-			p.nsock, err = listenNotify(p.cfg.NotifyPath, p.cfg.Exec.UID, p.cfg.Exec.GID)
+			p.nsock, err = listenNotifyFunc(p.cfg.NotifyPath, p.cfg.Exec.UID, p.cfg.Exec.GID)
 			if err != nil {
+				p.nsock = nil
 				close(p.done)
 				return
 			}

@@ -14,42 +14,6 @@ import (
 	proto "github.com/nsfd/nsfd/worker"
 )
 
-// PoolHandover is a pool as it passes from a master to the one that
-// replaces it in the same process (an upgrade): its workers, which keep
-// running, its notify socket, which stays bound, and its counters. It is
-// part of the master's versioned hand-over format: change it only with
-// that format's version.
-type PoolHandover struct {
-	NotifyFD     int              `json:"notify_fd"` // -1: none
-	Workers      []WorkerHandover `json:"workers"`
-	Spawns       int              `json:"spawns"`
-	Restarts     int              `json:"restarts"`
-	Requests     int              `json:"requests"`
-	Malformed    int              `json:"malformed"`
-	FailedStarts int              `json:"failed_starts"`
-	Fatal        bool             `json:"fatal"`
-	Since        time.Time        `json:"since"`
-}
-
-// WorkerHandover is one worker in a PoolHandover.
-type WorkerHandover struct {
-	PID         int         `json:"pid"`
-	Slot        int         `json:"slot"`
-	State       WorkerState `json:"state"`
-	Started     time.Time   `json:"started"`
-	IdleSince   time.Time   `json:"idle_since"`
-	Ready       bool        `json:"ready"`
-	Requests    int         `json:"requests"`
-	OwnCount    bool        `json:"own_count"`
-	MaxRequests int         `json:"max_requests"`
-	Replaced    bool        `json:"replaced"`
-	Cause       ExitCause   `json:"cause"`
-	StopSignal  bool        `json:"stop_signal"`
-	Killed      bool        `json:"killed"`
-	Status      string      `json:"status,omitempty"`
-	Pipes       WorkerPipes `json:"pipes"` // filled from Handover.Export
-}
-
 // Freeze stops the pool's goroutine where it is, once it has handled what
 // its workers sent and the exits already reported, and returns its state.
 // The pool does nothing more (no spawn, no signal, no datagram read: they
@@ -60,18 +24,22 @@ func (p *Pool) Freeze(ctx context.Context) (h PoolHandover, release func(), err 
 	snap := make(chan PoolHandover, 1)
 	released := make(chan struct{})
 	errc := make(chan error, 1)
+	ns, ok := p.nsock.(*notifySocket)
+	if p.nsock != nil && !ok {
+		return PoolHandover{}, nil, fmt.Errorf("pool %s: per-worker notify sockets cannot be handed over", p.cfg.Name)
+	}
 	go func() {
 		errc <- p.do(ctx, func() {
-			if p.nsock != nil {
+			if ns != nil {
 				// The reader stops; what comes next stays in the kernel's queue.
-				_ = p.nsock.conn.SetReadDeadline(time.Unix(1, 0))
+				_ = ns.conn.SetReadDeadline(time.Unix(1, 0))
 			}
 			p.exitsArrived()
-			snap <- p.handover()
+			snap <- p.handover(ns)
 			<-released
-			if p.nsock != nil {
-				_ = p.nsock.conn.SetReadDeadline(time.Time{})
-				go p.nsock.read(p.sockDone)
+			if ns != nil {
+				_ = ns.conn.SetReadDeadline(time.Time{})
+				go ns.read(p.sockDone)
 			}
 		})
 	}()
@@ -83,12 +51,13 @@ func (p *Pool) Freeze(ctx context.Context) (h PoolHandover, release func(), err 
 	}
 }
 
-// handover is the pool's state for Freeze, on its goroutine.
-func (p *Pool) handover() PoolHandover {
+// handover is the pool's state for Freeze, on its goroutine; ns is its
+// notify socket, if any.
+func (p *Pool) handover(ns *notifySocket) PoolHandover {
 	h := PoolHandover{NotifyFD: -1, Spawns: p.spawns, Restarts: p.restarts, Requests: p.requests,
 		Malformed: p.malformed, FailedStarts: p.failedStarts, Fatal: p.fatal, Since: p.since}
-	if p.nsock != nil {
-		_ = p.nsock.rc.Control(func(fd uintptr) { h.NotifyFD = int(fd) })
+	if ns != nil {
+		_ = ns.rc.Control(func(fd uintptr) { h.NotifyFD = int(fd) })
 	}
 	for _, w := range p.workers {
 		h.Workers = append(h.Workers, WorkerHandover{

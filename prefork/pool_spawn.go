@@ -27,22 +27,34 @@ func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*os.Process,
 	for i, l := range c.Listeners {
 		files[i] = l.File()
 	}
+	env := p.workerEnv(slot, maxReq)
+	attach := func(int) {}
+	if p.nsock != nil {
+		// One socket for every worker (Linux: the kernel names the sender),
+		// or one of the worker's own (elsewhere: the socket names it).
+		var path string
+		path, attach = p.nsock.endpoint()
+		env = append(env, proto.EnvNotifySocket+"="+path)
+	}
 	proc, err := c.Procs.Start(ctx, Command{
 		Argv:   argv,
-		Env:    p.workerEnv(slot, maxReq),
+		Env:    env,
 		Files:  files,
 		Output: c.Output,
 		Exited: func(proc *os.Process) { p.workerExited(exitEvent{pid: proc.Pid, proc: proc}) },
 		Owner:  p,
 	})
 	if err != nil {
+		attach(0)
 		return nil, fmt.Errorf("start %s: %w", c.Command[0], err)
 	}
+	attach(proc.Pid)
 	return proc, nil
 }
 
 // workerEnv is the master's environment without another supervisor's
-// protocol variables, then the daemon's env, then the protocol's.
+// protocol variables, then the daemon's env, then the protocol's but
+// NOTIFY_SOCKET, which startProcess adds.
 func (p *Pool) workerEnv(slot, maxReq int) []string {
 	c := &p.cfg
 	drop := []string{proto.EnvListenFDs, proto.EnvListenPID, proto.EnvListenFDNames, proto.EnvNotifySocket, proto.EnvWatchdogUSec, proto.EnvWatchdogPID, proto.EnvMaxRequests}
@@ -65,9 +77,6 @@ func (p *Pool) workerEnv(slot, maxReq int) []string {
 		proto.EnvWorker+"="+strconv.Itoa(slot),
 		proto.EnvNode+"="+c.Node,
 	)
-	if p.nsock != nil {
-		env = append(env, proto.EnvNotifySocket+"="+p.nsock.path)
-	}
 	if c.Watchdog > 0 {
 		env = append(env, proto.EnvWatchdogUSec+"="+strconv.FormatInt(c.Watchdog.Microseconds(), 10))
 	}

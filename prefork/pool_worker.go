@@ -224,6 +224,9 @@ func (p *Pool) takeExited() []exitEvent {
 
 func (p *Pool) handleExit(ex exitEvent, now time.Time) {
 	st, _ := ex.proc.Wait() // reap: the process has exited, so this does not block
+	if p.nsock != nil {
+		p.nsock.release(ex.pid) // its notes are read (exitsArrived)
+	}
 	w := p.workers[ex.pid]
 	if w == nil {
 		return

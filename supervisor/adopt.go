@@ -148,13 +148,17 @@ func (s *Supervisor) handedOverFD(which string) (int, string) {
 	return -1, ""
 }
 
-// pinHandedOver keeps, in m just loaded by the master an upgrade started,
-// what cannot change under running workers: run_dir (masterconf.go).
-func pinHandedOver(m *config.Master, h *Handover) {
+// Pin keeps, in m just loaded by the master an upgrade started, what
+// cannot change under running workers: run_dir and process_backend
+// (masterconf.go). Call it before m is used; a nil h changes nothing.
+func (h *Handover) Pin(m *config.Master) {
 	if h == nil {
 		return
 	}
 	if rd := h.Extra["run_dir"]; rd != "" {
 		m.RunDir = rd
+	}
+	if pb, ok := h.Extra["process_backend"]; ok {
+		m.ProcessBackend = pb
 	}
 }

@@ -11,7 +11,7 @@ import (
 func TestConfigItemsMaskSecrets(t *testing.T) {
 	d := &config.Daemon{
 		File: "/etc/nsfd/kv.ini", Command: []string{"/bin/kv", "--dir", "x"},
-		Listeners: []config.Listen{{Proto: "tcp", Addr: "127.0.0.1:7003"}},
+		Listeners:  []config.Listen{{Proto: "tcp", Addr: "127.0.0.1:7003"}},
 		MinServers: 2, MaxServers: 4, GracefulTimeout: 10 * time.Second, User: "nobody",
 		Env: []string{"GREETING=hi", "DB_PASSWORD=hunter2", "api_token=t", "SECRET_KEY=k",
 			"DATABASE_URL=postgres://app:pw@db/app", "UPSTREAM=http://example.com/x"},

@@ -90,7 +90,7 @@ func nofileLimit() uint64 {
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
 		return 1024
 	}
-	return rl.Cur
+	return uint64(rl.Cur) // int64 on FreeBSD
 }
 
 // newHTTPServer returns an http.Server for h with the master's timeouts and

@@ -15,8 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/nsfd/nsfd/logging"
 	"github.com/nsfd/nsfd/prefork"
 )
@@ -187,7 +185,7 @@ func (c *control) close() {
 }
 
 // peerCreds returns the caller's credentials, or nil.
-func peerCreds(conn net.Conn) *unix.Ucred {
+func peerCreds(conn net.Conn) *peerCred {
 	if w, ok := conn.(interface{ NetConn() net.Conn }); ok {
 		conn = w.NetConn()
 	}
@@ -199,10 +197,8 @@ func peerCreds(conn net.Conn) *unix.Ucred {
 	if err != nil {
 		return nil
 	}
-	var cred *unix.Ucred
-	raw.Control(func(fd uintptr) {
-		cred, _ = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	})
+	var cred *peerCred
+	raw.Control(func(fd uintptr) { cred = getPeerCred(int(fd)) })
 	return cred
 }
 
@@ -210,7 +206,7 @@ func peerCreds(conn net.Conn) *unix.Ucred {
 func (s *Supervisor) authorize(next http.Handler, gid int) http.Handler {
 	self := uint32(os.Geteuid())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		cred, _ := r.Context().Value(credsKey{}).(*unix.Ucred)
+		cred, _ := r.Context().Value(credsKey{}).(*peerCred)
 		if cred == nil || !(cred.Uid == 0 || cred.Uid == self || (gid >= 0 && inGroup(cred, gid))) {
 			who := "unknown"
 			if cred != nil {
@@ -224,7 +220,7 @@ func (s *Supervisor) authorize(next http.Handler, gid int) http.Handler {
 	})
 }
 
-func inGroup(cred *unix.Ucred, gid int) bool {
+func inGroup(cred *peerCred, gid int) bool {
 	if int(cred.Gid) == gid {
 		return true
 	}

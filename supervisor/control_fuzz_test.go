@@ -15,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-hclog"
-	"golang.org/x/sys/unix"
 )
 
 // runTestSupervisor runs a master on an etc/ with no daemon, its files in a
@@ -101,7 +100,7 @@ func FuzzControlAPI(f *testing.F) {
 		if err != nil {
 			return // the server answers 400 itself
 		}
-		ctx, cancel := context.WithTimeout(context.WithValue(req.Context(), credsKey{}, &unix.Ucred{Uid: uid, Gid: uid}), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.WithValue(req.Context(), credsKey{}, &peerCred{Uid: uid, Gid: uid}), 20*time.Second)
 		defer cancel()
 		rec := httptest.NewRecorder()
 		srv.Handler.ServeHTTP(rec, req.WithContext(ctx))

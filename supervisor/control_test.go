@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // The control API on fake pools: every route, the errors mapped to HTTP
@@ -30,7 +28,7 @@ type answer struct {
 func call(t *testing.T, h http.Handler, method, target string, uid, gid uint32) answer {
 	t.Helper()
 	req := httptest.NewRequest(method, target, nil)
-	req = req.WithContext(context.WithValue(req.Context(), credsKey{}, &unix.Ucred{Pid: 1, Uid: uid, Gid: gid}))
+	req = req.WithContext(context.WithValue(req.Context(), credsKey{}, &peerCred{Uid: uid, Gid: gid}))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	a := answer{code: rec.Code, header: rec.Header(), raw: rec.Body.String()}

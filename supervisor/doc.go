@@ -14,12 +14,12 @@
 // It opens nothing of its own accord. The caller — cmd/nsfd, which is only
 // wiring — loads nsfd.ini (config.LoadMaster), makes the run directory
 // (PrepareRunDir), opens the central log (logging.Open) and the process
-// backend (prefork.OpenPump), and hands them to New; it closes them after
-// Run, the backend first. A daemon's pool comes from Options.NewPool
-// (prefork.NewPool by default) behind the small Pool interface, so the
-// reload diff, the drain order and the control API are tested on fake pools
-// without a process; each pool gets the master's one process backend
-// (Options.Procs) in its prefork.Config.
+// backend (prefork.OpenBackend: Pump or Portable), and hands them to New;
+// it closes them after Run, the backend first. A daemon's pool comes from
+// Options.NewPool (prefork.NewPool by default) behind the small Pool
+// interface, so the reload diff, the drain order and the control API are
+// tested on fake pools without a process; each pool gets the master's one
+// process backend (Options.Procs) in its prefork.Config.
 //
 // The Supervisor's state belongs to the goroutine running Run; signals and
 // API calls reach it as requests on a channel. Run passes its own context

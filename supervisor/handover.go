@@ -94,30 +94,6 @@ func (h *Handover) fds() []int {
 	return fds
 }
 
-// encodeHandover writes h, at HandoverVersion, to a memfd left open across
-// an exec, and returns it.
-func encodeHandover(h *Handover) (*os.File, error) {
-	h.Version = HandoverVersion
-	b, err := json.Marshal(h)
-	if err != nil {
-		return nil, fmt.Errorf("encode hand-over: %w", err)
-	}
-	fd, err := unix.MemfdCreate("nsfd-handover", 0) // no MFD_CLOEXEC: for the new binary
-	if err != nil {
-		return nil, fmt.Errorf("hand-over memfd: %w", err)
-	}
-	f := os.NewFile(uintptr(fd), "nsfd-handover")
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write hand-over: %w", err)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("write hand-over: %w", err)
-	}
-	return f, nil
-}
-
 // ErrHandoverVersion is wrapped by the error for a hand-over this binary
 // cannot read.
 var ErrHandoverVersion = errors.New("unsupported hand-over version")

@@ -42,6 +42,8 @@ var masterSettings = []masterSetting{
 	{key: "nsfd.node_name", get: func(m *config.Master) string { return m.NodeName }, note: workersKeepEnv},
 	{key: "nsfd.run_dir", get: func(m *config.Master) string { return m.RunDir },
 		pending: "running workers' notify and resolver sockets are in it, and their environment says so; stop and start nsfd to move it"},
+	{key: "nsfd.process_backend", get: func(m *config.Master) string { return m.ProcessBackend },
+		pending: "the running workers are watched by the current process backend, which hands them over only to itself; stop and start nsfd to change it"},
 	{key: "nsfd.control_socket", get: func(m *config.Master) string { return m.ControlSocket }},
 	{key: "nsfd.control_group", get: func(m *config.Master) string { return m.ControlGroup }},
 	{key: "nsfd.metrics_addr", get: func(m *config.Master) string { return m.MetricsAddr }},

@@ -26,9 +26,9 @@ type Options struct {
 	Shim []string
 	// Version is reported by the status API.
 	Version string
-	// Procs starts and watches the workers of every pool (prefork.Pump);
-	// each pool gets it in prefork.Config.Procs. The caller closes it after
-	// Run.
+	// Procs starts and watches the workers of every pool (prefork.Pump or
+	// prefork.Portable); each pool gets it in prefork.Config.Procs. The
+	// caller closes it after Run.
 	Procs prefork.Procs
 	// NewPool makes a daemon's pool, not started yet; default
 	// prefork.NewPool.
@@ -101,7 +101,7 @@ func New(m *config.Master, sink *logging.Sink, opts Options) (*Supervisor, error
 	if opts.NewPool == nil {
 		opts.NewPool = newPreforkPool
 	}
-	pinHandedOver(m, opts.Handover) // upgrade: adopt.go
+	opts.Handover.Pin(m) // upgrade: adopt.go
 	s := &Supervisor{
 		opts:    opts,
 		master:  m,

@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-
-	"golang.org/x/sys/unix"
 )
 
 // UI is a web page over the control API (package web): it is served under
@@ -42,7 +40,7 @@ func ActorOf(ctx context.Context) string {
 // control socket ("web (uid 1000)", "uid 1000", "web:ann").
 func actor(r *http.Request) string {
 	who := ActorOf(r.Context())
-	if cred, ok := r.Context().Value(credsKey{}).(*unix.Ucred); ok && cred != nil {
+	if cred, ok := r.Context().Value(credsKey{}).(*peerCred); ok && cred != nil {
 		uid := "uid " + strconv.Itoa(int(cred.Uid))
 		if who == "" {
 			return uid

@@ -214,9 +214,10 @@ func (s *Supervisor) handOver(ctx context.Context, binary, newVersion, reason st
 	s.up.mu.Unlock()
 	h := &Handover{Written: time.Now(), FromVersion: s.opts.Version, Started: s.started, Reloads: s.reloads,
 		Upgrades: upgrades, ControlFD: s.up.ctl.l.FD(), ResolverFD: -1, Extra: map[string]string{
-			"control_path": s.up.ctl.l.Spec.Address,
-			"run_dir":      s.master.RunDir, // pinned: the workers' sockets are in it
-			"reason":       reason,
+			"control_path":    s.up.ctl.l.Spec.Address,
+			"run_dir":         s.master.RunDir,         // pinned: the workers' sockets are in it
+			"process_backend": s.master.ProcessBackend, // pinned: the one that adopts them
+			"reason":          reason,
 		}}
 	h.SystemdFDs = s.systemdFDs()
 	if s.up.res != nil {

@@ -17,7 +17,7 @@ import (
 // answers: the process becomes the new binary and the connection closes,
 // and the caller reads the new master's status.
 func (s *Supervisor) handleUpgrade(w http.ResponseWriter, r *http.Request) {
-	cred, _ := r.Context().Value(credsKey{}).(*unix.Ucred)
+	cred, _ := r.Context().Value(credsKey{}).(*peerCred)
 	if cred == nil || (cred.Uid != 0 && int(cred.Uid) != os.Geteuid()) {
 		who := "this caller"
 		if cred != nil {

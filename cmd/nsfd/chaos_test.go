@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // Fault injection (issue 8): the master under load while its workers are
@@ -895,7 +897,7 @@ func (s *childScan) fresh() []int {
 			continue // gone already; a new pid anyway if it comes back
 		}
 		s.seen[pid] = true
-		if ppid == s.parent {
+		if ppid == s.parent && !isKeeper(pid) {
 			out = append(out, pid)
 		}
 	}

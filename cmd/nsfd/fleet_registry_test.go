@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // The registry connection of a fleet over TLS (sslmode=verify-full), and a

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // End-to-end tests of a fleet: five masters, each in a network namespace of

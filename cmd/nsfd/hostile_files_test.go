@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // End-to-end tests of a hostile file system (issue 12): FIFOs, devices and

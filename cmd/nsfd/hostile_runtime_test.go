@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // End-to-end tests of a hostile runtime (issue 12, part B): each one makes

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // End-to-end tests: they build the real nsfd binary and the example workers
@@ -18,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nsfd/nsfd/prefork"
 )
 
 var (
@@ -247,11 +251,19 @@ func (m *master) workers(prog string) []int {
 			continue
 		}
 		ppid, comm := procStat(pid)
-		if ppid == m.cmd.Process.Pid && (prog == "" || strings.HasPrefix(comm, prog)) {
+		if ppid == m.cmd.Process.Pid && (prog == "" || strings.HasPrefix(comm, prog)) && !isKeeper(pid) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
+}
+
+// isKeeper reports whether pid is the keeper of a master on the portable
+// process backend: a child of the master, but no worker.
+func isKeeper(pid int) bool {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	args := strings.Split(string(b), "\x00")
+	return len(args) > 1 && args[1] == prefork.KeeperArg
 }
 
 // procStat returns a process's parent pid and command name, from /proc/PID/stat.

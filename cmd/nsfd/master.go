@@ -18,7 +18,7 @@ import (
 
 // master runs the master on etc until ctx ends or a SIGTERM/SIGINT: it
 // loads nsfd.ini, prepares the run directory, opens the central log (on
-// stderr with logStderr) and the worker pump, and hands them to the
+// stderr with logStderr) and the process backend, and hands them to the
 // supervisor; signals become its calls.
 func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
 	// First: a master re-executed by an upgrade must not die of a SIGHUP
@@ -34,6 +34,7 @@ func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
 	if err != nil {
 		return err
 	}
+	handover.Pin(mc) // what the workers handed over depend on stays
 	if err := supervisor.PrepareRunDir(mc); err != nil {
 		return err
 	}
@@ -46,10 +47,11 @@ func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
 		defer cancel()
 		sink.Close(cctx)
 	}()
-	procs, err := prefork.OpenPump()
+	procs, backend, err := prefork.OpenBackend(mc.ProcessBackend)
 	if err != nil {
 		return err
 	}
+	sink.Logger().Debug("process backend", "backend", backend)
 	defer procs.Close() // before the sink: it writes what is left of the workers' output there
 	page, err := webPage(mc, sink.Logger())
 	if err != nil {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // End-to-end tests of live reload, the control socket and its CLI verbs.

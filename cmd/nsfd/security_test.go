@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // End-to-end tests of promises of docs/security.md that no other test

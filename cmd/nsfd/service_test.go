@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // `nsfd service`: what install writes under --root is init/'s reference

@@ -1,3 +1,5 @@
+//go:build linux
+
 package main
 
 // End-to-end tests of secured calls: a framework daemon (kv) with

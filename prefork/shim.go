@@ -1,3 +1,5 @@
+//go:build unix
+
 package prefork
 
 import (
@@ -107,7 +109,9 @@ func RunShim(args []string) error {
 		if err != nil {
 			return fmt.Errorf("rlimit %s: %w", name, err)
 		}
-		if err := unix.Setrlimit(res, &unix.Rlimit{Cur: v, Max: v}); err != nil {
+		var rl unix.Rlimit
+		setLimit(&rl.Cur, &rl.Max, v)
+		if err := unix.Setrlimit(res, &rl); err != nil {
 			return fmt.Errorf("set rlimit %s=%d: %w", name, v, err)
 		}
 	}
@@ -136,26 +140,8 @@ func RunShim(args []string) error {
 				gs = append(gs, n)
 			}
 		}
-		if err := unix.Setgroups(gs); err != nil {
-			return fmt.Errorf("setgroups: %w", err)
-		}
-		if *gid >= 0 {
-			if err := unix.Setresgid(*gid, *gid, *gid); err != nil {
-				return fmt.Errorf("setgid %d: %w", *gid, err)
-			}
-		}
-		if *uid >= 0 {
-			if err := unix.Setresuid(*uid, *uid, *uid); err != nil {
-				return fmt.Errorf("setuid %d: %w", *uid, err)
-			}
-		}
-		// A change of credentials clears the parent-death signal: set it again,
-		// and leave at once if the master died in between.
-		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0, 0, 0); err != nil {
-			return fmt.Errorf("set parent-death signal: %w", err)
-		}
-		if *ppid > 0 && os.Getppid() != *ppid {
-			return errors.New("master is gone")
+		if err := setCredentials(*uid, *gid, gs, *ppid); err != nil {
+			return err
 		}
 	}
 	if *umask != "" {
@@ -180,3 +166,7 @@ func RunShim(args []string) error {
 	}
 	return nil
 }
+
+// setLimit sets both fields of a unix.Rlimit to v, whichever integer type
+// the system gives them (FreeBSD's are signed).
+func setLimit[T int64 | uint64](cur, max *T, v uint64) { *cur, *max = T(v), T(v) }
