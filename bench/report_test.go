@@ -35,6 +35,7 @@ const (
 	orderOverhead
 	orderFleet
 	orderContain
+	orderUpgrade
 )
 
 // target is one row of the report's summary: a goal set by an issue and what

@@ -84,11 +84,12 @@ func (b *Pump) Start(ctx context.Context, c Command) (*os.Process, error) {
 // Drop closes what is left of owner's watches.
 func (b *Pump) Drop(owner any) { b.p.drop(owner) }
 
-// Adopt tells the pump that pid is a worker it did not start: one a master
-// exec'd in place (an upgrade) inherited. Until then the orphan reaper
-// takes it for an orphan (it is a child outside the master's process group)
-// and would reap it, taking its exit status from its pool.
-func (b *Pump) Adopt(pid int) {
+// trackInherited tells the pump's orphan reaper that pid is a worker it
+// did not start: one a master exec'd in place (an upgrade) inherited.
+// Until then the reaper takes it for an orphan (a child outside the
+// master's process group) and would reap it, taking its exit status from
+// its pool. Adopt calls it.
+func (b *Pump) trackInherited(pid int) {
 	b.r.spawnMu.RLock()
 	b.r.track(pid)
 	b.r.spawnMu.RUnlock()

@@ -108,6 +108,7 @@ type pumpOp struct {
 	exited *watch          // the worker of a watch without a pidfd has exited
 	drop   any             // close what is left of this owner's watches
 	resume <-chan struct{} // this hold has ended: read its streams again
+	export *[]*watch       // take the running watches out (adopt_linux.go)
 	ack    chan struct{}
 }
 
@@ -285,6 +286,8 @@ func (p *pump) handleOps() bool {
 			}
 		case op.resume != nil:
 			p.resume(op.resume)
+		case op.export != nil:
+			*op.export = p.export()
 		}
 		if op.ack != nil {
 			close(op.ack)

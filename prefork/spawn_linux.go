@@ -34,7 +34,9 @@ func startWatched(cmd *exec.Cmd) (*watch, error) {
 	}
 	pidfd := -1
 	cmd.SysProcAttr.PidFD = &pidfd
-	err := cmd.Start()
+	var err error
+	// On the main thread, which an upgrade's execve keeps (mainthread.go).
+	onMainThread(func() { err = cmd.Start() })
 	outW.Close() // the process holds the write ends now
 	errW.Close()
 	if err != nil {

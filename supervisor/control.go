@@ -54,7 +54,7 @@ func (s *Supervisor) listenControl(ctx context.Context) (*control, error) {
 		}
 		gid, spec.Mode, spec.GID = n, 0o660, n
 	}
-	l, err := prefork.Bind(ctx, spec)
+	l, err := s.inheritedListener(ctx, spec, "control") // upgrade: adopt.go
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
@@ -100,6 +100,7 @@ func (s *Supervisor) apiHandler() http.Handler {
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("POST /v1/reload", s.handleReload)
 	mux.HandleFunc("GET /v1/daemons/{name}/config", s.handleConfig)
+	mux.HandleFunc("POST /v1/upgrade", s.handleUpgrade)
 	mux.HandleFunc("POST /v1/daemons/{name}/{verb}", s.handleDaemon)
 	mux.Handle("GET /metrics", s.metrics.handler())
 	return jsonErrors(mux)

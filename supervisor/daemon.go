@@ -59,7 +59,7 @@ func (s *Supervisor) bindListeners(ctx context.Context, d *config.Daemon, exec p
 			ls = append(ls, old)
 			continue
 		}
-		nl, err := prefork.Bind(ctx, spec)
+		nl, err := s.bind(ctx, spec) // prefork.Bind, or a socket from systemd (sdsockets.go)
 		if err != nil {
 			s.closeAll(fresh)
 			return nil, err

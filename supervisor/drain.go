@@ -30,11 +30,13 @@ func (s *Supervisor) drain(ds []*daemon, done func(*daemon)) {
 				<-dep.drained
 			}
 			s.stopPool(d)
-			close(d.drained)
 			if done != nil {
 				// Run may be gone at shutdown; then nobody needs the answer.
 				_ = s.do(context.Background(), func(context.Context) { d.draining = false; done(d) })
 			}
+			// After the state is applied: who waited for it (Stop) finds
+			// the daemon stopped, not still draining.
+			close(d.drained)
 		}()
 	}
 }

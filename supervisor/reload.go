@@ -19,6 +19,8 @@ type ReloadResult struct {
 	Resized []string          `json:"resized"` // pool sizes applied in place
 	Rolled  []string          `json:"rolled"`  // workers rolled onto a new config
 	Errors  map[string]string `json:"errors"`  // file -> error; its daemon keeps its last good config
+
+	Master *MasterChange `json:"master,omitempty"` // nsfd.ini settings changed (masterconf.go)
 }
 
 // Reload re-reads etc/ and applies the difference (SIGHUP, `nsfd reload`).
@@ -42,7 +44,8 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 		defer s.sdReady()
 	}
 	s.metrics.reloads.Inc()
-	if _, err := config.LoadMaster(s.master.Dir); err != nil {
+	nm, err := config.LoadMaster(s.master.Dir)
+	if err != nil {
 		s.masterErr = err
 		r.Errors[s.master.File] = err.Error()
 		s.log.Error("nsfd.ini does not load; keeping the running configuration", "error", err)
@@ -167,6 +170,7 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 		}
 	}
 	s.gate(ctx)
+	r.Master = s.masterReloaded(ctx, nm)
 	sort.Strings(r.Added)
 	sort.Strings(r.Removed)
 	if !first {

@@ -41,7 +41,7 @@ type resolver struct {
 // listenResolver serves the registrar's registry on RUN_DIR/resolve.sock.
 func (s *Supervisor) listenResolver(ctx context.Context) (*resolver, error) {
 	path := filepath.Join(s.master.RunDir, resolverSocket)
-	l, err := prefork.Bind(ctx, prefork.ListenSpec{Network: "unix", Address: path, Mode: resolverMode, UID: -1, GID: -1})
+	l, err := s.inheritedListener(ctx, prefork.ListenSpec{Network: "unix", Address: path, Mode: resolverMode, UID: -1, GID: -1}, "resolver")
 	if err != nil {
 		return nil, fmt.Errorf("resolver socket: %w", err)
 	}

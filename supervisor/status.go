@@ -53,6 +53,8 @@ type Status struct {
 	ConfigError string         `json:"config_error,omitempty"` // nsfd.ini fails to load: nothing changes until it does
 	Daemons     []DaemonStatus `json:"daemons"`
 	Errors      []FileError    `json:"errors"`
+
+	UpgradeInfo // upgrade.go
 }
 
 // Status returns a snapshot of the master and of its daemons (or of one
@@ -64,11 +66,11 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 	}
 	var (
 		entries []entry
-		out     = Status{Node: s.master.NodeName, PID: os.Getpid(), Etc: s.master.Dir, Version: s.opts.Version, Started: s.started}
+		out     = Status{Node: s.master.NodeName, PID: os.Getpid(), Etc: s.master.Dir, Version: s.opts.Version}
 		missing bool
 	)
 	err := s.do(ctx, func(context.Context) {
-		out.Reloads = s.reloads
+		out.Reloads, out.Started = s.reloads, s.started // adopt sets started
 		if s.masterErr != nil {
 			out.ConfigError = s.masterErr.Error()
 		}
@@ -110,6 +112,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 	sort.Slice(out.Errors, func(i, j int) bool { return out.Errors[i].File < out.Errors[j].File })
 	out.LogDropped = s.sink.Dropped()
 	out.Containment = s.opts.Cgroups.String()
+	s.upgradeStatus(&out)
 	out.Daemons = []DaemonStatus{}
 	for _, e := range entries {
 		if e.pool != nil {

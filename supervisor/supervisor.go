@@ -40,6 +40,15 @@ type Options struct {
 	// UI, if set, is the web page: under /ui/ on the control socket, and
 	// on http_addr when nsfd.ini sets it.
 	UI UI
+	// Handover, if set, is what the master this process was before an
+	// upgrade handed over (ReadHandover): Run adopts it (adopt.go).
+	Handover *Handover
+	// Exec replaces the process image for an upgrade; default
+	// prefork.Exec. Tests make it fail.
+	Exec func(path string, argv, env []string) error
+	// Inherited are the fds of the sockets systemd handed nsfd itself
+	// (LISTEN_FDS): daemons whose port matches one use it (sdsockets.go).
+	Inherited []int
 }
 
 // Supervisor is the master: it owns one pool per daemon. Its state is owned
@@ -71,6 +80,10 @@ type Supervisor struct {
 	errs      map[string]error // daemon file -> config error, for files with no running daemon
 	masterErr error            // nsfd.ini failed to load at the last reload
 	reloads   int
+
+	up            upgradeState      // upgrade.go
+	adoptedNotify map[string]string // daemon -> notify socket path handed over by an upgrade
+	sdSockets     []sdSocket        // from systemd (sdsockets.go)
 }
 
 // daemon is one daemon the master knows: its config, its listeners and its pool.
@@ -104,6 +117,7 @@ func New(m *config.Master, sink *logging.Sink, opts Options) (*Supervisor, error
 	if opts.NewPool == nil {
 		opts.NewPool = newPreforkPool
 	}
+	opts.Handover.Pin(m) // upgrade: adopt.go
 	s := &Supervisor{
 		opts:     opts,
 		master:   m,
@@ -115,6 +129,8 @@ func New(m *config.Master, sink *logging.Sink, opts Options) (*Supervisor, error
 		quit:     make(chan struct{}),
 		daemons:  make(map[string]*daemon),
 		errs:     make(map[string]error),
+
+		adoptedNotify: make(map[string]string),
 	}
 	s.metrics = newMetrics(s)
 	s.reg = newRegistrar(m.Registry.Type, m.Registry.DSN, m.NodeName, m.Registry.Heartbeat, s.log.Named("registry"))
@@ -124,6 +140,7 @@ func New(m *config.Master, sink *logging.Sink, opts Options) (*Supervisor, error
 	for _, w := range m.Warnings {
 		s.log.Warn(w.Error())
 	}
+	s.adoptSystemd(append(opts.Inherited, handedOverSystemd(opts.Handover)...)) // sdsockets.go
 	return s, nil
 }
 
@@ -137,10 +154,12 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 		return err
 	}
 	defer ctl.close()
+	s.up.ctl = ctl
 	if res, err := s.listenResolver(ctx); err != nil {
 		s.log.Warn("no resolver socket; workers open the registry themselves", "error", err)
 	} else {
 		s.resolverPath = res.path
+		s.up.res = res
 		defer res.close()
 	}
 	w, err := s.watch(ctx)
@@ -175,7 +194,7 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 // serve is Run's loop: the first reload, then started, then requests and
 // etc/ changes until ctx ends; then it drains every daemon and returns.
 func (s *Supervisor) serve(ctx context.Context, etcChanges <-chan struct{}, started func(context.Context)) {
-	s.reload(ctx, "start")
+	s.startOrAdopt(ctx)
 	if started != nil {
 		started(ctx)
 	}

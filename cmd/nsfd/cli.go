@@ -36,6 +36,8 @@ var verbs = []func(m *Main) *cobra.Command{
 	newStopCmd,
 	newRestartCmd,
 	newScaleCmd,
+	newUpgradeCmd,
+	newPreflightCmd,
 	newResolveCmd,
 	newCallCmd,
 	newFleetCmd,

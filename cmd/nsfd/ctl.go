@@ -146,6 +146,7 @@ when a file changes, and on SIGHUP. Exits 1 if a file does not load.`,
 			}
 			fmt.Fprintf(m.Stdout, "reloaded: added %s, removed %s, resized %s, rolled %s\n",
 				list(r.Added), list(r.Removed), list(r.Resized), list(r.Rolled))
+			printMasterChange(m.Stdout, r.Master) // upgrade.go
 			for file, e := range r.Errors {
 				fmt.Fprintf(m.Stderr, "error: %s: %s\n", logging.Escape(file), logging.Escape(e))
 			}

@@ -32,7 +32,10 @@ func main() {
 		}
 		os.Exit(exitOK)
 	}
-	os.Exit(NewMain().Run(context.Background(), os.Args[1:]))
+	// The main goroutine serves the main thread (see upgrade.go); the
+	// command runs in another.
+	go func() { os.Exit(NewMain().Run(context.Background(), os.Args[1:])) }()
+	prefork.ServeMainThread()
 }
 
 // Main is the CLI: verbs, flags and exit codes; the work is in the packages.

@@ -21,10 +21,20 @@ import (
 // stderr with logStderr) and the process backend, and hands them to the
 // supervisor; signals become its calls.
 func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
+	// First: a master re-executed by an upgrade must not die of a SIGHUP
+	// (Go's default: exit) sent while it starts; the signals wait here.
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGTTIN, syscall.SIGTTOU)
+	defer signal.Stop(sigs)
+	handover, err := supervisor.ReadHandover() // set when an upgrade re-executed this process
+	if err != nil {
+		return err
+	}
 	mc, err := config.LoadMaster(etc)
 	if err != nil {
 		return err
 	}
+	handover.Pin(mc) // what the workers handed over depend on stays
 	if err := supervisor.PrepareRunDir(mc); err != nil {
 		return err
 	}
@@ -54,22 +64,19 @@ func (m *Main) master(ctx context.Context, etc string, logStderr bool) error {
 	if err != nil {
 		return err
 	}
-	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs, Cgroups: cg, UI: page})
+	s, err := supervisor.New(mc, sink, supervisor.Options{Version: version(), Procs: procs, Cgroups: cg, UI: page, Handover: handover, Inherited: systemdSockets()})
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTTIN, syscall.SIGTTOU)
-	defer signal.Stop(sigs)
 	go handleSignals(ctx, sigs, cancel, s, sink.Logger())
 	return s.Run(ctx, m.console(ctx, mc, s, logStderr))
 }
 
 // handleSignals turns the master's signals into calls of s until ctx ends:
 // SIGTERM and SIGINT cancel (drain and exit), SIGHUP reloads, SIGUSR1
-// reopens the log, SIGTTIN/SIGTTOU scale every daemon by one.
+// reopens the log, SIGUSR2 upgrades in place, SIGTTIN/SIGTTOU scale every daemon by one.
 func handleSignals(ctx context.Context, sigs <-chan os.Signal, cancel func(), s *supervisor.Supervisor, log hclog.Logger) {
 	for {
 		select {
@@ -90,6 +97,8 @@ func handleSignals(ctx context.Context, sigs <-chan os.Signal, cancel func(), s 
 				}
 			case syscall.SIGHUP:
 				s.Reload(ctx)
+			case syscall.SIGUSR2: // upgrade.go; its outcome is logged
+				go s.Upgrade(ctx, "")
 			}
 		case <-ctx.Done():
 			return

@@ -248,6 +248,7 @@ func printStatus(w io.Writer, st supervisor.Status) {
 	e := cell
 	fmt.Fprintf(w, "nsfd %s pid %d on %s, up %s, %d reload(s), etc %s\n",
 		e(st.Version), st.PID, e(st.Node), since(st.Started), st.Reloads, e(st.Etc))
+	printUpgrade(w, st) // upgrade.go
 	if st.ConfigError != "" {
 		fmt.Fprintf(w, "config error: %s\n", e(st.ConfigError))
 	}
