@@ -185,12 +185,18 @@ func (p *Pool) applyPolicy(ctx context.Context, now time.Time) {
 	// replacements are ready: a new configuration that fails to start leaves
 	// the old workers serving.
 	starting, ready := false, 0
+	probing := false // a worker of this start attempt has not yet proved itself
 	for _, w := range p.workers {
 		if w.cause == CauseNone && !w.replaced {
 			if w.ready {
 				ready++
 			} else {
 				starting = true
+			}
+			// type = simple is ready at exec: after failed starts, a probe
+			// is in flight until it has lived start_period.
+			if !w.ready || now.Before(w.started.Add(p.cfg.StartPeriod)) {
+				probing = true
 			}
 		}
 	}
@@ -230,7 +236,7 @@ func (p *Pool) applyPolicy(ctx context.Context, now time.Time) {
 		p.makeRoom(plan.Spawn-n, now)
 	}
 	if p.failedStarts > 0 { // after a failed start, probe with one worker at a time
-		if starting {
+		if probing {
 			n = 0
 		} else {
 			n = min(n, 1)
