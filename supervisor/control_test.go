@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -202,5 +203,44 @@ func TestControlChecksTheCaller(t *testing.T) {
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "unknown may not control") {
 		t.Errorf("a caller without credentials: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestControlAPIHasOnlyItsVerbs pins the control API's verbs
+// (docs/security.md): none runs a command the caller names or writes a
+// file; upgrade, which executes a binary, is for root and the master's own
+// user only, and only to a binary no other user can change.
+func TestControlAPIHasOnlyItsVerbs(t *testing.T) {
+	tm := twoDaemons(t)
+	h := tm.controlHandler(tm.apiHandler(), -1)
+	for _, probe := range []string{
+		"POST /v1/exec", "POST /v1/run", "POST /v1/daemons/a/exec", "POST /v1/daemons/a/run",
+		"POST /v1/daemons/a/config", "PUT /v1/daemons/a", "DELETE /v1/daemons/a", "POST /v1/files",
+		"PUT /v1/files/etc/a.ini", "POST /v1/daemons/a/command", "GET /v1/upgrade", "POST /v1/shell",
+	} {
+		method, path, _ := strings.Cut(probe, " ")
+		if a := asRoot(t, h, method, path); a.code != http.StatusNotFound && a.code != http.StatusMethodNotAllowed {
+			t.Errorf("%s: %d %s; want no such verb", probe, a.code, a.raw)
+		}
+	}
+	// A member of control_group (neither root nor the master's user) may
+	// not upgrade.
+	const group = 4243
+	member := uint32(os.Geteuid()) + 4242
+	hg := tm.controlHandler(tm.apiHandler(), group)
+	wantCode(t, "status by a member of control_group", call(t, hg, "GET", "/v1/status", member, group), http.StatusOK, "")
+	wantCode(t, "upgrade by a member of control_group", call(t, hg, "POST", "/v1/upgrade", member, group), http.StatusForbidden, "only root")
+	// Nor may root name a binary another user can change.
+	bin := filepath.Join(t.TempDir(), "nsfd")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 0\n"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(bin, 0o777)
+	a := asRoot(t, h, "POST", "/v1/upgrade?binary="+bin)
+	if a.code == http.StatusOK || a.code == http.StatusForbidden {
+		t.Fatalf("upgrade to a world-writable binary: %d %s", a.code, a.raw)
+	}
+	if msg, _ := a.body["error"].(string); !strings.Contains(msg, "writ") {
+		t.Errorf("upgrade to a world-writable binary refused with %q; want why", msg)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/logging"
+	"github.com/nsfd/nsfd/prefork"
 	"github.com/nsfd/nsfd/supervisor"
 )
 
@@ -59,7 +60,20 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%.1f", r)
 	},
-	"join":  strings.Join,
+	"join": strings.Join,
+	"cpu": func(r *prefork.GroupStats) string {
+		if r == nil {
+			return "–"
+		}
+		return time.Duration(r.CPUSeconds * float64(time.Second)).Round(10 * time.Millisecond).String()
+	},
+	"mem": func(r *prefork.GroupStats) string {
+		if r == nil {
+			return "–"
+		}
+		return size(r.MemoryBytes)
+	},
+	"size":  size,
 	"since": func(d time.Duration) string { return d.Round(time.Millisecond).String() },
 	"page": func(title string, fleet bool) map[string]any {
 		return map[string]any{"Title": title, "Fleet": fleet}
@@ -67,6 +81,17 @@ var funcs = template.FuncMap{
 	"actions": func(name, state, token string) map[string]string {
 		return map[string]string{"Name": name, "State": state, "Token": token}
 	},
+}
+
+// size renders a byte count in KiB, MiB or GiB.
+func size(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d KiB", n>>10)
 }
 
 // render writes the template name with data, or the fragment name#live

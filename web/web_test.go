@@ -34,9 +34,12 @@ type fakeAPI struct {
 func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := supervisor.Status{Node: "n1", PID: 42, Version: "test", Daemons: []supervisor.DaemonStatus{{
 		Name: "echo", State: "running", Listeners: []string{"tcp 127.0.0.1:7001"}, Requests: 10,
-		Workers: []prefork.WorkerStatus{{PID: 100, State: "busy"}, {PID: 101, State: "idle"}},
+		Workers:   []prefork.WorkerStatus{{PID: 100, State: "busy", Resources: &prefork.GroupStats{MemoryBytes: 3 << 20}}, {PID: 101, State: "idle"}},
+		Resources: &prefork.GroupStats{CPUSeconds: 1.5, MemoryBytes: 6 << 20, MemoryPeak: 8 << 20, Procs: 2},
 	}, {
 		Name: "broken", State: "fatal", ConfigError: "command: <script>alert(1)</script> not found",
+	}, {
+		Name: "app", State: "waiting", Reason: "waiting for db: fatal",
 	}}}
 	switch {
 	case r.Method == "GET" && r.URL.Path == "/v1/status":
@@ -156,7 +159,7 @@ func TestOverviewShowsTheAPIsStatus(t *testing.T) {
 		t.Fatalf("overview: %d %s", code, body)
 	}
 	for _, want := range []string{`href="/ui/daemons/echo"`, "1 / 1 / 2", "tcp 127.0.0.1:7001", "state-fatal",
-		"command: &lt;script&gt;alert(1)&lt;/script&gt; not found"} {
+		"command: &lt;script&gt;alert(1)&lt;/script&gt; not found", "1.5s", "6.0 MiB", "waiting for db: fatal"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("overview lacks %q:\n%s", want, body)
 		}
@@ -168,7 +171,7 @@ func TestOverviewShowsTheAPIsStatus(t *testing.T) {
 	}
 	// A daemon's page, its secrets masked.
 	_, body = get(t, srv.URL+"/ui/daemons/echo", "", "")
-	if !strings.Contains(body, "env.DB_PASSWORD") || !strings.Contains(body, supervisor.Masked) {
+	if !strings.Contains(body, "env.DB_PASSWORD") || !strings.Contains(body, supervisor.Masked) || !strings.Contains(body, "3.0 MiB") || !strings.Contains(body, "peak 8.0 MiB") {
 		t.Errorf("daemon page:\n%s", body)
 	}
 	if code, _ := get(t, srv.URL+"/ui/daemons/nope", "", ""); code != 404 {
