@@ -299,19 +299,19 @@ func NewPool(cfg Config) (*Pool, error) {
 		sys.leftovers = killGroup
 	}
 	return &Pool{
-		cfg:      cfg,
-		sys:      sys,
-		notes:    noNotes{},
-		exitc:    make(chan struct{}, 1),
+		cfg:        cfg,
+		sys:        sys,
+		notes:      noNotes{},
+		exitc:      make(chan struct{}, 1),
 		listenWake: make(chan struct{}, 1),
 		dormant:    cfg.Policy.MinServers == 0,
-		reqs:     make(chan func()),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-		sockDone: make(chan struct{}),
-		settled:  make(chan struct{}),
-		workers:  make(map[int]*worker),
-		state:    PoolStarting,
+		reqs:       make(chan func()),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		sockDone:   make(chan struct{}),
+		settled:    make(chan struct{}),
+		workers:    make(map[int]*worker),
+		state:      PoolStarting,
 	}, nil
 }
 
