@@ -263,6 +263,8 @@ func (l *daemonLoader) apply(e entry) {
 		}
 	case "fatal_retry":
 		l.duration(e, &d.FatalRetry)
+	case "idle_timeout":
+		l.duration(e, &d.IdleTimeout)
 	case "on_fatal", "on_restart", "on_recover":
 		if argv, ok := l.hookCommand(e, d.Dir); ok {
 			if d.Hooks == nil {

@@ -60,6 +60,8 @@ func TestDependencyAndHookKeyErrors(t *testing.T) {
 		{"a.ini", "command = /bin/a\nport = 127.0.0.1:0\nfatal_retry = soon\n", `a.ini:3: key "fatal_retry"`},
 		{"a.ini", "command = /bin/a\nport = 127.0.0.1:0\non_fatal = tell ; oops\n", `a.ini:3: key "on_fatal": "; oops" would be dropped as a comment`},
 		{"a.ini", "command = /bin/a\nport = 127.0.0.1:0\nafter = b\n", `a.ini:3: key "after": start order cycle (requires and after): a -> b -> a`},
+		{"a.ini", "command = /bin/a\nport = 127.0.0.1:0\nidle_timeout = 1m\n", `a.ini:3: key "idle_timeout": applies to a daemon started on demand only (min_servers = 0)`},
+		{"a.ini", "command = /bin/a\nport = 127.0.0.1:0\nmin_servers = -1\n", `a.ini:3: key "min_servers"`},
 		{MasterFileName, "[hooks]\ntimeout = 0s\n", `nsfd.ini:2: key "timeout": must be positive`},
 		{MasterFileName, "[hooks]\nmax_concurrent = 0\n", `nsfd.ini:2: key "max_concurrent": must be at least 1`},
 		{MasterFileName, "[hooks]\non_boot = x\n", `nsfd.ini:2: key "on_boot": unknown key in [hooks]`},

@@ -19,5 +19,8 @@ func deriveSpares(d *Daemon, minSet, maxSet bool) {
 	}
 	if !minSet {
 		d.MinSpareServers = max(min(DefaultMinSpareServers, d.MinServers, d.MaxSpareServers), 0)
+		if d.MinServers == 0 { // on demand: once woken, one idle spare
+			d.MinSpareServers = min(1, d.MaxSpareServers)
+		}
 	}
 }

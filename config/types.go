@@ -202,6 +202,10 @@ type Daemon struct {
 
 	FatalRetry time.Duration // a fatal daemon tries again after this; 0: never
 
+	// IdleTimeout: with MinServers 0 (on demand), the workers are retired
+	// back to none after this long without a request; 0: they stay.
+	IdleTimeout time.Duration
+
 	Hash     string   // digest of the effective configuration, for change detection
 	Warnings []*Error // non-fatal remarks (Net::Server keys that do not apply under a supervisor)
 }

@@ -177,8 +177,11 @@ func validateDaemon(d *Daemon, l *keyLoader) Errors {
 		}
 		return fmt.Sprintf("%s (%d)", key, pool[key])
 	}
-	if d.MinServers < 1 {
-		at("min_servers", "must be at least 1")
+	if d.MinServers < 0 {
+		at("min_servers", "must not be negative")
+	}
+	if d.MinServers > 0 && d.IdleTimeout > 0 {
+		at("idle_timeout", "applies to a daemon started on demand only (min_servers = 0)")
 	}
 	if d.MaxServers > MaxServersLimit {
 		at("max_servers", fmt.Sprintf("%d is more than the limit of %d", d.MaxServers, MaxServersLimit))
@@ -186,6 +189,9 @@ func validateDaemon(d *Daemon, l *keyLoader) Errors {
 	for _, r := range poolRules {
 		if r.ok(pool[r.a], pool[r.b]) {
 			continue
+		}
+		if d.MinServers == 0 && r.a == "min_spare_servers" && r.b == "min_servers" {
+			continue // on demand: the spares apply once a connection woke it
 		}
 		key := r.a
 		if l.line("", key) == 0 {

@@ -19,13 +19,13 @@ type PolicyOptions struct {
 // Validate applies Net::Server::PreFork's rules.
 func (o PolicyOptions) Validate() error {
 	switch {
-	case o.MinServers < 1:
-		return fmt.Errorf("min_servers %d: must be at least 1", o.MinServers)
+	case o.MinServers < 0:
+		return fmt.Errorf("min_servers %d: must not be negative", o.MinServers)
 	case o.MaxServers < o.MinServers:
 		return fmt.Errorf("max_servers %d < min_servers %d", o.MaxServers, o.MinServers)
 	case o.MinSpareServers < 0 || o.MaxSpareServers < 0:
 		return errors.New("spare servers must not be negative")
-	case o.MinSpareServers > o.MinServers:
+	case o.MinSpareServers > o.MinServers && o.MinServers > 0: // 0: on demand
 		return fmt.Errorf("min_spare_servers %d > min_servers %d", o.MinSpareServers, o.MinServers)
 	case o.MinSpareServers > o.MaxSpareServers:
 		return fmt.Errorf("min_spare_servers %d > max_spare_servers %d", o.MinSpareServers, o.MaxSpareServers)

@@ -11,8 +11,13 @@ func TestPolicyOptionsValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("Net::Server defaults refused: %v", err)
 	}
+	// min_servers 0 is a daemon started on demand; its spares apply once
+	// it is woken.
+	if err := (PolicyOptions{MinServers: 0, MaxServers: 4, MinSpareServers: 1, MaxSpareServers: 2}).Validate(); err != nil {
+		t.Errorf("on demand refused: %v", err)
+	}
 	for name, mod := range map[string]func(*PolicyOptions){
-		"min_servers 0":           func(o *PolicyOptions) { o.MinServers = 0 },
+		"min_servers -1":          func(o *PolicyOptions) { o.MinServers = -1 },
 		"max < min":               func(o *PolicyOptions) { o.MaxServers = 4 },
 		"min_spare > min_servers": func(o *PolicyOptions) { o.MinSpareServers = 6 },
 		"min_spare > max_spare":   func(o *PolicyOptions) { o.MinSpareServers = 3; o.MaxSpareServers = 2 },

@@ -27,6 +27,10 @@ type Config struct {
 	MaxRequests       int   // requests (REQUESTS=, else BUSY=1 count) after which a worker is replaced; 0: unlimited
 	MaxRequestsJitter int   // each worker's limit is MaxRequests + rand[0, jitter]
 	MaxRSS            int64 // bytes: a worker whose resident memory stays above it is replaced like at max_requests; 0: never
+	// IdleTimeout: with Policy.MinServers 0 the pool starts on demand (no
+	// worker until a listener is readable) and retires every worker after
+	// this long without a request; 0: once started, they stay.
+	IdleTimeout time.Duration
 
 	ReadyTimeout    time.Duration // type = notify: kill a worker not ready by then
 	GracefulTimeout time.Duration // SIGTERM, then SIGKILL after this
@@ -189,6 +193,10 @@ type Pool struct {
 	failedStarts    int
 	nextSpawn       time.Time
 	lastBusy        time.Time
+	dormant         bool          // on demand, and no worker wanted until a listener is readable (pool_ondemand.go)
+	activeAt        time.Time     // when a connection last woke the pool
+	listenWake      chan struct{} // a listener is readable while dormant
+	listenWatching  bool          // a goroutine waits for it
 	spawns          int
 	oomKills        int           // workers the OOM killer killed
 	nextRSS         time.Time     // when max_rss is checked next
@@ -291,17 +299,19 @@ func NewPool(cfg Config) (*Pool, error) {
 		sys.leftovers = killGroup
 	}
 	return &Pool{
-		cfg:      cfg,
-		sys:      sys,
-		notes:    noNotes{},
-		exitc:    make(chan struct{}, 1),
-		reqs:     make(chan func()),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-		sockDone: make(chan struct{}),
-		settled:  make(chan struct{}),
-		workers:  make(map[int]*worker),
-		state:    PoolStarting,
+		cfg:        cfg,
+		sys:        sys,
+		notes:      noNotes{},
+		exitc:      make(chan struct{}, 1),
+		listenWake: make(chan struct{}, 1),
+		dormant:    cfg.Policy.MinServers == 0,
+		reqs:       make(chan func()),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+		sockDone:   make(chan struct{}),
+		settled:    make(chan struct{}),
+		workers:    make(map[int]*worker),
+		state:      PoolStarting,
 	}, nil
 }
 

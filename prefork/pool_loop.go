@@ -66,6 +66,8 @@ func (p *Pool) run() {
 			p.handleNotes(p.notes.take(false), p.sys.now())
 		case <-p.exitc:
 			p.exitsArrived()
+		case <-p.listenWake:
+			p.woken(p.sys.now())
 		case f := <-p.reqs:
 			f()
 		case <-stop:
@@ -207,6 +209,9 @@ func (p *Pool) applyPolicy(ctx context.Context, now time.Time) {
 			}
 		}
 	}
+	if p.onDemand(ctx, now) {
+		return
+	}
 	if now.Before(p.nextSpawn) {
 		p.wakeAt(p.nextSpawn)
 		return
@@ -234,6 +239,9 @@ func (p *Pool) applyPolicy(ctx context.Context, now time.Time) {
 	if hard := 2*p.cfg.Policy.MaxServers - len(p.workers); n > hard {
 		n = max(hard, 0)
 		p.makeRoom(plan.Spawn-n, now)
+	}
+	if n == 0 && len(live) == 0 && p.cfg.Policy.MinServers == 0 {
+		n = 1 // woken on demand: the connection waiting needs a worker
 	}
 	if p.failedStarts > 0 { // after a failed start, probe with one worker at a time
 		if probing {
@@ -297,6 +305,9 @@ func (p *Pool) computeState(now time.Time) PoolState {
 			return PoolRunning
 		}
 	}
+	if p.dormant {
+		return PoolIdle
+	}
 	if now.Before(p.nextSpawn) {
 		return PoolBackoff
 	}
@@ -309,7 +320,7 @@ func (p *Pool) setState(s PoolState) {
 	}
 	p.state = s
 	switch s {
-	case PoolRunning, PoolFatal, PoolStopped:
+	case PoolRunning, PoolFatal, PoolStopped, PoolIdle:
 		p.settle.Do(func() { close(p.settled) })
 	}
 	p.since = p.sys.now()

@@ -14,12 +14,13 @@ const (
 	PoolFatal                     // gave up after start_retries failed starts
 	PoolStopping                  // draining
 	PoolStopped                   // stopped: no worker left
+	PoolIdle                      // on demand (min_servers = 0): no worker until a connection arrives
 )
 
-var poolStateNames = [...]string{"starting", "running", "backoff", "fatal", "stopping", "stopped"}
+var poolStateNames = [...]string{"starting", "running", "backoff", "fatal", "stopping", "stopped", "idle (on demand)"}
 
-// String returns "starting", "running", "backoff", "fatal", "stopping" or
-// "stopped".
+// String returns "starting", "running", "backoff", "fatal", "stopping",
+// "stopped" or "idle (on demand)".
 func (s PoolState) String() string {
 	if s >= 0 && int(s) < len(poolStateNames) {
 		return poolStateNames[s]

@@ -38,8 +38,8 @@ func TestExitCauseNames(t *testing.T) {
 }
 
 func TestPoolStateNamesAndJSON(t *testing.T) {
-	want := []string{"starting", "running", "backoff", "fatal", "stopping", "stopped"}
-	for i, s := range []PoolState{PoolStarting, PoolRunning, PoolBackoff, PoolFatal, PoolStopping, PoolStopped} {
+	want := []string{"starting", "running", "backoff", "fatal", "stopping", "stopped", "idle (on demand)"}
+	for i, s := range []PoolState{PoolStarting, PoolRunning, PoolBackoff, PoolFatal, PoolStopping, PoolStopped, PoolIdle} {
 		if s.String() != want[i] {
 			t.Errorf("state %d is %q, want %q", i, s.String(), want[i])
 		}

@@ -129,7 +129,7 @@ func (s *Supervisor) notRunning(name string, states map[string]prefork.PoolState
 	if !ok {
 		return "no state"
 	}
-	if st == prefork.PoolRunning {
+	if st == prefork.PoolRunning || st == prefork.PoolIdle {
 		return ""
 	}
 	return st.String()

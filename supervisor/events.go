@@ -48,7 +48,7 @@ func (s *Supervisor) observe(e prefork.Event) {
 // they are called.
 func registryState(st prefork.PoolState) string {
 	switch st {
-	case prefork.PoolRunning:
+	case prefork.PoolRunning, prefork.PoolIdle: // on demand: its listeners take clients
 		return registry.StateRunning
 	case prefork.PoolStopping:
 		return registry.StateStopping

@@ -74,6 +74,7 @@ func (s *Supervisor) poolConfig(d *config.Daemon, ls []*prefork.Listener, exec p
 		MaxRequests:       d.MaxRequests,
 		MaxRequestsJitter: d.MaxRequestsJitter,
 		MaxRSS:            d.Resources.MaxRSS,
+		IdleTimeout:       d.IdleTimeout,
 		ReadyTimeout:      d.ReadyTimeout,
 		GracefulTimeout:   d.GracefulTimeout,
 		StartPeriod:       d.StartPeriod,
