@@ -43,7 +43,7 @@ portable:
 		CGO_ENABLED=0 GOOS=$$os $(GO) vet ./... || exit 1; done
 
 unit:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
 	cd bench && $(GO) test -race -count=1 ./...
 
 # prefork's tests as macOS and FreeBSD run it (the portable backend, a
@@ -54,7 +54,7 @@ unit:
 E2E_PORTABLE ?= TestEchoWorkersShareOneListener|TestKilledWorkerIsReplaced|TestCrashingDaemonGoesFatalOthersServe|TestStopKillsStubbornWorkerAndExitsZero|TestKilledMasterLeavesNoWorker|TestSystemdNotify|TestWorkersDropToDaemonUser|TestProcessSettings|TestMaxRequestsReplacesWorkersWithoutFailures|TestWatchdogReplacesSilentWorker|TestReadyTimeoutIsAFailedStart|TestChaosKillWorkers|TestChaosMasterKilled|TestSecurityKilledMasterLeavesNoWorkerOfAnotherUser|TestShutdownWhileADaemonDrains|TestLogsTailAndFollow|TestChaosLogSinkBlocked|TestPythonWorker|TestHostileNotifyFlood
 e2e-portable:
 	NSFD_PROCESS_BACKEND=portable NSFD_TEST_NOTIFY=per-worker $(GO) test -race -count=1 ./prefork
-	NSFD_PROCESS_BACKEND=portable $(GO) test -race -count=1 -run '$(E2E_PORTABLE)' ./cmd/nsfd
+	NSFD_PROCESS_BACKEND=portable $(GO) test -race -count=1 -timeout 30m -run '$(E2E_PORTABLE)' ./cmd/nsfd
 
 # What the tests need on a fresh machine (PostgreSQL for the registry tests,
 # systemd-analyze for the unit check): installed when root, else named.

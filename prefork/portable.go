@@ -115,7 +115,12 @@ func (b *Portable) Start(ctx context.Context, c Command) (*os.Process, error) {
 	cmd.ExtraFiles = c.Files
 	cmd.Stdout, cmd.Stderr = ws[0], ws[1]
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err := cmd.Start()
+	err := startTracked(func() (int, error) {
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		return cmd.Process.Pid, nil
+	})
 	ws[0].Close() // the process holds the write ends now
 	ws[1].Close()
 	if err != nil {

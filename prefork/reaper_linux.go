@@ -88,6 +88,27 @@ func (r *reaper) run() {
 	}
 }
 
+// startTracked runs start, a fork that returns the child's pid, so that
+// the process's orphan reaper, if a pump runs one, never takes the child
+// for an orphan: the portable backend forks its workers with it, in a
+// process where a pump also runs (the tests; a master uses one backend).
+func startTracked(start func() (int, error)) error {
+	shared.mu.Lock()
+	r := shared.r
+	shared.mu.Unlock()
+	if r == nil {
+		_, err := start()
+		return err
+	}
+	r.spawnMu.RLock()
+	defer r.spawnMu.RUnlock()
+	pid, err := start()
+	if err == nil {
+		r.track(pid)
+	}
+	return err
+}
+
 // track records pid as a worker; the caller holds spawnMu shared.
 func (r *reaper) track(pid int) {
 	st, _ := startTime(pid)
