@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -95,6 +97,8 @@ func BenchmarkDataPath(b *testing.B) {
 	echoDirect := startDirect(b, n, bins.echo)
 	echoDirect2 := startDirect(b, n, bins.echo)
 	httpDirect := startDirect(b, n, bins.ht)
+	// What a Go user runs instead: one net/http process on every core.
+	plainHTTP := startDirect(b, 1, buildBenchCommand(b, "plainhttp"))
 
 	nsfdSide := func(name, metric, daemon string, recycled bool) *side {
 		return &side{name: name, metric: metric, addr: addrs[daemon], master: m.pid(), recycled: recycled,
@@ -118,11 +122,13 @@ func BenchmarkDataPath(b *testing.B) {
 		{name: "http", kind: httpKeepAlive, sides: []*side{
 			directSide("direct", "direct", httpDirect),
 			nsfdSide("nsfd", "nsfd", "http", false),
+			directSide("plain net/http, one process", "plain", plainHTTP),
 		}},
 		{name: "http-connect", kind: httpConnect, sides: []*side{
 			directSide("direct", "direct", httpDirect),
 			nsfdSide("nsfd", "nsfd", "http", false),
 			nsfdSide("nsfd max_requests=1000", "recycle", "httprecycle", true),
+			directSide("plain net/http, one process", "plain", plainHTTP),
 		}},
 	}
 	if v := wrkVersion(); v != "" {
@@ -364,4 +370,16 @@ func roundDur(d time.Duration) string {
 		return d.Round(time.Microsecond).String()
 	}
 	return d.String()
+}
+
+// buildBenchCommand builds the command bench/NAME into a temporary
+// directory and returns its path.
+func buildBenchCommand(tb testing.TB, name string) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", bin, "./"+name)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("build bench/%s: %v\n%s", name, err, out)
+	}
+	return bin
 }
