@@ -116,14 +116,15 @@ func recordDataPath(n, clients int, wls []*workloadResult, notes []string) {
 	})
 }
 
-// recordPlainHTTP adds the targets of examples/http under nsfd against a
-// plain single-process net/http server, where a workload has both.
+// recordPlainHTTP adds the targets of examples/http under nsfd, one
+// worker per core, against a plain single-process net/http server, where
+// a workload has both.
 func recordPlainHTTP(wls []*workloadResult) {
 	for _, wl := range wls {
 		var ns, plain *side
 		for _, s := range wl.sides {
 			switch s.metric {
-			case "nsfd":
+			case "nsfd-cores":
 				ns = s
 			case "plain":
 				plain = s
@@ -137,7 +138,7 @@ func recordPlainHTTP(wls []*workloadResult) {
 			continue
 		}
 		r := median(pr)
-		t := target{order: orderDataPath, what: "data path, " + wl.title() + ": examples/http under nsfd ÷ one plain net/http process",
+		t := target{order: orderDataPath, what: "data path, " + wl.title() + ": examples/http under nsfd, one worker per core, ÷ one plain net/http process",
 			goal: fmt.Sprintf("≥ %.2f", targetPlainHTTP), met: r >= targetPlainHTTP,
 			measured: fmt.Sprintf("%.3f (%.0f vs %.0f req/s; rounds %.2f–%.2f)", r, summarize(ns).median, summarize(plain).median, slices.Min(pr), slices.Max(pr))}
 		if !t.met {
