@@ -12,6 +12,10 @@ import (
 // least this share of the same workers without it.
 const targetDataPath = 0.97
 
+// targetPlainHTTP is issue 18's target: examples/http under nsfd at least
+// this share of one plain net/http process.
+const targetPlainHTTP = 0.95
+
 // recordDataPath adds the data-path section, its targets and its chart to
 // the report.
 func recordDataPath(n, clients int, wls []*workloadResult, notes []string) {
@@ -56,6 +60,7 @@ func recordDataPath(n, clients int, wls []*workloadResult, notes []string) {
 			addTarget(t)
 		}
 	}
+	recordPlainHTTP(wls)
 	if len(chart.groups) > 0 {
 		addChart(chart)
 	}
@@ -109,6 +114,38 @@ func recordDataPath(n, clients int, wls []*workloadResult, notes []string) {
 		fmt.Fprintln(w)
 		fmt.Fprint(w, dataPathDiscussion)
 	})
+}
+
+// recordPlainHTTP adds the targets of examples/http under nsfd, one
+// worker per core, against a plain single-process net/http server, where
+// a workload has both.
+func recordPlainHTTP(wls []*workloadResult) {
+	for _, wl := range wls {
+		var ns, plain *side
+		for _, s := range wl.sides {
+			switch s.metric {
+			case "nsfd-cores":
+				ns = s
+			case "plain":
+				plain = s
+			}
+		}
+		if ns == nil || plain == nil {
+			continue
+		}
+		pr := pairedRatios(ns, plain)
+		if len(pr) == 0 {
+			continue
+		}
+		r := median(pr)
+		t := target{order: orderDataPath, what: "data path, " + wl.title() + ": examples/http under nsfd, one worker per core, ÷ one plain net/http process",
+			goal: fmt.Sprintf("≥ %.2f", targetPlainHTTP), met: r >= targetPlainHTTP,
+			measured: fmt.Sprintf("%.3f (%.0f vs %.0f req/s; rounds %.2f–%.2f)", r, summarize(ns).median, summarize(plain).median, slices.Min(pr), slices.Max(pr))}
+		if !t.met {
+			t.note = fmt.Sprintf("%.1f%% fewer requests; see § Data path", 100*(1-r))
+		}
+		addTarget(t)
+	}
 }
 
 // dataPathDiscussion explains the mechanisms behind the figures, which do

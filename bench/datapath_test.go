@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"text/tabwriter"
 	"time"
+
+	"github.com/nsfd/nsfd/worker"
 )
 
 // side is one way of running a workload's workers.
@@ -82,6 +86,9 @@ func BenchmarkDataPath(b *testing.B) {
 		"echo":        daemonConf(bins.echo, n, 0),
 		"http":        daemonConf(bins.ht, n, 0),
 		"httprecycle": daemonConf(bins.ht, n, 1000), // nsfd's default max_requests
+		// One worker per core at the default concurrency, as docs/protocol.md
+		// recommends: what is held against one plain net/http process.
+		"httpcores": daemonConf(bins.ht, runtime.NumCPU(), 0),
 	}
 	var notes []string
 	m := startMaster(b, daemons)
@@ -89,12 +96,22 @@ func BenchmarkDataPath(b *testing.B) {
 	startPids := map[string][]int{}
 	for d := range daemons {
 		addrs[d] = m.addr(d)
-		m.waitWorkers(d, n)
+		want := n
+		if d == "httpcores" {
+			want = runtime.NumCPU()
+		}
+		m.waitWorkers(d, want)
 		startPids[d] = m.workers(d)
 	}
 	echoDirect := startDirect(b, n, bins.echo)
 	echoDirect2 := startDirect(b, n, bins.echo)
 	httpDirect := startDirect(b, n, bins.ht)
+	// What a Go user runs instead: one net/http process on every core.
+	plainHTTP := startDirect(b, 1, buildBenchCommand(b, "plainhttp"))
+	notes = append(notes, fmt.Sprintf("\"nsfd, one worker per core\": an http daemon of %d workers (min_servers = max_servers = CPUs) at "+
+		"examples/http's default concurrency of %d connections each, as docs/protocol.md recommends; \"plain net/http, one process\": "+
+		"bench/plainhttp, the same handler in one net/http process with no worker library, on a socket bound the same way",
+		runtime.NumCPU(), worker.DefaultConcurrency))
 
 	nsfdSide := func(name, metric, daemon string, recycled bool) *side {
 		return &side{name: name, metric: metric, addr: addrs[daemon], master: m.pid(), recycled: recycled,
@@ -118,11 +135,15 @@ func BenchmarkDataPath(b *testing.B) {
 		{name: "http", kind: httpKeepAlive, sides: []*side{
 			directSide("direct", "direct", httpDirect),
 			nsfdSide("nsfd", "nsfd", "http", false),
+			nsfdSide("nsfd, one worker per core", "nsfd-cores", "httpcores", false),
+			directSide("plain net/http, one process", "plain", plainHTTP),
 		}},
 		{name: "http-connect", kind: httpConnect, sides: []*side{
 			directSide("direct", "direct", httpDirect),
 			nsfdSide("nsfd", "nsfd", "http", false),
 			nsfdSide("nsfd max_requests=1000", "recycle", "httprecycle", true),
+			nsfdSide("nsfd, one worker per core", "nsfd-cores", "httpcores", false),
+			directSide("plain net/http, one process", "plain", plainHTTP),
 		}},
 	}
 	if v := wrkVersion(); v != "" {
@@ -364,4 +385,16 @@ func roundDur(d time.Duration) string {
 		return d.Round(time.Microsecond).String()
 	}
 	return d.String()
+}
+
+// buildBenchCommand builds the command bench/NAME into a temporary
+// directory and returns its path.
+func buildBenchCommand(tb testing.TB, name string) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", bin, "./"+name)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("build bench/%s: %v\n%s", name, err, out)
+	}
+	return bin
 }

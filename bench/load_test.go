@@ -35,8 +35,8 @@ const (
 	// GET / on it, request after request.
 	httpKeepAlive
 	// httpConnect: a new connection per GET /, closed once the response is
-	// read: with the HTTP worker's default --concurrency 1, a BUSY=1/BUSY=0
-	// pair and one request towards max_requests each.
+	// read: an accept and one request towards max_requests each (with
+	// --concurrency 1, a BUSY=1/BUSY=0 pair too).
 	httpConnect
 )
 

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,11 +51,12 @@ type echoSystem struct {
 	grown  map[int]int           // processes after the warm-up, per concurrency
 	cpu    map[int]time.Duration // CPU time of procs and master over the rounds, per concurrency
 	mcpu   map[int]time.Duration // the master's part of cpu
+	fixed  int                   // >0: a pool that does not grow with the connections (many per process); the warm-up waits for this many
 }
 
 // perlEchoRun is what BenchmarkPerlEcho measured, kept for its report.
 type perlEchoRun struct {
-	systems  []*echoSystem // [0] Net::Server::PreFork, [1] nsfd + Perl, [2] nsfd + Go, [3] Perl without a supervisor
+	systems  []*echoSystem // [0] Net::Server::PreFork, [1] nsfd + Perl, [2] nsfd + Go one per process, [3] Perl without a supervisor, [4] nsfd + Go at its default concurrency
 	rounds   int
 	duration time.Duration
 	warmup   time.Duration
@@ -77,11 +79,13 @@ func BenchmarkPerlEcho(b *testing.B) {
 	nsfdScript, nsScript := perlScript(b, "nsfd-echo.pl"), perlScript(b, "netserver-echo.pl")
 
 	m := startMaster(b, map[string]string{
-		"goecho":   perlPoolConf(bins.echo),
+		"goecho":   perlPoolConf(bins.echo + " --concurrency 1"),
+		"goecho64": goPoolConf(bins.echo),
 		"perlecho": perlPoolConf(perl + " " + nsfdScript),
 	})
-	goAddr, perlAddr := m.addr("goecho"), m.addr("perlecho")
+	goAddr, go64Addr, perlAddr := m.addr("goecho"), m.addr("goecho64"), m.addr("perlecho")
 	m.waitWorkers("goecho", perlPool.minServers)
+	m.waitWorkers("goecho64", goPoolWorkers())
 	m.waitWorkers("perlecho", perlPool.minServers)
 	// The control: as many copies of the nsfd worker script as the largest
 	// pool has, on one socket, with no supervisor at all (as the data-path
@@ -103,8 +107,10 @@ func BenchmarkPerlEcho(b *testing.B) {
 		systems: []*echoSystem{
 			{name: "Net::Server::PreFork + Perl", metric: "netserver", addr: ns.addr, procs: ns.children, master: ns.cmd.Process.Pid},
 			{name: "nsfd + Perl", metric: "nsfd-perl", addr: perlAddr, procs: func() []int { return m.workers("perlecho") }, master: m.pid()},
-			{name: "nsfd + Go (examples/echo)", metric: "nsfd-go", addr: goAddr, procs: func() []int { return m.workers("goecho") }, master: m.pid()},
+			{name: "nsfd + Go (examples/echo --concurrency 1)", metric: "nsfd-go", addr: goAddr, procs: func() []int { return m.workers("goecho") }, master: m.pid()},
 			{name: "control: nsfd-echo.pl, no supervisor", metric: "direct-perl", addr: direct.addr, procs: direct.pids},
+			{name: fmt.Sprintf("nsfd + Go (examples/echo, default %d connections per worker, %d workers)", worker.DefaultConcurrency, goPoolWorkers()),
+				metric: "nsfd-go64", addr: go64Addr, procs: func() []int { return m.workers("goecho64") }, master: m.pid(), fixed: goPoolWorkers()},
 		},
 	}
 	for _, s := range run.systems {
@@ -116,7 +122,11 @@ func BenchmarkPerlEcho(b *testing.B) {
 	for _, c := range perlConcurrencies {
 		want := min(c+perlPool.minSpare, perlPool.maxServers)
 		for _, s := range run.systems {
-			s.grown[c] = warmEcho(b, ctx, s, c, want, run.warmup)
+			w := want
+			if s.fixed > 0 {
+				w = s.fixed
+			}
+			s.grown[c] = warmEcho(b, ctx, s, c, w, run.warmup)
 		}
 		for r := range run.rounds {
 			for i := range run.systems {
@@ -172,6 +182,20 @@ func perlPoolConf(command string) string {
 	return fmt.Sprintf("command = %s\nport = 127.0.0.1:0\ntype = notify\n"+
 		"min_servers = %d\nmax_servers = %d\nmin_spare_servers = %d\nmax_spare_servers = %d\nmax_requests = %d\n",
 		command, p.minServers, p.maxServers, p.minSpare, p.maxSpare, p.maxRequests)
+}
+
+// goPoolWorkers is the Go echo's pool at its default concurrency: one
+// worker per core, as docs/protocol.md recommends.
+func goPoolWorkers() int { return max(runtime.NumCPU(), 1) }
+
+// goPoolConf is an nsfd daemon file for a Go worker serving
+// worker.DefaultConcurrency connections: one worker per core, one more
+// allowed for when they all fill up.
+func goPoolConf(command string) string {
+	n := goPoolWorkers()
+	return fmt.Sprintf("command = %s\nport = 127.0.0.1:0\ntype = notify\n"+
+		"min_servers = %d\nmax_servers = %d\nmin_spare_servers = 0\nmax_spare_servers = %d\nmax_requests = %d\n",
+		command, n, n+1, n, perlPool.maxRequests)
 }
 
 // warmEcho puts load on s at c connections until its pool has grown to want
@@ -283,13 +307,13 @@ func printPerlEcho(w io.Writer, run *perlEchoRun) {
 }
 
 func addPerlEchoReport(run *perlEchoRun) {
-	base, nsfdPerl, nsfdGo, control := run.systems[0], run.systems[1], run.systems[2], run.systems[3]
+	base, nsfdPerl, nsfdGo, control, nsfdGo64 := run.systems[0], run.systems[1], run.systems[2], run.systems[3], run.systems[4]
 	groups := make([]string, len(perlConcurrencies))
-	series := []barSeries{{name: nsfdGo.name}, {name: nsfdPerl.name}, {name: base.name}}
+	series := []barSeries{{name: nsfdGo64.name}, {name: nsfdGo.name}, {name: nsfdPerl.name}, {name: base.name}}
 	var nsfdCost []string // nsfd + Perl ÷ the control, per concurrency
 	for i, c := range perlConcurrencies {
 		groups[i] = fmt.Sprintf("%d connection%s", c, map[bool]string{true: "s"}[c > 1])
-		for j, s := range []*echoSystem{nsfdGo, nsfdPerl, base} {
+		for j, s := range []*echoSystem{nsfdGo64, nsfdGo, nsfdPerl, base} {
 			series[j].values = append(series[j].values, summarizeEcho(s, base, c).rps)
 		}
 		sum, bsum, csum := summarizeEcho(nsfdPerl, base, c), summarizeEcho(base, base, c), summarizeEcho(control, base, c)
@@ -325,6 +349,9 @@ func addPerlEchoReport(run *perlEchoRun) {
 			}
 		}
 		addTarget(t)
+		if c >= 16 {
+			addTarget(goEchoTarget(nsfdGo64, base, groups[i], c))
+		}
 	}
 	addChart(barChart{
 		order:  orderPerl,
@@ -352,6 +379,9 @@ func addPerlEchoReport(run *perlEchoRun) {
 		fmt.Fprintln(w, "  enough that a grown pool is not trimmed while the other systems take their turn. Both nsfd daemons run in one")
 		fmt.Fprintln(w, "  `nsfd run`; Net::Server::PreFork runs in the foreground on 127.0.0.1, logging to a file, in a process group")
 		fmt.Fprintln(w, "  of its own.")
+		fmt.Fprintf(w, "- Go at its default concurrency: `examples/echo` with no flag serves %d connections per process\n", worker.DefaultConcurrency)
+		fmt.Fprintf(w, "  (worker.DefaultConcurrency); its pool is one worker per core, `min_servers %d`, `max_servers %d`, the pool\n", goPoolWorkers(), goPoolWorkers()+1)
+		fmt.Fprintln(w, "  docs/protocol.md recommends; it does not grow with the connections.")
 		fmt.Fprintf(w, "- Control: %d copies of `nsfd-echo.pl` started by the benchmark on one socket it bound itself (`LISTEN_FDS=1`, no\n", len(control.procs()))
 		fmt.Fprintln(w, "  `NOTIFY_SOCKET`, no master), as the data-path benchmark's \"direct\"; a fixed pool, never grown or trimmed.")
 		fmt.Fprintln(w, "- Load: the closed-loop generator of the data-path benchmark, in the benchmark process: at each concurrency")
@@ -380,6 +410,29 @@ func addPerlEchoReport(run *perlEchoRun) {
 			fmt.Fprintln(w, "- "+n)
 		}
 	})
+}
+
+// targetGoEcho is issue 18's target for the Go echo worker at its default
+// concurrency against Net::Server::PreFork + Perl.
+const targetGoEcho = 1.5
+
+// goEchoTarget is that target at c connections.
+func goEchoTarget(goSys, base *echoSystem, group string, c int) target {
+	t := target{order: orderPerl,
+		what: fmt.Sprintf("echo, %s (keep-alive): nsfd + Go at its default concurrency vs Net::Server::PreFork + Perl, req/s", group),
+		goal: fmt.Sprintf("≥ %.1f× Net::Server::PreFork", targetGoEcho)}
+	sum, bsum := summarizeEcho(goSys, base, c), summarizeEcho(base, base, c)
+	if len(sum.ratios) == 0 {
+		t.measured, t.note = "–", "no round measured"
+		return t
+	}
+	r := median(sum.ratios)
+	t.met = r >= targetGoEcho
+	t.measured = fmt.Sprintf("%s (%.0f vs %.0f req/s; CPU/req %s vs %s)", ratioText(r, 1), sum.rps, bsum.rps, micros(sum.cpuPerReq, 1), micros(bsum.cpuPerReq, 1))
+	if !t.met {
+		t.note = fmt.Sprintf("%.0f%% short of the target (rounds %.2f–%.2f)", 100*(1-r/targetGoEcho), slices.Min(sum.ratios), slices.Max(sum.ratios))
+	}
+	return t
 }
 
 // loadAverage returns the machine's 1-minute load average, as /proc/loadavg has it.

@@ -23,10 +23,9 @@ type notifySocket struct {
 	ino  uint64 // of the socket file: close removes the path only if it is still ours
 
 	rc     syscall.RawConn
-	mu     sync.Mutex // serialises reads of the socket: notes keep the kernel's order
-	queued []note     // read, not taken yet
-	buf    []byte
-	oob    []byte
+	mu     sync.Mutex    // serialises reads of the socket: notes keep the kernel's order
+	queued []note        // read, not taken yet
+	batch  *mmsgBatch    // recvmmsg(2) buffers, under mu
 	notify chan struct{} // a token once queued is not empty
 	space  chan struct{} // a token once the pool took what was queued
 }
@@ -70,7 +69,7 @@ func listenNotify(path string, uid, gid int) (*notifySocket, error) {
 		return nil, fmt.Errorf("notify socket: SO_PASSCRED: %w", err)
 	}
 	ns := &notifySocket{path: path, conn: conn, rc: raw,
-		buf: make([]byte, proto.MaxNotifySize+1), oob: make([]byte, unix.CmsgSpace(unix.SizeofUcred)),
+		batch:  newMmsgBatch(mmsgBatchSize),
 		notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 	if err := ns.own(uid, gid); err != nil {
 		conn.Close()
@@ -143,13 +142,17 @@ func (s *notifySocket) read(done <-chan struct{}) {
 	}
 }
 
-// recvLocked reads datagrams from fd into s.queued until the kernel has
-// none left or s.queued holds limit; it returns how many it read, and the
-// error that stopped it if not "none left". s.mu is held.
+// recvLocked reads datagrams from fd into s.queued, a batch per
+// recvmmsg(2) call, until the kernel has none left or s.queued holds
+// limit; it returns how many it read, and the error that stopped it if not
+// "none left". A batch that comes back short means the kernel's queue was
+// empty: no further call to be told EAGAIN. Each datagram keeps its own
+// SCM_CREDENTIALS. s.mu is held.
 func (s *notifySocket) recvLocked(fd, limit int) (int, error) {
 	n := 0
 	for len(s.queued) < limit {
-		dn, oobn, flags, _, err := unix.Recvmsg(fd, s.buf, s.oob, unix.MSG_DONTWAIT)
+		want := min(limit-len(s.queued), mmsgBatchSize)
+		k, err := s.batch.recv(fd, want)
 		if err == unix.EINTR {
 			continue
 		}
@@ -159,8 +162,13 @@ func (s *notifySocket) recvLocked(fd, limit int) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		s.queued = append(s.queued, parseDatagram(s.buf[:dn], s.oob[:oobn], flags))
-		n++
+		for i := range k {
+			s.queued = append(s.queued, s.batch.note(i))
+		}
+		n += k
+		if k < want {
+			return n, nil
+		}
 	}
 	return n, nil
 }

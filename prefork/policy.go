@@ -160,3 +160,19 @@ func Decide(sb []Slot, o PolicyOptions, lastBusy, now time.Time) Plan {
 	}
 	return p
 }
+
+// Saturated reports whether a pool with scoreboard sb has no capacity
+// left: max_servers workers, every one busy (a worker serving several
+// connections is busy only when all its slots are taken). New connections
+// then wait in the listeners' kernel backlog until a worker frees a slot.
+func Saturated(sb []Slot, o PolicyOptions) bool {
+	if o.MaxServers <= 0 || len(sb) < o.MaxServers {
+		return false
+	}
+	for _, s := range sb {
+		if s.State != StateBusy {
+			return false
+		}
+	}
+	return true
+}

@@ -147,3 +147,32 @@ func contains(s []int, x int) bool {
 	}
 	return false
 }
+
+func TestSaturated(t *testing.T) {
+	t.Parallel()
+	o := PolicyOptions{MinServers: 1, MaxServers: 3, MinSpareServers: 1, MaxSpareServers: 2}
+	sb := func(states ...WorkerState) []Slot {
+		var s []Slot
+		for _, st := range states {
+			s = append(s, Slot{State: st})
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name string
+		sb   []Slot
+		o    PolicyOptions
+		want bool
+	}{
+		{"all busy at max_servers", sb(StateBusy, StateBusy, StateBusy), o, true},
+		{"all busy below max_servers", sb(StateBusy, StateBusy), o, false},
+		{"one idle", sb(StateBusy, StateIdle, StateBusy), o, false},
+		{"one starting", sb(StateBusy, StateBusy, StateStarting), o, false},
+		{"no max_servers", sb(StateBusy), PolicyOptions{}, false},
+		{"empty", nil, o, false},
+	} {
+		if got := Saturated(tc.sb, tc.o); got != tc.want {
+			t.Errorf("%s: Saturated = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -156,6 +156,7 @@ type Status struct {
 	Malformed    int            `json:"malformed"`           // notify datagrams dropped
 	OOMKills     int            `json:"oom_kills"`           // workers killed by the kernel's OOM killer
 	RSSRecycles  int            `json:"rss_recycles"`        // workers replaced for max_rss
+	Saturated    bool           `json:"saturated"`           // max_servers workers, all busy: no capacity left (Saturated)
 	Resources    *GroupStats    `json:"resources,omitempty"` // what the daemon uses: its control group, else its workers' sum
 	Since        time.Time      `json:"since"`
 }
@@ -522,6 +523,8 @@ func (p *Pool) snapshot() Status {
 		})
 	}
 	sortWorkers(st.Workers)
+	sb, _ := p.scoreboard()
+	st.Saturated = p.state == PoolRunning && Saturated(sb, p.cfg.Policy)
 	st.Resources = p.daemonUsage(st.Workers)
 	return st
 }

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	proto "github.com/nsfd/nsfd/worker"
 )
 
 // Freeze stops the pool's goroutine where it is, once it has handled what
@@ -151,8 +149,7 @@ func adoptNotify(path string, fd int) (*notifySocket, error) {
 		return nil, fmt.Errorf("adopt notify socket %s: %w", path, err)
 	}
 	ns := &notifySocket{path: path, conn: uc, rc: raw,
-		buf: make([]byte, proto.MaxNotifySize+1), oob: make([]byte, unix.CmsgSpace(unix.SizeofUcred)),
-		notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+		batch: newMmsgBatch(mmsgBatchSize), notify: make(chan struct{}, 1), space: make(chan struct{}, 1)}
 	var st unix.Stat_t
 	if unix.Lstat(path, &st) == nil {
 		ns.ino = st.Ino

@@ -216,17 +216,7 @@ func (p *Pool) applyPolicy(ctx context.Context, now time.Time) {
 		p.wakeAt(p.nextSpawn)
 		return
 	}
-	var (
-		sb   []Slot
-		live []*worker
-	)
-	for _, w := range p.workers {
-		if w.cause != CauseNone || w.replaced {
-			continue
-		}
-		sb = append(sb, Slot{State: w.state, Started: w.started, IdleSince: w.idleSince})
-		live = append(live, w)
-	}
+	sb, live := p.scoreboard()
 	plan := Decide(sb, p.cfg.Policy, p.lastBusy, now)
 	p.wakeAt(plan.WakeAt)
 	for _, i := range plan.Retire {
@@ -332,4 +322,17 @@ func (p *Pool) observe(e Event) {
 		e.Pool = p.cfg.Name
 		p.cfg.Observer(e)
 	}
+}
+
+// scoreboard returns the workers the spare-server policy counts (not
+// leaving, not replaced) and their slots.
+func (p *Pool) scoreboard() (sb []Slot, live []*worker) {
+	for _, w := range p.workers {
+		if w.cause != CauseNone || w.replaced {
+			continue
+		}
+		sb = append(sb, Slot{State: w.state, Started: w.started, IdleSince: w.idleSince})
+		live = append(live, w)
+	}
+	return sb, live
 }

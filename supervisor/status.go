@@ -25,6 +25,7 @@ type DaemonStatus struct {
 	Malformed   int                    `json:"notify_malformed"`
 	OOMKills    int                    `json:"oom_kills"`           // workers killed by the kernel's OOM killer
 	RSSRecycles int                    `json:"rss_recycles"`        // workers replaced for max_rss
+	Saturated   bool                   `json:"saturated"`           // max_servers workers, all busy: connections wait in the backlog
 	Resources   *prefork.GroupStats    `json:"resources,omitempty"` // CPU, memory, processes: the daemon's control group, else its workers'
 	Since       time.Time              `json:"since"`
 	LastExit    string                 `json:"last_exit,omitempty"` // its last worker exit that was not planned: "crashed: exit status 1"
@@ -126,6 +127,7 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 			e.st.Spawns, e.st.Restarts, e.st.Requests, e.st.Malformed = ps.Spawns, ps.Restarts, ps.Requests, ps.Malformed
 			e.st.Since = ps.Since
 			e.st.OOMKills, e.st.RSSRecycles, e.st.Resources = ps.OOMKills, ps.RSSRecycles, ps.Resources
+			e.st.Saturated = ps.Saturated
 		}
 		if how, ok := s.lastExits.Load(e.st.Name); ok {
 			e.st.LastExit = how.(string)

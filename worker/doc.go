@@ -26,7 +26,11 @@
 // inherited listener, reports READY=1, reports going busy at once and going
 // idle after a short grace cancelled by the next connection (Load), so
 // back-to-back connections cost the master two datagrams in all rather than
-// two each, pings the watchdog, and drains on SIGTERM. A worker that
+// two each, pings the watchdog, and drains on SIGTERM. Serve serves
+// DefaultConcurrency (64) connections at once: run about one Go worker per
+// core. To the master such a worker is one server of that capacity, busy
+// when full and idle again below DefaultIdleMark; while full it does not
+// accept, so no connection waits inside it. A worker that
 // accepts by itself counts its requests with a Load, or with Busy and Idle.
 // When the master names a certificate (the daemon's tls_cert), Serve
 // serves TLS on every stream listener (TLSConfig), the handshake done

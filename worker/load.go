@@ -33,11 +33,16 @@ const DefaultRequestsInterval = time.Second
 // on NOTIFY_SOCKET. Call Begin when a request (a connection) starts and End
 // when it is done; Serve does so for every connection it accepts.
 //
-// The worker is busy while Concurrency requests are in progress. Going
+// The worker is busy while Concurrency requests are in progress. With a
+// Concurrency above 1 the report has hysteresis: once reported busy, the
+// worker is reported idle again only when fewer than IdleMark requests are
+// in progress (by default three quarters of Concurrency: busy at 64 of 64,
+// idle again below 48), so a worker that hovers around its limit does not
+// flip the master's spare-server count at every connection. Going
 // busy is reported at once, as BUSY=1 with the count of requests begun so
 // far (REQUESTS=n), so the spare-server policy reacts without delay. Going
 // idle is deferred by IdleGrace and forgotten if the worker is full again
-// before then: a worker serving back-to-back connections tells the master
+// (or back at IdleMark) before then: a worker serving back-to-back connections tells the master
 // once that it is busy and once, when the run ends, that it is idle again,
 // as one datagram "BUSY=0\nREQUESTS=n". While the count moves without such
 // a report, REQUESTS=n is sent at least every RequestsInterval; when the
@@ -54,6 +59,10 @@ type Load struct {
 	// Concurrency is how many requests in progress make the worker busy;
 	// 0 means DefaultConcurrency.
 	Concurrency int
+	// IdleMark is the low-water mark: a worker reported busy is reported
+	// idle again once fewer than IdleMark requests are in progress. 0 (or
+	// a value outside 1..Concurrency) means DefaultIdleMark(Concurrency).
+	IdleMark int
 	// IdleGrace is how long going idle is deferred; 0 means
 	// DefaultIdleGrace, and a negative value reports it at once.
 	IdleGrace time.Duration
@@ -66,6 +75,7 @@ type Load struct {
 	mu         sync.Mutex
 	ready      bool // the settings below are set
 	limit      int
+	mark       int // IdleMark, defaulted
 	grace      time.Duration
 	every      time.Duration
 	maxReq     int    // NSFD_MAX_REQUESTS; 0: unlimited
@@ -171,14 +181,12 @@ func (l *Load) begin(manual bool) error {
 		return nil
 	}
 	var words []string
-	if l.active >= l.limit {
-		switch {
-		case !l.idleAt.IsZero():
-			l.idleAt = time.Time{} // the master still has it busy: forget the deferred BUSY=0
-		case !l.busy:
-			l.busy = true
-			words = []string{NotifyBusy}
-		}
+	switch {
+	case !l.idleAt.IsZero() && l.active >= l.mark:
+		l.idleAt = time.Time{} // the master still has it busy: forget the deferred BUSY=0
+	case !l.busy && l.active >= l.limit:
+		l.busy = true
+		words = []string{NotifyBusy}
 	}
 	var err error
 	if words != nil || l.maxReq > 0 && l.requests >= l.maxReq && l.reported < l.maxReq {
@@ -198,7 +206,7 @@ func (l *Load) end() error {
 		return nil
 	}
 	l.active--
-	if l.closed || l.active != l.limit-1 || !l.busy || !l.idleAt.IsZero() {
+	if l.closed || l.active != l.mark-1 || !l.busy || !l.idleAt.IsZero() {
 		return nil
 	}
 	if l.grace < 0 || l.addr == "" {
@@ -223,6 +231,10 @@ func (l *Load) setup() {
 	l.limit = l.Concurrency
 	if l.limit <= 0 {
 		l.limit = DefaultConcurrency
+	}
+	l.mark = l.IdleMark
+	if l.mark <= 0 || l.mark > l.limit {
+		l.mark = DefaultIdleMark(l.limit)
 	}
 	l.grace = l.IdleGrace
 	if l.grace == 0 {
@@ -306,6 +318,17 @@ func (l *Load) fire() {
 	l.arm()
 }
 
+// DefaultIdleMark is the IdleMark of a Load (or Server) of the given
+// concurrency: concurrency - concurrency/4, so 64 → 48, 16 → 12, and for
+// a concurrency below 4 the concurrency itself (idle again as soon as one
+// request ends, the one-connection-per-process model).
+func DefaultIdleMark(concurrency int) int {
+	if concurrency <= 0 {
+		concurrency = DefaultConcurrency
+	}
+	return concurrency - concurrency/4
+}
+
 // logger returns where l logs.
 func (l *Load) logger() *slog.Logger {
 	if l.Logger != nil {
@@ -314,5 +337,6 @@ func (l *Load) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// defaultLoad is the Load of Busy, Idle and Stopping.
-var defaultLoad = &Load{}
+// defaultLoad is the Load of Busy, Idle and Stopping: one request at a
+// time.
+var defaultLoad = &Load{Concurrency: 1}

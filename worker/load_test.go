@@ -24,7 +24,7 @@ func wtLoadNotes(t *testing.T) *wtNotes {
 func TestLoadCoalescesBackToBack(t *testing.T) {
 	notes := wtLoadNotes(t)
 	const grace = 200 * time.Millisecond
-	l := &Load{IdleGrace: grace}
+	l := &Load{Concurrency: 1, IdleGrace: grace}
 	defer l.Close()
 	for range 49 {
 		l.Begin()
@@ -93,7 +93,7 @@ func TestLoadCountsWithoutFillingUp(t *testing.T) {
 func TestLoadReportsCountWhileBusy(t *testing.T) {
 	notes := wtLoadNotes(t)
 	const every = 50 * time.Millisecond
-	l := &Load{IdleGrace: time.Hour, RequestsInterval: every}
+	l := &Load{Concurrency: 1, IdleGrace: time.Hour, RequestsInterval: every}
 	defer l.Close()
 	busySince := time.Now() // before BUSY=1: the next count is due an interval after it
 	l.Begin()
@@ -129,7 +129,7 @@ func TestLoadReportsCountWhileBusy(t *testing.T) {
 func TestLoadReportsMaxRequestsAtOnce(t *testing.T) {
 	notes := wtLoadNotes(t)
 	t.Setenv(EnvMaxRequests, "5")
-	l := &Load{IdleGrace: time.Hour, RequestsInterval: time.Hour}
+	l := &Load{Concurrency: 1, IdleGrace: time.Hour, RequestsInterval: time.Hour}
 	defer l.Close()
 	for range 7 {
 		l.Begin()
@@ -149,7 +149,7 @@ func TestLoadReportsMaxRequestsAtOnce(t *testing.T) {
 
 func TestLoadCloseFlushes(t *testing.T) {
 	notes := wtLoadNotes(t)
-	l := &Load{IdleGrace: time.Hour, RequestsInterval: time.Hour}
+	l := &Load{Concurrency: 1, IdleGrace: time.Hour, RequestsInterval: time.Hour}
 	l.Begin()
 	l.End()
 	notes.expect(t, wtBusy(1))
@@ -171,7 +171,7 @@ func TestLoadCloseFlushes(t *testing.T) {
 // Without NOTIFY_SOCKET a Load counts, sends nothing and arms no timer.
 func TestLoadWithoutSocket(t *testing.T) {
 	t.Setenv(EnvNotifySocket, "")
-	l := &Load{}
+	l := &Load{Concurrency: 1}
 	for range 3 {
 		l.Begin()
 		l.End()
@@ -277,7 +277,7 @@ func TestWorkerServeCoalescesBurst(t *testing.T) {
 	l := wtTCPListener(t)
 	t.Setenv(EnvMaxRequests, "")
 	const grace = 500 * time.Millisecond
-	notes, stop := wtServe(t, &Server{Handler: wtLineHandler, IdleGrace: grace, Listeners: []net.Listener{l}})
+	notes, stop := wtServe(t, &Server{Handler: wtLineHandler, Concurrency: 1, IdleGrace: grace, Listeners: []net.Listener{l}})
 	const burst = 20
 	for i := range burst {
 		c := wtDial(t, "tcp", l.Addr().String())
@@ -302,7 +302,7 @@ func TestWorkerServeCoalescesBurst(t *testing.T) {
 func TestWorkerServeMaxRequests(t *testing.T) {
 	l := wtTCPListener(t)
 	t.Setenv(EnvMaxRequests, "3")
-	notes, stop := wtServe(t, &Server{Handler: wtLineHandler, IdleGrace: time.Hour, Listeners: []net.Listener{l}})
+	notes, stop := wtServe(t, &Server{Handler: wtLineHandler, Concurrency: 1, IdleGrace: time.Hour, Listeners: []net.Listener{l}})
 	for i := range 3 {
 		c := wtDial(t, "tcp", l.Addr().String())
 		c.roundTrip(t, fmt.Sprint("request ", i))
@@ -359,7 +359,7 @@ func BenchmarkLoadBeginEnd(b *testing.B) {
 				notes := wtListenNotify(b)
 				b.Setenv(EnvNotifySocket, notes.path)
 			}
-			l := &Load{}
+			l := &Load{Concurrency: 1}
 			defer l.Close()
 			cpu0 := wtCPU(b)
 			for b.Loop() {

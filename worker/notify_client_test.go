@@ -156,7 +156,7 @@ func TestWorkerNotifyConcurrent(t *testing.T) {
 func wtFreshDefaultLoad(t *testing.T) {
 	t.Helper()
 	old := defaultLoad
-	defaultLoad = &Load{}
+	defaultLoad = &Load{Concurrency: 1}
 	t.Cleanup(func() {
 		defaultLoad.Close()
 		defaultLoad = old

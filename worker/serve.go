@@ -14,8 +14,20 @@ import (
 )
 
 // DefaultConcurrency is how many connections a worker serves at once when
-// Server.Concurrency is 0: one, the Net::Server::PreFork model.
-const DefaultConcurrency = 1
+// Server.Concurrency (or Load.Concurrency) is 0: 64.
+//
+// A Go worker that serves one connection at a time spends most of its CPU
+// waking an idle runtime for every request (scheduler, sysmon, netpoller):
+// measured with examples/echo on 2 cores (issue 18), one connection per
+// process served 0.54× what Net::Server::PreFork serves, 2 processes of 16
+// connections each 0.96×. Goroutines cost a few kilobytes each, so a
+// worker keeps a core busy with a few dozen connections in flight; 64
+// leaves room for handlers that wait on a disk or another daemon without
+// letting one worker hoard a listener's whole backlog. Run about one Go
+// worker per core (min_servers = cores) and let the master add more as
+// they saturate. For the one-connection-per-process model (a handler that
+// is not safe to run concurrently) set Concurrency to 1.
+const DefaultConcurrency = 64
 
 // Handler serves the connections a worker accepts.
 type Handler interface {
@@ -50,11 +62,20 @@ type Server struct {
 
 	// Concurrency is how many connections the worker serves at once;
 	// 0 means DefaultConcurrency. While it serves that many, the worker
-	// does not accept, so the kernel hands new connections to an idle
-	// worker. It reports BUSY=1 when it reaches the limit and BUSY=0 when
-	// it drops below it again, and counts every connection as a request
+	// does not call accept: a new connection is never taken in only to
+	// wait for a slot, it stays in the kernel's listen backlog, where
+	// another worker of the pool (they share the socket) accepts it, or
+	// this one as soon as a connection ends. It reports BUSY=1 when it
+	// reaches the limit and BUSY=0 when it drops below IdleMark again, so
+	// the master's spare-server policy sees the worker as one server of
+	// capacity Concurrency, and counts every connection as a request
 	// (REQUESTS=n), which is what the master holds against max_requests.
 	Concurrency int
+
+	// IdleMark is the low-water mark of the busy/idle report: once busy,
+	// the worker reports BUSY=0 only when fewer than IdleMark connections
+	// are in progress. 0 means DefaultIdleMark(Concurrency). See Load.
+	IdleMark int
 
 	// IdleGrace is how long the worker waits, once it has dropped below
 	// Concurrency, before it reports BUSY=0: a connection that fills it up
@@ -150,7 +171,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		r.logger = slog.Default()
 	}
 	r.slots = make(chan struct{}, r.limit)
-	r.load = &Load{Concurrency: r.limit, IdleGrace: s.IdleGrace, Logger: r.logger}
+	r.load = &Load{Concurrency: r.limit, IdleMark: s.IdleMark, IdleGrace: s.IdleGrace, Logger: r.logger}
 
 	var loops sync.WaitGroup
 	failed := make(chan error, len(ls))
@@ -322,8 +343,8 @@ func (r *serveRun) acceptLoop(l net.Listener, nb *nbListener) error {
 }
 
 // serveConn runs the handler for c, which holds a slot, and counts it
-// with r.load: BUSY=1 if c takes the last slot, BUSY=0 (deferred) when it
-// gives it back.
+// with r.load: BUSY=1 if c takes the last slot, BUSY=0 (deferred) once
+// the connections in progress drop below the idle mark.
 func (r *serveRun) serveConn(c net.Conn) {
 	r.load.Begin()
 	r.conns.Go(func() {

@@ -37,10 +37,14 @@ var wtLineHandler = HandlerFunc(func(ctx context.Context, c net.Conn) {
 	}
 })
 
-// helperWorkerServe is a worker built on Serve; WT_CONCURRENCY sets its concurrency.
+// helperWorkerServe is a worker built on Serve; WT_CONCURRENCY sets its
+// concurrency (unset: 1, so that one connection fills it).
 func helperWorkerServe() {
-	n, _ := strconv.Atoi(os.Getenv("WT_CONCURRENCY"))
-	err := (&Server{Handler: wtLineHandler, Concurrency: n}).Serve(context.Background())
+	n, err := strconv.Atoi(os.Getenv("WT_CONCURRENCY"))
+	if err != nil {
+		n = 1
+	}
+	err = (&Server{Handler: wtLineHandler, Concurrency: n}).Serve(context.Background())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "serve:", err)
 		os.Exit(1)
@@ -255,7 +259,7 @@ func TestWorkerServeConcurrencyLimit(t *testing.T) {
 
 func TestWorkerServeContextDrain(t *testing.T) {
 	l := wtTCPListener(t)
-	notes, stop := wtServe(t, &Server{Handler: wtLineHandler, Listeners: []net.Listener{l}})
+	notes, stop := wtServe(t, &Server{Handler: wtLineHandler, Concurrency: 1, Listeners: []net.Listener{l}})
 	c := wtDial(t, "tcp", l.Addr().String())
 	c.roundTrip(t, "x")
 	notes.expect(t, wtBusy(1))
@@ -284,7 +288,7 @@ func TestWorkerServeListenersShareSlots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	notes, stop := wtServe(t, &Server{Handler: wtLineHandler, IdleGrace: -1, Listeners: []net.Listener{tl, ul}})
+	notes, stop := wtServe(t, &Server{Handler: wtLineHandler, Concurrency: 1, IdleGrace: -1, Listeners: []net.Listener{tl, ul}})
 
 	a := wtDial(t, "unix", ul.Addr().String())
 	a.roundTrip(t, "a")
@@ -375,7 +379,7 @@ func TestWorkerServeAcceptErrors(t *testing.T) {
 	}}
 	notes := wtListenNotify(t)
 	t.Setenv(EnvNotifySocket, notes.path)
-	s := &Server{Handler: wtLineHandler, Listeners: []net.Listener{l}, Logger: slog.New(slog.DiscardHandler)}
+	s := &Server{Handler: wtLineHandler, Concurrency: 1, Listeners: []net.Listener{l}, Logger: slog.New(slog.DiscardHandler)}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(context.Background()) }()
 	select {

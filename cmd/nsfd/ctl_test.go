@@ -42,3 +42,18 @@ func TestPrintStatusCells(t *testing.T) {
 		t.Errorf("the long STATUS text is not clipped on a character boundary with a mark:\n%s", out)
 	}
 }
+
+// A saturated pool says so under its row; one with room does not.
+func TestPrintStatusSaturated(t *testing.T) {
+	t.Parallel()
+	d := supervisor.DaemonStatus{Name: "web", State: "running", Policy: prefork.PolicyOptions{MinServers: 1, MaxServers: 2},
+		Workers: []prefork.WorkerStatus{{PID: 1, State: "busy"}, {PID: 2, State: "busy"}}}
+	for _, saturated := range []bool{false, true} {
+		d.Saturated = saturated
+		var b bytes.Buffer
+		printStatus(&b, supervisor.Status{Daemons: []supervisor.DaemonStatus{d}})
+		if got := strings.Contains(b.String(), "saturated: all 2 workers busy at max_servers"); got != saturated {
+			t.Errorf("saturated %v, text:\n%s", saturated, b.String())
+		}
+	}
+}

@@ -340,8 +340,10 @@ func tryEcho(addr, msg string) error {
 	return nil
 }
 
+// echoConf is an echo daemon of workers serving one connection each (the
+// spare-server tests count busy workers by connections held).
 func echoConf(extra string) string {
-	return "command = " + filepath.Join(binDir, "echo") + "\nport = 127.0.0.1:0\ntype = notify\n" + extra
+	return "command = " + filepath.Join(binDir, "echo") + " --concurrency 1\nport = 127.0.0.1:0\ntype = notify\n" + extra
 }
 
 func TestEchoWorkersShareOneListener(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 )
 
 // hold opens n connections to addr and keeps them open until the returned
-// func is called. With the echo worker's concurrency of 1, each occupies a worker.
+// func is called. With echoConf's concurrency of 1, each occupies a worker.
 func hold(t *testing.T, addr string, n int) func() {
 	t.Helper()
 	var conns []net.Conn

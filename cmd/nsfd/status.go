@@ -273,6 +273,9 @@ func printStatus(w io.Writer, st supervisor.Status) {
 		if d.ConfigError != "" {
 			fmt.Fprintf(tw, "  config error: %s\n", e(d.ConfigError))
 		}
+		if d.Saturated {
+			fmt.Fprintf(tw, "  saturated: all %d workers busy at max_servers; new connections wait in the backlog\n", len(d.Workers))
+		}
 		switch {
 		case d.State == "waiting" && d.Reason != "":
 			fmt.Fprintf(tw, "  reason: %s\n", clip(e(d.Reason), 4*maxStatusText))

@@ -14,7 +14,8 @@
 // Flags:
 //
 //	--greeting TEXT     sent as a line on connect (default: none)
-//	--concurrency N     connections served at once (default 1, as Net::Server::PreFork)
+//	--concurrency N     connections served at once (default worker.DefaultConcurrency, 64;
+//	                    1 is the Net::Server::PreFork model)
 //	--slow DURATION     wait this long before each reply (to try the spare-server policy)
 package main
 
@@ -46,7 +47,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
 	greeting := fs.String("greeting", "", "line sent to each client on connect")
-	concurrency := fs.Int("concurrency", 1, "connections served at once")
+	concurrency := fs.Int("concurrency", worker.DefaultConcurrency, "connections served at once")
 	slow := fs.Duration("slow", 0, "delay before each reply")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -1,7 +1,7 @@
 // Command http is an nsfd worker that serves HTTP with net/http on the
 // listeners it inherits: "/" answers "hello from PID".
 //
-//	command = ../bin/http --concurrency 4
+//	command = ../bin/http
 //	port    = 127.0.0.1:8080
 //	type    = notify
 //
@@ -10,11 +10,13 @@
 // and every connection already accepted gets its answer (keep-alives off),
 // then http.Server.Shutdown.
 //
-// Like a Net::Server::PreFork child, a worker holds at most --concurrency
-// connections (default 1): while they are all taken it does not accept, so
-// the kernel hands the next connection to another worker. It reports through
-// a worker.Load: BUSY=1 when it takes its last free slot, BUSY=0 (a couple
-// of milliseconds later, unless the slot is taken again) when one frees up,
+// A worker holds at most --concurrency connections (default
+// worker.DefaultConcurrency, 64; run about one worker per core): while they
+// are all taken it does not accept, so the next connection waits in the
+// kernel's backlog for another worker, or for this one's next free slot. It
+// reports through a worker.Load: BUSY=1 when it takes its last free slot,
+// BUSY=0 (a couple of milliseconds later, unless it fills up again) once
+// fewer than three quarters of its slots are taken (worker.DefaultIdleMark),
 // and the number of connections, which the master counts towards
 // max_requests (clients that keep connections alive make several requests
 // count as one).
@@ -47,7 +49,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("http", flag.ContinueOnError)
-	concurrency := fs.Int("concurrency", 1, "requests in progress at which the worker reports BUSY=1")
+	concurrency := fs.Int("concurrency", worker.DefaultConcurrency, "connections served at once; the worker reports BUSY=1 when all are taken")
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "longest drain; the master's graceful_timeout should be longer")
 	if err := fs.Parse(args); err != nil {
 		return err
