@@ -40,6 +40,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Name: "broken", State: "fatal", ConfigError: "command: <script>alert(1)</script> not found",
 	}, {
 		Name: "app", State: "waiting", Reason: "waiting for db: fatal",
+	}, {
+		Name: "full", State: "running", Saturated: true,
 	}}}
 	switch {
 	case r.Method == "GET" && r.URL.Path == "/v1/status":
@@ -159,7 +161,7 @@ func TestOverviewShowsTheAPIsStatus(t *testing.T) {
 		t.Fatalf("overview: %d %s", code, body)
 	}
 	for _, want := range []string{`href="/ui/daemons/echo"`, "1 / 1 / 2", "tcp 127.0.0.1:7001", "state-fatal",
-		"command: &lt;script&gt;alert(1)&lt;/script&gt; not found", "1.5s", "6.0 MiB", "waiting for db: fatal"} {
+		"command: &lt;script&gt;alert(1)&lt;/script&gt; not found", "1.5s", "6.0 MiB", "waiting for db: fatal", "saturated: every worker busy"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("overview lacks %q:\n%s", want, body)
 		}
