@@ -529,6 +529,7 @@ func TestPoolHoldsNoGoroutinePerWorker(t *testing.T) {
 // its workers, its pump's and its notify socket are closed.
 func TestPoolStopLeavesNoFD(t *testing.T) {
 	fds := func() int {
+		defer holdReaper()()
 		ents, err := os.ReadDir("/proc/self/fd")
 		if err != nil {
 			t.Fatal(err)

@@ -350,10 +350,7 @@ func openFDs(t *testing.T) int {
 	t.Helper()
 	// The tests' pump reaps orphans on SIGCHLD, reading /proc as it does:
 	// no pass while counting.
-	if pm, ok := testProcs.(*Pump); ok {
-		pm.r.spawnMu.RLock()
-		defer pm.r.spawnMu.RUnlock()
-	}
+	defer holdReaper()()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
