@@ -192,21 +192,7 @@ func (e *env) startWithFiles(files []*os.File, extraEnv ...string) *master {
 	cmd := exec.Command(filepath.Join(binDir, "nsfd"), "run", "--etc", e.etc)
 	cmd.ExtraFiles = files
 	cmd.Env = append(os.Environ(), extraEnv...)
-	m := &master{e: e, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = m.out, m.out
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	go func() { m.err = cmd.Wait(); close(m.exited) }()
-	e.t.Cleanup(func() {
-		select {
-		case <-m.exited:
-			return
-		default:
-		}
-		m.stop()
-	})
-	return m
+	return e.startCmd(cmd)
 }
 
 // TestWorkerGetsOnlyItsListeners: a master started with extra open

@@ -255,30 +255,7 @@ func TestHostileTerminalEscapes(t *testing.T) {
 func (e *env) startLimited(nofile int) *master {
 	e.t.Helper()
 	cmd := exec.Command("/bin/sh", "-c", "ulimit -n "+strconv.Itoa(nofile)+" && exec \"$0\" run --etc \"$1\"", filepath.Join(binDir, "nsfd"), e.etc)
-	m := &master{e: e, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = m.out, m.out
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	go func() { m.err = cmd.Wait(); close(m.exited) }()
-	e.t.Cleanup(func() {
-		select {
-		case <-m.exited:
-			return
-		default:
-		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-m.exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-m.exited
-		}
-		if e.t.Failed() {
-			e.t.Logf("master output:\n%s\ncentral log:\n%s", m.out.String(), e.log())
-		}
-	})
-	return m
+	return e.startCmd(cmd)
 }
 
 // openFDs counts a process's open descriptors.

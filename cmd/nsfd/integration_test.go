@@ -171,7 +171,14 @@ func (s *syncBuffer) String() string {
 
 func (e *env) start() *master {
 	e.t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "nsfd"), "run", "--etc", e.etc)
+	return e.startCmd(exec.Command(filepath.Join(binDir, "nsfd"), "run", "--etc", e.etc))
+}
+
+// startCmd starts cmd, a master of e (its output kept in the master), and
+// stops it (SIGTERM, then SIGKILL after 20 s) when the test ends, logging
+// its output and the central log if the test failed.
+func (e *env) startCmd(cmd *exec.Cmd) *master {
+	e.t.Helper()
 	m := &master{e: e, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = m.out, m.out
 	if err := cmd.Start(); err != nil {

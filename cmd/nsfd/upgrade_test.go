@@ -91,30 +91,7 @@ func (e *env) startWith(bin string, files []*os.File) *master {
 		cmd.ExtraFiles = files
 		cmd.Env = append(os.Environ(), fmt.Sprintf("LISTEN_FDS=%d", len(files)), "LISTEN_FDNAMES=web")
 	}
-	m := &master{e: e, cmd: cmd, out: &syncBuffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = m.out, m.out
-	if err := cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	go func() { m.err = cmd.Wait(); close(m.exited) }()
-	e.t.Cleanup(func() {
-		select {
-		case <-m.exited:
-			return
-		default:
-		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-m.exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-m.exited
-		}
-		if e.t.Failed() {
-			e.t.Logf("master output:\n%s\ncentral log:\n%s", m.out.String(), e.log())
-		}
-	})
-	return m
+	return e.startCmd(cmd)
 }
 
 // upStatus is `nsfd status --json`.
