@@ -105,6 +105,12 @@ type ResolveOptions struct {
 	// MaxAge is the oldest heartbeat a daemon may have to be returned;
 	// zero means DefaultMaxAge. Set it to a few heartbeat intervals.
 	MaxAge time.Duration
+	// AliveNode and AlivePID name a master known to be running: the
+	// master itself, answering its own workers on the resolver socket.
+	// Its daemons are returned however old their heartbeat: a heartbeat
+	// late behind a slow registry write does not mean the master is down.
+	AliveNode string
+	AlivePID  int
 }
 
 // Registry is where daemons are found by name. The master writes it: on

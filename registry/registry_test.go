@@ -390,6 +390,19 @@ var registryCases = []struct {
 		wantResolveErr(t, r, "old", local1, registry.ErrStale)
 	}},
 
+	{"a master known alive vouches for its own rows", func(t *testing.T, e env) {
+		r := e.r
+		register(t, r, daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"), daemon("n2", "echo", 200, "tcp 10.0.0.2:7001"),
+			daemon("n1", "old", 99, "tcp 10.0.0.1:9999"))
+		age(t, r, "n1", time.Hour)
+		age(t, r, "n2", time.Hour)
+		alive := registry.ResolveOptions{LocalNode: "n1", AliveNode: "n1", AlivePID: 100}
+		wantResolve(t, r, "echo", alive, "n1 tcp 10.0.0.1:7001")
+		wantResolveErr(t, r, "old", alive, registry.ErrStale) // a previous master's row on that node
+		wantResolveErr(t, r, "echo", registry.ResolveOptions{LocalNode: "n1", AliveNode: "n1", AlivePID: 99}, registry.ErrStale)
+		wantResolveErr(t, r, "echo", local1, registry.ErrStale)
+	}},
+
 	{"stopping is not resolved", func(t *testing.T, e env) {
 		r := e.r
 		register(t, r, daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"), daemon("n2", "echo", 200, "tcp 10.0.0.2:7001"))

@@ -134,3 +134,37 @@ func TestRegistrarFollowsStatesAndSurvivesAnOutage(t *testing.T) {
 	cancel()
 	<-r.done
 }
+
+// TestResolverVouchesForItsOwnNode: a master answering its own workers is
+// alive, so its daemons resolve even when its heartbeat in the registry is
+// older than MaxAge (a write slowed by load), while a plain reader of the
+// registry is told they are stale.
+func TestResolverVouchesForItsOwnNode(t *testing.T) {
+	ctx := context.Background()
+	reg, err := registry.Open(ctx, registry.TypeSQLite, filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	r := newRegistrar(registry.TypeSQLite, "", "n1", time.Hour, hclog.NewNullLogger())
+	for _, n := range []struct {
+		node string
+		pid  int
+	}{{"n1", r.pid}, {"n2", r.pid + 1}} {
+		d := registry.Daemon{Node: n.node, Name: "echo", State: registry.StateRunning, MasterPID: n.pid, Encoding: "json",
+			Endpoints: []registry.Endpoint{{Proto: "tcp", Address: n.node + ":7001"}}}
+		if err := reg.Register(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.live.Store(&liveRegistry{reg})
+	o := registry.ResolveOptions{MaxAge: time.Millisecond}
+	waitUntil(t, "the heartbeats to go stale", func() bool {
+		_, err := reg.Resolve(ctx, "echo", o)
+		return errors.Is(err, registry.ErrStale)
+	})
+	eps, err := r.resolve(ctx, "echo", o)
+	if err != nil || len(eps) != 1 || eps[0].Node != "n1" {
+		t.Fatalf("the master's own resolve: %v %v, want n1's endpoint alone", eps, err)
+	}
+}

@@ -108,11 +108,15 @@ func (r resolverHub) Watch(ctx context.Context, ready func(), changed func(strin
 // registry open.
 var errNoRegistry = errors.New("the master has no registry open (is it unreachable?)")
 
-// resolve is Resolve on the registry the registrar holds.
+// resolve is Resolve on the registry the registrar holds. This master
+// answers, so it is alive: its own daemons are resolved even when its
+// heartbeat is late (a registry write slowed by load), never "stale" to
+// its own workers.
 func (r *registrar) resolve(ctx context.Context, name string, o registry.ResolveOptions) ([]registry.Endpoint, error) {
 	reg := r.live.Load()
 	if reg == nil {
 		return nil, errNoRegistry
 	}
+	o.AliveNode, o.AlivePID = r.node, r.pid
 	return reg.Resolve(ctx, name, o)
 }

@@ -219,7 +219,7 @@ func TestCallFailsOverToAnotherNode(t *testing.T) {
 	for _, node := range []string{"alpha", "beta"} {
 		e := newEnv(t)
 		e.write("nsfd.ini", "[nsfd]\nnode_name = "+node+"\nrun_dir = ../var/run\n[log]\nfile = ../var/log/nsfd.log\nlevel = debug\n"+
-			"[registry]\ntype = sqlite\ndsn = "+dsn+"\nheartbeat = 200ms\n")
+			"[registry]\ntype = sqlite\ndsn = "+dsn+"\nheartbeat = 1s\n")
 		e.write("kv.ini", kvConf(store, "", regEnv))
 		e.write("queue.ini", queueConf(regEnv))
 		nodes[node], masters[node] = e, e.start()

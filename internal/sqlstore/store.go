@@ -76,7 +76,7 @@ func newQueries(d *Dialect) queries {
 		// One query, on the daemons_by_name index and the endpoints'
 		// primary key; the last column tells fresh from stale rows, so
 		// that registry.ErrStale costs no second query.
-		resolve: d.Render(`SELECT d.node, e.proto, e.address, d.encoding, e.tls, e.server_name, d.heartbeat_at >= {{now}} - ?
+		resolve: d.Render(`SELECT d.node, e.proto, e.address, d.encoding, e.tls, e.server_name, d.master_pid, d.heartbeat_at >= {{now}} - ?
 			FROM daemons d JOIN endpoints e ON e.node = d.node AND e.daemon = d.name
 			WHERE d.name = ? AND d.state = '` + registry.StateRunning + `'
 			ORDER BY d.node, e.seq`),
@@ -379,12 +379,13 @@ func (s *Store) Resolve(ctx context.Context, name string, o registry.ResolveOpti
 	for rows.Next() {
 		var (
 			e     = registry.Endpoint{Daemon: name}
+			pid   int
 			fresh bool
 		)
-		if err := rows.Scan(&e.Node, &e.Proto, &e.Address, &e.Encoding, &e.TLS, &e.ServerName, &fresh); err != nil {
+		if err := rows.Scan(&e.Node, &e.Proto, &e.Address, &e.Encoding, &e.TLS, &e.ServerName, &pid, &fresh); err != nil {
 			return nil, s.Fail("resolve", fmt.Sprintf("%q", name), err)
 		}
-		if !fresh {
+		if !fresh && (e.Node != o.AliveNode || pid != o.AlivePID || o.AliveNode == "") {
 			stale = true
 			continue
 		}
