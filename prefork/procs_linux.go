@@ -54,6 +54,7 @@ func (b *Pump) Start(ctx context.Context, c Command) (*os.Process, error) {
 	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
 	cmd.Env = c.Env
 	cmd.ExtraFiles = c.Files
+	cmd.Stdin = workerStdin()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	b.r.spawnMu.RLock() // no reaper pass between the fork and track: the worker is never taken for an orphan
 	w, err := startWatched(cmd)
