@@ -23,8 +23,9 @@ import (
 // and leaves behind becomes the master's child, is reaped when it exits, and
 // is killed with the worker's tree (KillTree) or at Close.
 type Pump struct {
-	p *pump
-	r *reaper
+	p   *pump
+	r   *reaper
+	low *lowFDs // for direct spawns; nil without
 
 	closeOnce sync.Once
 }
@@ -46,7 +47,11 @@ func OpenPump() (*Pump, error) {
 		p.close()
 		return nil, fmt.Errorf("start worker pump: %w", err)
 	}
-	return &Pump{p: p, r: r}, nil
+	b := &Pump{p: p, r: r}
+	if directSpawn {
+		b.low = openLowFDs()
+	}
+	return b, nil
 }
 
 // Start starts c's process and hands its pipes and pidfd to the pump.
@@ -127,7 +132,11 @@ func (b *Pump) startDirect(c Command) (*watch, *os.Process, error) {
 		fds = append(fds, int(f.Fd()))
 	}
 	b.r.spawnMu.RLock() // no reaper pass between the fork and track: the worker is never taken for an orphan
-	pid, pidfd, childErr, err := spawnDirect(c.Direct, c.Env, fds)
+	var (
+		pid, pidfd int
+		childErr   error
+	)
+	b.low.with(fds, func(fds []int) { pid, pidfd, childErr, err = spawnDirect(c.Direct, c.Env, fds) })
 	if err == nil {
 		b.r.track(pid)
 	}
@@ -184,6 +193,7 @@ func (b *Pump) Close() {
 		b.p.close()
 		b.r.killAll(time.Now().Add(orphanGrace))
 		b.r.release()
+		b.low.close()
 	})
 }
 
