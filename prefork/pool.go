@@ -22,6 +22,10 @@ type Config struct {
 	Listeners  []*Listener
 	NotifyPath string // where the pool binds its NOTIFY_SOCKET
 	Notify     bool   // type = notify: a worker is ready once it sends READY=1
+	// NotifyAll (notify_access = all): a notify message from any process
+	// in a worker's tree counts for the worker — its control group, else
+	// its descendants (notify_access.go). Off: the worker's own alone.
+	NotifyAll bool
 
 	Policy            PolicyOptions
 	MaxRequests       int   // requests (REQUESTS=, else BUSY=1 count) after which a worker is replaced; 0: unlimited
