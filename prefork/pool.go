@@ -211,6 +211,7 @@ type Pool struct {
 	requests        int
 	malformed       int
 	malformedLogged time.Time // when a dropped datagram was last logged
+	senders         *senders  // who datagrams from processes other than a worker count for; nil until one comes
 	wake            time.Time // the next deadline, if any
 	expect          time.Time // when the loop means to run next at the latest, if a deadline is armed
 	graceFrom       time.Time // the end of the master's last stall: no deadline runs from before it
