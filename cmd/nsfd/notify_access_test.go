@@ -18,8 +18,8 @@ import (
 // READY=1 makes the worker ready and the daemon running; with main it is
 // ignored (the worker stays starting) and the log says notify_access = all
 // would accept it; a process of another daemon cannot make a worker ready.
-// Both with control groups (the sender's group names its worker) and
-// without (its parent chain does).
+// Both with control groups (the sender's group names its worker, a
+// double-forked one too) and without (its parent chain does).
 func TestNotifyAccessAll(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to run the workers as nobody")
@@ -36,6 +36,8 @@ func TestNotifyAccessAll(t *testing.T) {
 		}
 		const starting = "type = notify\nready_timeout = 2m\n"
 		e.write("shell.ini", conf(notify+` --ready --status="from a child"; echo shell sent $?`, starting+"notify_access = all\n"))
+		// Double-forked: its parent exits, so it is reparented to the master.
+		e.write("forked.ini", conf("( ( "+notify+" --ready; echo forked sent $? ) & )", starting+"notify_access = all\n"))
 		e.write("mainonly.ini", conf(notify+" --ready; echo mainonly sent $?", starting))
 		e.write("target.ini", conf("true", starting+"notify_access = all\n"))
 		target := filepath.Join(e.dir, "var", "run", config.NotifyDirName, "target.sock")
@@ -49,7 +51,7 @@ func TestNotifyAccessAll(t *testing.T) {
 		})
 		// systemd-notify returns once the master has handled what it sent
 		// (it waits on BARRIER=1): by then its READY=1 has been judged.
-		for _, who := range []string{"shell", "mainonly", "intruder"} {
+		for _, who := range []string{"shell", "mainonly", "intruder", "forked"} {
 			waitFor(t, who+"'s systemd-notify done", 20*time.Second, func() bool { return strings.Contains(e.log(), who+" sent 0") })
 		}
 		waitFor(t, "the hint for mainonly", 10*time.Second, func() bool {
@@ -64,6 +66,13 @@ func TestNotifyAccessAll(t *testing.T) {
 			if d == nil || len(d.Workers) != 1 || d.Workers[0].State != "starting" {
 				t.Errorf("%s: %+v, want one worker still starting", name, d)
 			}
+		}
+		// With control groups a double-forked sender is still in its
+		// worker's group. Without, it may have left the worker's parent
+		// chain by the time the master looks (it is then ignored): no
+		// assertion there.
+		if d := st.daemon("forked"); os.Getenv("NSFD_CGROUPS") != "off" && (d == nil || d.State != "running") {
+			t.Errorf("forked: %+v, want running: a double-forked sender is in its worker's control group", d)
 		}
 		if out, _, _ := e.nsfd("status", "shell"); !strings.Contains(out, "from a child") {
 			t.Errorf("STATUS= from systemd-notify not shown:\n%s", out)
