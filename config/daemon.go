@@ -40,6 +40,7 @@ func newDaemon(name, file string) *Daemon {
 		Backlog:         DefaultListenBacklog,
 		SocketMode:      DefaultSocketMode,
 		Type:            DefaultType,
+		NotifyAccess:    DefaultNotifyAccess,
 		MinServers:      DefaultMinServers,
 		MaxServers:      DefaultMaxServers,
 		MinSpareServers: DefaultMinSpareServers,
@@ -186,6 +187,8 @@ func (l *daemonLoader) apply(e entry) {
 		}
 	case "type":
 		l.oneOf(e, &d.Type, workerTypes)
+	case "notify_access":
+		l.oneOf(e, &d.NotifyAccess, notifyAccesses)
 	case "min_servers":
 		l.count(e, &d.MinServers)
 	case "max_servers":

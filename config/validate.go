@@ -18,6 +18,7 @@ var (
 	logFormats       = []string{"text", "json"}
 	logLevels        = []string{"trace", "debug", "info", "warn", "error"}
 	workerTypes      = []string{TypeSimple, TypeNotify}
+	notifyAccesses   = []string{NotifyAccessMain, NotifyAccessAll}
 	builtins         = []string{"queue"}
 	encodings        = []string{"json", "json+gzip"}
 	syslogFacilities = []string{

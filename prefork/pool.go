@@ -22,6 +22,10 @@ type Config struct {
 	Listeners  []*Listener
 	NotifyPath string // where the pool binds its NOTIFY_SOCKET
 	Notify     bool   // type = notify: a worker is ready once it sends READY=1
+	// NotifyAll (notify_access = all): a notify message from any process
+	// in a worker's tree counts for the worker — its control group, else
+	// its descendants (notify_access.go). Off: the worker's own alone.
+	NotifyAll bool
 
 	Policy            PolicyOptions
 	MaxRequests       int   // requests (REQUESTS=, else BUSY=1 count) after which a worker is replaced; 0: unlimited
@@ -207,6 +211,7 @@ type Pool struct {
 	requests        int
 	malformed       int
 	malformedLogged time.Time // when a dropped datagram was last logged
+	senders         *senders  // who datagrams from processes other than a worker count for; nil until one comes
 	wake            time.Time // the next deadline, if any
 	expect          time.Time // when the loop means to run next at the latest, if a deadline is armed
 	graceFrom       time.Time // the end of the master's last stall: no deadline runs from before it

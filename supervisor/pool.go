@@ -70,6 +70,7 @@ func (s *Supervisor) poolConfig(d *config.Daemon, ls []*prefork.Listener, exec p
 		Listeners:         ls,
 		NotifyPath:        s.master.NotifyPath(name),
 		Notify:            d.Type == config.TypeNotify,
+		NotifyAll:         d.NotifyAccess == config.NotifyAccessAll,
 		Policy:            policyOf(d),
 		MaxRequests:       d.MaxRequests,
 		MaxRequestsJitter: d.MaxRequestsJitter,
