@@ -403,6 +403,36 @@ var ErrStopped = errors.New("pool stopped")
 
 // Status returns a snapshot of the pool.
 func (p *Pool) Status(ctx context.Context) (Status, error) {
+	var (
+		st    Status
+		usage []func() *GroupStats
+		cg    *DaemonCgroup
+	)
+	err := p.do(ctx, func() {
+		st, cg = p.snapshot(), p.cfg.Cgroup
+		for _, w := range st.Workers {
+			usage = append(usage, p.usageOf(p.workers[w.PID]))
+		}
+	})
+	if errors.Is(err, ErrStopped) {
+		return Status{Name: p.cfg.Name, State: PoolStopped, Policy: p.cfg.Policy}, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	// The accounting is files to read, a few a worker: read off the pool's
+	// goroutine, which goes on supervising meanwhile.
+	for i, u := range usage {
+		st.Workers[i].Resources = u()
+	}
+	st.Resources = daemonUsage(cg, st.Workers)
+	return st, nil
+}
+
+// Brief is Status without the accounting of the workers and the daemon
+// (Resources): what the master reads for itself (the registry's counters,
+// the dependency gate), cheap however many workers there are.
+func (p *Pool) Brief(ctx context.Context) (Status, error) {
 	var st Status
 	err := p.do(ctx, func() { st = p.snapshot() })
 	if errors.Is(err, ErrStopped) {
@@ -524,13 +554,11 @@ func (p *Pool) snapshot() Status {
 	for _, w := range p.workers {
 		st.Workers = append(st.Workers, WorkerStatus{
 			PID: w.pid, Slot: w.slot, State: w.state.String(), Requests: w.requests, Started: w.started, Status: w.status,
-			Resources: p.usage(w),
 		})
 	}
 	sortWorkers(st.Workers)
 	sb, _ := p.scoreboard()
 	st.Saturated = p.state == PoolRunning && Saturated(sb, p.cfg.Policy)
-	st.Resources = p.daemonUsage(st.Workers)
 	return st
 }
 

@@ -59,7 +59,7 @@ func registryState(st prefork.PoolState) string {
 // workerCounters reads every daemon's workers and request counters, for
 // the registrar's periodic sync.
 func (s *Supervisor) workerCounters(ctx context.Context) map[string][]registry.Worker {
-	st, err := s.Status(ctx, "")
+	st, err := s.status(ctx, "", true)
 	if err != nil {
 		return nil
 	}

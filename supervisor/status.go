@@ -61,6 +61,12 @@ type Status struct {
 // Status returns a snapshot of the master and of its daemons (or of one
 // daemon, when name is set).
 func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
+	return s.status(ctx, name, false)
+}
+
+// status is Status; brief leaves out the accounting of the daemons and
+// their workers (Resources), which is files to read for every worker.
+func (s *Supervisor) status(ctx context.Context, name string, brief bool) (Status, error) {
 	type entry struct {
 		st   DaemonStatus
 		pool Pool
@@ -117,7 +123,11 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 	out.Daemons = []DaemonStatus{}
 	for _, e := range entries {
 		if e.pool != nil {
-			ps, err := e.pool.Status(ctx)
+			read := e.pool.Status
+			if brief {
+				read = e.pool.Brief
+			}
+			ps, err := read(ctx)
 			if err != nil {
 				return out, err
 			}
