@@ -54,6 +54,7 @@ def hello(data, call):
 
 def slow(data, call):
     ms = millis(data, 1000)
+    log(f"slow: {ms} ms")
     if not call.sleep(ms / 1000):
         log(f"slow: the client left before {ms} ms")
         raise Error(2400, "the client left")  # nobody reads it
