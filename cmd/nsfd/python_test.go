@@ -56,15 +56,21 @@ func pyEnv(t *testing.T) (*env, *master) {
 	t.Helper()
 	py := python3(t)
 	e := newEnv(t)
-	e.setRegistry("[registry]\nheartbeat = 200ms\n")
+	e.setRegistry("[registry]\nheartbeat = 1s\n") // a loaded machine does not make it stale
 	e.write("greet.ini", "command = "+py+" "+filepath.Join(repoDir, "examples", "python", "greet.py")+"\n"+
 		"port = 127.0.0.1:0\ntype = notify\nready_timeout = 60s\n"+
 		"min_servers = 2\nmax_servers = 4\nmin_spare_servers = 0\nmax_spare_servers = 2\n")
+	// The same daemon with the json+gzip codec, which its clients learn
+	// from the registry.
+	e.write("greetz.ini", "command = "+py+" "+filepath.Join(repoDir, "examples", "python", "greet.py")+"\n"+
+		"port = 127.0.0.1:0\ntype = notify\nready_timeout = 60s\nencoding = json+gzip\n"+
+		"min_servers = 1\nmax_servers = 2\nmin_spare_servers = 0\nmax_spare_servers = 1\n")
 	e.write("kv.ini", kvConf(filepath.Join(e.dir, "var", "kv"), "", ""))
 	e.write("queue.ini", queueConf(""))
 	m := e.start()
 	e.waitCall("greet")
 	e.waitCall("kv")
+	e.waitCall("greetz")
 	return e, m
 }
 
@@ -119,6 +125,9 @@ func pyNsfdCall(t *testing.T, e *env) {
 		if out, errOut, code := call(c.args...); code != 1 || out != "" || strings.TrimSpace(errOut) != c.want {
 			t.Errorf("call greet %q: %d %q %q, want exit 1 and %q", c.args, code, out, errOut, c.want)
 		}
+	}
+	if out, errOut, code := e.nsfd("call", "greetz", "hello", `{"name":"gzip"}`); code != 0 || out != "hello, gzip\n" {
+		t.Errorf("greetz (json+gzip) hello: %d %q %q", code, out, errOut)
 	}
 	out, errOut, code := call("later", `{"name":"bob","ms":200}`, "--json")
 	var resp wire.Response
@@ -208,6 +217,8 @@ func pyClient(t *testing.T, e *env) {
 		{[]string{etc, "kv", "reindex"}, "{\n  \"keys\": 1,\n  \"bytes\": 4\n}\n", "", 0},
 		{[]string{sock, "kv", "reindex", `{"delay_ms":50}`}, "{\n  \"keys\": 1,\n  \"bytes\": 4\n}\n", "", 0},
 		{[]string{etc, "greet", "hello", `{"name":"by hand"}`}, "hello, by hand\n", "", 0},
+		{[]string{sock, "greetz", "hello", `{"name":"gz"}`}, "hello, gz\n", "", 0},
+		{[]string{sock, "greetz", "later", `{"name":"gz"}`}, "hello later, gz\n", "", 0},
 		{[]string{etc, "nope", "hello"}, "", `"nope": not registered`, 1},
 	} {
 		out, errOut, code := e.callPy(c.args...)

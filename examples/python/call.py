@@ -21,7 +21,8 @@ import argparse
 import json
 import sys
 
-from nsfd_framework import Client, Error, pending_id
+from nsfd_client import Client, pending_id
+from nsfd_wire import Error
 
 
 def main(argv):

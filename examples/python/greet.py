@@ -17,12 +17,14 @@ Commands (data → result):
                           in the spool, where the caller waits for it
     info  {}              → {"pid", "worker", "node"}: who answered
 
-docs/wire.md is the protocol; nsfd_framework.py speaks it.
+docs/wire.md is the protocol; nsfd_wire.py, nsfd_worker.py and nsfd_client.py speak it.
 """
 import os
 import time
 
-from nsfd_framework import Client, Error, Pending, Server, log
+from nsfd_client import Client
+from nsfd_wire import Error
+from nsfd_worker import Pending, Server, log
 
 MAX_NAME = 64
 client = Client()  # finds the queue through NSFD_RESOLVER
