@@ -96,7 +96,7 @@ def decode(payload, codec="json"):
         except (OSError, EOFError, zlib.error) as e:
             raise ValueError(f"gzip: {e}") from None
         if len(payload) > MAX_FRAME:
-            raise ValueError("decoded message over the frame limit")
+            raise DecodedTooLarge("decoded message over the frame limit")
     msg = json.loads(payload)
     if not isinstance(msg, dict):
         raise ValueError("the message is not a JSON object")
@@ -113,8 +113,12 @@ class _Bytes:
         return out
 
 
+class DecodedTooLarge(ValueError):
+    """A json+gzip payload that inflates beyond the frame limit: 2004."""
+
+
 class FrameTooLarge(Exception):
-    pass
+    """A frame length over the limit: the server answers 2500 and closes."""
 
 
 def _recv_exact(sock, n):

@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 
-from nsfd_wire import OK, PENDING, Error, FrameTooLarge, decode, encode, message, read_frame, write_frame
+from nsfd_wire import OK, PENDING, DecodedTooLarge, Error, FrameTooLarge, decode, encode, message, read_frame, write_frame
 
 
 class Pending:
@@ -216,8 +216,8 @@ class Server:
             req, resp = None, None
             try:
                 req = decode(frame, self.codec)
-            except ValueError as e:  # json.JSONDecodeError, gzip.BadGzipFile included
-                resp = _error_response(Error(2001, str(e)))
+            except ValueError as e:  # not JSON, not gzip, not an object; 2004: inflates too far
+                resp = _error_response(Error(2004 if isinstance(e, DecodedTooLarge) else 2001, str(e)))
             if resp is None:
                 resp = self._handle(conn, req)
             self._respond(conn, req, resp, start)
