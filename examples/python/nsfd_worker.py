@@ -126,7 +126,7 @@ class Server:
 
     def serve(self):
         if os.environ.get("NSFD_TLS_CERT") or os.environ.get("NSFD_TOKENS"):
-            sys.exit("this daemon has tls_cert or tokens, which nsfd_framework.py does not implement")
+            sys.exit("this daemon has tls_cert or tokens, which nsfd_worker.py does not implement")
         encode({}, self.codec)  # an unknown codec fails now
         listeners = inherited_listeners()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -153,8 +153,13 @@ class Server:
         # requests in progress and the background jobs finish first.
         for lsock in listeners:
             lsock.close()
-        for t in list(self.threads):
-            t.join()
+        while True:  # a request finishing may start a background job
+            with self.lock:
+                threads = list(self.threads)
+            if not threads:
+                break
+            for t in threads:
+                t.join()
         log("stopped")
 
     def _on_term(self, signum, frame):
@@ -184,13 +189,20 @@ class Server:
                     if self.active == self.concurrency:
                         notify("BUSY=0", f"REQUESTS={self.requests}")
                     self.active -= 1
-                    self.threads.discard(threading.current_thread())
                     room.notify()
 
         self.background(run)
 
     def background(self, fn):
-        t = threading.Thread(target=fn)
+        """Runs fn in a thread that serve waits for before it returns."""
+        def run():
+            try:
+                fn()
+            finally:
+                with self.lock:
+                    self.threads.discard(t)
+
+        t = threading.Thread(target=run)
         with self.lock:
             self.threads.add(t)
         t.start()
