@@ -245,10 +245,14 @@ func pyClient(t *testing.T, e *env) {
 	}
 }
 
-// pyGracefulStop stops greet while a slow call is in progress: the worker
-// finishes it, then exits 0.
+// pyGracefulStop stops greet while a slow call and an asynchronous job are
+// in progress: the worker finishes both, then exits 0.
 func pyGracefulStop(t *testing.T, e *env) {
 	ctx, c := goClient(t, e)
+	job, err := c.CallAsync(ctx, "greet", &wire.Request{Command: "later", Data: json.RawMessage(`{"name":"stop","ms":1500}`)})
+	if err != nil || job.ID() == "" {
+		t.Fatalf("later before the stop: %v %v", job, err)
+	}
 	done := make(chan *wire.Response, 1)
 	go func() {
 		resp, err := c.Call(ctx, "greet", &wire.Request{Command: "slow", Data: json.RawMessage(`{"ms":1500}`)})
@@ -263,6 +267,9 @@ func pyGracefulStop(t *testing.T, e *env) {
 	}
 	if r := <-done; r == nil || r.Code != wire.CodeOK || compact(r.Data) != `{"slept_ms":1500}` {
 		t.Errorf("slow across the stop: %+v", r)
+	}
+	if r, err := job.Wait(ctx); err != nil || string(r.Data) != `"hello later, stop"` {
+		t.Errorf("the job accepted before the stop: %+v %v", r, err)
 	}
 	exited := regexp.MustCompile(`nsfd\.greet: worker exited: pid=\d+ cause=stopped exit="status 0"`)
 	waitFor(t, "greet's workers exiting 0", 20*time.Second, func() bool {
