@@ -1,0 +1,209 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nsfd/nsfd/config"
+	"github.com/nsfd/nsfd/prefork"
+)
+
+// fakeHealth drives healthChecks through its seams: the test hands out
+// each turn of the clock and each check's result, and sees every roll and
+// registry mark.
+type fakeHealth struct {
+	armed   chan time.Duration // the checker waits for its next turn
+	tick    chan time.Time     // the turn comes
+	probed  chan healthTarget  // a check began
+	results chan error         // its result
+
+	mu    sync.Mutex
+	rolls []string
+	marks []string
+}
+
+func newFakeHealth() *fakeHealth {
+	return &fakeHealth{armed: make(chan time.Duration, 1), tick: make(chan time.Time), probed: make(chan healthTarget, 1), results: make(chan error)}
+}
+
+// install puts f's seams into h.
+func (f *fakeHealth) install(h *healthChecks) {
+	h.after = func(d time.Duration) <-chan time.Time {
+		f.armed <- d
+		return f.tick
+	}
+	h.probe = func(t healthTarget, _ hclog.Logger) healthProbe {
+		return func(ctx context.Context) error {
+			f.probed <- t
+			select {
+			case err := <-f.results:
+				return err
+			case <-ctx.Done():
+				return errors.New("timed out")
+			}
+		}
+	}
+	h.roll = func(_ context.Context, name string) error {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.rolls = append(f.rolls, name)
+		return nil
+	}
+	h.mark = func(name string, unhealthy bool) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		word := "healthy"
+		if unhealthy {
+			word = "unhealthy"
+		}
+		f.marks = append(f.marks, name+" "+word)
+	}
+}
+
+// turn gives the checker its next turn and the check's result, and waits
+// until it has recorded it (it waits for the turn after).
+func (f *fakeHealth) turn(t *testing.T, result error) {
+	t.Helper()
+	f.tick <- time.Now()
+	select {
+	case <-f.probed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no check on the turn")
+	}
+	f.results <- result
+	f.waitArmed(t)
+}
+
+func (f *fakeHealth) waitArmed(t *testing.T) {
+	t.Helper()
+	select {
+	case <-f.armed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the checker did not wait for its next turn")
+	}
+}
+
+func (f *fakeHealth) counts() (rolls int, marks string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.rolls), strings.Join(f.marks, ", ")
+}
+
+func httpTarget(failures int) *healthTarget {
+	return &healthTarget{daemon: "web", network: "tcp", address: "127.0.0.1:1",
+		check: config.HealthCheck{Kind: config.HealthHTTP, Path: "/healthz", Interval: time.Second, Timeout: time.Minute, Failures: failures}}
+}
+
+func stateEvent(st prefork.PoolState) prefork.Event {
+	return prefork.Event{Kind: prefork.EventState, Pool: "web", State: st}
+}
+
+func TestHealthChecker(t *testing.T) {
+	t.Parallel()
+	f := newFakeHealth()
+	h := newHealthChecks(hclog.NewNullLogger())
+	f.install(h)
+	defer h.close()
+
+	// A check set on a daemon that does not run yet waits for its first READY.
+	h.set("web", httpTarget(2))
+	if st := h.status("web"); st == nil || st.Checking || !st.Healthy || st.Check != "http:/healthz" {
+		t.Fatalf("before the daemon runs: %+v", st)
+	}
+	h.observe(stateEvent(prefork.PoolRunning))
+	if d := <-f.armed; d != time.Second {
+		t.Fatalf("first turn after %v, want health_interval", d)
+	}
+
+	fail := errors.New("GET /healthz: 503")
+	f.turn(t, fail)
+	st := h.status("web")
+	if st.Healthy || st.Failures != 1 || st.Reason != "unhealthy: GET /healthz: 503 (1 in a row)" || st.Checked == nil {
+		t.Fatalf("after one failure: %+v", st)
+	}
+	if rolls, marks := f.counts(); rolls != 0 || marks != "web unhealthy" {
+		t.Fatalf("after one failure: %d rolls, marks %q", rolls, marks)
+	}
+	f.turn(t, fail)
+	waitFor(t, "a roll after health_failures failures", func() bool { r, _ := f.counts(); return r == 1 })
+	f.turn(t, fail)
+	f.turn(t, fail)
+	waitFor(t, "a second roll after as many more", func() bool { r, _ := f.counts(); return r == 2 })
+	if st := h.status("web"); st.Failures != 4 || st.Rolls != 2 || st.Reason != "unhealthy: GET /healthz: 503 (4 in a row)" {
+		t.Fatalf("after four failures: %+v", st)
+	}
+
+	// Paused while the pool does not run: turns pass without a check.
+	h.observe(stateEvent(prefork.PoolBackoff))
+	f.tick <- time.Now()
+	f.waitArmed(t)
+	h.observe(stateEvent(prefork.PoolRunning))
+
+	f.turn(t, nil)
+	if st := h.status("web"); !st.Healthy || st.Failures != 0 || st.Reason != "" || st.LastError != fail.Error() {
+		t.Fatalf("after a pass: %+v", st)
+	}
+	if _, marks := f.counts(); marks != "web unhealthy, web healthy" {
+		t.Fatalf("marks %q", marks)
+	}
+
+	// Stopping forgets what was found, and clears the mark.
+	f.turn(t, fail)
+	h.observe(stateEvent(prefork.PoolStopping))
+	if st := h.status("web"); st.Checking || !st.Healthy || st.Failures != 0 {
+		t.Fatalf("after stopping: %+v", st)
+	}
+	if _, marks := f.counts(); marks != "web unhealthy, web healthy, web unhealthy, web healthy" {
+		t.Fatalf("marks %q", marks)
+	}
+	select {
+	case f.tick <- time.Now():
+		t.Fatal("a stopped checker took its turn")
+	case <-time.After(50 * time.Millisecond):
+	}
+
+	// Running again (nsfd start): checked again; a daemon gone has no status.
+	h.observe(stateEvent(prefork.PoolRunning))
+	f.waitArmed(t)
+	h.set("web", nil)
+	if st := h.status("web"); st != nil {
+		t.Fatalf("a daemon gone: %+v", st)
+	}
+}
+
+func TestHealthCheckTimesOut(t *testing.T) {
+	t.Parallel()
+	f := newFakeHealth()
+	h := newHealthChecks(hclog.NewNullLogger())
+	f.install(h)
+	defer h.close()
+	tg := httpTarget(5)
+	tg.check.Timeout = 20 * time.Millisecond
+	h.observe(stateEvent(prefork.PoolRunning)) // READY before set: set starts it
+	h.set("web", tg)
+	f.waitArmed(t)
+	f.tick <- time.Now()
+	<-f.probed // and no result: the probe's context ends at health_timeout
+	f.waitArmed(t)
+	if st := h.status("web"); st.Healthy || st.LastError != "timed out" {
+		t.Fatalf("after a check that hung: %+v", st)
+	}
+}
+
+// waitFor polls cond until it holds, for at most 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
