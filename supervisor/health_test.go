@@ -3,8 +3,14 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,5 +211,136 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A listener that accepts (the kernel's backlog does, with no worker
+// behind it, as the master's listener does) is not healthy: the check
+// wants an answer.
+func TestHTTPCheckWantsAnAnswer(t *testing.T) {
+	t.Parallel()
+	mute, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Close()
+	var code atomic.Int32
+	code.Store(http.StatusOK)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/healthz" || r.URL.RawQuery != "deep=1" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(int(code.Load()))
+	}))
+	defer srv.Close()
+	sock := filepath.Join(t.TempDir(), "web.sock")
+	ul, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	usrv := &http.Server{Handler: srv.Config.Handler, ReadHeaderTimeout: time.Second}
+	go usrv.Serve(ul)
+	defer usrv.Close()
+
+	check := func(network, address string) error {
+		tg := *httpTarget(1)
+		tg.check.Path, tg.check.Timeout = "/healthz?deep=1", 300*time.Millisecond
+		tg.network, tg.address = network, address
+		ctx, cancel := context.WithTimeout(context.Background(), tg.check.Timeout)
+		defer cancel()
+		return probeOf(tg, hclog.NewNullLogger())(ctx)
+	}
+	if err := check("tcp", mute.Addr().String()); err == nil || !strings.Contains(err.Error(), "GET /healthz?deep=1: no answer within 300ms") {
+		t.Errorf("a listener with nobody behind it: %v", err)
+	}
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	for _, c := range []struct{ network, address string }{{"tcp", addr}, {"unix", sock}} {
+		code.Store(http.StatusOK)
+		if err := check(c.network, c.address); err != nil {
+			t.Errorf("%s: 200: %v", c.network, err)
+		}
+		code.Store(http.StatusServiceUnavailable)
+		if err := check(c.network, c.address); err == nil || err.Error() != "GET /healthz?deep=1: 503" {
+			t.Errorf("%s: 503: %v", c.network, err)
+		}
+	}
+}
+
+func TestExecCheck(t *testing.T) {
+	t.Parallel()
+	run := func(timeout time.Duration, argv ...string) error {
+		tg := healthTarget{daemon: "web", addresses: []string{"tcp:127.0.0.1:7001", "unix:/run/web.sock"},
+			creds: config.Creds{UID: -1, GID: -1},
+			check: config.HealthCheck{Kind: config.HealthExec, Command: argv, Interval: time.Second, Timeout: timeout, Failures: 1}}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		return probeOf(tg, hclog.NewNullLogger())(ctx)
+	}
+	env := `test "$NSFD_DAEMON" = web && test "$NSFD_ADDRESS" = 127.0.0.1:7001 && test "$NSFD_LISTENERS" = "tcp:127.0.0.1:7001 unix:/run/web.sock"`
+	if err := run(10*time.Second, "/bin/sh", "-c", env); err != nil {
+		t.Errorf("environment: %v", err)
+	}
+	if err := run(10*time.Second, "/bin/sh", "-c", "exit 3"); err == nil || err.Error() != "sh: exit status 3" {
+		t.Errorf("exit 3: %v", err)
+	}
+	start := time.Now()
+	if err := run(200*time.Millisecond, "/bin/sh", "-c", "sleep 30 & sleep 30"); err == nil || !strings.Contains(err.Error(), "killed, no result within 200ms") {
+		t.Errorf("a check that hangs: %v", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a hanging check took %v to kill (its process group too)", took)
+	}
+}
+
+// The master's side: status, metrics, the roll of the pool and the
+// registry mark, on fake pools and a fake clock and probe.
+func TestHealthInStatusAndMetrics(t *testing.T) {
+	tm := startTestMaster(t, nil, nil)
+	f := newFakeHealth()
+	f.install(tm.health)
+	tm.health.roll, tm.health.mark = tm.healthRoll, tm.reg.health
+	t.Cleanup(tm.health.close)
+	tm.write("web.ini", tm.daemonFile("web.sock", "health = http:/healthz", "health_failures = 2"))
+	tm.reload()
+	f.waitArmed(t)
+	h := tm.controlHandler(tm.apiHandler(), -1)
+	metric := func() string {
+		for _, l := range strings.Split(asRoot(t, h, "GET", "/metrics").raw, "\n") {
+			if strings.HasPrefix(l, `nsfd_daemon_healthy{daemon="web"}`) {
+				return l
+			}
+		}
+		return ""
+	}
+	if m := metric(); m != `nsfd_daemon_healthy{daemon="web"} 1` {
+		t.Fatalf("healthy: %q", m)
+	}
+	unhealthy := func() bool {
+		tm.reg.mu.Lock()
+		defer tm.reg.mu.Unlock()
+		return tm.reg.daemons["web"].unhealthy
+	}
+	fail := errors.New("GET /healthz: 503")
+	f.turn(t, fail)
+	f.turn(t, fail)
+	d := tm.daemon("web")
+	if d.State != "running" || d.Health == nil || d.Health.Healthy || d.Reason != "unhealthy: GET /healthz: 503 (2 in a row)" {
+		t.Fatalf("status: state %s reason %q health %+v", d.State, d.Reason, d.Health)
+	}
+	if m := metric(); m != `nsfd_daemon_healthy{daemon="web"} 0` {
+		t.Fatalf("unhealthy: %q", m)
+	}
+	if !unhealthy() {
+		t.Fatal("the registrar does not mark web unhealthy")
+	}
+	pool := tm.pools.pool(t, "web")
+	waitFor(t, "the workers rolled", func() bool { return slices.Contains(pool.Calls(), "restart") })
+	f.turn(t, nil)
+	if d := tm.daemon("web"); !d.Health.Healthy || d.Reason != "" || d.Health.Rolls != 1 {
+		t.Fatalf("recovered: reason %q health %+v", d.Reason, d.Health)
+	}
+	if m := metric(); m != `nsfd_daemon_healthy{daemon="web"} 1` || unhealthy() {
+		t.Fatalf("recovered: %q, registry unhealthy %v", m, unhealthy())
 	}
 }
