@@ -18,6 +18,7 @@ import (
 
 	"github.com/nsfd/nsfd/config"
 	"github.com/nsfd/nsfd/prefork"
+	"github.com/nsfd/nsfd/registry"
 )
 
 // fakeHealth drives healthChecks through its seams: the test hands out
@@ -137,10 +138,10 @@ func TestHealthChecker(t *testing.T) {
 		t.Fatalf("after one failure: %d rolls, marks %q", rolls, marks)
 	}
 	f.turn(t, fail)
-	waitFor(t, "a roll after health_failures failures", func() bool { r, _ := f.counts(); return r == 1 })
+	waitUntil(t, "a roll after health_failures failures", func() bool { r, _ := f.counts(); return r == 1 })
 	f.turn(t, fail)
 	f.turn(t, fail)
-	waitFor(t, "a second roll after as many more", func() bool { r, _ := f.counts(); return r == 2 })
+	waitUntil(t, "a second roll after as many more", func() bool { r, _ := f.counts(); return r == 2 })
 	if st := h.status("web"); st.Failures != 4 || st.Rolls != 2 || st.Reason != "unhealthy: GET /healthz: 503 (4 in a row)" {
 		t.Fatalf("after four failures: %+v", st)
 	}
@@ -202,17 +203,6 @@ func TestHealthCheckTimesOut(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds, for at most 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
 
 // A listener that accepts (the kernel's backlog does, with no worker
 // behind it, as the master's listener does) is not healthy: the check
@@ -335,7 +325,7 @@ func TestHealthInStatusAndMetrics(t *testing.T) {
 		t.Fatal("the registrar does not mark web unhealthy")
 	}
 	pool := tm.pools.pool(t, "web")
-	waitFor(t, "the workers rolled", func() bool { return slices.Contains(pool.Calls(), "restart") })
+	waitUntil(t, "the workers rolled", func() bool { return slices.Contains(pool.Calls(), "restart") })
 	f.turn(t, nil)
 	if d := tm.daemon("web"); !d.Health.Healthy || d.Reason != "" || d.Health.Rolls != 1 {
 		t.Fatalf("recovered: reason %q health %+v", d.Reason, d.Health)
@@ -343,4 +333,53 @@ func TestHealthInStatusAndMetrics(t *testing.T) {
 	if m := metric(); m != `nsfd_daemon_healthy{daemon="web"} 1` || unhealthy() {
 		t.Fatalf("recovered: %q, registry unhealthy %v", m, unhealthy())
 	}
+}
+
+// The registrar marks a daemon's endpoints unhealthy, keeps the mark
+// across a new definition (a reload), and clears it.
+func TestRegistrarMarksUnhealthy(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	reg, err := registry.Open(ctx, registry.TypeSQLite, filepath.Join(t.TempDir(), "r.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	r := newRegistrar(registry.TypeSQLite, "", "n1", time.Hour, hclog.NewNullLogger())
+	r.open = func(context.Context) (registry.Registry, error) { return reg, nil }
+	rctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); <-r.done }()
+	go r.run(rctx)
+	def := registry.Daemon{Name: "web", Endpoints: []registry.Endpoint{{Proto: "tcp", Address: "127.0.0.1:7001"}, {Proto: "unix", Address: "/run/web.sock"}}}
+	marked := func(want bool) func() bool {
+		return func() bool {
+			eps, err := reg.Resolve(ctx, "web", registry.ResolveOptions{MaxAge: time.Hour})
+			if err != nil || len(eps) != 2 {
+				return false
+			}
+			for _, e := range eps {
+				if e.Unhealthy != want {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	r.define(def)
+	r.state("web", registry.StateRunning)
+	waitUntil(t, "registered healthy", marked(false))
+	r.health("web", true)
+	waitUntil(t, "marked unhealthy", marked(true))
+	moved := def
+	moved.Endpoints = []registry.Endpoint{{Proto: "tcp", Address: "127.0.0.1:7002"}, def.Endpoints[1]}
+	r.define(moved) // a reload that moved a listener
+	waitUntil(t, "the new definition written, still marked", func() bool {
+		eps, err := reg.Resolve(ctx, "web", registry.ResolveOptions{MaxAge: time.Hour})
+		return err == nil && len(eps) == 2 && eps[0].Address == "127.0.0.1:7002" && eps[0].Unhealthy && eps[1].Unhealthy
+	})
+	if moved.Endpoints[0].Unhealthy {
+		t.Fatal("the mark leaked into the caller's definition")
+	}
+	r.health("web", false)
+	waitUntil(t, "healthy again", marked(false))
 }
