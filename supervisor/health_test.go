@@ -203,7 +203,6 @@ func TestHealthCheckTimesOut(t *testing.T) {
 	}
 }
 
-
 // A listener that accepts (the kernel's backlog does, with no worker
 // behind it, as the master's listener does) is not healthy: the check
 // wants an answer.
