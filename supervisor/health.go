@@ -106,26 +106,31 @@ func (h *healthChecks) entry(name string) *healthDaemon {
 	return d
 }
 
-// set records daemon name's check (nil: none, or the daemon is gone).
-// A check set on a running daemon starts at once; a changed check applies
+// set records daemon name's check (nil: none). A check set on a running
+// daemon (a reload that added it) starts at once; a changed check applies
 // from the next turn.
 func (h *healthChecks) set(name string, t *healthTarget) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if t != nil && !t.check.Enabled() {
-		t = nil
-	}
-	if t == nil {
-		if d := h.daemons[name]; d != nil {
-			h.stopLocked(name, d)
-			delete(h.daemons, name)
-		}
+	d := h.entry(name) // kept without a check: it knows whether the pool runs
+	if t == nil || !t.check.Enabled() {
+		h.stopLocked(name, d)
+		d.target = nil
 		return
 	}
-	d := h.entry(name)
 	d.target = t
 	d.st.Check = t.check.String()
 	h.startLocked(name, d)
+}
+
+// remove forgets daemon name: it is gone.
+func (h *healthChecks) remove(name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d := h.daemons[name]; d != nil {
+		h.stopLocked(name, d)
+		delete(h.daemons, name)
+	}
 }
 
 // observe follows a pool's state: a running pool is checked; a stopping

@@ -178,7 +178,18 @@ func TestHealthChecker(t *testing.T) {
 	// Running again (nsfd start): checked again; a daemon gone has no status.
 	h.observe(stateEvent(prefork.PoolRunning))
 	f.waitArmed(t)
-	h.set("web", nil)
+	h.set("web", nil) // a reload took the check away
+	if st := h.status("web"); st != nil {
+		t.Fatalf("a daemon without a check: %+v", st)
+	}
+	select {
+	case f.tick <- time.Now():
+		t.Fatal("a checker without a check took its turn")
+	case <-time.After(50 * time.Millisecond):
+	}
+	h.set("web", httpTarget(2)) // a reload gave it one back: the pool runs, checks start
+	f.waitArmed(t)
+	h.remove("web")
 	if st := h.status("web"); st != nil {
 		t.Fatalf("a daemon gone: %+v", st)
 	}

@@ -110,7 +110,7 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 				delete(s.daemons, d.cfg.Name)
 				s.reg.remove(d.cfg.Name)
 				s.hooks.set(d.cfg.Name, nil)
-				s.health.set(d.cfg.Name, nil)
+				s.health.remove(d.cfg.Name)
 			}
 		})
 	}
