@@ -393,3 +393,43 @@ func TestRegistrarMarksUnhealthy(t *testing.T) {
 	r.health("web", false)
 	waitUntil(t, "healthy again", marked(false))
 }
+
+// A reload that adds, changes or removes a running daemon's health check
+// applies it in place: no roll, and the checks follow at once.
+func TestHealthCheckReloadedInPlace(t *testing.T) {
+	tm := startTestMaster(t, nil, nil)
+	f := newFakeHealth()
+	f.install(tm.health)
+	t.Cleanup(tm.health.close)
+	tm.write("web.ini", tm.daemonFile("web.sock"))
+	tm.reload()
+	if d := tm.daemon("web"); d.Health != nil {
+		t.Fatalf("health without a check: %+v", d.Health)
+	}
+	tm.write("web.ini", tm.daemonFile("web.sock", "health = exec:/bin/true", "health_interval = 3s"))
+	if r := tm.reload(); !slices.Equal(r.Resized, []string{"web"}) || len(r.Rolled) != 0 {
+		t.Fatalf("adding a check: %+v", r)
+	}
+	if d := <-f.armed; d != 3*time.Second {
+		t.Fatalf("first turn after %v", d)
+	}
+	if d := tm.daemon("web"); d.Health == nil || d.Health.Check != "exec:/bin/true" || !d.Health.Checking {
+		t.Fatalf("after adding a check: %+v", d.Health)
+	}
+	tm.write("web.ini", tm.daemonFile("web.sock", "health = http:/ready", "health_interval = 3s"))
+	tm.reload()
+	f.tick <- time.Now()
+	if tg := <-f.probed; tg.check.String() != "http:/ready" || tg.network != "unix" {
+		t.Fatalf("the changed check is not the one run: %+v", tg)
+	}
+	f.results <- nil
+	f.waitArmed(t)
+	tm.write("web.ini", tm.daemonFile("web.sock"))
+	tm.reload()
+	if d := tm.daemon("web"); d.Health != nil {
+		t.Fatalf("after removing the check: %+v", d.Health)
+	}
+	if calls := tm.pools.pool(t, "web").Calls(); slices.Contains(calls, "restart") || slices.Contains(calls, "update") {
+		t.Fatalf("the workers were rolled: %v", calls)
+	}
+}
