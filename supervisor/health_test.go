@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -269,9 +270,10 @@ func TestHTTPCheckWantsAnAnswer(t *testing.T) {
 
 func TestExecCheck(t *testing.T) {
 	t.Parallel()
+	creds := config.Creds{UID: -1, GID: -1}
 	run := func(timeout time.Duration, argv ...string) error {
 		tg := healthTarget{daemon: "web", addresses: []string{"tcp:127.0.0.1:7001", "unix:/run/web.sock"},
-			creds: config.Creds{UID: -1, GID: -1},
+			creds: creds,
 			check: config.HealthCheck{Kind: config.HealthExec, Command: argv, Interval: time.Second, Timeout: timeout, Failures: 1}}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
@@ -290,6 +292,12 @@ func TestExecCheck(t *testing.T) {
 	}
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("a hanging check took %v to kill (its process group too)", took)
+	}
+	if os.Geteuid() == 0 {
+		creds = config.Creds{UID: 65534, GID: 65534}
+		if err := run(10*time.Second, "/bin/sh", "-c", `test "$(id -u):$(id -g):$(id -G)" = 65534:65534:65534`); err != nil {
+			t.Errorf("not run as the daemon's user and group, without the master's groups: %v", err)
+		}
 	}
 }
 
