@@ -212,6 +212,7 @@ type Daemon struct {
 	Hooks    HookCommands // on_fatal, on_restart, on_recover: run with the master's [hooks] ones
 
 	FatalRetry time.Duration // a fatal daemon tries again after this; 0: never
+	Health     HealthCheck   // health, health_interval, health_timeout, health_failures
 
 	// IdleTimeout: with MinServers 0 (on demand), the workers are retired
 	// back to none after this long without a request; 0: they stay.

@@ -27,6 +27,7 @@ func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
 	}
 	dm.pool, dm.listeners = pool, ls
 	s.hooks.set(d.Name, hookCommands(d))
+	s.health.set(d.Name, healthTargetOf(d, ls))
 	s.reg.define(record(d, ls))
 	addrs := make([]string, len(ls))
 	for i, l := range ls {

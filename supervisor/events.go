@@ -16,6 +16,7 @@ import (
 func (s *Supervisor) observe(e prefork.Event) {
 	s.metrics.observe(e)
 	s.hooks.observe(e)
+	s.health.observe(e)
 	switch e.Kind {
 	case prefork.EventSpawn:
 		s.reg.workerStarted(e.Pool, e.PID, e.Slot)

@@ -30,9 +30,11 @@ type DaemonStatus struct {
 	Since       time.Time              `json:"since"`
 	LastExit    string                 `json:"last_exit,omitempty"` // its last worker exit that was not planned: "crashed: exit status 1"
 	// Reason says why the daemon is not running: what it waits for
-	// (state waiting), or when it tries again (state fatal).
-	Reason    string     `json:"reason,omitempty"`
-	NextRetry *time.Time `json:"next_retry,omitempty"` // fatal: when fatal_retry starts it again
+	// (state waiting), or when it tries again (state fatal); or, running,
+	// that it is unhealthy (Health.Reason).
+	Reason    string        `json:"reason,omitempty"`
+	NextRetry *time.Time    `json:"next_retry,omitempty"` // fatal: when fatal_retry starts it again
+	Health    *HealthStatus `json:"health,omitempty"`     // its health check, if it has one (health.go)
 }
 
 // FileError is a daemon file that fails to load and has no running daemon.
@@ -138,6 +140,9 @@ func (s *Supervisor) status(ctx context.Context, name string, brief bool) (Statu
 			e.st.Since = ps.Since
 			e.st.OOMKills, e.st.RSSRecycles, e.st.Resources = ps.OOMKills, ps.RSSRecycles, ps.Resources
 			e.st.Saturated = ps.Saturated
+		}
+		if e.st.Health = s.health.status(e.st.Name); e.st.Health != nil && e.st.Reason == "" {
+			e.st.Reason = e.st.Health.Reason
 		}
 		if how, ok := s.lastExits.Load(e.st.Name); ok {
 			e.st.LastExit = how.(string)

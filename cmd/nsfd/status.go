@@ -276,6 +276,9 @@ func printStatus(w io.Writer, st supervisor.Status) {
 		if d.Saturated {
 			fmt.Fprintf(tw, "  saturated: all %d workers busy at max_servers; new connections wait in the backlog\n", len(d.Workers))
 		}
+		if h := d.Health; h != nil && !h.Healthy {
+			fmt.Fprintf(tw, "  %s\n", clip(e(h.Reason), 4*maxStatusText))
+		}
 		switch {
 		case d.State == "waiting" && d.Reason != "":
 			fmt.Fprintf(tw, "  reason: %s\n", clip(e(d.Reason), 4*maxStatusText))
