@@ -54,14 +54,17 @@ func (m *Main) resolve(ctx context.Context, name string, asJSON bool) error {
 	}
 	if asJSON {
 		type ep struct {
-			Node      string `json:"node"`
-			Proto     string `json:"proto"`
-			Address   string `json:"address"`
-			Unhealthy bool   `json:"unhealthy,omitempty"`
+			Node       string `json:"node"`
+			Proto      string `json:"proto"`
+			Address    string `json:"address"`
+			Encoding   string `json:"encoding"`
+			TLS        bool   `json:"tls,omitempty"`
+			ServerName string `json:"server_name,omitempty"`
+			Unhealthy  bool   `json:"unhealthy,omitempty"`
 		}
 		out := []ep{}
 		for _, e := range eps {
-			out = append(out, ep{e.Node, e.Proto, e.Address, e.Unhealthy})
+			out = append(out, ep{e.Node, e.Proto, e.Address, e.Encoding, e.TLS, e.ServerName, e.Unhealthy})
 		}
 		b, _ := json.MarshalIndent(map[string]any{"name": name, "endpoints": out}, "", "  ")
 		fmt.Fprintf(m.Stdout, "%s\n", logging.JSONEscape(b))
