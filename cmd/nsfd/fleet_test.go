@@ -283,7 +283,8 @@ func TestFleet(t *testing.T) {
 	}
 	waitFor(t, "every node fresh again", 30*time.Second, func() bool { return slices.Equal(resolveNodes(reg, "kv", maxAge), all) })
 	if n, _ := cs.failuresSince(down); n > 0 {
-		t.Fatalf("%d calls failed while PostgreSQL restarted", n)
+		cs.mu.Lock()
+		t.Fatalf("%d calls failed while PostgreSQL restarted: %q", n, cs.errs[max(0, len(cs.errs)-n):])
 	}
 	view, _ = fleetView()
 	for _, n := range all {
