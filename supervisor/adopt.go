@@ -68,7 +68,7 @@ func (s *Supervisor) adopt(ctx context.Context, h *Handover) {
 		}
 		cfg := *d
 		cfg.Hash = dh.Hash // what it runs: the reload that follows applies any change
-		dm := &daemon{cfg: &cfg, listeners: ls}
+		dm := &daemon{cfg: &cfg, listeners: ls, scale: dh.Scale}
 		if dh.NotifyPath == "" {
 			dh.NotifyPath = s.master.NotifyPath(dh.Name)
 		}
@@ -76,6 +76,7 @@ func (s *Supervisor) adopt(ctx context.Context, h *Handover) {
 		if dh.Pool != nil {
 			pc := s.poolConfig(&cfg, ls, execOptions(&cfg))
 			pc.NotifyPath = dh.NotifyPath
+			pc.Policy = s.policy(dm, &cfg) // its scale, handed over
 			pool, err := prefork.AdoptPool(pc, *dh.Pool)
 			if err != nil {
 				log.Error("upgrade: cannot adopt every worker", "error", err)
@@ -87,6 +88,10 @@ func (s *Supervisor) adopt(ctx context.Context, h *Handover) {
 			} else {
 				killHandedOver(dh.Pool)
 			}
+		}
+		if dm.pool == nil && dm.zero() && len(ls) > 0 { // scaled to 0: registered, not resolvable
+			s.reg.define(record(&cfg, ls))
+			s.reg.state(dh.Name, prefork.PoolStopped.String())
 		}
 		s.daemons[dh.Name] = dm
 	}

@@ -28,6 +28,9 @@ import (
 //	2: adds the resolver socket, the notify socket's path, the upgrade
 //	   count and the version that wrote it; version 1's flat "pipes"
 //	   (pid → [stdout, stderr]) moved into each worker.
+//	   Later, without a new version (older binaries ignore it): each
+//	   daemon's "scale" (`nsfd scale`, a scale to 0 included: its
+//	   listeners with no pool).
 const (
 	// HandoverVersion is the format this binary writes, and the newest it reads.
 	HandoverVersion = 2
@@ -58,7 +61,8 @@ type DaemonHandover struct {
 	Hash       string                `json:"hash"` // of the config it runs
 	Listeners  []ListenerHandover    `json:"listeners"`
 	NotifyPath string                `json:"notify_path"`
-	Pool       *prefork.PoolHandover `json:"pool"` // nil: stopped
+	Pool       *prefork.PoolHandover `json:"pool"`            // nil: stopped (or scaled to 0)
+	Scale      *DaemonScale          `json:"scale,omitempty"` // nil: the file's sizes
 }
 
 // ListenerHandover is one listener in a DaemonHandover.
