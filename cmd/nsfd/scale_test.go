@@ -209,3 +209,43 @@ func TestBusyPortIsWaitedFor(t *testing.T) {
 		t.Error("the log does not say the daemon started once the address was free")
 	}
 }
+
+// TestScaleSurvivesAnUpgrade: `nsfd upgrade` hands the scales over: a
+// scaled daemon stays scaled, one scaled to 0 stays at 0 with its port
+// bound, and comes back on it.
+func TestScaleSurvivesAnUpgrade(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.write("up.ini", scaleConf(""))
+	e.write("zero.ini", scaleConf(""))
+	m := e.start()
+	m.addr("up")
+	zaddr := m.addr("zero")
+	e.waitReady()
+	if _, errOut, code := e.nsfd("scale", "up", "+1", "--wait"); code != 0 {
+		t.Fatalf("scale up +1: exit %d, %s", code, errOut)
+	}
+	if _, errOut, code := e.nsfd("scale", "zero", "0", "--wait"); code != 0 {
+		t.Fatalf("scale zero 0: exit %d, %s", code, errOut)
+	}
+	if out, errOut, code := e.nsfd("upgrade"); code != 0 {
+		t.Fatalf("upgrade: exit %d\n%s%s", code, out, errOut)
+	}
+	waitFor(t, "the upgrade", 20*time.Second, func() bool { return strings.Contains(e.log(), "nsfd upgraded in place") })
+	e.waitReady()
+	if d, _ := e.statusOf("up"); d.Policy.MinServers != 2 || d.ScaledFrom == nil {
+		t.Errorf("up after the upgrade: policy %+v, scaled_from %+v; want 2/4 scaled from 1/3", d.Policy, d.ScaledFrom)
+	}
+	d, code := e.statusOf("zero")
+	if code != 3 || d.State != "stopped" || !strings.Contains(d.Reason, "scaled to 0") || len(d.Listeners) != 1 {
+		t.Errorf("zero after the upgrade: exit %d, %+v", code, d)
+	}
+	if l, err := net.Listen("tcp", zaddr); err == nil {
+		l.Close()
+		t.Fatalf("%s is free after the upgrade: the listener of the daemon scaled to 0 was not handed over", zaddr)
+	}
+	if _, errOut, code := e.nsfd("scale", "zero", "1", "--wait"); code != 0 {
+		t.Fatalf("scale zero 1 after the upgrade: exit %d, %s", code, errOut)
+	}
+	echo(t, zaddr, "handed over")
+}
