@@ -164,6 +164,8 @@ func (s *Supervisor) scaleUp(ctx context.Context, d *daemon, n int, abs bool) (p
 		return o, nil // already there
 	case n <= 0:
 		return prefork.PolicyOptions{}, fmt.Errorf("%w: %+d: it is scaled to 0; scale it to N, or start it", ErrBadScale, n)
+	case d.cfg.MinServers < 1:
+		return prefork.PolicyOptions{}, fmt.Errorf("%w: an on-demand daemon (min_servers = 0) scaled to 0 comes back with start", ErrBadScale)
 	}
 	o, err := scalePolicy(policyOf(d.cfg), n, true)
 	if err != nil {

@@ -249,3 +249,45 @@ func TestScaleSurvivesAnUpgrade(t *testing.T) {
 	}
 	echo(t, zaddr, "handed over")
 }
+
+// TestScaleOnDemandToZero: an on-demand daemon scaled to 0 is not woken by
+// a connection (the client waits in the backlog); start makes it on-demand
+// again, and the waiting client wakes it.
+func TestScaleOnDemandToZero(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.write("lazy.ini", echoConf("min_servers = 0\nmax_servers = 2\nidle_timeout = 30s\n"))
+	m := e.start()
+	addr := m.addr("lazy")
+	e.waitReady()
+	if _, errOut, code := e.nsfd("scale", "lazy", "0", "--wait"); code != 0 {
+		t.Fatalf("scale lazy 0: exit %d, %s", code, errOut)
+	}
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "lazy\n")
+	rd := bufio.NewReader(c)
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if line, err := rd.ReadString('\n'); err == nil {
+		t.Fatalf("an on-demand daemon scaled to 0 answered %q", line)
+	}
+	if w := m.workers(""); len(w) != 0 {
+		t.Fatalf("a connection woke an on-demand daemon scaled to 0: workers %v", w)
+	}
+	if _, errOut, code := e.nsfd("scale", "lazy", "2"); code != 1 || !strings.Contains(errOut, "comes back with start") {
+		t.Errorf("scale lazy 2: exit %d, %q; want exit 1 saying start brings it back", code, errOut)
+	}
+	if _, errOut, code := e.nsfd("start", "lazy"); code != 0 {
+		t.Fatalf("start lazy: exit %d, %s", code, errOut)
+	}
+	c.SetReadDeadline(time.Now().Add(15 * time.Second))
+	if line, err := rd.ReadString('\n'); err != nil || line != "lazy\n" {
+		t.Fatalf("the waiting client after start: %q, %v", line, err)
+	}
+	if d, _ := e.statusOf("lazy"); d.ScaledFrom != nil || d.Policy.MinServers != 0 || d.Policy.MaxServers != 2 {
+		t.Errorf("after start: %+v; want on demand at the file's 0/2, not scaled", d)
+	}
+}
