@@ -127,7 +127,8 @@ func (s *Supervisor) waitPort(ctx context.Context, dm *daemon, busy *busyPortErr
 			if dm.portWait != pw || s.daemons[dm.cfg.Name] != dm || dm.pool != nil || dm.draining {
 				return // stopped, removed, changed or started meanwhile
 			}
-			if err := s.startOrWait(runCtx, dm); err != nil {
+			if err := s.startOrWait(runCtx, dm); err != nil { // no longer busy, but failing: status says why
+				dm.configErr = err
 				s.log.Named(dm.cfg.Name).Error("cannot start daemon", "error", err)
 			}
 		})
