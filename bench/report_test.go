@@ -36,6 +36,7 @@ const (
 	orderFleet
 	orderContain
 	orderUpgrade
+	orderOnDemand
 )
 
 // target is one row of the report's summary: a goal set by an issue and what

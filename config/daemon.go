@@ -40,6 +40,7 @@ func newDaemon(name, file string) *Daemon {
 		Backlog:         DefaultListenBacklog,
 		SocketMode:      DefaultSocketMode,
 		Type:            DefaultType,
+		NotifyAccess:    DefaultNotifyAccess,
 		MinServers:      DefaultMinServers,
 		MaxServers:      DefaultMaxServers,
 		MinSpareServers: DefaultMinSpareServers,
@@ -51,6 +52,7 @@ func newDaemon(name, file string) *Daemon {
 		StartPeriod:     DefaultStartPeriod,
 		StartRetries:    DefaultStartRetries,
 		FatalRetry:      DefaultFatalRetry,
+		Health:          defaultHealth(),
 		BackoffInitial:  DefaultBackoffInitial,
 		BackoffMax:      DefaultBackoffMax,
 		Umask:           -1,
@@ -186,6 +188,8 @@ func (l *daemonLoader) apply(e entry) {
 		}
 	case "type":
 		l.oneOf(e, &d.Type, workerTypes)
+	case "notify_access":
+		l.oneOf(e, &d.NotifyAccess, notifyAccesses)
 	case "min_servers":
 		l.count(e, &d.MinServers)
 	case "max_servers":
@@ -265,6 +269,8 @@ func (l *daemonLoader) apply(e entry) {
 		l.duration(e, &d.FatalRetry)
 	case "idle_timeout":
 		l.duration(e, &d.IdleTimeout)
+	case "health", "health_interval", "health_timeout", "health_failures":
+		l.applyHealth(e)
 	case "on_fatal", "on_restart", "on_recover":
 		if argv, ok := l.hookCommand(e, d.Dir); ok {
 			if d.Hooks == nil {
@@ -354,6 +360,7 @@ func (d *Daemon) canonical(withoutPool bool) []byte {
 	if withoutPool {
 		c.MinServers, c.MaxServers, c.MinSpareServers, c.MaxSpareServers = 0, 0, 0, 0
 		c.MaxRequests, c.MaxRequestsJitter, c.MinChildTTL = 0, 0, 0
+		c.Health = HealthCheck{} // the checker takes a new check as it is
 	}
 	b, err := json.Marshal(c)
 	if err != nil {
@@ -364,7 +371,7 @@ func (d *Daemon) canonical(withoutPool bool) []byte {
 
 // PoolOnlyChange tells whether d differs from old in nothing but the pool
 // sizes (min/max servers, min/max spare servers, max_requests and its
-// jitter, min_child_ttl): a change the running pool applies in place, where
+// jitter, min_child_ttl) and its health check: a change the running pool applies in place, where
 // any other rolls the workers. It is also true when nothing changed at all
 // (compare Hash for that), and false when old is nil.
 func (d *Daemon) PoolOnlyChange(old *Daemon) bool {

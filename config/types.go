@@ -33,6 +33,7 @@ const (
 	DefaultHeartbeat         = 5 * time.Second
 	DefaultEncoding          = "json"
 	DefaultType              = TypeSimple
+	DefaultNotifyAccess      = NotifyAccessMain
 	DefaultRegistryType      = "sqlite"
 	DefaultLogTarget         = "file"
 	DefaultLogFormat         = "text"
@@ -66,6 +67,15 @@ const (
 	TypeSimple = "simple"
 	// TypeNotify workers are ready once they send READY=1 on NOTIFY_SOCKET.
 	TypeNotify = "notify"
+)
+
+// Who may send a worker's notify messages (notify_access).
+const (
+	// NotifyAccessMain: the worker process alone.
+	NotifyAccessMain = "main"
+	// NotifyAccessAll: any process in the worker's tree (its control
+	// group, else its descendants).
+	NotifyAccessAll = "all"
 )
 
 // Listener protocols, as Net::Server names them.
@@ -175,6 +185,7 @@ type Daemon struct {
 	BackoffInitial    time.Duration
 	BackoffMax        time.Duration
 	Watchdog          time.Duration // 0: no watchdog
+	NotifyAccess      string        // main | all: who may send a worker's notify messages
 	Resources         Resources     // memory_max, memory_high, pids_max, cpu_weight, cpu_max, max_rss
 
 	User   string
@@ -201,6 +212,7 @@ type Daemon struct {
 	Hooks    HookCommands // on_fatal, on_restart, on_recover: run with the master's [hooks] ones
 
 	FatalRetry time.Duration // a fatal daemon tries again after this; 0: never
+	Health     HealthCheck   // health, health_interval, health_timeout, health_failures
 
 	// IdleTimeout: with MinServers 0 (on demand), the workers are retired
 	// back to none after this long without a request; 0: they stay.

@@ -18,6 +18,7 @@ var (
 	logFormats       = []string{"text", "json"}
 	logLevels        = []string{"trace", "debug", "info", "warn", "error"}
 	workerTypes      = []string{TypeSimple, TypeNotify}
+	notifyAccesses   = []string{NotifyAccessMain, NotifyAccessAll}
 	builtins         = []string{"queue"}
 	encodings        = []string{"json", "json+gzip"}
 	syslogFacilities = []string{
@@ -223,6 +224,7 @@ func validateDaemon(d *Daemon, l *keyLoader) Errors {
 	if len(d.Listeners) == 0 && d.Builtin == "" && l.line("", "port") == 0 && l.line("", "builtin") == 0 {
 		errs = append(errs, &Error{File: l.path, Msg: "no port", Hint: `set "port", e.g. port = 127.0.0.1:7001`})
 	}
+	validateHealth(d, at, func(key string) bool { return l.line("", key) != 0 })
 	for _, r := range d.Requires {
 		if r == d.Name {
 			at("requires", fmt.Sprintf("daemon %q requires itself", r))

@@ -194,6 +194,15 @@ func (w *workerCgroup) dirs() []string {
 	return out
 }
 
+// procPath is the worker's group as /proc/PID/cgroup shows it for what is
+// in it; "" if unknown.
+func (w *workerCgroup) procPath() string {
+	if w.d.c.v2rel == "" {
+		return ""
+	}
+	return filepath.Join(w.d.c.v2rel, w.rel)
+}
+
 // procsFiles are the files the shim writes its pid to, to join the group.
 func (w *workerCgroup) procsFiles() []string {
 	var out []string

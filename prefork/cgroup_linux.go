@@ -34,6 +34,7 @@ import (
 type Cgroups struct {
 	degraded string            // why there are no control groups; "" if there are
 	v2       string            // the master's root in the cgroup2 hierarchy; "" if none
+	v2rel    string            // v2 as /proc/PID/cgroup shows it (below the hierarchy's mount); "" if unknown
 	v2ctl    bool              // cgroup2 has the controllers: limits go there
 	v1       map[string]string // v1 controller → the master's root in its hierarchy
 	orig     []string          // the master's groups before it moved, to go back to at Close
@@ -108,6 +109,9 @@ func (c *Cgroups) open(root string) error {
 		c.v2 = filepath.Join(v2mount, own[""])
 	default:
 		c.v2 = filepath.Join(v2mount, "nsfd", pid)
+	}
+	if rel, err := filepath.Rel(v2mount, c.v2); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+		c.v2rel = filepath.Join("/", rel)
 	}
 	if !systemd {
 		if root == "" {

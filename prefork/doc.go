@@ -20,7 +20,9 @@
 //
 // On Linux the master reads NOTIFY_SOCKET with SO_PASSCRED, so each
 // datagram carries the sender's pid as the kernel saw it: a worker cannot
-// speak for another. macOS and FreeBSD attach no pid to a datagram, so there
+// speak for another. With Config.NotifyAll (notify_access = all) a datagram
+// from a process in a worker's tree counts for the worker: its control group,
+// else its parent chain (notify_access.go). macOS and FreeBSD attach no pid to a datagram, so there
 // each worker gets a socket of its own, PATH.N, bound before it starts and
 // removed once it is reaped (workerSockets): the socket names the sender.
 // One goroutine owns each pool's state; spawns, exits, status messages and

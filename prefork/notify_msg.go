@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"unicode/utf8"
 
 	proto "github.com/nsfd/nsfd/worker"
@@ -28,7 +29,16 @@ type Message struct {
 	Requests int
 	// HasRequests reports whether the message carried a REQUESTS= word.
 	HasRequests bool
+	// Barrier is systemd's BARRIER=1: the sender passed a descriptor and
+	// waits until it is closed, which the master does once it has handled
+	// every datagram sent before (systemd-notify does this unless
+	// --no-block, so it is still alive while its READY=1 is attributed).
+	Barrier bool
 }
+
+// keyBarrier is sd_notify_barrier(3)'s word, which systemd-notify sends
+// after its message.
+const keyBarrier = "BARRIER"
 
 // ErrMalformed is wrapped by ParseMessage's error for a datagram that breaks
 // the protocol; the master drops such datagrams and counts them.
@@ -88,6 +98,11 @@ func ParseMessage(b []byte) (Message, error) {
 			}
 		case proto.KeyStatus:
 			m.Status, m.HasStatus = string(val), true
+		case keyBarrier:
+			if string(val) != "1" {
+				return m, fmt.Errorf("%w: BARRIER=%s", ErrMalformed, val)
+			}
+			m.Barrier = true
 		case proto.KeyRequests:
 			n, err := proto.ParseCount(val)
 			if err != nil {
@@ -104,4 +119,15 @@ type note struct {
 	pid int
 	msg Message
 	err error // malformed or without credentials
+	// barrier is the descriptor a BARRIER=1 datagram passed: closed once
+	// the note is handled (Pool.handleNotes), which tells the sender that
+	// everything it sent before was. nil: none.
+	barrier *os.File
+}
+
+// release closes the note's barrier descriptor, if any.
+func (nt note) release() {
+	if nt.barrier != nil {
+		_ = nt.barrier.Close()
+	}
 }

@@ -35,6 +35,8 @@ func TestParseMessage(t *testing.T) {
 		{in: "STOPPING=1\nREQUESTS=1000", want: Message{Stopping: true, Requests: 1000, HasRequests: true, Busy: -1}},
 		{in: "REQUESTS=9\nREQUESTS=5", want: Message{Requests: 9, HasRequests: true, Busy: -1}}, // the largest counts
 		{in: "REQUESTS=" + strconv.Itoa(math.MaxInt), want: Message{Requests: math.MaxInt, HasRequests: true, Busy: -1}},
+		{in: "READY=1\nBARRIER=1", want: Message{Ready: true, Barrier: true, Busy: -1}},
+		{in: "BARRIER=0", bad: true},
 		{in: "", bad: true},
 		{in: "READY", bad: true},
 		{in: "=1", bad: true},

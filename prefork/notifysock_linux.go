@@ -193,38 +193,65 @@ func (s *notifySocket) take(flush bool) []note {
 	return out
 }
 
-// parseDatagram turns one datagram and its control message into a note.
-func parseDatagram(b, oob []byte, flags int) note {
+// parseDatagram turns one datagram and its control message into a note,
+// and returns the descriptors the control message holds, for adoptFDs.
+func parseDatagram(b, oob []byte, flags int) (note, []int) {
+	pid, fds := parseControl(oob)
 	nt := note{pid: -1}
 	switch {
 	case flags&unix.MSG_TRUNC != 0 || len(b) > proto.MaxNotifySize:
 		nt.err = fmt.Errorf("%w: longer than %d bytes", ErrMalformed, proto.MaxNotifySize)
 	default:
-		nt.pid = credPID(oob)
+		nt.pid = pid
 		if nt.pid <= 0 {
 			nt.err = fmt.Errorf("%w: no sender credentials", ErrMalformed)
 		} else {
 			nt.msg, nt.err = ParseMessage(b)
 		}
 	}
-	return nt
+	return nt, fds
 }
 
-func credPID(oob []byte) int {
+// adoptFDs takes the descriptors the kernel passed with nt: one passed with
+// BARRIER=1 is kept in the note, to be closed once it is handled; any other
+// is closed at once.
+func adoptFDs(nt *note, fds []int) {
+	if nt.err == nil && nt.msg.Barrier && len(fds) > 0 {
+		nt.barrier = os.NewFile(uintptr(fds[0]), "notify barrier")
+		fds = fds[1:]
+	}
+	for _, fd := range fds {
+		_ = unix.Close(fd)
+	}
+}
+
+// parseControl returns the sender's pid from SCM_CREDENTIALS (-1: none)
+// and the descriptors SCM_RIGHTS passed.
+func parseControl(oob []byte) (int, []int) {
 	msgs, err := unix.ParseSocketControlMessage(oob)
 	if err != nil {
-		return -1
+		return -1, nil
 	}
+	pid := -1
+	var fds []int
 	for i := range msgs {
 		if c, err := unix.ParseUnixCredentials(&msgs[i]); err == nil {
-			return int(c.Pid)
+			pid = int(c.Pid)
+		} else if r, err := unix.ParseUnixRights(&msgs[i]); err == nil {
+			fds = append(fds, r...)
 		}
 	}
-	return -1
+	return pid, fds
 }
 
 func (s *notifySocket) close() error {
 	err := s.conn.Close()
+	s.mu.Lock()
+	for _, nt := range s.queued { // not to be handled: let their senders go
+		nt.release()
+	}
+	s.queued = nil
+	s.mu.Unlock()
 	// A pool of the same daemon started since may have bound the path anew.
 	var st unix.Stat_t
 	if unix.Lstat(s.path, &st) == nil && st.Ino == s.ino {

@@ -22,6 +22,10 @@ type Config struct {
 	Listeners  []*Listener
 	NotifyPath string // where the pool binds its NOTIFY_SOCKET
 	Notify     bool   // type = notify: a worker is ready once it sends READY=1
+	// NotifyAll (notify_access = all): a notify message from any process
+	// in a worker's tree counts for the worker — its control group, else
+	// its descendants (notify_access.go). Off: the worker's own alone.
+	NotifyAll bool
 
 	Policy            PolicyOptions
 	MaxRequests       int   // requests (REQUESTS=, else BUSY=1 count) after which a worker is replaced; 0: unlimited
@@ -207,6 +211,7 @@ type Pool struct {
 	requests        int
 	malformed       int
 	malformedLogged time.Time // when a dropped datagram was last logged
+	senders         *senders  // who datagrams from processes other than a worker count for; nil until one comes
 	wake            time.Time // the next deadline, if any
 	expect          time.Time // when the loop means to run next at the latest, if a deadline is armed
 	graceFrom       time.Time // the end of the master's last stall: no deadline runs from before it
@@ -398,6 +403,36 @@ var ErrStopped = errors.New("pool stopped")
 
 // Status returns a snapshot of the pool.
 func (p *Pool) Status(ctx context.Context) (Status, error) {
+	var (
+		st    Status
+		usage []func() *GroupStats
+		cg    *DaemonCgroup
+	)
+	err := p.do(ctx, func() {
+		st, cg = p.snapshot(), p.cfg.Cgroup
+		for _, w := range st.Workers {
+			usage = append(usage, p.usageOf(p.workers[w.PID]))
+		}
+	})
+	if errors.Is(err, ErrStopped) {
+		return Status{Name: p.cfg.Name, State: PoolStopped, Policy: p.cfg.Policy}, nil
+	}
+	if err != nil {
+		return st, err
+	}
+	// The accounting is files to read, a few a worker: read off the pool's
+	// goroutine, which goes on supervising meanwhile.
+	for i, u := range usage {
+		st.Workers[i].Resources = u()
+	}
+	st.Resources = daemonUsage(cg, st.Workers)
+	return st, nil
+}
+
+// Brief is Status without the accounting of the workers and the daemon
+// (Resources): what the master reads for itself (the registry's counters,
+// the dependency gate), cheap however many workers there are.
+func (p *Pool) Brief(ctx context.Context) (Status, error) {
 	var st Status
 	err := p.do(ctx, func() { st = p.snapshot() })
 	if errors.Is(err, ErrStopped) {
@@ -519,13 +554,11 @@ func (p *Pool) snapshot() Status {
 	for _, w := range p.workers {
 		st.Workers = append(st.Workers, WorkerStatus{
 			PID: w.pid, Slot: w.slot, State: w.state.String(), Requests: w.requests, Started: w.started, Status: w.status,
-			Resources: p.usage(w),
 		})
 	}
 	sortWorkers(st.Workers)
 	sb, _ := p.scoreboard()
 	st.Saturated = p.state == PoolRunning && Saturated(sb, p.cfg.Policy)
-	st.Resources = p.daemonUsage(st.Workers)
 	return st
 }
 

@@ -120,10 +120,12 @@ func (p *Pool) exitsArrived() {
 	}
 }
 
-// handleNotes applies notes in order.
+// handleNotes applies notes in order, and closes a BARRIER=1's descriptor
+// once everything before it is handled.
 func (p *Pool) handleNotes(notes []note, now time.Time) {
 	for _, nt := range notes {
 		p.handleNote(nt, now)
+		nt.release()
 	}
 }
 

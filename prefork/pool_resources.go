@@ -41,28 +41,36 @@ func (p *Pool) checkRSS(now time.Time) {
 	}
 }
 
-// usage returns what worker w uses: from its control group, else from
-// /proc (the worker alone); nil if neither can say.
-func (p *Pool) usage(w *worker) *GroupStats {
-	if w.cg != nil {
-		s := w.cg.stats()
+// usageOf returns how to read what worker w uses, from any goroutine: its
+// control group, else /proc (the worker alone); nil if neither can say.
+func (p *Pool) usageOf(w *worker) func() *GroupStats {
+	if w == nil {
+		return func() *GroupStats { return nil }
+	}
+	if cg := w.cg; cg != nil {
+		return func() *GroupStats {
+			s := cg.stats()
+			return &s
+		}
+	}
+	procUsage, pid := p.sys.procUsage, w.pid
+	return func() *GroupStats {
+		if procUsage == nil {
+			return nil
+		}
+		s, err := procUsage(pid)
+		if err != nil {
+			return nil
+		}
 		return &s
 	}
-	if p.sys.procUsage == nil {
-		return nil
-	}
-	s, err := p.sys.procUsage(w.pid)
-	if err != nil {
-		return nil
-	}
-	return &s
 }
 
 // daemonUsage returns what the daemon uses: its control group's accounting
 // (exited workers' CPU time included), else the sum of its workers'.
-func (p *Pool) daemonUsage(ws []WorkerStatus) *GroupStats {
-	if p.cfg.Cgroup != nil {
-		s := p.cfg.Cgroup.Stats()
+func daemonUsage(cg *DaemonCgroup, ws []WorkerStatus) *GroupStats {
+	if cg != nil {
+		s := cg.Stats()
 		return &s
 	}
 	var sum GroupStats

@@ -21,6 +21,7 @@ func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*os.Process,
 	argv := append([]string{}, c.Shim...)
 	argv = append(argv, "-ppid", strconv.Itoa(os.Getpid()))
 	argv = append(argv, c.Exec.shimArgs()...)
+	direct := &DirectExec{Command: c.Command, Exec: c.Exec, PPID: os.Getpid()}
 	p.spawnedCg = nil
 	if c.Cgroup != nil {
 		cg, err := c.Cgroup.newWorker()
@@ -30,6 +31,7 @@ func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*os.Process,
 		for _, f := range cg.procsFiles() {
 			argv = append(argv, "-cgroup", f)
 		}
+		direct.Cgroups = cg.procsFiles()
 		p.spawnedCg = cg
 	}
 	argv = append(argv, "--")
@@ -54,6 +56,7 @@ func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*os.Process,
 		Output: c.Output,
 		Exited: func(proc *os.Process) { p.workerExited(exitEvent{pid: proc.Pid, proc: proc}) },
 		Owner:  p,
+		Direct: direct,
 	})
 	if err != nil {
 		attach(0)

@@ -106,7 +106,10 @@ func (p *Pool) handleNote(nt note, now time.Time) {
 	}
 	w := p.workers[nt.pid]
 	if w == nil {
-		// A child of a worker, or a process that is not ours: it cannot speak for a worker.
+		w = p.noteSender(nt.pid) // a process in a worker's tree, with notify_access = all
+	}
+	if w == nil {
+		// A process that is not ours, or (notify_access = main) a worker's child: it cannot speak for a worker.
 		p.malformed++
 		return
 	}
@@ -244,6 +247,9 @@ func (p *Pool) handleExit(ex exitEvent, now time.Time) {
 	st, _ := ex.proc.Wait() // reap: the process has exited, so this does not block
 	if p.nsock != nil {
 		p.nsock.release(ex.pid) // its notes are read (exitsArrived)
+	}
+	if p.senders != nil {
+		p.senders.forget(ex.pid)
 	}
 	if w == nil {
 		return

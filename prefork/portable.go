@@ -113,6 +113,7 @@ func (b *Portable) Start(ctx context.Context, c Command) (*os.Process, error) {
 	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
 	cmd.Env = c.Env
 	cmd.ExtraFiles = c.Files
+	cmd.Stdin = workerStdin()
 	cmd.Stdout, cmd.Stderr = ws[0], ws[1]
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	err := startTracked(func() (int, error) {

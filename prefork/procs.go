@@ -54,6 +54,21 @@ type Command struct {
 	Exited func(*os.Process)
 	// Owner is whom the process belongs to, for Drop: the pool.
 	Owner any
+	// Direct, when set, is the same worker for a backend that forks and
+	// execs it itself, with one exec and no shim; Argv is the shim's
+	// command line for the others.
+	Direct *DirectExec
+}
+
+// DirectExec is a worker's program and process settings, for a backend
+// that starts it without the exec shim (the Pump, on Linux with cgo): it
+// does in the forked child what the shim does, with LISTEN_PID (and
+// WATCHDOG_PID with a watchdog) set to the child's pid.
+type DirectExec struct {
+	Command []string    // the program and its arguments, found in Env's PATH
+	Exec    ExecOptions // its process settings
+	Cgroups []string    // control files it joins (writes its pid to) before anything else
+	PPID    int         // the master's pid: the child does not outlive it
 }
 
 // TreeKiller is what a process backend may offer beyond Procs: ending

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Pump is the Linux process backend. It starts each worker with a pidfd,
@@ -20,8 +23,9 @@ import (
 // and leaves behind becomes the master's child, is reaped when it exits, and
 // is killed with the worker's tree (KillTree) or at Close.
 type Pump struct {
-	p *pump
-	r *reaper
+	p   *pump
+	r   *reaper
+	low *lowFDs // for direct spawns; nil without
 
 	closeOnce sync.Once
 }
@@ -43,7 +47,11 @@ func OpenPump() (*Pump, error) {
 		p.close()
 		return nil, fmt.Errorf("start worker pump: %w", err)
 	}
-	return &Pump{p: p, r: r}, nil
+	b := &Pump{p: p, r: r}
+	if directSpawn {
+		b.low = openLowFDs()
+	}
+	return b, nil
 }
 
 // Start starts c's process and hands its pipes and pidfd to the pump.
@@ -51,20 +59,19 @@ func (b *Pump) Start(ctx context.Context, c Command) (*os.Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
-	cmd.Env = c.Env
-	cmd.ExtraFiles = c.Files
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	b.r.spawnMu.RLock() // no reaper pass between the fork and track: the worker is never taken for an orphan
-	w, err := startWatched(cmd)
-	if err == nil {
-		b.r.track(cmd.Process.Pid)
+	var (
+		w    *watch
+		proc *os.Process
+		err  error
+	)
+	if c.Direct != nil && directSpawn {
+		w, proc, err = b.startDirect(c)
+	} else {
+		w, proc, err = b.startShim(c)
 	}
-	b.r.spawnMu.RUnlock()
 	if err != nil {
 		return nil, err
 	}
-	proc := cmd.Process
 	w.owner = c.Owner
 	w.exited = func() { c.Exited(proc) }
 	if c.Output != nil {
@@ -80,6 +87,81 @@ func (b *Pump) Start(ctx context.Context, c Command) (*os.Process, error) {
 	}
 	return proc, nil
 }
+
+// startShim starts c.Argv, the exec shim's command line, with os/exec.
+func (b *Pump) startShim(c Command) (*watch, *os.Process, error) {
+	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
+	cmd.Env = c.Env
+	cmd.ExtraFiles = c.Files
+	cmd.Stdin = workerStdin()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	b.r.spawnMu.RLock() // no reaper pass between the fork and track: the worker is never taken for an orphan
+	w, err := startWatched(cmd)
+	if err == nil {
+		b.r.track(cmd.Process.Pid)
+	}
+	b.r.spawnMu.RUnlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	return w, cmd.Process, nil
+}
+
+// startDirect forks and execs c.Direct itself: one exec, no shim
+// (spawn_direct_linux.c). A step that fails in the child is reported as
+// the shim reports it: a line on the worker's stderr and exit status 127,
+// so that the pool sees a failed start either way.
+func (b *Pump) startDirect(c Command) (*watch, *os.Process, error) {
+	stdin, err := devNull()
+	if err != nil {
+		return nil, nil, fmt.Errorf("open %s: %w", os.DevNull, err)
+	}
+	var pipes [2][2]int
+	for i := range pipes {
+		if err := unix.Pipe2(pipes[i][:], unix.O_CLOEXEC); err != nil {
+			for _, pp := range pipes[:i] {
+				unix.Close(pp[0])
+				unix.Close(pp[1])
+			}
+			return nil, nil, fmt.Errorf("%s pipe: %w", streamNames[i], err)
+		}
+	}
+	fds := make([]int, 0, 3+len(c.Files))
+	fds = append(fds, int(stdin.Fd()), pipes[0][1], pipes[1][1])
+	for _, f := range c.Files {
+		fds = append(fds, int(f.Fd()))
+	}
+	b.r.spawnMu.RLock() // no reaper pass between the fork and track: the worker is never taken for an orphan
+	var (
+		pid, pidfd int
+		childErr   error
+	)
+	b.low.with(fds, func(fds []int) { pid, pidfd, childErr, err = spawnDirect(c.Direct, c.Env, fds) })
+	if err == nil {
+		b.r.track(pid)
+	}
+	b.r.spawnMu.RUnlock()
+	runtime.KeepAlive(c.Files)
+	if err == nil && childErr != nil {
+		// The child has exited 127: say why where the shim would.
+		msg := "nsfd exec: " + childErr.Error() + "\n"
+		unix.Write(pipes[1][1], []byte(msg))
+	}
+	unix.Close(pipes[0][1]) // the process holds the write ends now
+	unix.Close(pipes[1][1])
+	if err != nil {
+		unix.Close(pipes[0][0])
+		unix.Close(pipes[1][0])
+		return nil, nil, err
+	}
+	proc, _ := os.FindProcess(pid) // never fails on unix
+	return &watch{pid: pid, fds: [3]int{pipes[0][0], pipes[1][0], pidfd}}, proc, nil
+}
+
+// directSpawn: workers with a DirectExec are forked and exec'd by the
+// pump itself, unless NSFD_SPAWN=shim asks for the exec shim (to compare
+// them, or to rule the direct path out).
+var directSpawn = haveDirectSpawn && os.Getenv("NSFD_SPAWN") != "shim"
 
 // Drop closes what is left of owner's watches.
 func (b *Pump) Drop(owner any) { b.p.drop(owner) }
@@ -111,6 +193,7 @@ func (b *Pump) Close() {
 		b.p.close()
 		b.r.killAll(time.Now().Add(orphanGrace))
 		b.r.release()
+		b.low.close()
 	})
 }
 

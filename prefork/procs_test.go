@@ -3,6 +3,7 @@ package prefork
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -144,6 +145,35 @@ func testProcsContract(t *testing.T, procs Procs) {
 			t.Errorf("fd 3 of the process received %q, want the file given in Files", got)
 		}
 		waitFor(t, "stderr", 10*time.Second, func() bool { return s.get(proc.Pid, "stderr") == "bye" })
+	})
+
+	t.Run("stdin is the master's one /dev/null", func(t *testing.T) {
+		// os/exec opens /dev/null for each process started without a
+		// stdin: the backends pass the one the master opened once.
+		f, err := devNull()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := newStreams()
+		proc, err := procs.Start(ctx, Command{
+			Argv: []string{"/bin/sleep", "1000"}, Env: env,
+			Output: s.output, Exited: s.onExit, Owner: "stdin",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer procs.Drop("stdin")
+		defer func() {
+			killGroup(proc.Pid)
+			proc.Wait()
+		}()
+		same, err := sameOpenFile(proc.Pid, 0, int(f.Fd()))
+		if errors.Is(err, errors.ErrUnsupported) {
+			t.Skip(err)
+		}
+		if err != nil || !same {
+			t.Errorf("the worker's stdin is not the master's /dev/null (%v)", err)
+		}
 	})
 
 	t.Run("drop reports no exit", func(t *testing.T) {

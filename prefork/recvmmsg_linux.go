@@ -17,7 +17,8 @@ const mmsgBatchSize = 16
 
 // mmsgBatch holds the buffers of one recvmmsg(2) call: a datagram buffer
 // (MaxNotifySize+1 bytes, so that an oversized one shows) and room for
-// SCM_CREDENTIALS per message. golang.org/x/sys/unix has the Mmsghdr type
+// SCM_CREDENTIALS and one descriptor (a BARRIER=1's; the kernel closes any
+// more) per message. golang.org/x/sys/unix has the Mmsghdr type
 // but no Recvmmsg, hence the raw system call.
 type mmsgBatch struct {
 	hdrs []unix.Mmsghdr
@@ -30,7 +31,7 @@ type mmsgBatch struct {
 
 func newMmsgBatch(n int) *mmsgBatch {
 	b := &mmsgBatch{hdrs: make([]unix.Mmsghdr, n), iovs: make([]unix.Iovec, n), bufs: make([][]byte, n), oobs: make([][]byte, n)}
-	size, oobSize := proto.MaxNotifySize+1, unix.CmsgSpace(unix.SizeofUcred)
+	size, oobSize := proto.MaxNotifySize+1, unix.CmsgSpace(unix.SizeofUcred)+unix.CmsgSpace(4)
 	slab, oobSlab := make([]byte, n*size), make([]byte, n*oobSize)
 	for i := range n {
 		b.bufs[i] = slab[i*size : (i+1)*size : (i+1)*size]
@@ -58,7 +59,7 @@ func (b *mmsgBatch) recv(fd, max int) (int, error) {
 	}
 	b.calls++
 	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.hdrs[0])), uintptr(max),
-		unix.MSG_DONTWAIT, 0, 0)
+		unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC, 0, 0)
 	runtime.KeepAlive(b)
 	if errno != 0 {
 		return 0, errno
@@ -69,5 +70,7 @@ func (b *mmsgBatch) recv(fd, max int) (int, error) {
 // note turns the i-th datagram of the last recv into a note.
 func (b *mmsgBatch) note(i int) note {
 	h := &b.hdrs[i]
-	return parseDatagram(b.bufs[i][:min(int(h.Len), len(b.bufs[i]))], b.oobs[i][:min(int(h.Hdr.Controllen), len(b.oobs[i]))], int(h.Hdr.Flags))
+	nt, fds := parseDatagram(b.bufs[i][:min(int(h.Len), len(b.bufs[i]))], b.oobs[i][:min(int(h.Hdr.Controllen), len(b.oobs[i]))], int(h.Hdr.Flags))
+	adoptFDs(&nt, fds)
+	return nt
 }

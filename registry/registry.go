@@ -83,6 +83,11 @@ type Endpoint struct {
 	// against; "" means the host of Address (an IP address, which the
 	// certificate must then list).
 	ServerName string
+	// Unhealthy is set when the daemon's health check fails on this node
+	// (its master marks every endpoint of the daemon, with Register).
+	// Resolve leaves such endpoints out while another node has the daemon
+	// healthy, and returns them, so marked, when none has.
+	Unhealthy bool
 }
 
 // Worker is one worker process of a daemon: a row of the workers table.
@@ -165,7 +170,10 @@ type Registry interface {
 	// encoding: o.LocalNode's
 	// first, then the other nodes', each node's in registration order.
 	// The other nodes come in turn, starting at a different one on each
-	// call, so that clients spread over them. Errors wrap ErrNotFound
+	// call, so that clients spread over them. Unhealthy endpoints are
+	// left out while any endpoint is healthy; when none is, they are all
+	// returned (Endpoint.Unhealthy set): a sick daemon may still answer,
+	// and nothing at all surely does not. Errors wrap ErrNotFound
 	// when no such daemon is running, or ErrStale when some are but
 	// every heartbeat is too old, with the name.
 	Resolve(ctx context.Context, name string, o ResolveOptions) ([]Endpoint, error)

@@ -582,6 +582,64 @@ var registryCases = []struct {
 		wantNames(t, e.r)
 	}},
 
+	{"unhealthy endpoints are skipped while a healthy one exists", func(t *testing.T, e env) {
+		r := e.r
+		sick := func(d registry.Daemon, unhealthy bool) registry.Daemon {
+			for i := range d.Endpoints {
+				d.Endpoints[i].Unhealthy = unhealthy
+			}
+			return d
+		}
+		n1 := daemon("n1", "web", 100, "tcp 10.0.0.1:80", "unix /run/web.sock")
+		n2 := daemon("n2", "web", 200, "tcp 10.0.0.2:80")
+		register(t, r, sick(n1, true), n2)
+		wantResolve(t, r, "web", local1, "n2 tcp 10.0.0.2:80")
+		// None healthy: all of them, marked, rather than nothing.
+		register(t, r, sick(n2, true))
+		eps, err := r.Resolve(ctx, "web", local1)
+		must(t, err)
+		if got, want := show(eps), []string{"n1 tcp 10.0.0.1:80", "n1 unix /run/web.sock", "n2 tcp 10.0.0.2:80"}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("resolve with none healthy: %q, want %q", got, want)
+		}
+		for _, ep := range eps {
+			if !ep.Unhealthy {
+				t.Fatalf("%+v is not marked unhealthy", ep)
+			}
+		}
+		register(t, r, sick(n1, false))
+		wantResolve(t, r, "web", local1, "n1 tcp 10.0.0.1:80", "n1 unix /run/web.sock")
+		ds, err := r.List(ctx)
+		must(t, err)
+		for _, d := range ds {
+			for _, ep := range d.Endpoints {
+				if ep.Unhealthy != (d.Node == "n2") {
+					t.Fatalf("list: %s %+v", d.Node, ep)
+				}
+			}
+		}
+	}},
+
+	{"migration 4 keeps the endpoints of a version 3 registry, healthy", func(t *testing.T, e env) {
+		register(t, e.r, daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"))
+		// Take the registry back to version 3, as an older nsfd left it.
+		w := storeOf(t, e.r).Writer()
+		_, err := w.ExecContext(ctx, `ALTER TABLE endpoints DROP COLUMN unhealthy`)
+		must(t, err)
+		_, err = w.ExecContext(ctx, `DELETE FROM schema_migrations WHERE version = 4`)
+		must(t, err)
+		again := open(t, e.typ, e.dsn)
+		eps, err := again.Resolve(ctx, "echo", local1)
+		must(t, err)
+		if len(eps) != 1 || eps[0].Unhealthy || eps[0].Address != "10.0.0.1:7001" {
+			t.Fatalf("after migration: %+v", eps)
+		}
+		var v int
+		must(t, storeOf(t, again).Reader().QueryRowContext(ctx, `SELECT max(version) FROM schema_migrations`).Scan(&v))
+		if v != 4 || sqlstore.SchemaVersion() != 4 {
+			t.Fatalf("version %d, SchemaVersion %d; want 4", v, sqlstore.SchemaVersion())
+		}
+	}},
+
 	{"migrations are idempotent", func(t *testing.T, e env) {
 		register(t, e.r, daemon("n1", "echo", 100, "tcp 10.0.0.1:7001"))
 		again := open(t, e.typ, e.dsn)

@@ -54,7 +54,8 @@ func TestMigrationKeepsEndpointsPlain(t *testing.T) {
 			for _, q := range []string{
 				`ALTER TABLE endpoints DROP COLUMN tls`,
 				`ALTER TABLE endpoints DROP COLUMN server_name`,
-				`DELETE FROM schema_migrations WHERE version = 3`,
+				`ALTER TABLE endpoints DROP COLUMN unhealthy`,
+				`DELETE FROM schema_migrations WHERE version >= 3`,
 			} {
 				if _, err := w.ExecContext(ctx, q); err != nil {
 					t.Fatalf("%s: %v", q, err)

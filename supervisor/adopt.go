@@ -85,6 +85,7 @@ func (s *Supervisor) adopt(ctx context.Context, h *Handover) {
 				dm.pool = pool
 				workers += len(dh.Pool.Workers)
 				s.reg.define(record(&cfg, ls))
+				s.health.set(cfg.Name, healthTargetOf(&cfg, ls))
 			} else {
 				killHandedOver(dh.Pool)
 			}

@@ -34,6 +34,7 @@ func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
 	s.closeAll(notIn(dm.listeners, ls)) // its file dropped them
 	dm.pool, dm.listeners = pool, ls
 	s.hooks.set(d.Name, hookCommands(d))
+	s.health.set(d.Name, healthTargetOf(d, ls))
 	s.reg.define(record(d, ls))
 	addrs := make([]string, len(ls))
 	for i, l := range ls {

@@ -80,7 +80,7 @@ func (s *Supervisor) poolStates(ctx context.Context) map[string]prefork.PoolStat
 			continue
 		}
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, err := d.pool.Status(sctx)
+		st, err := d.pool.Brief(sctx)
 		cancel()
 		if err == nil {
 			out[name] = st.State

@@ -22,6 +22,22 @@ func dependencyChain(tm *testMaster) {
 	tm.write("d.ini", tm.daemonFile("d.sock"))
 }
 
+// startChain loads the dependency chain and waits until the gate has
+// started each daemon after what it requires: a reload starts c and d, the
+// gate b and then a, on Run's goroutine, in the turns of its loop that
+// follow (where a request that comes at once may go first).
+func startChain(t *testing.T, tm *testMaster) {
+	t.Helper()
+	dependencyChain(tm)
+	tm.reload()
+	synctest.Wait()
+	for _, n := range []string{"a", "b", "c", "d"} {
+		if got := tm.pools.pool(t, n).Calls(); !slices.Contains(got, "start") {
+			t.Fatalf("%s's pool was asked %v after the chain loaded; want start", n, got)
+		}
+	}
+}
+
 // stepDrains opens the gates one daemon at a time in the order given, and
 // checks that after each, exactly the expected Stops have begun.
 func stepDrains(t *testing.T, tm *testMaster, gates map[string]func(), steps []struct {
@@ -48,8 +64,7 @@ func stepDrains(t *testing.T, tm *testMaster, gates map[string]func(), steps []s
 func TestShutdownDrainsDependentsFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tm := startTestMaster(t, nil, nil)
-		dependencyChain(tm)
-		tm.reload()
+		startChain(t, tm)
 		gates := map[string]func(){}
 		for _, n := range []string{"a", "b", "c", "d"} {
 			gates[n] = tm.pools.gate(n)
@@ -76,8 +91,7 @@ func TestShutdownDrainsDependentsFirst(t *testing.T) {
 func TestRemovedDaemonsDrainDependentsFirst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tm := startTestMaster(t, nil, nil)
-		dependencyChain(tm)
-		tm.reload()
+		startChain(t, tm)
 		gates := map[string]func(){"a": tm.pools.gate("a"), "b": tm.pools.gate("b"), "c": tm.pools.gate("c")}
 		for _, n := range []string{"a.ini", "b.ini", "c.ini"} {
 			tm.remove(n)

@@ -16,6 +16,7 @@ import (
 func (s *Supervisor) observe(e prefork.Event) {
 	s.metrics.observe(e)
 	s.hooks.observe(e)
+	s.health.observe(e)
 	switch e.Kind {
 	case prefork.EventSpawn:
 		s.reg.workerStarted(e.Pool, e.PID, e.Slot)
@@ -59,7 +60,7 @@ func registryState(st prefork.PoolState) string {
 // workerCounters reads every daemon's workers and request counters, for
 // the registrar's periodic sync.
 func (s *Supervisor) workerCounters(ctx context.Context) map[string][]registry.Worker {
-	st, err := s.Status(ctx, "")
+	st, err := s.status(ctx, "", true)
 	if err != nil {
 		return nil
 	}

@@ -205,6 +205,9 @@ func (p *fakePool) Resize(ctx context.Context, f func(prefork.PolicyOptions) (pr
 	return o, nil
 }
 
+// Brief is Status: the fake has no accounting.
+func (p *fakePool) Brief(ctx context.Context) (prefork.Status, error) { return p.Status(ctx) }
+
 // Status shows one idle worker a min_servers.
 func (p *fakePool) Status(ctx context.Context) (prefork.Status, error) {
 	p.mu.Lock()

@@ -75,6 +75,8 @@ var (
 	memPeakDesc  = prometheus.NewDesc("nsfd_daemon_memory_peak_bytes", "Peak memory of the daemon's control group.", []string{"daemon"}, nil)
 	cpuDesc      = prometheus.NewDesc("nsfd_daemon_cpu_seconds_total", "CPU time of the daemon's workers and what they started.", []string{"daemon"}, nil)
 	procsDesc    = prometheus.NewDesc("nsfd_daemon_processes", "Processes in the daemon's control group (its workers alone without one).", []string{"daemon"}, nil)
+	healthyDesc  = prometheus.NewDesc("nsfd_daemon_healthy", "1 while the daemon's health check passes (or has not failed yet), 0 while it fails; daemons with a health check only.", []string{"daemon"}, nil)
+	hrollsDesc   = prometheus.NewDesc("nsfd_health_rolls_total", "Rolls of the daemon's workers for failed health checks (health_failures in a row).", []string{"daemon"}, nil)
 )
 
 // causeNames lists the exit causes, for the help text.
@@ -93,7 +95,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- workersDesc
 	ch <- requestsDesc
 	ch <- daemonDesc
-	for _, d := range []*prometheus.Desc{oomDesc, rssDesc, memDesc, memPeakDesc, cpuDesc, procsDesc} {
+	for _, d := range []*prometheus.Desc{oomDesc, rssDesc, memDesc, memPeakDesc, cpuDesc, procsDesc, healthyDesc, hrollsDesc} {
 		ch <- d
 	}
 }
@@ -124,6 +126,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(daemonDesc, prometheus.GaugeValue, up, d.Name, d.State)
 		ch <- prometheus.MustNewConstMetric(oomDesc, prometheus.CounterValue, float64(d.OOMKills), d.Name)
 		ch <- prometheus.MustNewConstMetric(rssDesc, prometheus.CounterValue, float64(d.RSSRecycles), d.Name)
+		if h := d.Health; h != nil {
+			healthy := 0.0
+			if h.Healthy {
+				healthy = 1
+			}
+			ch <- prometheus.MustNewConstMetric(healthyDesc, prometheus.GaugeValue, healthy, d.Name)
+			ch <- prometheus.MustNewConstMetric(hrollsDesc, prometheus.CounterValue, float64(h.Rolls), d.Name)
+		}
 		if r := d.Resources; r != nil {
 			ch <- prometheus.MustNewConstMetric(memDesc, prometheus.GaugeValue, float64(r.MemoryBytes), d.Name)
 			ch <- prometheus.MustNewConstMetric(memPeakDesc, prometheus.GaugeValue, float64(r.MemoryPeak), d.Name)

@@ -34,6 +34,9 @@ type Pool interface {
 	Resize(ctx context.Context, f func(prefork.PolicyOptions) (prefork.PolicyOptions, error)) (prefork.PolicyOptions, error)
 	// Status is a snapshot of the pool; a stopped pool says so.
 	Status(ctx context.Context) (prefork.Status, error)
+	// Brief is Status without the accounting (Resources), cheap with
+	// many workers: what the master reads for itself.
+	Brief(ctx context.Context) (prefork.Status, error)
 	// Settled is closed once the pool has first come up, gone fatal or
 	// stopped.
 	Settled() <-chan struct{}
@@ -70,6 +73,7 @@ func (s *Supervisor) poolConfig(d *config.Daemon, ls []*prefork.Listener, exec p
 		Listeners:         ls,
 		NotifyPath:        s.master.NotifyPath(name),
 		Notify:            d.Type == config.TypeNotify,
+		NotifyAll:         d.NotifyAccess == config.NotifyAccessAll,
 		Policy:            policyOf(d),
 		MaxRequests:       d.MaxRequests,
 		MaxRequestsJitter: d.MaxRequestsJitter,

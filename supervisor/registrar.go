@@ -57,6 +57,9 @@ type regDaemon struct {
 	// that finds the same set (states, counters) writes nothing for the
 	// daemon (sync.go).
 	synced []registry.Worker
+	// unhealthy: its health check fails; its endpoints are registered
+	// marked (health.go).
+	unhealthy bool
 }
 
 type regExit struct {
@@ -126,11 +129,23 @@ func (r *registrar) state(name, state string) {
 	r.poke()
 }
 
+// health marks a daemon's endpoints unhealthy, or healthy again.
+func (r *registrar) health(name string, unhealthy bool) {
+	r.mu.Lock()
+	d := r.entry(name)
+	if d.unhealthy != unhealthy {
+		d.unhealthy = unhealthy
+		d.dirty = d.up
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
 // remove unregisters a daemon.
 func (r *registrar) remove(name string) {
 	r.mu.Lock()
 	if d := r.daemons[name]; d != nil {
-		d.up, d.gone, d.dirty = false, true, true
+		d.up, d.gone, d.dirty, d.unhealthy = false, true, true, false
 		d.rec.State, d.rec.StartedAt = "", time.Time{}
 		if d.rec.Name == "" {
 			delete(r.daemons, name)
@@ -388,7 +403,14 @@ func (r *registrar) writeOne(ctx context.Context, reg registry.Registry, d regDa
 		return nil
 	}
 	if d.dirty {
-		if err := reg.Register(ctx, d.rec); err != nil {
+		rec := d.rec
+		if d.unhealthy {
+			rec.Endpoints = slices.Clone(rec.Endpoints)
+			for i := range rec.Endpoints {
+				rec.Endpoints[i].Unhealthy = true
+			}
+		}
+		if err := reg.Register(ctx, rec); err != nil {
 			return err
 		}
 		r.log.Debug("registered", "daemon", d.rec.Name, "state", d.rec.State, "endpoints", len(d.rec.Endpoints))

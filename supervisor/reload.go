@@ -110,6 +110,7 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 				delete(s.daemons, d.cfg.Name)
 				s.reg.remove(d.cfg.Name)
 				s.hooks.set(d.cfg.Name, nil)
+				s.health.remove(d.cfg.Name)
 			}
 		})
 	}
@@ -166,6 +167,7 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 			}
 			cur.cfg = d
 			s.hooks.set(d.Name, hookCommands(d))
+			s.health.set(d.Name, healthTargetOf(d, cur.listeners))
 			s.reg.define(record(d, cur.listeners))
 		}
 	}

@@ -30,9 +30,11 @@ type DaemonStatus struct {
 	Since       time.Time              `json:"since"`
 	LastExit    string                 `json:"last_exit,omitempty"` // its last worker exit that was not planned: "crashed: exit status 1"
 	// Reason says why the daemon is not running: what it waits for
-	// (state waiting), or when it tries again (state fatal).
-	Reason    string     `json:"reason,omitempty"`
-	NextRetry *time.Time `json:"next_retry,omitempty"` // fatal: when fatal_retry starts it again; waiting for an address: the next try
+	// (state waiting), or when it tries again (state fatal); or, running,
+	// that it is unhealthy (Health.Reason).
+	Reason    string        `json:"reason,omitempty"`
+	NextRetry *time.Time    `json:"next_retry,omitempty"` // fatal: when fatal_retry starts it again; waiting for an address: the next try
+	Health    *HealthStatus `json:"health,omitempty"`     // its health check, if it has one (health.go)
 	// ScaledFrom is the file's min_servers and max_servers when `nsfd
 	// scale` moved the daemon away from them (Policy has the scaled ones).
 	ScaledFrom *ScaledFrom `json:"scaled_from,omitempty"`
@@ -64,6 +66,12 @@ type Status struct {
 // Status returns a snapshot of the master and of its daemons (or of one
 // daemon, when name is set).
 func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
+	return s.status(ctx, name, false)
+}
+
+// status is Status; brief leaves out the accounting of the daemons and
+// their workers (Resources), which is files to read for every worker.
+func (s *Supervisor) status(ctx context.Context, name string, brief bool) (Status, error) {
 	type entry struct {
 		st       DaemonStatus
 		pool     Pool
@@ -134,7 +142,11 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 	out.Daemons = []DaemonStatus{}
 	for _, e := range entries {
 		if e.pool != nil {
-			ps, err := e.pool.Status(ctx)
+			read := e.pool.Status
+			if brief {
+				read = e.pool.Brief
+			}
+			ps, err := read(ctx)
 			if err != nil {
 				return out, err
 			}
@@ -148,6 +160,9 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 			e.st.Since = ps.Since
 			e.st.OOMKills, e.st.RSSRecycles, e.st.Resources = ps.OOMKills, ps.RSSRecycles, ps.Resources
 			e.st.Saturated = ps.Saturated
+		}
+		if e.st.Health = s.health.status(e.st.Name); e.st.Health != nil && e.st.Reason == "" {
+			e.st.Reason = e.st.Health.Reason
 		}
 		if how, ok := s.lastExits.Load(e.st.Name); ok {
 			e.st.LastExit = how.(string)

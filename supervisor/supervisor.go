@@ -62,6 +62,7 @@ type Supervisor struct {
 	reg     *registrar
 	changes *changeHub // the registry's change notifications, for the resolver socket
 	hooks   *hooks     // on_fatal, on_restart, on_recover
+	health  *healthChecks
 	started time.Time
 	// lastExits is each daemon's last unplanned worker exit ("crashed:
 	// exit status 1"), for status; written by the pools' observers.
@@ -143,6 +144,8 @@ func New(m *config.Master, sink *logging.Sink, opts Options) (*Supervisor, error
 	s.reg.counters = s.workerCounters
 	s.changes = newChangeHub(s.reg)
 	s.hooks = newHooks(m.Hooks, s.log)
+	s.health = newHealthChecks(s.log)
+	s.health.roll, s.health.mark = s.healthRoll, s.reg.health
 	for _, w := range m.Warnings {
 		s.log.Warn(w.Error())
 	}
@@ -178,6 +181,7 @@ func (s *Supervisor) Run(ctx context.Context, ready func()) error {
 	rctx, rcancel := context.WithCancel(context.Background())
 	s.hooks.start()
 	defer s.hooks.close()
+	defer s.health.close()
 	go s.reg.run(rctx)
 	go s.changes.run(rctx)
 	defer func() { rcancel(); <-s.reg.done }()

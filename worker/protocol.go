@@ -24,6 +24,14 @@ const (
 	// requests. Unset (or 0) when unlimited.
 	EnvMaxRequests = "NSFD_MAX_REQUESTS"
 
+	// The environment of an exec health check (health = exec:...), beside
+	// EnvDaemon: the address of the daemon's first listener ("127.0.0.1:7001",
+	// "/run/nsfd/web.sock"; an unspecified host reads 127.0.0.1 or ::1), and
+	// every listener as PROTO:ADDRESS, separated by blanks
+	// ("tcp:127.0.0.1:7001 unix:/run/nsfd/web.sock").
+	EnvAddress   = "NSFD_ADDRESS"
+	EnvListeners = "NSFD_LISTENERS"
+
 	// The registry, for workers that call other daemons by name (framework
 	// daemons, the built-in queue): its type (sqlite or postgres), its DSN
 	// (a file path or a PostgreSQL DSN) and the oldest heartbeat a daemon

@@ -20,7 +20,9 @@ func newResolveCmd(m *Main) *cobra.Command {
 		Short: "a daemon's endpoints, from the registry (works with the master down)",
 		Long: `Print a daemon's endpoints as the registry named in nsfd.ini has them (this
 node's first), one "PROTO ADDRESS" a line. It reads the registry directly, so
-it works with the master down.`,
+it works with the master down. Endpoints whose health check fails are left
+out while another node has the daemon healthy; when none has, they are
+printed with a third word, "unhealthy".`,
 		Example: `  nsfd resolve kv
   nsfd resolve kv --json`,
 		Args:              nargs(1, 1),
@@ -52,13 +54,17 @@ func (m *Main) resolve(ctx context.Context, name string, asJSON bool) error {
 	}
 	if asJSON {
 		type ep struct {
-			Node    string `json:"node"`
-			Proto   string `json:"proto"`
-			Address string `json:"address"`
+			Node       string `json:"node"`
+			Proto      string `json:"proto"`
+			Address    string `json:"address"`
+			Encoding   string `json:"encoding"`
+			TLS        bool   `json:"tls,omitempty"`
+			ServerName string `json:"server_name,omitempty"`
+			Unhealthy  bool   `json:"unhealthy,omitempty"`
 		}
 		out := []ep{}
 		for _, e := range eps {
-			out = append(out, ep{e.Node, e.Proto, e.Address})
+			out = append(out, ep{e.Node, e.Proto, e.Address, e.Encoding, e.TLS, e.ServerName, e.Unhealthy})
 		}
 		b, _ := json.MarshalIndent(map[string]any{"name": name, "endpoints": out}, "", "  ")
 		fmt.Fprintf(m.Stdout, "%s\n", logging.JSONEscape(b))
@@ -67,6 +73,10 @@ func (m *Main) resolve(ctx context.Context, name string, asJSON bool) error {
 	// Whoever can write the registry (every framework worker has its DSN)
 	// writes these rows: escaped on their way to the terminal.
 	for _, e := range eps {
+		if e.Unhealthy { // every node's is: Resolve returns unhealthy endpoints only then
+			fmt.Fprintf(m.Stdout, "%s %s unhealthy\n", logging.Escape(e.Proto), logging.Escape(e.Address))
+			continue
+		}
 		fmt.Fprintf(m.Stdout, "%s %s\n", logging.Escape(e.Proto), logging.Escape(e.Address))
 	}
 	return nil

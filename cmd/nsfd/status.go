@@ -280,6 +280,9 @@ func printStatus(w io.Writer, st supervisor.Status) {
 			fmt.Fprintf(tw, "  scaled from the file's %d/%d to %d/%d (nsfd scale; kept until the file changes min_servers or max_servers)\n",
 				f.MinServers, f.MaxServers, d.Policy.MinServers, d.Policy.MaxServers)
 		}
+		if h := d.Health; h != nil && !h.Healthy {
+			fmt.Fprintf(tw, "  %s\n", clip(e(h.Reason), 4*maxStatusText))
+		}
 		switch {
 		case (d.State == "waiting" || d.State == "stopped") && d.Reason != "":
 			fmt.Fprintf(tw, "  reason: %s\n", clip(e(d.Reason), 4*maxStatusText))

@@ -20,6 +20,9 @@
 // and the number of connections, which the master counts towards
 // max_requests (clients that keep connections alive make several requests
 // count as one).
+//
+// "/healthz" answers 200 "ok", for `health = http:/healthz`; with
+// --sick-file PATH, 503 while that file exists.
 package main
 
 import (
@@ -51,6 +54,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("http", flag.ContinueOnError)
 	concurrency := fs.Int("concurrency", worker.DefaultConcurrency, "connections served at once; the worker reports BUSY=1 when all are taken")
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "longest drain; the master's graceful_timeout should be longer")
+	sick := fs.String("sick-file", "", "/healthz answers 503 while this file exists")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -69,6 +73,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from %d\n", os.Getpid())
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if *sick != "" {
+			if _, err := os.Stat(*sick); err == nil {
+				http.Error(w, "sick: "+*sick+" exists", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 

@@ -14,7 +14,9 @@ import (
 //
 // Migration 2 adds the spool of async calls (queue's spool.go); migration 3
 // records which endpoints want TLS, and the name their certificate is
-// verified against (rows of older registries default to plain).
+// verified against (rows of older registries default to plain); migration
+// 4 marks the endpoints of a daemon whose health check fails (rows of older
+// registries default to healthy).
 type migration struct {
 	version int
 	name    string
@@ -88,6 +90,12 @@ var migrations = []migration{
 	{3, "endpoint tls", []string{
 		`ALTER TABLE endpoints ADD COLUMN tls INTEGER NOT NULL DEFAULT 0`,
 		`ALTER TABLE endpoints ADD COLUMN server_name TEXT NOT NULL DEFAULT ''`,
+	}},
+	// Health checks: unhealthy is 1 while the daemon's health check fails
+	// on the endpoint's node (registry.Endpoint.Unhealthy); Resolve
+	// leaves such endpoints out while a healthy one exists.
+	{4, "endpoint health", []string{
+		`ALTER TABLE endpoints ADD COLUMN unhealthy INTEGER NOT NULL DEFAULT 0`,
 	}},
 }
 

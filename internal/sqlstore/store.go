@@ -55,8 +55,8 @@ func newQueries(d *Dialect) queries {
 				config_hash = excluded.config_hash, started_at = excluded.started_at,
 				heartbeat_at = excluded.heartbeat_at`),
 		deleteEndpoints: d.Render(`DELETE FROM endpoints WHERE node = ? AND daemon = ?`),
-		insertEndpoint: d.Render(`INSERT INTO endpoints (node, daemon, seq, proto, address, tls, server_name)
-			VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		insertEndpoint: d.Render(`INSERT INTO endpoints (node, daemon, seq, proto, address, tls, server_name, unhealthy)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
 		setState: d.Render(`UPDATE daemons SET state = ? WHERE node = ? AND name = ?`),
 		// endpoints and workers follow by ON DELETE CASCADE.
 		unregister: d.Render(`DELETE FROM daemons WHERE node = ? AND name = ?`),
@@ -76,12 +76,12 @@ func newQueries(d *Dialect) queries {
 		// One query, on the daemons_by_name index and the endpoints'
 		// primary key; the last column tells fresh from stale rows, so
 		// that registry.ErrStale costs no second query.
-		resolve: d.Render(`SELECT d.node, e.proto, e.address, d.encoding, e.tls, e.server_name, d.master_pid, d.heartbeat_at >= {{now}} - ?
+		resolve: d.Render(`SELECT d.node, e.proto, e.address, d.encoding, e.tls, e.server_name, e.unhealthy, d.master_pid, d.heartbeat_at >= {{now}} - ?
 			FROM daemons d JOIN endpoints e ON e.node = d.node AND e.daemon = d.name
 			WHERE d.name = ? AND d.state = '` + registry.StateRunning + `'
 			ORDER BY d.node, e.seq`),
 		list: d.Render(`SELECT d.node, d.name, d.state, d.encoding, d.master_pid, d.config_hash,
-				d.started_at, d.heartbeat_at, d.last_exit, e.proto, e.address, e.tls, e.server_name
+				d.started_at, d.heartbeat_at, d.last_exit, e.proto, e.address, e.tls, e.server_name, e.unhealthy
 			FROM daemons d LEFT JOIN endpoints e ON e.node = d.node AND e.daemon = d.name
 			ORDER BY d.name, d.node, e.seq`),
 		purgeNode:  d.Render(`DELETE FROM daemons WHERE node = ?`),
@@ -202,7 +202,7 @@ func (s *Store) Register(ctx context.Context, d registry.Daemon) error {
 		}
 		for i, e := range d.Endpoints {
 			if _, err := tx.ExecContext(ctx, s.q.insertEndpoint, d.Node, d.Name, i, e.Proto, e.Address,
-				boolInt(e.TLS), e.ServerName); err != nil {
+				boolInt(e.TLS), e.ServerName, boolInt(e.Unhealthy)); err != nil {
 				return err
 			}
 		}
@@ -367,14 +367,13 @@ func (s *Store) Resolve(ctx context.Context, name string, o registry.ResolveOpti
 	}
 	defer rows.Close()
 
-	// Rows come by node, then endpoint order. Keep the fresh nodes as
-	// spans of eps: the local node's aside, the others in order.
-	type span struct{ from, to int }
+	// Rows come by node, then endpoint order. Keep the fresh ones, and
+	// of those the healthy ones if there are any.
 	var (
-		eps    []registry.Endpoint
-		local  = span{-1, -1}
-		others []span
-		stale  bool
+		eps       []registry.Endpoint
+		stale     bool
+		healthy   int
+		unhealthy bool
 	)
 	for rows.Next() {
 		var (
@@ -382,15 +381,34 @@ func (s *Store) Resolve(ctx context.Context, name string, o registry.ResolveOpti
 			pid   int
 			fresh bool
 		)
-		if err := rows.Scan(&e.Node, &e.Proto, &e.Address, &e.Encoding, &e.TLS, &e.ServerName, &pid, &fresh); err != nil {
+		if err := rows.Scan(&e.Node, &e.Proto, &e.Address, &e.Encoding, &e.TLS, &e.ServerName, &e.Unhealthy, &pid, &fresh); err != nil {
 			return nil, s.Fail("resolve", fmt.Sprintf("%q", name), err)
 		}
 		if !fresh && (e.Node != o.AliveNode || pid != o.AlivePID || o.AliveNode == "") {
 			stale = true
 			continue
 		}
-		n := len(eps)
+		if e.Unhealthy {
+			unhealthy = true
+		} else {
+			healthy++
+		}
 		eps = append(eps, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.Fail("resolve", fmt.Sprintf("%q", name), err)
+	}
+	if unhealthy && healthy > 0 {
+		eps = healthyOnly(eps, healthy)
+	}
+	// Keep the nodes as spans of eps: the local node's aside, the others
+	// in order.
+	type span struct{ from, to int }
+	var (
+		local  = span{-1, -1}
+		others []span
+	)
+	for n, e := range eps {
 		switch {
 		case e.Node == o.LocalNode:
 			if local.from < 0 {
@@ -402,9 +420,6 @@ func (s *Store) Resolve(ctx context.Context, name string, o registry.ResolveOpti
 		default:
 			others = append(others, span{n, n + 1})
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, s.Fail("resolve", fmt.Sprintf("%q", name), err)
 	}
 	if len(eps) == 0 {
 		if stale {
@@ -428,6 +443,18 @@ func (s *Store) Resolve(ctx context.Context, name string, o registry.ResolveOpti
 	return out, nil
 }
 
+// healthyOnly returns the healthy endpoints of eps, of which there are n,
+// in their order.
+func healthyOnly(eps []registry.Endpoint, n int) []registry.Endpoint {
+	out := make([]registry.Endpoint, 0, n)
+	for _, e := range eps {
+		if !e.Unhealthy {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func (s *Store) List(ctx context.Context) ([]registry.Daemon, error) {
 	rows, err := s.r.QueryContext(ctx, s.q.list)
 	if err != nil {
@@ -440,10 +467,10 @@ func (s *Store) List(ctx context.Context) ([]registry.Daemon, error) {
 			d                          registry.Daemon
 			started, beat              int64
 			proto, address, serverName sql.NullString
-			tls                        sql.NullBool
+			tls, unhealthy             sql.NullBool
 		)
 		if err := rows.Scan(&d.Node, &d.Name, &d.State, &d.Encoding, &d.MasterPID, &d.ConfigHash,
-			&started, &beat, &d.LastExit, &proto, &address, &tls, &serverName); err != nil {
+			&started, &beat, &d.LastExit, &proto, &address, &tls, &serverName, &unhealthy); err != nil {
 			return nil, s.Fail("list", "daemons", err)
 		}
 		if n := len(ds); n == 0 || ds[n-1].Node != d.Node || ds[n-1].Name != d.Name {
@@ -453,7 +480,8 @@ func (s *Store) List(ctx context.Context) ([]registry.Daemon, error) {
 		if proto.Valid {
 			last := &ds[len(ds)-1]
 			last.Endpoints = append(last.Endpoints, registry.Endpoint{Node: d.Node, Daemon: d.Name, Proto: proto.String,
-				Address: address.String, Encoding: d.Encoding, TLS: tls.Bool, ServerName: serverName.String})
+				Address: address.String, Encoding: d.Encoding, TLS: tls.Bool, ServerName: serverName.String,
+				Unhealthy: unhealthy.Bool})
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -45,6 +45,7 @@ type endpoint struct {
 	Encoding   string `json:"encoding"`
 	TLS        bool   `json:"tls,omitempty"`
 	ServerName string `json:"server_name,omitempty"`
+	Unhealthy  bool   `json:"unhealthy,omitempty"`
 }
 
 // answer is the body of every response.

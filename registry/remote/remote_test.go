@@ -39,7 +39,7 @@ func serve(t *testing.T, r Resolver) *Client {
 func TestResolveRoundTrip(t *testing.T) {
 	want := []registry.Endpoint{
 		{Node: "n1", Daemon: "kv", Proto: registry.ProtoTCP, Address: "127.0.0.1:7001", Encoding: "json"},
-		{Node: "n2", Daemon: "kv", Proto: registry.ProtoUnix, Address: "/run/nsfd/kv.sock", Encoding: "json+gzip"},
+		{Node: "n2", Daemon: "kv", Proto: registry.ProtoUnix, Address: "/run/nsfd/kv.sock", Encoding: "json+gzip", Unhealthy: true},
 	}
 	var got registry.ResolveOptions
 	c := serve(t, ResolverFunc(func(ctx context.Context, name string, o registry.ResolveOptions) ([]registry.Endpoint, error) {

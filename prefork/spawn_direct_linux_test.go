@@ -1,0 +1,139 @@
+//go:build linux && cgo
+
+package prefork
+
+import (
+	"context"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The direct spawn (spawn_direct_linux.c) must leave a worker exactly as
+// the exec shim does: LISTEN_PID and WATCHDOG_PID its own pid, its own
+// process group, the listeners from fd 3 and nothing else, the working
+// directory, umask, rlimits, credentials, signals at their defaults and
+// unblocked; and report a failed step as the shim does.
+
+// directScript prints what the worker got; its pid is replaced by PID.
+const directScript = `echo "listen=$LISTEN_PID watchdog=$WATCHDOG_PID cwd=$(pwd) umask=$(umask) nofile=$(ulimit -n)"
+echo "id=$(id -u):$(id -g):$(id -G)"
+echo "pgid=$(cut -d' ' -f5 /proc/$$/stat) fds=$(ls /proc/$$/fd | tr '\n' ' ')"
+echo "fd3=$(readlink /proc/$$/fd/3) stdin=$(readlink /proc/$$/fd/0)"
+grep -E '^Sig(Blk|Ign|Cgt)' /proc/$$/status | tr '\t\n' '  '`
+
+// runDirectOrShim starts sh -c directScript with o on a pump, directly or
+// through the shim, and returns its stdout (pid as PID), stderr and exit
+// code.
+func runDirectOrShim(t *testing.T, p *Pump, direct bool, o ExecOptions, argv []string, files []*os.File) (string, string, int) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &DirectExec{Command: argv, Exec: o, PPID: os.Getpid()}
+	c := Command{
+		Env:   append(os.Environ(), "WATCHDOG_USEC=1000000", "LISTEN_FDS="+strconv.Itoa(len(files)), "GORACE=atexit_sleep_ms=0"),
+		Files: files,
+	}
+	c.Argv = append(append([]string{exe, ShimArg, "-ppid", strconv.Itoa(os.Getpid())}, o.shimArgs()...), "--")
+	c.Argv = append(c.Argv, argv...)
+	if direct {
+		c.Direct = d
+	}
+	s := newStreams()
+	c.Output, c.Exited, c.Owner = s.output, s.onExit, t
+	proc, err := p.Start(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Drop(t)
+	var st *os.ProcessState
+	select {
+	case exited := <-s.exited:
+		st, _ = exited.Wait()
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit reported")
+	}
+	pid := strconv.Itoa(proc.Pid)
+	return strings.ReplaceAll(s.get(proc.Pid, "stdout"), pid, "PID"), s.get(proc.Pid, "stderr"), st.ExitCode()
+}
+
+func TestDirectSpawnMatchesTheShim(t *testing.T) {
+	if !directSpawn {
+		t.Skip("direct spawn off (NSFD_SPAWN=shim)")
+	}
+	p, err := OpenPump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	lf, err := l.(*net.TCPListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	argv := []string{"sh", "-c", directScript}
+	for _, o := range []ExecOptions{
+		{Umask: -1, UID: -1, GID: -1},
+		{Dir: dir, Umask: 0o027, UID: -1, GID: -1, Rlimits: map[string]uint64{"nofile": 1000}},
+		{Dir: dir, Umask: 0o077, UID: 65534, GID: 65534, Groups: []int{65534}},
+	} {
+		direct, derr, dcode := runDirectOrShim(t, p, true, o, argv, []*os.File{lf})
+		shim, serr, scode := runDirectOrShim(t, p, false, o, argv, []*os.File{lf})
+		if dcode != 0 || scode != 0 || derr != "" || serr != "" {
+			t.Fatalf("%+v: direct %d %q, shim %d %q", o, dcode, derr, scode, serr)
+		}
+		if !strings.Contains(direct, "listen=PID watchdog=PID") || !strings.Contains(direct, "pgid=PID") ||
+			!strings.Contains(direct, "fd3=socket:") || !strings.Contains(direct, "stdin=/dev/null") {
+			t.Errorf("%+v: direct spawn:\n%s", o, direct)
+		}
+		if direct != shim {
+			t.Errorf("%+v: direct spawn and shim differ:\ndirect: %s\n  shim: %s", o, direct, shim)
+		}
+	}
+}
+
+func TestDirectSpawnReportsAFailedStepAsTheShim(t *testing.T) {
+	if !directSpawn {
+		t.Skip("direct spawn off (NSFD_SPAWN=shim)")
+	}
+	p, err := OpenPump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	dir := t.TempDir()
+	plain := dir + "/not-executable"
+	if err := os.WriteFile(plain, []byte("#!/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keep := ExecOptions{Umask: -1, UID: -1, GID: -1}
+	for _, c := range []struct {
+		argv []string
+		o    ExecOptions
+		want string
+	}{
+		{[]string{"/nonexistent/prog"}, keep, "exec /nonexistent/prog: no such file or directory"},
+		{[]string{"nsfd-no-such-command"}, keep, "exec nsfd-no-such-command: no such file or directory"},
+		{[]string{plain}, keep, "permission denied"},
+		{[]string{dir}, keep, "permission denied"},
+		{[]string{"true"}, ExecOptions{Dir: dir + "/missing", Umask: -1, UID: -1, GID: -1}, "chdir: " + dir + "/missing: no such file or directory"},
+		{[]string{"true"}, ExecOptions{Umask: -1, UID: -1, GID: -1, Rlimits: map[string]uint64{"nofile": 1 << 40}}, "set rlimit"},
+	} {
+		out, errOut, code := runDirectOrShim(t, p, true, c.o, c.argv, nil)
+		if code != 127 || out != "" || !strings.HasPrefix(errOut, "nsfd exec: ") || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v %+v: exit %d, stdout %q, stderr %q; want 127 and %q", c.argv, c.o, code, out, errOut, c.want)
+		}
+	}
+}
