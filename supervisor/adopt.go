@@ -68,7 +68,7 @@ func (s *Supervisor) adopt(ctx context.Context, h *Handover) {
 		}
 		cfg := *d
 		cfg.Hash = dh.Hash // what it runs: the reload that follows applies any change
-		dm := &daemon{cfg: &cfg, listeners: ls}
+		dm := &daemon{cfg: &cfg, listeners: ls, scale: dh.Scale}
 		if dh.NotifyPath == "" {
 			dh.NotifyPath = s.master.NotifyPath(dh.Name)
 		}
@@ -76,6 +76,7 @@ func (s *Supervisor) adopt(ctx context.Context, h *Handover) {
 		if dh.Pool != nil {
 			pc := s.poolConfig(&cfg, ls, execOptions(&cfg))
 			pc.NotifyPath = dh.NotifyPath
+			pc.Policy = s.policy(dm, &cfg) // its scale, handed over
 			pool, err := prefork.AdoptPool(pc, *dh.Pool)
 			if err != nil {
 				log.Error("upgrade: cannot adopt every worker", "error", err)
@@ -89,11 +90,29 @@ func (s *Supervisor) adopt(ctx context.Context, h *Handover) {
 				killHandedOver(dh.Pool)
 			}
 		}
+		switch {
+		case dm.pool == nil && dm.zero() && len(ls) > 0: // scaled to 0: registered, not resolvable
+			s.reg.define(record(&cfg, ls))
+			s.reg.state(dh.Name, prefork.PoolStopped.String())
+		case dm.pool == nil && dh.Pending == pendingHeld: // the gate starts it (reload)
+			dm.held, dm.waiting = true, "its requirements to start"
+		case dm.pool == nil && dh.Pending == pendingPort:
+			s.daemons[dh.Name] = dm
+			if err := s.startOrWait(ctx, dm); err != nil {
+				log.Error("cannot start daemon", "error", err)
+			}
+		}
 		s.daemons[dh.Name] = dm
 	}
 	s.log.Info("nsfd upgraded in place", "from", h.FromVersion, "to", s.opts.Version, "pid", os.Getpid(),
 		"daemons", len(h.Daemons), "workers", workers, "handover_version", h.Version, "took", now.Sub(h.Written).Round(time.Microsecond))
 }
+
+// The hand-over's DaemonHandover.Pending values.
+const (
+	pendingHeld = "held" // waiting for what it requires
+	pendingPort = "port" // waiting for its address (portwait.go)
+)
 
 // killHandedOver kills and reaps the workers of a pool that could not be
 // adopted: nothing else would ever reap them.

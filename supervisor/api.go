@@ -31,8 +31,9 @@ func (s *Supervisor) Start(ctx context.Context, name string) error {
 // reloads until Start or Restart.
 func (s *Supervisor) Stop(ctx context.Context, name string) error {
 	var (
-		err  error
-		wait chan struct{}
+		err   error
+		wait  chan struct{}
+		again bool // a scale to 0 drains it: then its listeners close
 	)
 	if derr := s.do(ctx, func(context.Context) {
 		d := s.daemons[name]
@@ -40,10 +41,9 @@ func (s *Supervisor) Stop(ctx context.Context, name string) error {
 		case d == nil:
 			err = fmt.Errorf("stop %s: %w", name, ErrNoDaemon)
 		case d.draining:
-			wait = d.drained
-		case d.pool == nil:
-		case d.held:
-			d.held, d.waiting = false, "" // stopped by hand: it no longer waits
+			wait, again = d.drained, d.zero()
+		case d.pool == nil: // held, scaled to 0, waiting for its port, or stopped
+			s.stopIdle(d)
 		default:
 			s.drainWithDependents([]*daemon{d}, func(d *daemon) {
 				d.pool, d.listeners = nil, nil
@@ -60,10 +60,17 @@ func (s *Supervisor) Stop(ctx context.Context, name string) error {
 	}
 	select {
 	case <-wait:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	if !again {
+		return nil
+	}
+	return s.do(ctx, func(context.Context) {
+		if d := s.daemons[name]; d != nil && d.pool == nil && !d.draining {
+			s.stopIdle(d)
+		}
+	})
 }
 
 // Restart rolls a running daemon's workers (new ones first, old ones
@@ -96,8 +103,9 @@ func (s *Supervisor) Restart(ctx context.Context, name string) error {
 // startOrHold starts a daemon that has no pool, or, if it requires
 // daemons, leaves that to the gate, which starts it once they run.
 func (s *Supervisor) startOrHold(ctx context.Context, d *daemon) error {
+	d.unzero() // start undoes a scale to 0
 	if len(d.cfg.Requires) == 0 {
-		return s.startDaemon(ctx, d)
+		return s.startOrWait(ctx, d) // a busy port waits (portwait.go)
 	}
 	d.held = true
 	s.gate(ctx)
@@ -126,4 +134,20 @@ func (s *Supervisor) ReopenLogs(ctx context.Context) error {
 	}
 	s.log.Info("log reopened")
 	return nil
+}
+
+// stopIdle stops a daemon that has no pool: one held no longer waits, one
+// scaled to 0 closes its listeners and leaves the registry (a start brings
+// it back at the sizes it had before the scale to 0), one waiting for its
+// port stops trying.
+func (s *Supervisor) stopIdle(d *daemon) {
+	d.held, d.waiting = false, "" // stopped by hand: it no longer waits
+	d.cancelPortWait()
+	d.unzero()
+	if d.listeners != nil {
+		s.closeAll(d.listeners)
+		d.listeners = nil
+		s.reg.remove(d.cfg.Name)
+		s.log.Named(d.cfg.Name).Info("daemon stopped")
+	}
 }

@@ -2,29 +2,36 @@ package supervisor
 
 import (
 	"context"
+	"slices"
 
 	"github.com/nsfd/nsfd/config"
 	"github.com/nsfd/nsfd/prefork"
 	"github.com/nsfd/nsfd/registry"
 )
 
-// startDaemon binds dm's listeners and starts its pool.
+// startDaemon binds dm's listeners (keeping those it still holds: scaled
+// to 0) and starts its pool at its policy (its scale, if any).
 func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
 	d := dm.cfg
 	exec := execOptions(d)
-	ls, err := s.bindListeners(ctx, d, exec, nil)
+	ls, err := s.bindListeners(ctx, d, exec, dm.listeners)
 	if err != nil {
 		return err
 	}
-	pool, err := s.opts.NewPool(s.poolConfig(d, ls, exec))
-	if err != nil {
-		s.closeAll(ls)
+	fail := func(err error) error {
+		s.closeAll(notIn(ls, dm.listeners)) // those it held stay, as it does
 		return err
+	}
+	pc := s.poolConfig(d, ls, exec)
+	pc.Policy = s.policy(dm, d)
+	pool, err := s.opts.NewPool(pc)
+	if err != nil {
+		return fail(err)
 	}
 	if err := pool.Start(ctx); err != nil {
-		s.closeAll(ls)
-		return err
+		return fail(err)
 	}
+	s.closeAll(notIn(dm.listeners, ls)) // its file dropped them
 	dm.pool, dm.listeners = pool, ls
 	s.hooks.set(d.Name, hookCommands(d))
 	s.health.set(d.Name, healthTargetOf(d, ls))
@@ -33,8 +40,19 @@ func (s *Supervisor) startDaemon(ctx context.Context, dm *daemon) error {
 	for i, l := range ls {
 		addrs[i] = l.String()
 	}
-	s.log.Named(d.Name).Info("daemon started", "listeners", addrs, "min_servers", d.MinServers)
+	s.log.Named(d.Name).Info("daemon started", "listeners", addrs, "min_servers", pc.Policy.MinServers, "max_servers", pc.Policy.MaxServers)
 	return nil
+}
+
+// notIn returns the listeners of ls that are not in other.
+func notIn(ls, other []*prefork.Listener) []*prefork.Listener {
+	var out []*prefork.Listener
+	for _, l := range ls {
+		if !slices.Contains(other, l) {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // hookCommands is d's own hooks, never nil (nil tells hooks the daemon is
@@ -63,7 +81,7 @@ func (s *Supervisor) bindListeners(ctx context.Context, d *config.Daemon, exec p
 		nl, err := s.bind(ctx, spec) // prefork.Bind, or a socket from systemd (sdsockets.go)
 		if err != nil {
 			s.closeAll(fresh)
-			return nil, err
+			return nil, busyPort(l.Addr, err)
 		}
 		ls, fresh = append(ls, nl), append(fresh, nl)
 	}

@@ -48,12 +48,14 @@ func (s *Supervisor) gate(ctx context.Context) {
 		case d.held && ready:
 			d.held, d.waiting = false, ""
 			s.log.Named(d.cfg.Name).Info("every required daemon runs; starting")
-			if err := s.startDaemon(ctx, d); err != nil {
+			if err := s.startOrWait(ctx, d); err != nil { // a busy port waits (portwait.go)
 				d.held, d.waiting = true, "cannot start: "+err.Error()
 				s.log.Named(d.cfg.Name).Error("cannot start daemon", "error", err)
 				continue
 			}
-			states[d.cfg.Name] = prefork.PoolStarting
+			if d.pool != nil {
+				states[d.cfg.Name] = prefork.PoolStarting
+			}
 		case d.held:
 			if d.waiting != why {
 				s.log.Named(d.cfg.Name).Info("waiting", "for", why)
@@ -122,6 +124,10 @@ func (s *Supervisor) notRunning(name string, states map[string]prefork.PoolState
 		return "stopping"
 	case r.held:
 		return "waiting"
+	case r.portWait != nil:
+		return "waiting for " + r.portWait.addr
+	case r.zero():
+		return "scaled to 0"
 	case r.pool == nil:
 		return "stopped"
 	}

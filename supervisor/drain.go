@@ -24,6 +24,7 @@ func (s *Supervisor) drain(ds []*daemon, done func(*daemon)) {
 	}
 	for _, d := range ds {
 		s.drains.Add(1)
+		drained := d.drained // a later drain of d makes its own
 		go func() {
 			defer s.drains.Done()
 			for _, dep := range dependents[d.cfg.Name] {
@@ -36,7 +37,7 @@ func (s *Supervisor) drain(ds []*daemon, done func(*daemon)) {
 			}
 			// After the state is applied: who waited for it (Stop) finds
 			// the daemon stopped, not still draining.
-			close(d.drained)
+			close(drained)
 		}()
 	}
 }
@@ -50,6 +51,7 @@ func (s *Supervisor) drainWithDependents(ds []*daemon, done func(*daemon)) {
 	for _, d := range ds {
 		own[d] = true
 		d.cancelRetry()
+		d.cancelPortWait()
 	}
 	for _, d := range deps {
 		d.waiting = "a daemon it requires is stopping"
@@ -74,8 +76,11 @@ func (s *Supervisor) stopAll() {
 	var ds []*daemon
 	for _, d := range s.daemons {
 		d.cancelRetry()
+		d.cancelPortWait()
 		if d.pool != nil && !d.draining {
 			ds = append(ds, d)
+		} else if d.pool == nil && !d.draining {
+			s.closeAll(d.listeners) // scaled to 0
 		}
 	}
 	s.drain(ds, nil)
@@ -84,8 +89,12 @@ func (s *Supervisor) stopAll() {
 }
 
 // stopPool drains one daemon's pool and closes its listeners.
+// A daemon scaled to 0 (keepListeners) keeps its listeners.
 func (s *Supervisor) stopPool(d *daemon) {
 	if d.pool == nil {
+		if !d.keepListeners {
+			s.closeAll(d.listeners) // scaled to 0 earlier
+		}
 		return
 	}
 	// Bounded: the pool SIGKILLs after graceful_timeout; allow for reaping.
@@ -94,6 +103,8 @@ func (s *Supervisor) stopPool(d *daemon) {
 	if err := d.pool.Stop(ctx); err != nil {
 		s.log.Error("stop daemon", "daemon", d.cfg.Name, "error", err)
 	}
-	s.closeAll(d.listeners)
+	if !d.keepListeners {
+		s.closeAll(d.listeners)
+	}
 	s.log.Named(d.cfg.Name).Info("daemon stopped")
 }

@@ -28,6 +28,10 @@ import (
 //	2: adds the resolver socket, the notify socket's path, the upgrade
 //	   count and the version that wrote it; version 1's flat "pipes"
 //	   (pid → [stdout, stderr]) moved into each worker.
+//	   Later, without a new version (older binaries ignore it): each
+//	   daemon's "scale" (`nsfd scale`, a scale to 0 included: its
+//	   listeners with no pool) and "pending" (held, or waiting for its
+//	   port: it starts by itself).
 const (
 	// HandoverVersion is the format this binary writes, and the newest it reads.
 	HandoverVersion = 2
@@ -58,7 +62,11 @@ type DaemonHandover struct {
 	Hash       string                `json:"hash"` // of the config it runs
 	Listeners  []ListenerHandover    `json:"listeners"`
 	NotifyPath string                `json:"notify_path"`
-	Pool       *prefork.PoolHandover `json:"pool"` // nil: stopped
+	Pool       *prefork.PoolHandover `json:"pool"`            // nil: stopped (or scaled to 0)
+	Scale      *DaemonScale          `json:"scale,omitempty"` // nil: the file's sizes
+	// Pending: a daemon with no pool that is to start by itself: "held"
+	// (waiting for what it requires) or "port" (waiting for its address).
+	Pending string `json:"pending,omitempty"`
 }
 
 // ListenerHandover is one listener in a DaemonHandover.

@@ -43,7 +43,8 @@ func TestHandoverRoundTripAndVersions(t *testing.T) {
 	t.Parallel()
 	h := &Handover{FromVersion: "v1.2", ControlFD: 3, ResolverFD: 4, Upgrades: 2, Extra: map[string]string{"run_dir": "/run/nsfd"},
 		Daemons: []DaemonHandover{{Name: "d", NotifyPath: "/run/nsfd/notify/d", Pool: &prefork.PoolHandover{NotifyFD: -1,
-			Workers: []prefork.WorkerHandover{{PID: 42, Pipes: prefork.WorkerPipes{Stdout: 10, Stderr: -1}}}}}}}
+			Workers: []prefork.WorkerHandover{{PID: 42, Pipes: prefork.WorkerPipes{Stdout: 10, Stderr: -1}}}},
+			Scale: &DaemonScale{FileMin: 1, FileMax: 3, Min: 2, Max: 4, Zero: true}}, {Name: "p", Pending: pendingPort}}}
 	f, err := encodeHandover(h)
 	if err != nil {
 		t.Fatal(err)
@@ -59,6 +60,9 @@ func TestHandoverRoundTripAndVersions(t *testing.T) {
 	}
 	if got.Version != HandoverVersion || got.Upgrades != 2 || got.Daemons[0].Pool.Workers[0].Pipes.Stdout != 10 || got.Extra["run_dir"] != "/run/nsfd" {
 		t.Errorf("round trip: %+v", got)
+	}
+	if sc := got.Daemons[0].Scale; sc == nil || *sc != *h.Daemons[0].Scale || got.Daemons[1].Pending != pendingPort {
+		t.Errorf("round trip of the scale and the pending start: %+v", got.Daemons)
 	}
 	for _, v := range []int{0, HandoverVersion + 1} {
 		b, _ := json.Marshal(map[string]int{"version": v})

@@ -132,7 +132,7 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 				r.Added = append(r.Added, d.Name)
 				continue
 			}
-			if err := s.startDaemon(ctx, dm); err != nil {
+			if err := s.startOrWait(ctx, dm); err != nil { // a busy port waits (portwait.go)
 				r.Errors[d.File] = err.Error()
 				s.errs[d.File] = err
 				s.log.Named(d.Name).Error("cannot start daemon", "error", err)
@@ -150,8 +150,8 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 			if cur.cfg.Hash == d.Hash {
 				continue
 			}
-			if cur.pool == nil { // stopped by hand or held: takes the new config when started
-				cur.cfg = d
+			if cur.pool == nil { // stopped, held, scaled to 0 or waiting for its port
+				s.reloadIdle(ctx, cur, d)
 				continue
 			}
 			if err := s.applyChange(ctx, cur, d); err != nil {
@@ -185,15 +185,18 @@ func (s *Supervisor) reload(ctx context.Context, why string) ReloadResult {
 // place, anything else by rolling its workers. Listeners that stay are
 // kept open; new ones are bound before old ones are closed.
 func (s *Supervisor) applyChange(ctx context.Context, cur *daemon, d *config.Daemon) error {
+	policy := s.policy(cur, d) // its scale, unless d changes what it was scaled from
 	if d.PoolOnlyChange(cur.cfg) {
-		return cur.pool.SetPolicy(ctx, policyOf(d), d.MaxRequests, d.MaxRequestsJitter)
+		return cur.pool.SetPolicy(ctx, policy, d.MaxRequests, d.MaxRequestsJitter)
 	}
 	exec := execOptions(d)
 	ls, err := s.bindListeners(ctx, d, exec, cur.listeners)
 	if err != nil {
 		return err
 	}
-	if err := cur.pool.Update(ctx, s.poolConfig(d, ls, exec)); err != nil {
+	pc := s.poolConfig(d, ls, exec)
+	pc.Policy = policy
+	if err := cur.pool.Update(ctx, pc); err != nil {
 		for _, l := range ls {
 			if findListener(cur.listeners, l.Spec) == nil {
 				s.closeListener(l)
@@ -220,4 +223,39 @@ func (s *Supervisor) daemonByFile(file string) *daemon {
 		}
 	}
 	return nil
+}
+
+// reloadIdle gives a daemon with no pool its new config d. One stopped by
+// hand or held takes it when started; one scaled to 0 keeps its listeners
+// on d's addresses, or starts if d changes the sizes it was scaled from
+// (the file wins); one waiting for a busy port tries d at once.
+func (s *Supervisor) reloadIdle(ctx context.Context, cur *daemon, d *config.Daemon) {
+	wasZero := cur.zero()
+	s.keepScale(cur, d)
+	cur.cfg = d
+	switch {
+	case cur.portWait != nil:
+		cur.cancelPortWait()
+		s.startIdle(ctx, cur)
+	case wasZero && cur.scale == nil:
+		s.startIdle(ctx, cur)
+	case cur.zero():
+		ls, err := s.bindListeners(ctx, d, execOptions(d), cur.listeners)
+		if err != nil {
+			cur.configErr = err
+			s.log.Named(d.Name).Error("cannot bind the new listeners; keeping the old ones", "error", err)
+			return
+		}
+		s.closeAll(notIn(cur.listeners, ls))
+		cur.listeners = ls
+		s.reg.define(record(d, ls))
+	}
+}
+
+// startIdle starts cur from reloadIdle; an error is its config error.
+func (s *Supervisor) startIdle(ctx context.Context, cur *daemon) {
+	if err := s.startOrWait(ctx, cur); err != nil {
+		cur.configErr = err
+		s.log.Named(cur.cfg.Name).Error("cannot start daemon", "error", err)
+	}
 }

@@ -17,7 +17,8 @@ import (
 var ErrBadScale = errors.New("bad scale")
 
 // ParseScale parses `nsfd scale`'s argument: +N or -N (relative) or N
-// (absolute, at least 1), N at most config.MaxServersLimit.
+// (absolute: min_servers N, or 0 to stop the workers and keep the
+// listeners), N at most config.MaxServersLimit.
 func ParseScale(s string) (n int, abs bool, err error) {
 	bad := func(why string) (int, bool, error) {
 		return 0, false, fmt.Errorf("%w: %q %s", ErrBadScale, s, why)
@@ -35,8 +36,6 @@ func ParseScale(s string) (n int, abs bool, err error) {
 	switch {
 	case n > config.MaxServersLimit:
 		return bad(fmt.Sprintf("is out of range (at most %d)", config.MaxServersLimit))
-	case abs && n < 1:
-		return bad("is not a number of servers ≥ 1")
 	}
 	if s[0] == '-' {
 		n = -n
@@ -76,53 +75,107 @@ func scalePolicy(o prefork.PolicyOptions, n int, abs bool) (prefork.PolicyOption
 
 // Scale moves min_servers and max_servers of one daemon (name) or of every
 // running daemon (name "") as scalePolicy says, each in one step on its
-// pool's goroutine. A daemon that cannot be scaled keeps its sizes and its
-// error is returned, joined with the others' (errors.Join), while the rest
-// are scaled.
+// pool's goroutine, and keeps the result as the daemon's scale
+// (scalestate.go). N = 0 (abs) scales one daemon to 0: its workers drain,
+// its listeners stay bound; a scale to N > 0 (or +N) starts it again. A
+// daemon that cannot be scaled keeps its sizes and its error is returned,
+// joined with the others' (errors.Join), while the rest are scaled.
 func (s *Supervisor) Scale(ctx context.Context, name string, n int, abs bool) ([]prefork.PolicyOptions, error) {
-	type target struct {
-		name string
-		pool Pool
-	}
-	var (
-		targets []target
-		err     error
-	)
-	if derr := s.do(ctx, func(context.Context) {
-		for _, d := range s.sortedDaemons() {
-			if name != "" && d.cfg.Name != name {
-				continue
-			}
-			if d.pool == nil || d.draining {
-				if name != "" {
-					err = fmt.Errorf("scale %s: %w", name, ErrDaemonStopped)
-				}
-				continue
-			}
-			targets = append(targets, target{d.cfg.Name, d.pool})
-		}
-		if name != "" && s.daemons[name] == nil {
-			err = fmt.Errorf("scale %s: %w", name, ErrNoDaemon)
-		}
-	}); derr != nil {
-		return nil, derr
-	}
-	if err != nil {
-		return nil, err
+	if name == "" && abs && n == 0 {
+		return nil, fmt.Errorf("%w: only one daemon at a time scales to 0", ErrBadScale)
 	}
 	var (
 		out  []prefork.PolicyOptions
 		errs []error
 	)
-	for _, t := range targets {
-		o, err := t.pool.Resize(ctx, func(o prefork.PolicyOptions) (prefork.PolicyOptions, error) {
-			return scalePolicy(o, n, abs)
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("scale %s: %w", t.name, err))
-			continue
+	if derr := s.do(ctx, func(runCtx context.Context) {
+		if name != "" && s.daemons[name] == nil {
+			errs = append(errs, fmt.Errorf("scale %s: %w", name, ErrNoDaemon))
+			return
 		}
-		out = append(out, o)
+		for _, d := range s.sortedDaemons() {
+			if name != "" && d.cfg.Name != name {
+				continue
+			}
+			zero := d.scale != nil && d.scale.Zero
+			if d.draining || (d.pool == nil && (!zero || name == "")) {
+				if name != "" {
+					errs = append(errs, fmt.Errorf("scale %s: %w", name, ErrDaemonStopped))
+				}
+				continue
+			}
+			var (
+				o   prefork.PolicyOptions
+				err error
+			)
+			switch {
+			case zero:
+				o, err = s.scaleUp(runCtx, d, n, abs)
+			case abs && n == 0:
+				o = s.scaleToZero(d)
+			default:
+				o, err = d.pool.Resize(ctx, func(o prefork.PolicyOptions) (prefork.PolicyOptions, error) {
+					return scalePolicy(o, n, abs)
+				})
+				if err == nil {
+					d.scale = newScale(d.cfg, o)
+				}
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("scale %s: %w", d.cfg.Name, err))
+				continue
+			}
+			out = append(out, o)
+		}
+	}); derr != nil {
+		return nil, derr
 	}
 	return out, errors.Join(errs...)
+}
+
+// scaleToZero drains d's workers and keeps its listeners: it stays
+// configured and registered (not resolvable: no worker runs), its clients
+// wait in the listeners' backlog, and no connection wakes it. It returns
+// the policy it now has, min_servers and max_servers 0.
+func (s *Supervisor) scaleToZero(d *daemon) prefork.PolicyOptions {
+	o := s.policy(d, d.cfg)
+	if d.scale == nil {
+		d.scale = &DaemonScale{FileMin: d.cfg.MinServers, FileMax: d.cfg.MaxServers, Min: o.MinServers, Max: o.MaxServers}
+	}
+	d.scale.Zero = true
+	d.keepListeners = true
+	s.log.Named(d.cfg.Name).Info("scaled to 0: stopping the workers, keeping the listeners")
+	s.drainWithDependents([]*daemon{d}, func(d *daemon) {
+		d.pool, d.keepListeners = nil, false
+		s.reg.state(d.cfg.Name, prefork.PoolStopped.String()) // still registered, not resolvable
+		s.kickGate()
+	})
+	o.MinServers, o.MaxServers = 0, 0
+	return o
+}
+
+// scaleUp starts d, scaled to 0, at min_servers n (+n from 0 is the same):
+// on the listeners it kept.
+func (s *Supervisor) scaleUp(ctx context.Context, d *daemon, n int, abs bool) (prefork.PolicyOptions, error) {
+	switch {
+	case abs && n == 0:
+		o := s.policy(d, d.cfg)
+		o.MinServers, o.MaxServers = 0, 0
+		return o, nil // already there
+	case n <= 0:
+		return prefork.PolicyOptions{}, fmt.Errorf("%w: %+d: it is scaled to 0; scale it to N, or start it", ErrBadScale, n)
+	case d.cfg.MinServers < 1:
+		return prefork.PolicyOptions{}, fmt.Errorf("%w: an on-demand daemon (min_servers = 0) scaled to 0 comes back with start", ErrBadScale)
+	}
+	o, err := scalePolicy(policyOf(d.cfg), n, true)
+	if err != nil {
+		return o, err
+	}
+	prev := d.scale
+	d.scale = newScale(d.cfg, o)
+	if err := s.startOrHold(ctx, d); err != nil {
+		d.scale = prev
+		return o, err
+	}
+	return o, nil
 }

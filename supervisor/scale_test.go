@@ -21,7 +21,7 @@ func TestParseScale(t *testing.T) {
 	}{
 		{"+2", 2, false, false}, {"-1", -1, false, false}, {"5", 5, true, false}, {"+0", 0, false, false},
 		{"007", 7, true, false}, {"+" + limit, config.MaxServersLimit, false, false}, {"-" + limit, -config.MaxServersLimit, false, false},
-		{"0", 0, false, true}, {"", 0, false, true}, {"x", 0, false, true}, {"+", 0, false, true}, {"+-3", 0, false, true},
+		{"0", 0, true, false}, {"", 0, false, true}, {"x", 0, false, true}, {"+", 0, false, true}, {"+-3", 0, false, true},
 		{"--3", 0, false, true}, {"3+", 0, false, true}, {" 3", 0, false, true}, {"3.0", 0, false, true}, {"٣", 0, false, true},
 		{"+" + strconv.Itoa(config.MaxServersLimit+1), 0, false, true},
 		{"+9223372036854775807", 0, false, true}, {"+9223372036854775805", 0, false, true},

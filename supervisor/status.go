@@ -33,8 +33,11 @@ type DaemonStatus struct {
 	// (state waiting), or when it tries again (state fatal); or, running,
 	// that it is unhealthy (Health.Reason).
 	Reason    string        `json:"reason,omitempty"`
-	NextRetry *time.Time    `json:"next_retry,omitempty"` // fatal: when fatal_retry starts it again
+	NextRetry *time.Time    `json:"next_retry,omitempty"` // fatal: when fatal_retry starts it again; waiting for an address: the next try
 	Health    *HealthStatus `json:"health,omitempty"`     // its health check, if it has one (health.go)
+	// ScaledFrom is the file's min_servers and max_servers when `nsfd
+	// scale` moved the daemon away from them (Policy has the scaled ones).
+	ScaledFrom *ScaledFrom `json:"scaled_from,omitempty"`
 }
 
 // FileError is a daemon file that fails to load and has no running daemon.
@@ -70,8 +73,9 @@ func (s *Supervisor) Status(ctx context.Context, name string) (Status, error) {
 // their workers (Resources), which is files to read for every worker.
 func (s *Supervisor) status(ctx context.Context, name string, brief bool) (Status, error) {
 	type entry struct {
-		st   DaemonStatus
-		pool Pool
+		st       DaemonStatus
+		pool     Pool
+		draining bool
 	}
 	var (
 		entries []entry
@@ -98,7 +102,7 @@ func (s *Supervisor) status(ctx context.Context, name string, brief bool) (Statu
 				e.st.Listeners = append(e.st.Listeners, l.String())
 			}
 			if d.pool != nil {
-				e.pool = d.pool
+				e.pool, e.draining = d.pool, d.draining
 			}
 			if d.held {
 				e.st.State, e.st.Reason = "waiting", "waiting for "+d.waiting
@@ -107,6 +111,19 @@ func (s *Supervisor) status(ctx context.Context, name string, brief bool) (Statu
 				at := d.retryAt
 				e.st.NextRetry = &at
 				e.st.Reason = "fatal_retry at " + at.Format(time.RFC3339)
+			}
+			if e.st.ScaledFrom = scaledFrom(d); e.st.ScaledFrom != nil {
+				if p, err := scaledPolicy(e.st.Policy, d.scale); err == nil {
+					e.st.Policy = p // stopped: what it starts at
+				}
+			}
+			if d.scale != nil && !d.draining && d.pool == nil && d.zero() {
+				e.st.Policy.MinServers, e.st.Policy.MaxServers = 0, 0
+				e.st.Reason = fmt.Sprintf("scaled to 0: `nsfd scale %s N` or `nsfd start %s` starts it again", d.cfg.Name, d.cfg.Name)
+			}
+			if pw := d.portWait; pw != nil {
+				at := pw.next
+				e.st.State, e.st.Reason, e.st.NextRetry, e.st.Since = "waiting", pw.reason(time.Now()), &at, pw.since
 			}
 			entries = append(entries, e)
 		}
@@ -134,6 +151,9 @@ func (s *Supervisor) status(ctx context.Context, name string, brief bool) (Statu
 				return out, err
 			}
 			e.st.State = ps.State.String()
+			if e.draining && ps.State == prefork.PoolStopped {
+				e.st.State = prefork.PoolStopping.String() // until the master has taken it in
+			}
 			e.st.Workers = ps.Workers
 			e.st.Policy = ps.Policy
 			e.st.Spawns, e.st.Restarts, e.st.Requests, e.st.Malformed = ps.Spawns, ps.Restarts, ps.Requests, ps.Malformed

@@ -102,6 +102,12 @@ type daemon struct {
 	waiting string
 	retry   *time.Timer // a pending fatal_retry
 	retryAt time.Time
+
+	scale *DaemonScale // `nsfd scale` (scalestate.go); nil: the file's sizes
+	// keepListeners: the drain under way keeps the listeners bound (a
+	// scale to 0). Set before the drain starts, cleared when it ends.
+	keepListeners bool
+	portWait      *portWait // a listener's address is in use: retried (portwait.go)
 }
 
 // New returns the master of m, the configuration config.LoadMaster read

@@ -241,7 +241,13 @@ func (s *Supervisor) handOver(ctx context.Context, binary, newVersion, reason st
 	}()
 	workers := 0
 	for _, d := range s.sortedDaemons() {
-		dh := DaemonHandover{Name: d.cfg.Name, Hash: d.cfg.Hash, NotifyPath: s.notifyPath(d.cfg.Name)}
+		dh := DaemonHandover{Name: d.cfg.Name, Hash: d.cfg.Hash, NotifyPath: s.notifyPath(d.cfg.Name), Scale: d.scale}
+		switch {
+		case d.held:
+			dh.Pending = pendingHeld
+		case d.portWait != nil:
+			dh.Pending = pendingPort
+		}
 		for _, l := range d.listeners {
 			dh.Listeners = append(dh.Listeners, ListenerHandover{Spec: l.Spec, FD: l.FD()})
 		}

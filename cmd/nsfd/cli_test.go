@@ -136,9 +136,9 @@ func TestCLIAgainstMaster(t *testing.T) {
 	if code != 3 || !strings.Contains(out, "fatal") || !strings.Contains(out, "reason: failed-start") || !strings.Contains(out, "/nonexistent/prog") {
 		t.Errorf("status bad: exit %d\n%s", code, out)
 	}
-	// A file that could not bind: listed as failed, with the error; 3.
+	// A daemon whose address is in use: waiting for it, with the error; 3.
 	out, _, code = e.nsfd("status", "busy")
-	if code != 3 || !strings.Contains(out, "failed") || !strings.Contains(out, "address already in use") {
+	if code != 3 || !strings.Contains(out, "waiting") || !strings.Contains(out, "address already in use") {
 		t.Errorf("status busy: exit %d\n%s", code, out)
 	}
 	// No such daemon: 4.

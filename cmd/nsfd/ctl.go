@@ -247,8 +247,17 @@ func newScaleCmd(m *Main) *cobra.Command {
 		Short: "move a daemon's min_servers and max_servers together",
 		Long: `Move a daemon's min_servers and max_servers together: by N (+N, -N), or to
 min_servers N. max_servers stays at most ` + maxServersLimit + `. SIGTTIN and SIGTTOU to the
-master scale every daemon by one.`,
-		Example:           "  nsfd scale echo +2\n  nsfd scale echo -1\n  nsfd scale echo 4 --wait",
+master scale every daemon by one.
+
+The scale is kept across reloads, stop and start, and upgrades, until the
+daemon's file changes min_servers or max_servers: then the file wins (the log
+says so). nsfd status shows it as "scaled from the file's MIN/MAX".
+
+0 stops the daemon's workers and keeps it configured, registered (not
+resolvable) and its listeners bound: clients wait in the listen backlog, and a
+connection starts nothing (unlike an on-demand daemon). scale NAME N, or start
+(back to the sizes it had before), brings it back.`,
+		Example:           "  nsfd scale echo +2\n  nsfd scale echo -1\n  nsfd scale echo 4 --wait\n  nsfd scale echo 0 --wait",
 		Args:              nargs(2, 2),
 		ValidArgsFunction: m.completeDaemons(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -280,6 +289,9 @@ master scale every daemon by one.`,
 			json.Unmarshal(raw, &r)
 			fmt.Fprintf(m.Stdout, "%s: min_servers %d, max_servers %d\n", args[0], r.Policy.Min, r.Policy.Max)
 			if w.wait {
+				if r.Policy.Max == 0 { // scaled to 0
+					return m.waitFor(cmd.Context(), c, args[0], w.timeout, doneWhen("stop", nil))
+				}
 				return m.waitFor(cmd.Context(), c, args[0], w.timeout, func(d *supervisor.DaemonStatus) bool {
 					return d.State == "running" && len(d.Workers) >= r.Policy.Min && len(d.Workers) <= r.Policy.Max
 				})

@@ -261,7 +261,7 @@ func printStatus(w io.Writer, st supervisor.Status) {
 	}
 	for _, d := range st.Daemons {
 		minmax := "-"
-		if d.Policy.MaxServers > 0 {
+		if d.Policy.MaxServers > 0 || d.ScaledFrom != nil {
 			minmax = fmt.Sprintf("%d/%d", d.Policy.MinServers, d.Policy.MaxServers)
 		}
 		listeners := strings.Join(d.Listeners, ", ")
@@ -276,11 +276,15 @@ func printStatus(w io.Writer, st supervisor.Status) {
 		if d.Saturated {
 			fmt.Fprintf(tw, "  saturated: all %d workers busy at max_servers; new connections wait in the backlog\n", len(d.Workers))
 		}
+		if f := d.ScaledFrom; f != nil {
+			fmt.Fprintf(tw, "  scaled from the file's %d/%d to %d/%d (nsfd scale; kept until the file changes min_servers or max_servers)\n",
+				f.MinServers, f.MaxServers, d.Policy.MinServers, d.Policy.MaxServers)
+		}
 		if h := d.Health; h != nil && !h.Healthy {
 			fmt.Fprintf(tw, "  %s\n", clip(e(h.Reason), 4*maxStatusText))
 		}
 		switch {
-		case d.State == "waiting" && d.Reason != "":
+		case (d.State == "waiting" || d.State == "stopped") && d.Reason != "":
 			fmt.Fprintf(tw, "  reason: %s\n", clip(e(d.Reason), 4*maxStatusText))
 		case d.LastExit != "" && d.State != "running" && d.State != "stopped":
 			why := d.LastExit
