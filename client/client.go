@@ -175,6 +175,9 @@ type Client struct {
 	// unreachable is when (c.now, Unix nanoseconds) the registry last
 	// could not be reached, by a lookup or by the watch; 0 if never.
 	unreachable atomic.Int64
+	// back is when the registry first answered after it was last
+	// unreachable (a stale answer counts); 0 if it never was.
+	back atomic.Int64
 }
 
 // New returns a Client that resolves names through reg, a registry.Registry

@@ -20,7 +20,7 @@
 // (a node that dies announces nothing; that is when its heartbeat goes
 // stale); without a watch, or while it is down, for Options.CacheTTL
 // (1 s). While the registry is unreachable, the last answer is used, and
-// for Options.MaxAge after it was last unreachable an answer that every
+// for Options.MaxAge after it first answered again an answer that every
 // endpoint is stale is taken for the outage it is (the masters could not
 // write their heartbeats either) and the last answer is used too. The
 // endpoints of the local node come first; among the endpoints

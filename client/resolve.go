@@ -89,6 +89,9 @@ func (c *Client) targets(ctx context.Context, name string) (*resolved, error) {
 	// on makes the answer stale.
 	gen, global, watched := e.gen.Load(), c.watch.gen.Load(), c.watch.healthy.Load()
 	r, err := c.lookup(ctx, name)
+	if err == nil {
+		c.sawReachable()
+	}
 	if err != nil {
 		if old != nil && ctx.Err() == nil && c.keepOnError(err) {
 			// The registry is unreachable, or just came back: keep using
@@ -115,17 +118,21 @@ func (c *Client) targets(ctx context.Context, name string) (*resolved, error) {
 // keepOnError reports whether a lookup that failed with err leaves the last
 // resolution in use. It does when the registry could not be reached (the
 // daemons keep serving while it is down). It does too when the registry
-// says every endpoint is stale within MaxAge of the last time it could not
-// be reached: the masters could not write their heartbeats either while it
-// was down, and a stale row then means an outage, not a dead daemon. A name
-// that is not registered is believed at once.
+// says every endpoint is stale within MaxAge of the time it first answered
+// again after it could not be reached: the masters could not write their
+// heartbeats either while it was down, and they come back on their own
+// retries, maybe later than this client (TestFleet saw them 2 s after
+// PostgreSQL restarted, 3 heartbeats being 0.6 s); a stale row then means
+// an outage, not a dead daemon. A name that is not registered is believed at
+// once.
 func (c *Client) keepOnError(err error) bool {
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
+		c.sawReachable()
 		return false
 	case errors.Is(err, registry.ErrStale):
-		last := c.unreachable.Load()
-		return last != 0 && c.now().Sub(time.Unix(0, last)) < c.maxAge()
+		back := c.sawReachable()
+		return back != 0 && c.now().Sub(time.Unix(0, back)) < c.maxAge()
 	}
 	c.sawUnreachable()
 	return true
@@ -133,6 +140,25 @@ func (c *Client) keepOnError(err error) bool {
 
 // sawUnreachable records that the registry could not be reached now.
 func (c *Client) sawUnreachable() { c.unreachable.Store(c.now().UnixNano()) }
+
+// sawReachable records that the registry answered now and returns when it
+// first answered after it was last unreachable (Unix nanoseconds); 0 if it
+// never was.
+func (c *Client) sawReachable() int64 {
+	last := c.unreachable.Load()
+	if last == 0 {
+		return 0
+	}
+	back := c.back.Load()
+	if back < last {
+		now := c.now().UnixNano()
+		if c.back.CompareAndSwap(back, now) {
+			return now
+		}
+		back = c.back.Load()
+	}
+	return back
+}
 
 func (c *Client) ttl() time.Duration { return max(c.opts.CacheTTL, 0) }
 
