@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin
 EXAMPLES    := echo http kv
 
-.PHONY: all build run setup test vet staticcheck unit portable e2e-portable fuzz bench bench-quick clean
+.PHONY: all build run setup test vet staticcheck unit portable e2e-portable e2e-portable-all fuzz bench bench-quick clean
 
 all: build
 
@@ -55,6 +55,12 @@ E2E_PORTABLE ?= TestEchoWorkersShareOneListener|TestKilledWorkerIsReplaced|TestC
 e2e-portable:
 	NSFD_PROCESS_BACKEND=portable NSFD_TEST_NOTIFY=per-worker $(GO) test -race -count=1 ./prefork
 	NSFD_PROCESS_BACKEND=portable $(GO) test -race -count=1 -timeout 30m -run '$(E2E_PORTABLE)' ./cmd/nsfd
+
+# The whole end-to-end suite on the portable backend (about 12 minutes; CI
+# runs it after make test, .ci/run): tests of what only the Linux backend
+# does skip and say why (needPump).
+e2e-portable-all:
+	$(MAKE) e2e-portable E2E_PORTABLE=.
 
 # What the tests need on a fresh machine (PostgreSQL for the registry tests,
 # systemd-analyze for the unit check): installed when root, else named.

@@ -220,7 +220,7 @@ func TestFleet(t *testing.T) {
 			return !slices.Contains(resolveNodes(reg, "kv", maxAge), node)
 		})
 		took := time.Since(since)
-		if took > maxAge+200*time.Millisecond { // the poll's own lateness on a loaded machine
+		if took > maxAge+500*time.Millisecond { // the poll's own lateness on a loaded machine (1.05 s for 0.75 s seen)
 			t.Errorf("%s: %s left resolve after %v, more than 3 heartbeats (%v)", what, node, took, maxAge)
 		}
 		return took

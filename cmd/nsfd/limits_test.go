@@ -31,6 +31,17 @@ func needCgroups(t *testing.T) {
 	}
 }
 
+// needPump skips a test of what only the Linux process backend (the pump)
+// does, when the suite runs on the portable one (NSFD_PROCESS_BACKEND=
+// portable, as CI runs it too): why says what the portable backend does
+// not do, as docs/security.md and docs/upgrade.md say.
+func needPump(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("NSFD_PROCESS_BACKEND") == "portable" {
+		t.Skip("the portable process backend " + why)
+	}
+}
+
 // daemonStatus returns one daemon's entry of `nsfd status --json`.
 func daemonStatusJSON(t *testing.T, e *env, name string) map[string]any {
 	t.Helper()

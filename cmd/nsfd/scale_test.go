@@ -216,6 +216,7 @@ func TestBusyPortIsWaitedFor(t *testing.T) {
 // scaled daemon stays scaled, one scaled to 0 stays at 0 with its port
 // bound, and comes back on it.
 func TestScaleSurvivesAnUpgrade(t *testing.T) {
+	needPump(t, "refuses nsfd upgrade (its workers' pipes and exits are not handed over)")
 	t.Parallel()
 	e := newEnv(t)
 	e.write("up.ini", scaleConf(""))

@@ -15,6 +15,7 @@ import (
 // in place (log level, log file, heartbeat), no worker restarted; what
 // cannot change live (run_dir) is reported by reload and status.
 func TestReloadAppliesMasterSettings(t *testing.T) {
+	needPump(t, "refuses nsfd upgrade (its workers' pipes and exits are not handed over)")
 	t.Parallel()
 	bin := buildNsfd(t, "-X main.Version=up-old")
 	e, m, addr := upgradeEnv(t, bin)

@@ -222,6 +222,7 @@ func echoWithin(addr, msg string, d time.Duration) error {
 func servedLines(e *env) int { return strings.Count(e.log(), " req-") }
 
 func TestUpgradeInPlaceUnderLoad(t *testing.T) {
+	needPump(t, "refuses nsfd upgrade (its workers' pipes and exits are not handed over)")
 	t.Parallel()
 	oldBin := buildNsfd(t, "-X main.Version=up-old")
 	newBin := buildNsfd(t, "-X main.Version=up-new")
@@ -339,6 +340,7 @@ func TestUpgradeRefusesBrokenBinaries(t *testing.T) {
 // An exec that fails after a good preflight (the binary is gone by then)
 // leaves the master as it was: its workers, their output, its sockets.
 func TestUpgradeExecFailureKeepsMaster(t *testing.T) {
+	needPump(t, "refuses nsfd upgrade (its workers' pipes and exits are not handed over)")
 	t.Parallel()
 	bin := buildNsfd(t, "-X main.Version=up-old")
 	e, m, addr := upgradeEnv(t, bin)
