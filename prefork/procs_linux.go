@@ -116,15 +116,9 @@ func (b *Pump) startDirect(c Command) (*watch, *os.Process, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", os.DevNull, err)
 	}
-	var pipes [2][2]int
-	for i := range pipes {
-		if err := unix.Pipe2(pipes[i][:], unix.O_CLOEXEC); err != nil {
-			for _, pp := range pipes[:i] {
-				unix.Close(pp[0])
-				unix.Close(pp[1])
-			}
-			return nil, nil, fmt.Errorf("%s pipe: %w", streamNames[i], err)
-		}
+	pipes, err := outputPipes()
+	if err != nil {
+		return nil, nil, err
 	}
 	fds := make([]int, 0, 3+len(c.Files))
 	fds = append(fds, int(stdin.Fd()), pipes[0][1], pipes[1][1])
