@@ -14,11 +14,11 @@ var flagContainN = flag.Int("bench.contain-workers", 200, "workers started per s
 
 // BenchmarkContainment measures what containment costs per spawn: the same
 // daemon of N `sleep` workers, started by a master with its control groups
-// (one group per daemon and per worker, joined by the shim) and by one
+// (one group per daemon and per worker, joined by the forked child before its exec) and by one
 // without (NSFD_CGROUPS=off: subreaper and process groups only), the sides
 // alternating for -bench.rounds rounds. Per side: the time from the exec of
 // the master until all N run, and the CPU time of the master and the
-// workers (the shim's work is counted in the worker it became), divided by
+// workers (the forked child's work before its exec is counted in the worker), divided by
 // N. The ratio contained ÷ uncontained is the cost.
 func BenchmarkContainment(b *testing.B) {
 	sleep, err := exec.LookPath("sleep")
@@ -91,11 +91,11 @@ func recordContainment(n, rounds int, cw, uw, cc, uc time.Duration) {
 		note: "see § Containment"})
 	addSection(orderContain, "Containment", func(w io.Writer) {
 		fmt.Fprintf(w, "One daemon of %d `sleep` workers (`type = simple`), started by a master with its control groups "+
-			"(a group per daemon and one per worker, made by the master and joined by the shim before the exec; on this "+
+			"(a group per daemon and one per worker, made by the master and joined by the forked child before the exec; on this "+
 			"hybrid host in five hierarchies: cgroup2 and the v1 memory, pids, cpu and cpuacct) and by one with "+
 			"`NSFD_CGROUPS=off` (subreaper and process groups only), %d rounds each, the sides alternating. "+
-			"Wall: from the exec of the master until all run; CPU: the master's and the workers' (the shim's work is "+
-			"counted in the worker it became).\n\n", n, rounds)
+			"Wall: from the exec of the master until all run; CPU: the master's and the workers' (the forked child's "+
+			"work before its exec is counted in the worker).\n\n", n, rounds)
 		fmt.Fprintf(w, "| side | start → all running | a spawn | CPU a spawn |\n| --- | ---: | ---: | ---: |\n")
 		fmt.Fprintf(w, "| contained | %s | %s | %s |\n", fmtDur(cw), per(cw), per(cc))
 		fmt.Fprintf(w, "| uncontained | %s | %s | %s |\n\n", fmtDur(uw), per(uw), per(uc))

@@ -104,7 +104,7 @@ func recordOnDemand(n int, cold, warm []time.Duration) {
 			"`idle_timeout = %s`, `warm` with `min_servers = 1`. Each round, the sides alternating, one client connects, sends a line "+
 			"and reads the first byte of the echo. For `lazy` no worker runs at that moment (the round waits until idle_timeout has "+
 			"retired the last one): the connection waits in the kernel's backlog while the master, which watches the listening socket, "+
-			"starts a worker (the exec shim, then the worker itself), which accepts it. For `warm` an idle worker accepts at once. "+
+			"starts a worker (one fork and exec), which accepts it. For `warm` an idle worker accepts at once. "+
 			"%d rounds.\n\n", onDemandIdle, n)
 		fmt.Fprintf(wr, "| side | median | fastest | slowest |\n| --- | ---: | ---: | ---: |\n")
 		fmt.Fprintf(wr, "| on demand (no worker yet) | %s | %s | %s |\n", fmtDur(c), fmtDur(slices.Min(cold)), fmtDur(slices.Max(cold)))

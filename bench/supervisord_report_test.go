@@ -122,7 +122,7 @@ func recordSupervisord(c *svComparison) {
 	if !t.met {
 		t.note = "see § nsfd vs supervisord"
 		if n > 1 {
-			t.note = fmt.Sprintf("a process costs %s of CPU under nsfd, %s of it in the shim (the nsfd binary) before "+
+			t.note = fmt.Sprintf("a process costs %s of CPU under nsfd, %s of it in the worker between the fork and "+
 				"`sleep`, against %s under supervisord, whose first second is a poll timeout; see § nsfd vs supervisord",
 				fmtDur((ns.startupCPU+ns.childCPU)/time.Duration(n)), fmtDur(ns.childCPU/time.Duration(n)),
 				fmtDur((sv.startupCPU+sv.childCPU)/time.Duration(n)))
@@ -254,8 +254,8 @@ func writeSupervisord(w io.Writer, c *svComparison) {
 		svM, svW := sv.startupCPU/time.Duration(n), sv.childCPU/time.Duration(n)
 		fmt.Fprintf(w, "- **Start-up of %d**: %s against %s, %s; past supervisord's first second, a process every %s "+
 			"against every %s, on %d shared CPUs. A process costs %s of CPU under nsfd, %s in the master and %s in the "+
-			"worker before `sleep` runs (the shim is the nsfd binary, whose C constructor sets LISTEN_PID and execs "+
-			"before a Go runtime starts; its main thread only, a lower bound), and %s under supervisord, %s in supervisord and %s in its "+
+			"worker before `sleep` runs (the master's own forked child sets LISTEN_PID and execs `sleep`: one exec, no "+
+			"shim; its main thread only, a lower bound), and %s under supervisord, %s in supervisord and %s in its "+
 			"fork (Python closing every descriptor below `minfds`, then the exec).\n",
 			n, fmtDur(upNs), fmtDur(upSv), ratioText(upNs.Seconds(), upSv.Seconds()), fmtDur(perSpawn(c, sideNsfd)),
 			fmtDur(perSpawn(c, sideSv)), runtime.NumCPU(), fmtDur(nsM+nsW), fmtDur(nsM), fmtDur(nsW),
@@ -278,8 +278,8 @@ func writeSupervisord(w io.Writer, c *svComparison) {
 		"(`stdout_logfile = AUTO`, its default). `sleep` writes nothing, so what is compared is holding the pipes and files.")
 	fmt.Fprintln(w, "- **Listener.** nsfd requires one per daemon: `port = 127.0.0.1:0`, a socket the workers inherit and "+
 		"never use. supervisord's programs have none.")
-	fmt.Fprintln(w, "- **Running** means exec'd: a process counts once its `/proc/PID/comm` is `sleep`. nsfd's workers exec "+
-		"through its shim (`nsfd __nsfd_exec`) first; supervisord's forks run Python until they exec. `startsecs = 0` and "+
+	fmt.Fprintln(w, "- **Running** means exec'd: a process counts once its `/proc/PID/comm` is `sleep`. nsfd's master forks "+
+		"each worker and execs it once (`NSFD_SPAWN=shim` would go through `nsfd __nsfd_exec` first); supervisord's forks run Python until they exec. `startsecs = 0` and "+
 		"`start_seconds = 0`: neither master waits before calling a process started, and a killed process is never a "+
 		"failed start (no back-off) on either side.")
 	fmt.Fprintf(w, "- **minfds** = 4 × N + 256 when above its default of 1024 (%d here): what the benchmark gives nsfd's "+
