@@ -8,10 +8,12 @@
 // go from the kernel's accept queue straight to a worker: the master is never
 // on the data path.
 //
-// Workers are started through a re-exec of the master's own binary (the exec
-// shim, RunShim), which sets LISTEN_PID to its own pid and execs the command
-// in place, so the worker is a direct child of the master and sd_listen_fds
-// peers accept the hand-over:
+// On Linux (with cgo) the pump forks each worker itself and execs the
+// command once (Command.Direct, spawn_direct_linux.c): the child sets
+// LISTEN_PID to its own pid first. Elsewhere, and with NSFD_SPAWN=shim,
+// workers start through a re-exec of the master's own binary (the exec
+// shim, RunShim) that does the same. Either way the worker is a direct
+// child of the master and sd_listen_fds peers accept the hand-over:
 //
 //	fd 3..     the daemon's listeners        LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES
 //	           a datagram status socket      NOTIFY_SOCKET (READY=1, BUSY=1/0, REQUESTS=n, WATCHDOG=1, STATUS=, STOPPING=1)
@@ -65,11 +67,11 @@
 // has exited or its graceful_timeout has passed. With control groups
 // (OpenCgroups: cgroup2, or cgroup2 beside v1 controllers on hybrid hosts)
 // each daemon has a group with its Limits (Config.Cgroup) and each worker
-// one below it, joined by the shim before the exec and killed with
+// one below it, joined by the forked child before the exec and killed with
 // cgroup.kill; OOM kills are told from other SIGKILLs by the group's
 // counter, and GroupStats account for CPU, memory and processes. A worker
-// starts with fds 0–2 and its listeners only: the shim marks every other
-// fd close-on-exec. max_rss (Config.MaxRSS) replaces a worker whose memory
+// starts with fds 0–2 and its listeners only: the forked child closes (the
+// shim marks close-on-exec) every other fd. max_rss (Config.MaxRSS) replaces a worker whose memory
 // stays above it, as max_requests does.
 //
 // A worker's requests are counted from REQUESTS=n, the number it has begun,
