@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The keeper keeps the promise that a killed master leaves no worker where
@@ -28,13 +30,21 @@ import (
 //
 // A pipe's end is what every unix reports for every death, with no polling
 // and no pid to be reused; kqueue's NOTE_EXIT on the master's pid or
-// FreeBSD's procctl(PROC_PDEATHSIG_CTL) would tell no more. The window it
-// leaves: a worker forked in the instant before the master's death, whose
-// "+pid" was never written.
+// FreeBSD's procctl(PROC_PDEATHSIG_CTL) would tell no more.
+//
+// A worker forked in the instant before the master's death is not lost
+// either: the shim gets a copy of the lifeline's write end (its number in
+// keeperFDEnv) and writes its own "+pid" before it execs the program. Until
+// then its copy keeps the lifeline open, so the keeper cannot miss it; the
+// copy is closed at the exec, so the worker's program never holds it.
 
 // keeperEnv in its environment turns a program into the keeper: see
 // RunKeeperIfAsked.
 const keeperEnv = "NSFD_PREFORK_KEEPER"
+
+// keeperFDEnv in a shim's environment names the descriptor of its copy of
+// the lifeline's write end (see announceToKeeper).
+const keeperFDEnv = "NSFD_KEEPER_FD"
 
 // KeeperArg is the keeper's first argument: it does nothing (the
 // environment makes the keeper) but name the process in ps(1).
@@ -107,6 +117,10 @@ func startKeeper() (*keeper, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The lifeline's write end is in blocking mode (which Fd sets): it is
+	// copied to shims, as os/exec passes a file, and a line is one short
+	// write the keeper reads at once.
+	lw.Fd()
 	hr, hw, err := os.Pipe()
 	if err != nil {
 		lr.Close()
@@ -140,6 +154,45 @@ func startKeeper() (*keeper, error) {
 		return nil, fmt.Errorf("%s did not start as the keeper (does it call prefork.RunKeeperIfAsked first?): %w", exe, err)
 	}
 	return k, nil
+}
+
+// lifeline returns a copy of the lifeline's write end for a worker's shim
+// (see announceToKeeper), or nil once the lifeline is closed. The caller
+// closes it once the process has started.
+func (k *keeper) lifeline() *os.File {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.w == nil {
+		return nil
+	}
+	fd, err := unix.FcntlInt(k.w.Fd(), unix.F_DUPFD_CLOEXEC, 3) // blocking: Fd changes nothing
+	if err != nil {
+		return nil
+	}
+	return os.NewFile(uintptr(fd), "lifeline")
+}
+
+// announceToKeeper is the shim's part of the keeper's promise: if the
+// backend gave it the lifeline (keeperFDEnv), it writes its own "+pid" there
+// and marks the descriptor close-on-exec, before anything else it does, and
+// drops the variable from the environment the program gets. The master
+// writes the same line once the shim has started; the keeper keeps a set.
+func announceToKeeper() {
+	v, ok := os.LookupEnv(keeperFDEnv)
+	if !ok {
+		return
+	}
+	os.Unsetenv(keeperFDEnv)
+	fd, err := strconv.Atoi(v)
+	if err != nil || fd < 3 {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return
+	}
+	_, _ = unix.Write(fd, []byte("+"+strconv.Itoa(os.Getpid())+"\n"))
+	_, _ = unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC)
 }
 
 // add tells the keeper of a worker's process group.

@@ -51,6 +51,7 @@ func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*os.Process,
 	}
 	proc, err := c.Procs.Start(ctx, Command{
 		Argv:   argv,
+		Shim:   true,
 		Env:    env,
 		Files:  files,
 		Output: c.Output,

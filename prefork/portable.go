@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -36,6 +37,10 @@ type Portable struct {
 	mu     sync.Mutex
 	procs  map[*portableProc]struct{}
 	closed bool
+
+	// started, if set, is called with each process Start started, before
+	// the keeper is told of it (a test stands in a master dying there).
+	started func(pid int)
 }
 
 var _ Procs = (*Portable)(nil)
@@ -113,6 +118,13 @@ func (b *Portable) Start(ctx context.Context, c Command) (*os.Process, error) {
 	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
 	cmd.Env = c.Env
 	cmd.ExtraFiles = c.Files
+	// The shim tells the keeper of itself before it runs anything (see
+	// announceToKeeper): no worker escapes a master that dies as it forks.
+	if l := b.lifeline(c); l != nil {
+		defer l.Close()
+		cmd.ExtraFiles = append(c.Files[:len(c.Files):len(c.Files)], l)
+		cmd.Env = append(c.Env[:len(c.Env):len(c.Env)], keeperFDEnv+"="+strconv.Itoa(3+len(c.Files)))
+	}
 	cmd.Stdin = workerStdin()
 	cmd.Stdout, cmd.Stderr = ws[0], ws[1]
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -146,6 +158,9 @@ func (b *Portable) Start(ctx context.Context, c Command) (*os.Process, error) {
 	}
 	b.procs[p] = struct{}{}
 	b.mu.Unlock()
+	if b.started != nil {
+		b.started(proc.Pid)
+	}
 	b.keeper.add(proc.Pid)
 	if c.Output != nil {
 		for i, name := range portableStreams {
@@ -164,6 +179,15 @@ func (b *Portable) Start(ctx context.Context, c Command) (*os.Process, error) {
 		return nil, fmt.Errorf("watch worker %d: %w", proc.Pid, err)
 	}
 	return proc, nil
+}
+
+// lifeline is a copy of the keeper's lifeline for c's shim, or nil when c
+// runs no shim: any other program would keep the lifeline open for life.
+func (b *Portable) lifeline(c Command) *os.File {
+	if !c.Shim {
+		return nil
+	}
+	return b.keeper.lifeline()
 }
 
 // abort ends a process Start could not watch, and closes its pipes.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strconv"
@@ -37,6 +38,28 @@ func init() {
 		fmt.Println(proc.Pid)
 		select {}
 	}
+	// portable-master-dies-forking starts a worker through the shim and
+	// prints its pid, then hangs before it tells the keeper: a master
+	// killed there has forked a worker the keeper only knows of from the
+	// shim itself.
+	testHelpers["portable-master-dies-forking"] = func() {
+		b, err := OpenPortable()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		b.started = func(pid int) {
+			fmt.Println(pid)
+			select {}
+		}
+		exe, _ := os.Executable()
+		_, err = b.Start(context.Background(), Command{
+			Argv: []string{exe, ShimArg, "--", exe}, Shim: true, Env: append(os.Environ(), "NSFD_TEST_HELPER=pool-silent"),
+			Exited: func(*os.Process) {}, Owner: "master",
+		})
+		fmt.Fprintln(os.Stderr, "Start returned:", err)
+		os.Exit(1)
+	}
 }
 
 // TestPortableKeepsTheProcsContract: the portable backend does what a pool
@@ -54,12 +77,27 @@ func TestPortableKeepsTheProcsContract(t *testing.T) {
 // keeper kills the workers of a master killed with SIGKILL.
 func TestPortableKilledMasterLeavesNoWorker(t *testing.T) {
 	t.Parallel()
+	killMasterOfOneWorker(t, "portable-master")
+}
+
+// TestPortableMasterKilledAsItForksLeavesNoWorker: a master killed after it
+// forked a worker but before it told the keeper leaves no worker either:
+// the shim told the keeper itself.
+func TestPortableMasterKilledAsItForksLeavesNoWorker(t *testing.T) {
+	t.Parallel()
+	killMasterOfOneWorker(t, "portable-master-dies-forking")
+}
+
+// killMasterOfOneWorker starts the test helper master, reads the pid of its
+// worker, kills the master with SIGKILL and waits for the worker to die.
+func killMasterOfOneWorker(t *testing.T, helper string) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	master := exec.Command(exe)
-	master.Env = append(os.Environ(), "NSFD_TEST_HELPER=portable-master", "GORACE=atexit_sleep_ms=0")
+	master.Env = append(os.Environ(), "NSFD_TEST_HELPER="+helper, "GORACE=atexit_sleep_ms=0")
 	out, err := master.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -130,5 +168,40 @@ func TestOpenBackendFollowsTheEnvironment(t *testing.T) {
 	t.Setenv(EnvProcessBackend, "kqueue")
 	if _, _, err := OpenBackend(""); err == nil || !strings.Contains(err.Error(), `NSFD_PROCESS_BACKEND="kqueue": unknown process backend`) {
 		t.Errorf("NSFD_PROCESS_BACKEND=kqueue: %v", err)
+	}
+}
+
+// TestShimTellsTheKeeperOfItself: given the lifeline (NSFD_KEEPER_FD), the
+// shim writes its own "+pid" there before it execs the program, which gets
+// neither the descriptor nor the variable.
+func TestShimTellsTheKeeperOfItself(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(exe, ShimArg, "--", "/bin/sh", "-c",
+		`echo "${NSFD_KEEPER_FD-unset}"; if [ -e /dev/fd/3 ]; then echo open; else echo closed; fi`)
+	cmd.Env = append(os.Environ(), keeperFDEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w}
+	out, err := cmd.Output()
+	w.Close()
+	if err != nil {
+		t.Fatalf("shim: %v", err)
+	}
+	if got := string(out); got != "unset\nclosed\n" {
+		t.Errorf("the program saw %q, want neither the variable nor fd 3", got)
+	}
+	line, err := io.ReadAll(r) // EOF: the program's exec closed the shim's copy
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "+" + strconv.Itoa(cmd.Process.Pid) + "\n"; string(line) != want {
+		t.Errorf("the lifeline got %q, want %q", line, want)
 	}
 }

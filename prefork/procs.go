@@ -41,6 +41,9 @@ type Command struct {
 	// Argv is the program and its arguments; Argv[0] is a path, run as it
 	// is (the exec shim).
 	Argv []string
+	// Shim says Argv runs the exec shim (RunShim), which a backend may
+	// hand what only the shim takes (the portable backend's lifeline).
+	Shim bool
 	// Env is the process's whole environment, KEY=VALUE.
 	Env []string
 	// Files become fds 3, 4, … in the process: the daemon's listeners.

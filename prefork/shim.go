@@ -80,6 +80,7 @@ func (o ExecOptions) shimArgs() []string {
 // RunShim is the exec shim's main: args are the arguments after ShimArg. It
 // only returns on error; the caller prints it and exits 127.
 func RunShim(args []string) error {
+	announceToKeeper()
 	fs := flag.NewFlagSet("nsfd "+ShimArg, flag.ContinueOnError)
 	var (
 		cwd     = fs.String("cwd", "", "")

@@ -476,14 +476,23 @@ func TestKilledMasterLeavesNoWorker(t *testing.T) {
 	pids := m.workers("")
 	m.cmd.Process.Kill()
 	<-m.exited
-	waitFor(t, "workers to die with the master", 5*time.Second, func() bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var left []string
 		for _, pid := range pids {
 			if alive(pid) {
-				return false
+				b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+				left = append(left, strings.TrimSpace(string(b)))
 			}
 		}
-		return true
-	})
+		if len(left) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5s after the master's SIGKILL, workers still run:\n%s\ncentral log:\n%s", strings.Join(left, "\n"), e.log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func TestCheckReportsBrokenConfigs(t *testing.T) {
