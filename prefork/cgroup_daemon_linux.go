@@ -203,6 +203,14 @@ func (w *workerCgroup) procPath() string {
 	return filepath.Join(w.d.c.v2rel, w.rel)
 }
 
+// v2Dir is the worker's group in the cgroup2 hierarchy; "" if none.
+func (w *workerCgroup) v2Dir() string {
+	if w.d.c.v2 == "" {
+		return ""
+	}
+	return filepath.Join(w.d.c.v2, w.rel)
+}
+
 // procsFiles are the files the shim writes its pid to, to join the group.
 func (w *workerCgroup) procsFiles() []string {
 	var out []string

@@ -23,9 +23,11 @@ import (
 // and accounting go there. On a hybrid host (cgroup2 mounted without
 // controllers, cgroup v1 memory, pids, cpu and cpuacct hierarchies beside
 // it) the cgroup2 group gives membership, cgroup.kill and cgroup.events, and
-// the same tree is made in each v1 hierarchy for the limits. A worker joins
-// its group in every hierarchy from the exec shim, before it execs the
-// command (the shim's -cgroup flags): nothing it starts can be outside.
+// the same tree is made in each v1 hierarchy for the limits. A worker is
+// in its group in every hierarchy before it execs the command, so nothing
+// it starts can be outside: the direct spawn clones it into its cgroup2
+// group (CLONE_INTO_CGROUP: no migration) and it writes its pid to the v1
+// groups' cgroup.procs; the exec shim writes every one (its -cgroup flags).
 //
 // The file operations are written here rather than taken from
 // containerd/cgroups: it drives v1 or v2 but not the hybrid mix this needs

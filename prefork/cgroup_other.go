@@ -50,6 +50,7 @@ type workerCgroup struct{}
 
 func (d *DaemonCgroup) newWorker() (*workerCgroup, error) { return &workerCgroup{}, nil }
 func (w *workerCgroup) procsFiles() []string              { return nil }
+func (w *workerCgroup) v2Dir() string                     { return "" }
 func (w *workerCgroup) kill()                             {}
 func (w *workerCgroup) stats() GroupStats                 { return GroupStats{} }
 func (w *workerCgroup) remove()                           {}

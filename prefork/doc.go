@@ -67,7 +67,9 @@
 // has exited or its graceful_timeout has passed. With control groups
 // (OpenCgroups: cgroup2, or cgroup2 beside v1 controllers on hybrid hosts)
 // each daemon has a group with its Limits (Config.Cgroup) and each worker
-// one below it, joined by the forked child before the exec and killed with
+// one below it, which the direct spawn clones the child straight into
+// (CLONE_INTO_CGROUP, x86-64; the child joins the v1 groups of a hybrid
+// host, and every group elsewhere, before the exec) and killed with
 // cgroup.kill; OOM kills are told from other SIGKILLs by the group's
 // counter, and GroupStats account for CPU, memory and processes. A worker
 // starts with fds 0–2 and its listeners only: the forked child closes (the

@@ -32,6 +32,7 @@ func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*os.Process,
 			argv = append(argv, "-cgroup", f)
 		}
 		direct.Cgroups = cg.procsFiles()
+		direct.IntoCgroup = cg.v2Dir()
 		p.spawnedCg = cg
 	}
 	argv = append(argv, "--")

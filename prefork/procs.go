@@ -71,7 +71,11 @@ type DirectExec struct {
 	Command []string    // the program and its arguments, found in Env's PATH
 	Exec    ExecOptions // its process settings
 	Cgroups []string    // control files it joins (writes its pid to) before anything else
-	PPID    int         // the master's pid: the child does not outlive it
+	// IntoCgroup is the cgroup2 directory whose cgroup.procs is in Cgroups,
+	// for a backend that can clone the child straight into it
+	// (CLONE_INTO_CGROUP); "" if none.
+	IntoCgroup string
+	PPID       int // the master's pid: the child does not outlive it
 }
 
 // TreeKiller is what a process backend may offer beyond Procs: ending

@@ -120,6 +120,9 @@ static int child(void *arg) {
 	// Join the worker's control groups first, while still root: whatever
 	// the program starts is born in them.
 	for (int i = 0; i < s->ncgroups; i++) {
+		if (s->placed && i == s->cgroup_skip) {
+			continue; // born there
+		}
 		int fd = open(s->cgroups[i], O_WRONLY | O_CLOEXEC);
 		if (fd < 0) {
 			fail(s, NSFD_STEP_CGROUP, i);
@@ -214,6 +217,88 @@ static int child(void *arg) {
 	return 127;
 }
 
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
+#ifndef SYS_clone3
+#define SYS_clone3 435
+#endif
+
+// clone_args of clone3(2), as of Linux 5.7 (CLONE_INTO_CGROUP).
+struct nsfd_clone_args {
+	uint64_t flags;
+	uint64_t pidfd;
+	uint64_t child_tid;
+	uint64_t parent_tid;
+	uint64_t exit_signal;
+	uint64_t stack;
+	uint64_t stack_size;
+	uint64_t tls;
+	uint64_t set_tid;
+	uint64_t set_tid_size;
+	uint64_t cgroup;
+};
+
+#if defined(__x86_64__)
+// clone3_run is clone(2)'s fn-and-stack form for clone3, which glibc does
+// not export: the child starts on the stack the arguments give, with fn and
+// arg in callee-saved registers (the kernel copies every register), calls
+// fn(arg) and exits with what it returns. The parent gets the pid or
+// -errno.
+static long clone3_run(struct nsfd_clone_args *ca, int (*fn)(void *), void *arg) {
+	register long rax __asm__("rax") = SYS_clone3;
+	register long rdi __asm__("rdi") = (long)ca;
+	register long rsi __asm__("rsi") = (long)sizeof *ca;
+	register long r12 __asm__("r12") = (long)fn;
+	register long r13 __asm__("r13") = (long)arg;
+	__asm__ volatile(
+		"syscall\n\t"
+		"test %%rax, %%rax\n\t"
+		"jnz 1f\n\t"
+		"xor %%ebp, %%ebp\n\t"
+		"and $-16, %%rsp\n\t"
+		"mov %%r13, %%rdi\n\t"
+		"call *%%r12\n\t"
+		"mov %%eax, %%edi\n\t"
+		"mov $60, %%eax\n\t"
+		"syscall\n\t"
+		"hlt\n\t"
+		"1:\n\t"
+		: "+r"(rax)
+		: "r"(rdi), "r"(rsi), "r"(r12), "r"(r13)
+		: "rcx", "r11", "memory");
+	return rax;
+}
+#define HAVE_CLONE3_RUN 1
+#endif
+
+// spawn_into_cgroup clones the child straight into s->cgroup_fd; -1 (and
+// nothing started) where that cannot be done here: no clone3 wrapper for
+// this architecture, a kernel before 5.7, or a group the kernel refuses.
+static pid_t spawn_into_cgroup(struct nsfd_spawn *s, void *stack, int *pidfd) {
+#ifdef HAVE_CLONE3_RUN
+	struct nsfd_clone_args ca;
+	memset(&ca, 0, sizeof ca);
+	ca.flags = CLONE_VM | CLONE_VFORK | CLONE_FILES | CLONE_PIDFD | CLONE_INTO_CGROUP;
+	ca.pidfd = (uint64_t)(uintptr_t)pidfd;
+	ca.exit_signal = SIGCHLD;
+	ca.stack = (uint64_t)(uintptr_t)stack;
+	ca.stack_size = CHILD_STACK;
+	ca.cgroup = (uint64_t)s->cgroup_fd;
+	s->placed = 1;
+	long pid = clone3_run(&ca, child, s);
+	if (pid > 0) {
+		return (pid_t)pid;
+	}
+	s->placed = 0;
+#else
+	(void)s;
+	(void)stack;
+	(void)pidfd;
+#endif
+	return -1;
+}
+
 pid_t nsfd_spawn(struct nsfd_spawn *s) {
 	s->pidfd = -1;
 	s->err = 0;
@@ -227,7 +312,15 @@ pid_t nsfd_spawn(struct nsfd_spawn *s) {
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int flags = CLONE_VM | CLONE_VFORK | CLONE_FILES | SIGCHLD;
 	int pidfd = -1;
-	pid_t pid = clone(child, (char *)stack + CHILD_STACK, flags | CLONE_PIDFD, s, &pidfd);
+	s->placed = 0;
+	pid_t pid = -1;
+	if (s->cgroup_fd >= 0) {
+		pid = spawn_into_cgroup(s, stack, &pidfd);
+	}
+	if (pid < 0) {
+		pidfd = -1;
+		pid = clone(child, (char *)stack + CHILD_STACK, flags | CLONE_PIDFD, s, &pidfd);
+	}
 	if (pid < 0 && errno == EINVAL) { // a kernel before 5.2
 		pidfd = -1;
 		pid = clone(child, (char *)stack + CHILD_STACK, flags, s);

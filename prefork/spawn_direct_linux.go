@@ -11,15 +11,23 @@ import "C"
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	proto "github.com/nsfd/nsfd/worker"
 )
 
 // haveDirectSpawn: this build forks workers itself (spawn_direct_linux.c).
 const haveDirectSpawn = true
+
+// clonedIntoCgroup counts the children cloned straight into their cgroup2
+// group (CLONE_INTO_CGROUP), for the tests.
+var clonedIntoCgroup atomic.Int64
 
 // cAlloc holds the C memory of one spawn request, freed at once after it.
 type cAlloc struct{ ptrs []unsafe.Pointer }
@@ -91,6 +99,18 @@ func spawnDirect(d *DirectExec, env []string, fds []int) (pid, pidfd int, childE
 		s.max_fd = max(s.max_fd, C.int(fd))
 	}
 	s.cgroups, s.ncgroups = a.strs(d.Cgroups), C.int(len(d.Cgroups))
+	s.cgroup_fd, s.cgroup_skip = -1, -1
+	if d.IntoCgroup != "" {
+		// Born in its cgroup2 group (CLONE_INTO_CGROUP) rather than moved
+		// there by the child: no migration. The child still writes the
+		// group's cgroup.procs where the clone cannot place it.
+		if i := slices.Index(d.Cgroups, filepath.Join(d.IntoCgroup, "cgroup.procs")); i >= 0 {
+			if fd, err := unix.Open(d.IntoCgroup, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0); err == nil {
+				defer unix.Close(fd)
+				s.cgroup_fd, s.cgroup_skip = C.int(fd), C.int(i)
+			}
+		}
+	}
 	o := d.Exec
 	if n := len(o.Rlimits); n > 0 {
 		res := (*[64]C.int)(a.mem(uintptr(n) * C.sizeof_int))[:n:n]
@@ -131,6 +151,9 @@ func spawnDirect(d *DirectExec, env []string, fds []int) (pid, pidfd int, childE
 		return 0, -1, nil, fmt.Errorf("clone: %w", syscall.Errno(-r))
 	}
 	pid, pidfd = int(r), int(s.pidfd)
+	if s.placed != 0 {
+		clonedIntoCgroup.Add(1)
+	}
 	if s.step != C.NSFD_STEP_NONE {
 		childErr = stepError(s, d, paths)
 	}

@@ -34,6 +34,9 @@ struct nsfd_spawn {
 	int max_fd;          // the highest fd in fds: the child's copy of the table stops there
 	char **cgroups;      // control files the child writes its pid to, before anything else
 	int ncgroups;
+	int cgroup_fd;       // a cgroup2 directory to clone the child into (CLONE_INTO_CGROUP), -1: none
+	int cgroup_skip;     // index in cgroups of that directory's cgroup.procs, -1: none
+	int placed;          // set by nsfd_spawn: the child was born in cgroup_fd, it skips cgroup_skip
 	int *rlimit_res;
 	uint64_t *rlimit_val;
 	int nrlimits;

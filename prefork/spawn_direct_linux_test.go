@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -136,4 +137,71 @@ func TestDirectSpawnReportsAFailedStepAsTheShim(t *testing.T) {
 			t.Errorf("%v %+v: exit %d, stdout %q, stderr %q; want 127 and %q", c.argv, c.o, code, out, errOut, c.want)
 		}
 	}
+}
+
+// TestDirectSpawnIsBornInItsCgroup: given its cgroup2 group, a directly
+// spawned worker is cloned into it (CLONE_INTO_CGROUP), not moved there.
+func TestDirectSpawnIsBornInItsCgroup(t *testing.T) {
+	if !directSpawn {
+		t.Skip("direct spawn off (NSFD_SPAWN=shim)")
+	}
+	mnt := cgroup2Mount()
+	if mnt == "" || os.Getuid() != 0 {
+		t.Skip("needs root and a cgroup2 hierarchy")
+	}
+	name := "nsfd-clone-test-" + strconv.Itoa(os.Getpid())
+	dir := filepath.Join(mnt, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Skipf("cannot make a cgroup2 group: %v", err)
+	}
+	defer func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for os.Remove(dir) != nil && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond) // the exited child leaves the group as it is reaped
+		}
+	}()
+	p, err := OpenPump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	s := newStreams()
+	before := clonedIntoCgroup.Load()
+	proc, err := p.Start(context.Background(), Command{
+		Argv: []string{"/bin/false"}, Env: os.Environ(),
+		Direct: &DirectExec{Command: []string{"cat", "/proc/self/cgroup"}, Exec: ExecOptions{Umask: -1, UID: -1, GID: -1},
+			PPID: os.Getpid(), Cgroups: []string{filepath.Join(dir, "cgroup.procs")}, IntoCgroup: dir},
+		Output: s.output, Exited: s.onExit, Owner: t,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Drop(t)
+	select {
+	case exited := <-s.exited:
+		_, _ = exited.Wait()
+	case <-time.After(30 * time.Second):
+		t.Fatal("no exit reported")
+	}
+	if out := s.get(proc.Pid, "stdout"); !strings.Contains(out, "0::/"+name+"\n") {
+		t.Errorf("the worker's groups:\n%s\nwant 0::/%s (stderr %q)", out, name, s.get(proc.Pid, "stderr"))
+	}
+	if n := clonedIntoCgroup.Load() - before; n != 1 {
+		t.Errorf("%d children cloned into their group, want 1 (moved there instead)", n)
+	}
+}
+
+// cgroup2Mount is where the cgroup2 hierarchy is mounted; "" if nowhere.
+func cgroup2Mount() string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if f := strings.Fields(pre); ok && strings.HasPrefix(post, "cgroup2 ") && len(f) > 4 && f[3] == "/" {
+			return f[4]
+		}
+	}
+	return ""
 }
