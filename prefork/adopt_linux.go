@@ -2,7 +2,6 @@ package prefork
 
 import (
 	"fmt"
-	"os"
 	"slices"
 
 	"golang.org/x/sys/unix"
@@ -65,19 +64,13 @@ func (p *pump) export() []*watch {
 }
 
 // Adopt watches a worker of an earlier master in this process (see Handover).
-func (b *Pump) Adopt(c Command, pid int, pipes WorkerPipes) (*os.Process, error) {
+func (b *Pump) Adopt(c Command, pid int, pipes WorkerPipes) (*Process, error) {
 	b.trackInherited(pid) // the orphan reaper leaves it to its pool
 	pidfd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		pidfd = -1 // waited for by a thread instead
 	}
-	proc, err := os.FindProcess(pid)
-	if err != nil {
-		if pidfd >= 0 {
-			unix.Close(pidfd)
-		}
-		return nil, fmt.Errorf("adopt worker %d: %w", pid, err)
-	}
+	proc := newProcess(pid)
 	w := &watch{pid: pid, fds: [3]int{pipes.Stdout, pipes.Stderr, pidfd}, owner: c.Owner}
 	for _, fd := range w.fds[:2] {
 		if fd >= 0 {

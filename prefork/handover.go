@@ -1,7 +1,6 @@
 package prefork
 
 import (
-	"os"
 	"time"
 )
 
@@ -17,7 +16,7 @@ type Handover interface {
 	Export() (map[int]WorkerPipes, func())
 	// Adopt watches a worker started by an earlier master in this
 	// process, its pipes inherited: as Start, without starting it.
-	Adopt(c Command, pid int, pipes WorkerPipes) (*os.Process, error)
+	Adopt(c Command, pid int, pipes WorkerPipes) (*Process, error)
 }
 
 // WorkerPipes are the read ends of a worker's stdout and stderr; -1: closed.

@@ -188,9 +188,9 @@ type Pool struct {
 // tests replace it to drive the pool's logic without processes or sleeps.
 type poolSys struct {
 	now       func() time.Time
-	start     func(ctx context.Context, p *Pool, slot, maxReq int) (*os.Process, error) // start a worker on Config.Procs
-	signal    func(proc *os.Process, sig os.Signal) error                               // to the worker itself
-	killGroup func(pid int) error                                                       // SIGKILL to the worker's process group (its tree, on a TreeKiller)
+	start     func(ctx context.Context, p *Pool, slot, maxReq int) (*Process, error) // start a worker on Config.Procs
+	signal    func(proc *Process, sig os.Signal) error                               // to the worker itself
+	killGroup func(pid int) error                                                    // SIGKILL to the worker's process group (its tree, on a TreeKiller)
 	// rss, if set, returns a worker's resident memory in bytes (for max_rss).
 	rss func(pid int) (int64, error)
 	// procUsage, if set, returns what a worker alone uses, for status
@@ -204,10 +204,10 @@ type poolSys struct {
 // realSys is the real clock, the process backend and kill(2).
 var realSys = poolSys{
 	now: time.Now,
-	start: func(ctx context.Context, p *Pool, slot, maxReq int) (*os.Process, error) {
+	start: func(ctx context.Context, p *Pool, slot, maxReq int) (*Process, error) {
 		return p.startProcess(ctx, slot, maxReq)
 	},
-	signal:    func(proc *os.Process, sig os.Signal) error { return proc.Signal(sig) },
+	signal:    func(proc *Process, sig os.Signal) error { return proc.Signal(sig) },
 	killGroup: killGroup,
 	rss:       residentBytes,
 	procUsage: procUsage,

@@ -97,7 +97,7 @@ func AdoptPool(cfg Config, h PoolHandover) (*Pool, error) {
 	for _, wh := range h.Workers {
 		proc, err := hv.Adopt(Command{
 			Output: cfg.Output,
-			Exited: func(proc *os.Process) { p.workerExited(exitEvent{pid: proc.Pid, proc: proc}) },
+			Exited: func(proc *Process) { p.workerExited(exitEvent{pid: proc.Pid, proc: proc}) },
 			Owner:  p,
 		}, wh.PID, wh.Pipes)
 		if err != nil {

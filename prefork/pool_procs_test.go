@@ -3,7 +3,6 @@ package prefork
 import (
 	"context"
 	"io"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -19,7 +18,7 @@ import (
 type fakeProcs struct {
 	mu      sync.Mutex
 	cmds    []Command
-	procs   []*os.Process
+	procs   []*Process
 	drops   []any
 	started chan int // the index of each command started
 }
@@ -30,10 +29,10 @@ var _ Procs = (*fakeProcs)(nil)
 // pool sends to a fake worker reaches nobody.
 const fakePidBase = 1 << 23
 
-func (f *fakeProcs) Start(ctx context.Context, c Command) (*os.Process, error) {
+func (f *fakeProcs) Start(ctx context.Context, c Command) (*Process, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	proc := &os.Process{Pid: fakePidBase + len(f.procs)}
+	proc := newProcess(fakePidBase + len(f.procs))
 	f.cmds, f.procs = append(f.cmds, c), append(f.procs, proc)
 	f.started <- len(f.cmds) - 1
 	return proc, nil

@@ -16,7 +16,7 @@ import (
 // to Config.Output, and the backend tells the pool once the worker has
 // exited (workerExited). maxReq is the worker's own max_requests limit (0:
 // unlimited).
-func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*os.Process, error) {
+func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*Process, error) {
 	c := &p.cfg
 	argv := append([]string{}, c.Shim...)
 	argv = append(argv, "-ppid", strconv.Itoa(os.Getpid()))
@@ -56,7 +56,7 @@ func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*os.Process,
 		Env:    env,
 		Files:  files,
 		Output: c.Output,
-		Exited: func(proc *os.Process) { p.workerExited(exitEvent{pid: proc.Pid, proc: proc}) },
+		Exited: func(proc *Process) { p.workerExited(exitEvent{pid: proc.Pid, proc: proc}) },
 		Owner:  p,
 		Direct: direct,
 	})

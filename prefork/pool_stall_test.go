@@ -72,11 +72,11 @@ func newClockPool(t *testing.T, mod func(*Config)) *clockPool {
 	p.notes = cp.notes
 	p.sys = poolSys{
 		now: func() time.Time { return cp.clock },
-		start: func(context.Context, *Pool, int, int) (*os.Process, error) {
+		start: func(context.Context, *Pool, int, int) (*Process, error) {
 			cp.spawned++
-			return &os.Process{Pid: 900 + cp.spawned}, nil // a handle only: nothing is signalled through it
+			return newProcess(900 + cp.spawned), nil // a handle only: nothing is signalled through it
 		},
-		signal:    func(*os.Process, os.Signal) error { return nil },
+		signal:    func(*Process, os.Signal) error { return nil },
 		killGroup: func(pid int) error { cp.killed = append(cp.killed, pid); return nil },
 	}
 	cp.Pool = p
@@ -212,10 +212,7 @@ func TestPoolReadsAnExitedWorkersLastNotesFirst(t *testing.T) {
 	cp.at(0)
 	cp.clock = cp.t0.Add(5 * time.Second)
 	cp.notes.inKernel = []note{{pid: 101, msg: Message{Stopping: true, Busy: -1}}}
-	self, err := os.FindProcess(os.Getpid()) // reaping it fails at once: the exit has no status
-	if err != nil {
-		t.Fatal(err)
-	}
+	self := newProcess(os.Getpid()) // reaping it fails at once: the exit has no status
 	cp.workerExited(exitEvent{pid: 101, proc: self})
 	cp.exitsArrived()
 	if len(exits) != 1 || exits[0].Cause != CauseExited || cp.restarts != 0 {

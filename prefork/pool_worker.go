@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"time"
 
@@ -30,7 +29,7 @@ type worker struct {
 	killAt     time.Time
 	killed     bool
 	status     string
-	proc       *os.Process
+	proc       *Process
 	stopSignal bool
 	cg         *workerCgroup // its control group; nil: none
 	rssStrikes int           // max_rss checks in a row it was above the limit
@@ -42,7 +41,7 @@ type worker struct {
 // signal can reach a stranger.
 type exitEvent struct {
 	pid  int
-	proc *os.Process
+	proc *Process
 }
 
 func (p *Pool) freeSlot() int {
@@ -244,7 +243,7 @@ func (p *Pool) handleExit(ex exitEvent, now time.Time) {
 		// until then its pid, and so its process group's id, is its own.
 		_ = p.sys.leftovers(ex.pid)
 	}
-	st, _ := ex.proc.Wait() // reap: the process has exited, so this does not block
+	ws, werr := ex.proc.Wait() // reap: the process has exited, so this does not block
 	if p.nsock != nil {
 		p.nsock.release(ex.pid) // its notes are read (exitsArrived)
 	}
@@ -258,7 +257,7 @@ func (p *Pool) handleExit(ex exitEvent, now time.Time) {
 		w.cg.remove()
 	}
 	delete(p.workers, ex.pid)
-	code, sig := exitInfo(st)
+	code, sig := exitInfo(ws, werr)
 	if oom && sig == "killed" {
 		p.oomKills++
 		p.cfg.Logger.Error("worker killed by the kernel's OOM killer: memory_max "+formatBytes(p.cfg.Cgroup.Limits().MemoryMax),

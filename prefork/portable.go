@@ -100,7 +100,7 @@ var portableBuf = sync.Pool{New: func() any { b := make([]byte, portableBufSize)
 
 // Start starts c's process, its two readers and the watch of its exit, and
 // tells the keeper of its process group.
-func (b *Portable) Start(ctx context.Context, c Command) (*os.Process, error) {
+func (b *Portable) Start(ctx context.Context, c Command) (*Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -141,7 +141,7 @@ func (b *Portable) Start(ctx context.Context, c Command) (*os.Process, error) {
 		rs[1].Close()
 		return nil, err
 	}
-	proc := cmd.Process
+	proc := fromOS(cmd.Process)
 	p := &portableProc{b: b, owner: c.Owner, pid: proc.Pid, exited: func() { c.Exited(proc) }, stop: make(chan struct{})}
 	for i := range rs {
 		s := &portableStream{f: rs[i], done: make(chan struct{})}
@@ -191,7 +191,7 @@ func (b *Portable) lifeline(c Command) *os.File {
 }
 
 // abort ends a process Start could not watch, and closes its pipes.
-func (b *Portable) abort(proc *os.Process, rs [2]*os.File, err error) error {
+func (b *Portable) abort(proc *Process, rs [2]*os.File, err error) error {
 	rs[0].Close()
 	rs[1].Close()
 	_ = killGroup(proc.Pid)

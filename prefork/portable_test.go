@@ -29,7 +29,7 @@ func init() {
 		exe, _ := os.Executable()
 		proc, err := b.Start(context.Background(), Command{
 			Argv: []string{exe}, Env: append(os.Environ(), "NSFD_TEST_HELPER=pool-silent"),
-			Exited: func(*os.Process) {}, Owner: "master",
+			Exited: func(*Process) {}, Owner: "master",
 		})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -55,7 +55,7 @@ func init() {
 		exe, _ := os.Executable()
 		_, err = b.Start(context.Background(), Command{
 			Argv: []string{exe, ShimArg, "--", exe}, Shim: true, Env: append(os.Environ(), "NSFD_TEST_HELPER=pool-silent"),
-			Exited: func(*os.Process) {}, Owner: "master",
+			Exited: func(*Process) {}, Owner: "master",
 		})
 		fmt.Fprintln(os.Stderr, "Start returned:", err)
 		os.Exit(1)

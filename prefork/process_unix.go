@@ -37,15 +37,16 @@ func killGroup(pid int) error {
 	return nil
 }
 
-// exitInfo returns the exit code (-1 if signalled) and the signal name.
-func exitInfo(st *os.ProcessState) (int, string) {
-	if st == nil {
+// exitInfo returns the exit code (-1 if signalled or unknown: err, the
+// wait's error) and the signal name.
+func exitInfo(ws syscall.WaitStatus, err error) (int, string) {
+	switch {
+	case err != nil:
 		return -1, ""
-	}
-	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	case ws.Signaled():
 		return -1, ws.Signal().String()
 	}
-	return st.ExitCode(), ""
+	return ws.ExitStatus(), ""
 }
 
 func describeExit(code int, sig string) string {

@@ -17,7 +17,7 @@ import (
 //     beyond 0–2; its stdout and stderr are pipes the backend reads;
 //   - it leads a process group of its own (the pool signals the group to
 //     end what the worker forked), and it dies with the master;
-//   - it is not reaped: the pool reaps it with (*os.Process).Wait once
+//   - it is not reaped: the pool reaps it with (*Process).Wait once
 //     Exited was called, so its pid cannot be reused before the pool has
 //     forgotten it;
 //   - Exited is called once per process, after everything the process
@@ -27,7 +27,7 @@ type Procs interface {
 	// Start starts c's process and watches it until it has exited and its
 	// pipes are closed. It returns once the process runs (or failed to
 	// start, and then nothing of c is left open or called).
-	Start(ctx context.Context, c Command) (*os.Process, error)
+	Start(ctx context.Context, c Command) (*Process, error)
 	// Drop closes what is left of the watches of owner's processes (pipes
 	// that a worker's children still hold, processes not yet reported),
 	// after reading what is in those pipes now; their exits are not
@@ -54,7 +54,7 @@ type Command struct {
 	// Exited is called once the process has exited and its output up to
 	// then is written, with the process to reap. It is called from the
 	// backend's goroutine and must not block.
-	Exited func(*os.Process)
+	Exited func(*Process)
 	// Owner is whom the process belongs to, for Drop: the pool.
 	Owner any
 	// Direct, when set, is the same worker for a backend that forks and

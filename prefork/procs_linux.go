@@ -55,13 +55,13 @@ func OpenPump() (*Pump, error) {
 }
 
 // Start starts c's process and hands its pipes and pidfd to the pump.
-func (b *Pump) Start(ctx context.Context, c Command) (*os.Process, error) {
+func (b *Pump) Start(ctx context.Context, c Command) (*Process, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var (
 		w    *watch
-		proc *os.Process
+		proc *Process
 		err  error
 	)
 	if c.Direct != nil && directSpawn {
@@ -89,7 +89,7 @@ func (b *Pump) Start(ctx context.Context, c Command) (*os.Process, error) {
 }
 
 // startShim starts c.Argv, the exec shim's command line, with os/exec.
-func (b *Pump) startShim(c Command) (*watch, *os.Process, error) {
+func (b *Pump) startShim(c Command) (*watch, *Process, error) {
 	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
 	cmd.Env = c.Env
 	cmd.ExtraFiles = c.Files
@@ -104,14 +104,14 @@ func (b *Pump) startShim(c Command) (*watch, *os.Process, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return w, cmd.Process, nil
+	return w, fromOS(cmd.Process), nil
 }
 
 // startDirect forks and execs c.Direct itself: one exec, no shim
 // (spawn_direct_linux.c). A step that fails in the child is reported as
 // the shim reports it: a line on the worker's stderr and exit status 127,
 // so that the pool sees a failed start either way.
-func (b *Pump) startDirect(c Command) (*watch, *os.Process, error) {
+func (b *Pump) startDirect(c Command) (*watch, *Process, error) {
 	stdin, err := devNull()
 	if err != nil {
 		return nil, nil, fmt.Errorf("open %s: %w", os.DevNull, err)
@@ -148,7 +148,7 @@ func (b *Pump) startDirect(c Command) (*watch, *os.Process, error) {
 		unix.Close(pipes[1][0])
 		return nil, nil, err
 	}
-	proc, _ := os.FindProcess(pid) // never fails on unix
+	proc := newProcess(pid)
 	return &watch{pid: pid, fds: [3]int{pipes[0][0], pipes[1][0], pidfd}}, proc, nil
 }
 

@@ -1,6 +1,7 @@
 package prefork
 
 import (
+	"context"
 	"os"
 	"testing"
 
@@ -27,4 +28,57 @@ func TestPumpKeepsTheProcsContract(t *testing.T) {
 	}
 	defer p.Close()
 	testProcsContract(t, p)
+}
+
+// TestPumpHoldsThreeDescriptorsAWorker: a worker costs the master its two
+// output pipes and one pidfd, whichever way it was spawned; the handle a
+// pool gets holds none.
+func TestPumpHoldsThreeDescriptorsAWorker(t *testing.T) {
+	p, err := OpenPump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := devNull(); err != nil { // opened once, by the first spawn
+		t.Fatal(err)
+	}
+	for _, direct := range []bool{false, true} {
+		if direct && !directSpawn {
+			continue
+		}
+		before := openFDs(t)
+		s := newStreams()
+		var procs []*Process
+		for range 4 {
+			c := Command{
+				Argv: []string{exe, ShimArg, "--", "/bin/sleep", "1000"}, Env: os.Environ(),
+				Output: s.output, Exited: s.onExit, Owner: t,
+			}
+			if direct {
+				c.Direct = &DirectExec{Command: []string{"/bin/sleep", "1000"}, Exec: ExecOptions{Umask: -1, UID: -1, GID: -1}, PPID: os.Getpid()}
+			}
+			proc, err := p.Start(context.Background(), c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			procs = append(procs, proc)
+		}
+		if n := openFDs(t) - before; n != 3*len(procs) {
+			t.Errorf("direct %v: %d descriptors for %d workers, want 3 each", direct, n, len(procs))
+		}
+		for _, proc := range procs {
+			_ = killGroup(proc.Pid)
+			<-s.exited
+		}
+		for _, proc := range procs {
+			if _, err := proc.Wait(); err != nil {
+				t.Error(err)
+			}
+		}
+		p.Drop(t)
+	}
 }

@@ -44,11 +44,11 @@ type streams struct {
 	made   int                      // writers asked for
 	exits  int
 	atExit map[int]string // pid -> its stdout when Exited was called
-	exited chan *os.Process
+	exited chan *Process
 }
 
 func newStreams() *streams {
-	return &streams{out: map[string]*bytes.Buffer{}, atExit: map[int]string{}, exited: make(chan *os.Process, 10)}
+	return &streams{out: map[string]*bytes.Buffer{}, atExit: map[int]string{}, exited: make(chan *Process, 10)}
 }
 
 func (s *streams) output(pid int, stream string) io.WriteCloser {
@@ -60,7 +60,7 @@ func (s *streams) output(pid int, stream string) io.WriteCloser {
 	return streamWriter{s, b}
 }
 
-func (s *streams) onExit(proc *os.Process) {
+func (s *streams) onExit(proc *Process) {
 	s.mu.Lock()
 	s.exits++
 	s.atExit[proc.Pid] = s.out[fmt.Sprint(proc.Pid, " stdout")].String()
@@ -115,7 +115,7 @@ func testProcsContract(t *testing.T, procs Procs) {
 			t.Fatal(err)
 		}
 		defer procs.Drop(t)
-		var exited *os.Process
+		var exited *Process
 		select {
 		case exited = <-s.exited:
 		case <-time.After(30 * time.Second):
@@ -137,7 +137,7 @@ func testProcsContract(t *testing.T, procs Procs) {
 				len(atExit), atExit[max(0, len(atExit)-40):], want.Len())
 		}
 		st, err := exited.Wait() // reaped by the caller: at once, with its status
-		if err != nil || st.ExitCode() != 7 {
+		if err != nil || st.ExitStatus() != 7 {
 			t.Errorf("wait: %v, %v; want exit status 7", st, err)
 		}
 		got, _ := io.ReadAll(r)
@@ -218,7 +218,7 @@ func testProcsContract(t *testing.T, procs Procs) {
 	t.Run("context ended", func(t *testing.T) {
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		if _, err := procs.Start(cctx, Command{Argv: []string{exe}, Env: append(env, "NSFD_TEST_HELPER=pool-silent"), Exited: func(*os.Process) {}}); err == nil {
+		if _, err := procs.Start(cctx, Command{Argv: []string{exe}, Env: append(env, "NSFD_TEST_HELPER=pool-silent"), Exited: func(*Process) {}}); err == nil {
 			t.Fatal("started with an ended context")
 		}
 	})

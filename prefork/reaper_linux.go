@@ -17,7 +17,7 @@ import (
 // reaper makes the master a child subreaper and reaps the orphans that
 // become its children: what a worker forked and left behind when it (or the
 // helper in between, after setsid and a double fork) exited. It never reaps
-// a worker: a pool does, with (*os.Process).Wait, and must see the worker's
+// a worker: a pool does, with (*Process).Wait, and must see the worker's
 // exit status.
 //
 // Which of the master's children are workers: every worker is forked by the

@@ -20,12 +20,12 @@ func TestReaperKillsAndReapsOrphansNotWorkers(t *testing.T) {
 		t.Skipf("the %s backend has no reaper of orphans", testBackend)
 	}
 	tok := strconv.Itoa(os.Getpid()) + "7"
-	exited := make(chan *os.Process, 1)
+	exited := make(chan *Process, 1)
 	exe, _ := os.Executable()
 	proc, err := testProcs.Start(context.Background(), Command{
 		Argv:   []string{exe, ShimArg, "--", "/bin/sh", "-c", "setsid sh -c 'sleep 1000 0." + tok + " &'; sleep 1000 & wait"},
 		Env:    os.Environ(),
-		Exited: func(p *os.Process) { exited <- p },
+		Exited: func(p *Process) { exited <- p },
 		Owner:  t,
 	})
 	if err != nil {
@@ -55,7 +55,7 @@ func TestReaperKillsAndReapsOrphansNotWorkers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the worker's status was taken: %v", err)
 	}
-	if ws := st.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+	if ws := st; !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 		t.Errorf("worker ended with %v, want SIGKILL", st)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -52,7 +53,7 @@ func runDirectOrShim(t *testing.T, p *Pump, direct bool, o ExecOptions, argv []s
 		t.Fatal(err)
 	}
 	defer p.Drop(t)
-	var st *os.ProcessState
+	var st syscall.WaitStatus
 	select {
 	case exited := <-s.exited:
 		st, _ = exited.Wait()
@@ -60,7 +61,7 @@ func runDirectOrShim(t *testing.T, p *Pump, direct bool, o ExecOptions, argv []s
 		t.Fatal("no exit reported")
 	}
 	pid := strconv.Itoa(proc.Pid)
-	return strings.ReplaceAll(s.get(proc.Pid, "stdout"), pid, "PID"), s.get(proc.Pid, "stderr"), st.ExitCode()
+	return strings.ReplaceAll(s.get(proc.Pid, "stdout"), pid, "PID"), s.get(proc.Pid, "stderr"), st.ExitStatus()
 }
 
 func TestDirectSpawnMatchesTheShim(t *testing.T) {

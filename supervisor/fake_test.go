@@ -227,7 +227,7 @@ type noProcs struct{}
 
 var _ prefork.Procs = noProcs{}
 
-func (noProcs) Start(context.Context, prefork.Command) (*os.Process, error) {
+func (noProcs) Start(context.Context, prefork.Command) (*prefork.Process, error) {
 	return nil, errors.New("no processes in these tests")
 }
 
