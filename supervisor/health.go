@@ -234,6 +234,9 @@ func (h *healthChecks) run(ctx context.Context, name string, d *healthDaemon) {
 			}
 			continue
 		case <-next:
+			if ctx.Err() != nil {
+				return // stopped as the turn came: select picks either
+			}
 		}
 		h.mu.Lock()
 		t, due := *d.target, d.running
