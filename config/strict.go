@@ -7,6 +7,7 @@ package config
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"slices"
@@ -15,8 +16,9 @@ import (
 )
 
 // strictCheck adds to the files of all the problems only check reports:
-// a program that is missing or that the workers may not execute, and two
-// daemons on the same address.
+// a program (of the command, an exec health check or a hook) that is
+// missing or that whoever runs it may not execute, and two daemons on the
+// same address.
 func strictCheck(all []*loaded, as RunAs) {
 	var clean []*loaded // the files that load
 	for _, l := range all {
@@ -25,8 +27,23 @@ func strictCheck(all []*loaded, as RunAs) {
 		}
 	}
 	for _, l := range clean {
-		if msg := programProblem(l.d, as); msg != "" {
-			l.fail("command", msg, "")
+		d := l.d
+		if d.Builtin == "" && d.Chroot == "" {
+			if msg := programProblem(d.Command, d.Creds, as); msg != "" {
+				l.fail("command", msg, "")
+			}
+		}
+		// A health check runs as the workers do (not chrooted); a hook as
+		// the master.
+		if d.Health.Kind == HealthExec {
+			if msg := programProblem(d.Health.Command, d.Creds, as); msg != "" {
+				l.fail("health", msg, "")
+			}
+		}
+		for _, event := range slices.Sorted(maps.Keys(d.Hooks)) {
+			if msg := programProblem(d.Hooks[event], Creds{UID: -1, GID: -1}, as); msg != "" {
+				l.fail("on_"+event, msg, "")
+			}
 		}
 	}
 	owners := map[string][]*loaded{}
@@ -78,14 +95,13 @@ func listenKey(ln Listen) string {
 	return ln.Proto + " " + ln.Addr
 }
 
-// programProblem says why d's program cannot run, for the workers'
-// credentials (d.Creds, else as's); "" when it can or cannot be told (a
-// builtin, a chroot).
-func programProblem(d *Daemon, as RunAs) string {
-	if d.Builtin != "" || len(d.Command) == 0 || d.Chroot != "" {
+// programProblem says why the program of argv cannot run with creds (as's
+// where they leave the user or group unchanged); "" when it can.
+func programProblem(argv []string, creds Creds, as RunAs) string {
+	if len(argv) == 0 {
 		return ""
 	}
-	prog := d.Command[0]
+	prog := argv[0]
 	path := prog
 	if !strings.Contains(prog, "/") {
 		p, err := exec.LookPath(prog)
@@ -102,11 +118,11 @@ func programProblem(d *Daemon, as RunAs) string {
 		return fmt.Sprintf("program %s is a directory", path)
 	}
 	uid, gid, groups := as.UID, as.GID, []int(nil)
-	if d.Creds.UID >= 0 {
-		uid, groups = d.Creds.UID, d.Creds.Groups
+	if creds.UID >= 0 {
+		uid, groups = creds.UID, creds.Groups
 	}
-	if d.Creds.GID >= 0 {
-		gid = d.Creds.GID
+	if creds.GID >= 0 {
+		gid = creds.GID
 	}
 	if !executable(fi, uid, gid, groups) {
 		return fmt.Sprintf("program %s (mode %04o) is not executable by the workers (uid %d, gid %d)", path, fi.Mode().Perm(), uid, gid)

@@ -18,6 +18,8 @@ func TestStrictCheck(t *testing.T) {
 	writeFile(t, etc, "b.ini", "command = /bin/sh\nport = 127.0.0.1:7104\n")
 	writeFile(t, etc, "zero1.ini", "command = sh\nport = 127.0.0.1:0\n")
 	writeFile(t, etc, "zero2.ini", "command = sh\nport = 127.0.0.1:0\n")
+	writeFile(t, etc, "health.ini", "command = sh\nport = 127.0.0.1:7105\nhealth = exec:/nonexistent/probe --x\n")
+	writeFile(t, etc, "hook.ini", "command = sh\nport = 127.0.0.1:7106\non_fatal = "+noexec+"\n")
 	err := Check(etc)
 	if err == nil {
 		t.Fatal("Check passed")
@@ -29,6 +31,8 @@ func TestStrictCheck(t *testing.T) {
 		`noexec.ini:1: key "command": program ` + noexec + ` (mode 0644) is not executable`,
 		`a.ini:2: key "port": tcp 127.0.0.1:7104 is also a listener of ` + filepath.Join(etc, "b.ini"),
 		`b.ini:2: key "port": tcp 127.0.0.1:7104 is also a listener of ` + filepath.Join(etc, "a.ini"),
+		`health.ini:3: key "health": program /nonexistent/probe: no such file or directory`,
+		`hook.ini:3: key "on_fatal": program ` + noexec + ` (mode 0644) is not executable`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("Check lacks %q:\n%s", want, got)
