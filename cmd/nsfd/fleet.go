@@ -44,6 +44,7 @@ type fleetDaemon struct {
 	AgeMillis   int64           `json:"heartbeat_age_ms"`
 	Stale       bool            `json:"stale"`
 	LastExit    string          `json:"last_exit,omitempty"`
+	Unhealthy   bool            `json:"unhealthy,omitempty"` // its health check fails on this node
 	Endpoints   []fleetEndpoint `json:"endpoints"`
 }
 
@@ -146,6 +147,7 @@ func fleetOf(ds []registry.Daemon, now time.Time, maxAge time.Duration) []fleetN
 			StartedAt: d.StartedAt, HeartbeatAt: d.HeartbeatAt, AgeMillis: age.Milliseconds(),
 			Stale: age > maxAge, LastExit: d.LastExit, Endpoints: []fleetEndpoint{}}
 		for _, e := range d.Endpoints {
+			fd.Unhealthy = fd.Unhealthy || e.Unhealthy
 			fd.Endpoints = append(fd.Endpoints, fleetEndpoint{e.Proto, e.Address, e.TLS, e.ServerName})
 		}
 		n.Daemons = append(n.Daemons, fd)
@@ -195,6 +197,9 @@ func writeFleet(w io.Writer, nodes []fleetNode) {
 				eps = append(eps, s)
 			}
 			state := d.State
+			if d.Unhealthy {
+				state += " (unhealthy)"
+			}
 			if d.Stale {
 				state += " (stale)"
 			}

@@ -23,6 +23,8 @@ func TestFleetOf(t *testing.T) {
 		{Node: "b", Name: "kv", State: "running", MasterPID: 20, HeartbeatAt: now.Add(-20 * time.Second), Endpoints: []registry.Endpoint{ep("10.0.0.2:7100", true)}},
 		{Node: "a", Name: "kv", State: "running", MasterPID: 10, HeartbeatAt: now.Add(-1 * time.Second), Endpoints: []registry.Endpoint{ep("10.0.0.1:7100", true)}},
 		{Node: "a", Name: "echo", State: "stopping", MasterPID: 10, HeartbeatAt: now.Add(-3 * time.Second)},
+		{Node: "a", Name: "web", State: "running", MasterPID: 10, HeartbeatAt: now.Add(-1 * time.Second),
+			Endpoints: []registry.Endpoint{{Proto: registry.ProtoTCP, Address: "10.0.0.1:80", Unhealthy: true}}},
 		{Node: "b", Name: "echo", State: "running", MasterPID: 21, HeartbeatAt: now.Add(time.Second)}, // a clock ahead: age 0
 	}
 	nodes := fleetOf(ds, now, 15*time.Second)
@@ -30,7 +32,8 @@ func TestFleetOf(t *testing.T) {
 		t.Fatalf("nodes %+v", nodes)
 	}
 	a, b := nodes[0], nodes[1]
-	if a.AgeMillis != 1000 || a.Stale || len(a.Daemons) != 2 || a.Daemons[0].Name != "echo" || a.Daemons[1].Name != "kv" ||
+	if a.AgeMillis != 1000 || a.Stale || len(a.Daemons) != 3 || a.Daemons[0].Name != "echo" || a.Daemons[1].Name != "kv" ||
+		!a.Daemons[2].Unhealthy || a.Daemons[1].Unhealthy ||
 		len(a.MasterPIDs) != 1 || a.Daemons[0].Endpoints == nil {
 		t.Fatalf("node a %+v", a)
 	}
@@ -39,7 +42,7 @@ func TestFleetOf(t *testing.T) {
 	}
 	var out bytes.Buffer
 	writeFleet(&out, nodes)
-	for _, want := range []string{"NODE", "a     1s ago", "kv      running (stale)  tcp 10.0.0.2:7100 (tls kv.test)", "echo    stopping"} {
+	for _, want := range []string{"NODE", "a     1s ago", "kv      running (stale)      tcp 10.0.0.2:7100 (tls kv.test)", "echo    stopping", "web     running (unhealthy)  tcp 10.0.0.1:80"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the table lacks %q:\n%s", want, out.String())
 		}
