@@ -100,14 +100,18 @@ func (s *Supervisor) poolConfig(d *config.Daemon, ls []*prefork.Listener, exec p
 // frameworkEnv tells every worker where the registry is (the master's
 // resolver socket, and the registry itself for the queue's spool) and how
 // its daemon encodes messages, so framework daemons (and the built-in
-// queue) find each other by name.
+// queue) find each other by name. The registry's DSN, which may carry a
+// password, goes only to a builtin (the queue opens the registry) or, with
+// no resolver socket to resolve through, to every worker.
 func (s *Supervisor) frameworkEnv(d *config.Daemon) []string {
 	r := s.master.Registry
 	env := []string{
 		worker.EnvRegistryType + "=" + r.Type,
-		worker.EnvRegistryDSN + "=" + r.DSN,
 		worker.EnvRegistryMaxAge + "=" + (3 * r.Heartbeat).String(),
 		worker.EnvEncoding + "=" + d.Encoding,
+	}
+	if d.Builtin != "" || s.resolverPath == "" {
+		env = append(env, worker.EnvRegistryDSN+"="+r.DSN)
 	}
 	if s.resolverPath != "" {
 		env = append(env, worker.EnvResolver+"="+s.resolverPath)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -85,11 +86,21 @@ func TestSecurityDSNPasswordNeverShown(t *testing.T) {
 	}
 	e.write("nsfd.ini", "[nsfd]\nrun_dir = ../var/run\n[registry]\ntype = postgres\ndsn = postgres://nsfd:hunter2@127.0.0.1:1/nsfd?connect_timeout=1\n[log]\nfile = ../var/log/nsfd.log\nlevel = debug\n")
 	e.write("echo.ini", echoConf(oneWorker))
-	e.start()
+	m := e.start()
 	e.waitReady()
 	waitFor(t, "the registry line in the log", 10*time.Second, func() bool {
 		return strings.Contains(e.log(), "registry=\"postgres postgres://nsfd:xxxxx@127.0.0.1:1/nsfd")
 	})
+	// A worker resolves through the master's resolver socket: it is not
+	// given the DSN, nor its password (only the built-in queue is).
+	waitFor(t, "the echo worker", 10*time.Second, func() bool { return len(m.workers("echo")) == 1 })
+	environ, err := os.ReadFile("/proc/" + strconv.Itoa(m.workers("echo")[0]) + "/environ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env := string(environ); strings.Contains(env, "hunter2") || !strings.Contains(env, "NSFD_RESOLVER=") {
+		t.Errorf("the worker's environment:\n%s", strings.ReplaceAll(env, "\x00", "\n"))
+	}
 	out, errOut, _ := e.nsfd("status", "--json")
 	for what, text := range map[string]string{"log": e.log(), "status": out + errOut} {
 		if strings.Contains(text, "hunter2") {

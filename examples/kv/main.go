@@ -33,8 +33,8 @@
 //	--encoding CODEC      wire codec, the daemon's `encoding` (default $NSFD_ENCODING, else json)
 //	--reindex-delay D     how long reindex pretends to work (default 200ms)
 //
-// reindex needs the registry, to find the queue: the master passes it in
-// NSFD_REGISTRY_TYPE and NSFD_REGISTRY_DSN (client.FromEnv).
+// reindex needs the registry, to find the queue: the master passes its
+// resolver socket in NSFD_RESOLVER (client.FromEnv).
 package main
 
 import (
