@@ -17,10 +17,6 @@ import (
 // again. Activity is what the workers report (BUSY=1): a worker that
 // reports nothing looks idle.
 
-// listenPoll bounds how long the listener watch waits in poll before it
-// looks whether the pool stopped.
-const listenPoll = 250 * time.Millisecond
-
 // onDemand applies the on-demand rules; true means the policy must start
 // no worker now.
 func (p *Pool) onDemand(ctx context.Context, now time.Time) bool {
@@ -79,12 +75,13 @@ func (p *Pool) woken(now time.Time) {
 }
 
 // watchListeners starts the goroutine that waits for a listener to become
-// readable, once.
+// readable, once (listenWait: on Linux an epoll instance of the listeners
+// that the runtime's poller watches, so a dormant daemon holds no thread).
 func (p *Pool) watchListeners(ctx context.Context) {
 	if p.listenWatching || p.stopping {
 		return
 	}
-	var fds []unix.PollFd
+	var fds []int
 	for _, l := range p.cfg.Listeners {
 		rc, err := l.File().SyscallConn()
 		if err != nil {
@@ -93,7 +90,7 @@ func (p *Pool) watchListeners(ctx context.Context) {
 		rc.Control(func(fd uintptr) {
 			if nfd, err := unix.Dup(int(fd)); err == nil {
 				unix.CloseOnExec(nfd)
-				fds = append(fds, unix.PollFd{Fd: int32(nfd), Events: unix.POLLIN})
+				fds = append(fds, nfd)
 			}
 		})
 	}
@@ -104,27 +101,18 @@ func (p *Pool) watchListeners(ctx context.Context) {
 	p.listenWatching = true
 	go func() {
 		defer func() {
-			for _, f := range fds {
-				unix.Close(int(f.Fd))
+			for _, fd := range fds {
+				unix.Close(fd)
 			}
 		}()
-		for ctx.Err() == nil {
+		ready, err := listenWait(ctx, fds, p.stop)
+		if err != nil {
+			p.cfg.Logger.Error("on demand: cannot watch the listeners; starting a worker", "error", err)
+		}
+		if ready || err != nil {
 			select {
-			case <-p.stop:
-				return
+			case p.listenWake <- struct{}{}:
 			default:
-			}
-			n, err := unix.Poll(fds, int(listenPoll/time.Millisecond))
-			if err != nil && err != unix.EINTR {
-				p.cfg.Logger.Error("on demand: cannot watch the listeners; starting a worker", "error", err)
-				n = 1
-			}
-			if n > 0 {
-				select {
-				case p.listenWake <- struct{}{}:
-				default:
-				}
-				return
 			}
 		}
 	}()

@@ -188,18 +188,17 @@ func (e *env) startCmd(cmd *exec.Cmd) *master {
 	e.t.Cleanup(func() {
 		select {
 		case <-m.exited:
-			return
 		default:
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-m.exited:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				<-m.exited
+			}
 		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-m.exited:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-m.exited
-		}
-		if e.t.Failed() {
-			e.t.Logf("master output:\n%s\ncentral log:\n%s", m.out.String(), e.log())
+		if e.t.Failed() { // the master's last words too, if it died
+			e.t.Logf("master output (%v):\n%s\ncentral log:\n%s", m.err, m.out.String(), e.log())
 		}
 	})
 	return m
