@@ -122,7 +122,7 @@ func (c *Cgroups) open(root string) error {
 		if err := os.MkdirAll(c.v2, 0o755); err != nil {
 			return fmt.Errorf("make control group: %w", err)
 		}
-		sweepStale(filepath.Dir(c.v2))
+		sweepStale(filepath.Dir(c.v2), filepath.Dir(c.v2))
 	}
 	if !c.v2ctl {
 		for _, name := range v1Controllers {
@@ -142,7 +142,7 @@ func (c *Cgroups) open(root string) error {
 			}
 			if !systemd {
 				c.owned = append(c.owned, filepath.Dir(dir))
-				sweepStale(filepath.Dir(dir))
+				sweepStale(filepath.Dir(dir), filepath.Dir(c.v2))
 			}
 			c.v1[name] = dir
 		}
@@ -320,18 +320,34 @@ func enableControllers(dir string) {
 }
 
 // sweepStale kills and removes the groups in dir of masters that are gone
-// (named after their pid): what a killed master left.
-func sweepStale(dir string) {
+// (named after their pid): what a killed master left. Whether a master is
+// gone is read from its master/ group in the cgroup2 hierarchy (v2dir, the
+// same names): a live master is in it, whatever its pid namespace. A pid
+// alone would not do: a master in another pid namespace (a container, a
+// benchmark's isolated master) has a pid that means nothing here, and the
+// sweep would kill it.
+func sweepStale(dir, v2dir string) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !e.IsDir() || pid == os.Getpid() || syscall.Kill(pid, 0) == nil {
+		if err != nil || !e.IsDir() || pid == os.Getpid() || !masterGone(filepath.Join(v2dir, e.Name()), pid) {
 			continue
 		}
 		d := filepath.Join(dir, e.Name())
 		killTreeDirs(d)
 		_ = removeTree(d, time.Now().Add(2*time.Second))
 	}
+}
+
+// masterGone says whether the master whose cgroup2 root is dir (and whose
+// pid, in whatever namespace it ran, was pid) is gone: its master/ group
+// holds no process. Without that group (a master killed before it made
+// it), the pid must name no process here either.
+func masterGone(dir string, pid int) bool {
+	if b, err := os.ReadFile(filepath.Join(dir, "master", "cgroup.events")); err == nil {
+		return !strings.Contains(string(b), "populated 1")
+	}
+	return syscall.Kill(pid, 0) != nil
 }
 
 // killTreeDirs kills every process in dir and the groups below it.

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -281,4 +282,38 @@ func TestNextMasterSweepsWhatAKilledMasterLeft(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestMasterInAPIDNamespaceSweepsNoLiveMaster: a master in a pid namespace
+// of its own (a container, a benchmark's isolated master) sees no process
+// behind another master's pid, yet must not take that master's groups for
+// a dead one's: it judges by the master/ group, which the live master is in.
+func TestMasterInAPIDNamespaceSweepsNoLiveMaster(t *testing.T) {
+	needCgroups(t)
+	if os.Getenv("NSFD_CGROUPS") == "off" {
+		t.Skip("control groups off")
+	}
+	e := newEnv(t)
+	e.write("echo.ini", echoConf(oneWorker))
+	m := e.start()
+	m.addr("echo")
+	waitFor(t, "the worker", 15*time.Second, func() bool { return len(m.workers("echo")) == 1 })
+
+	e2 := newEnv(t)
+	e2.write("echo.ini", echoConf(oneWorker))
+	cmd := exec.Command(filepath.Join(binDir, "nsfd"), "run", "--etc", e2.etc)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWPID}
+	m2 := e2.startCmd(cmd)
+	m2.addr("echo")
+	if !strings.Contains(e2.log(), "pid=1 ") {
+		t.Fatalf("the second master is not pid 1 of its namespace:\n%s", e2.log())
+	}
+	if _, errOut, code := e.nsfd("status"); code != 0 {
+		t.Fatalf("the first master after the second started: status exit %d: %s", code, errOut)
+	}
+	select {
+	case <-m.exited:
+		t.Fatalf("the first master died: %v", m.err)
+	default:
+	}
 }
