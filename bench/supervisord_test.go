@@ -604,7 +604,8 @@ var svResult *svComparison
 // BenchmarkSupervisord compares nsfd with supervisord 4.2 on the same
 // fleets of `sleep` processes: each master's start-up, memory and idle CPU
 // with one process and with 1000 (measureIdle), start-up of 100 processes,
-// the restart of a killed process and a program added by a new file on 100.
+// the restart of a killed process and a program added by a new file on 100;
+// and with the posix_spawn floor, the start of 1000 (startBig).
 func BenchmarkSupervisord(b *testing.B) {
 	if svResult != nil {
 		reportSupervisord(b, svResult) // a longer -benchtime: the measurement is not repeated
