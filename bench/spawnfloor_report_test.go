@@ -68,7 +68,11 @@ func recordSpawn(c *svComparison) {
 	if len(fl) > 0 {
 		upFl, _ := medianRuns(fl, n)
 		r := upNs.Seconds() / upFl.Seconds()
-		t := target{order: orderSpawn, what: fmt.Sprintf("start → all %d processes running, ÷ the posix_spawn floor, median of %d rounds%s", n, len(ns), quickNote),
+		rounds := "one round"
+		if len(ns) > 1 {
+			rounds = fmt.Sprintf("median of %d rounds", len(ns))
+		}
+		t := target{order: orderSpawn, what: fmt.Sprintf("start → all %d processes running, ÷ the posix_spawn floor, %s%s", n, rounds, quickNote),
 			goal: fmt.Sprintf("nsfd ≤ %.1f× the floor", targetFloorFactor), met: r <= targetFloorFactor,
 			measured: fmt.Sprintf("%.2f× (%s vs %s)", r, fmtDur(upNs), fmtDur(upFl))}
 		if !t.met {
