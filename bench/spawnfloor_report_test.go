@@ -190,6 +190,13 @@ func writeSpawn(w io.Writer, c *svComparison) {
 		fmt.Fprintf(w, " %d processes (the last round's fleet, the other sides' idle beside it; at most %d kills or "+
 			"about %v): median %s, p99 %s over %d kills.", n, bigKills, bigKillIn, fmtDur(median(c.bigKill)),
 			fmtDur(p99(c.bigKill)), len(c.bigKill))
+		if p := c.bigPoll; p.reads > 0 {
+			fmt.Fprintf(w, " While it waited for those replacements the benchmark read the master's children %d times, "+
+				"%s of wall time and %s of its CPU a read, %.0f%% of a CPU over the waits: the poller's share of the "+
+				"figure, against the 100-process fleet's %s a read.", p.reads, fmtDur(p.wall/time.Duration(p.reads)),
+				fmtDur(p.cpu/time.Duration(p.reads)), 100*p.cpu.Seconds()/max(1e-9, p.waited.Seconds()),
+				fmtDur(c.poll[sideNsfd].cpu/time.Duration(max(1, c.poll[sideNsfd].reads))))
+		}
 	} else {
 		fmt.Fprintf(w, " No kills on a %d-process fleet in this run (quick mode has none).", targetWorkers)
 	}

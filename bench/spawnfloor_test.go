@@ -294,6 +294,7 @@ func (c *svComparison) startBig(b *testing.B, sleep string, masters [nSides]*sys
 						break
 					}
 				}
+				c.bigPoll = f.poll
 			}
 		}
 		stop(fleets)

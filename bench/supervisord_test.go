@@ -594,6 +594,7 @@ type svComparison struct {
 	spawn   [nSpawnSides][]startRun          // the starts of the idle-size fleet, the floor's included
 	floor   string                           // gcc's version, or why the floor did not run
 	bigKill []time.Duration                  // kill → replacement running on nsfd's idle-size fleet (full mode)
+	bigPoll pollCost                         // the benchmark's polling during those kills
 	poll    [nSides]pollCost                 // the benchmark's polling during the kills
 	threads [nSides]int                      // the churn fleet's masters' threads at the end
 	pidNS   bool
