@@ -35,8 +35,12 @@
 //     1, 16 and 64 keep-alive connections, with the same pool options.
 //   - BenchmarkSupervisord: supervisord 4.2 against nsfd on the same fleets
 //     of `sleep` processes: bring-up of 100 and 1000, SIGKILL to
-//     replacement running, master RSS and CPU with 1000 idle, and a new
-//     configuration file to its program running.
+//     replacement running (on 100, and on 1000 for nsfd), master RSS and
+//     CPU with 1000 idle, and a new configuration file to its program
+//     running; beside the start of 1000, in the same rounds, the
+//     posix_spawn floor (bench/spawnfloor/spawnfloor.c, built with gcc at
+//     run time: the same `sleep` processes and nothing else) and the CPU
+//     each side spends per spawned process (spawnfloor_test.go).
 //   - BenchmarkMasterOverhead: the PreFork issue's targets for the master
 //     with 1000 idle workers across 10 daemons (RSS, idle CPU), read from
 //     the fleet BenchmarkSupervisord started.

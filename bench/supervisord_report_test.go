@@ -122,7 +122,8 @@ func recordSupervisord(c *svComparison) {
 	if !t.met {
 		t.note = "see § nsfd vs supervisord"
 		if n > 1 {
-			t.note = fmt.Sprintf("a process costs %s of CPU under nsfd, %s of it in the worker between the fork and "+
+			t.note = fmt.Sprintf("%s slower than 1/%d of supervisord's (%.0f%% over); ", fmtDur(upNs-upSv/targetUpFactor), targetUpFactor,
+				100*(upNs.Seconds()*targetUpFactor/upSv.Seconds()-1)) + fmt.Sprintf("a process costs %s of CPU under nsfd, %s of it in the worker between the fork and "+
 				"`sleep`, against %s under supervisord, whose first second is a poll timeout; see § nsfd vs supervisord",
 				fmtDur((ns.startupCPU+ns.childCPU)/time.Duration(n)), fmtDur(ns.childCPU/time.Duration(n)),
 				fmtDur((sv.startupCPU+sv.childCPU)/time.Duration(n)))
@@ -185,6 +186,7 @@ func recordSupervisord(c *svComparison) {
 		series: []barSeries{{name: "nsfd", values: []float64{totNs, margNs}}, {name: "supervisord " + c.sv.version, values: []float64{totSv, margSv}}}})
 
 	addSection(orderSupervisord, "nsfd vs supervisord", func(w io.Writer) { writeSupervisord(w, c) })
+	recordSpawn(c)
 }
 
 // writeSupervisord writes the body of the comparison's section.
@@ -297,7 +299,11 @@ func writeSupervisord(w io.Writer, c *svComparison) {
 	var once []string // sizes measured in one round
 	for _, size := range slices.Sorted(maps.Keys(c.up)) {
 		if r := len(c.up[size][sideNsfd]); r > 1 {
-			fmt.Fprintf(w, " %d processes: median of %d rounds, alternating which side starts first.", size, r)
+			how := "alternating which side starts first"
+			if size == n && len(c.spawn[sideFloor]) > 1 {
+				how = "with the posix_spawn floor (§ Spawning) as a third side, each starting first once after the first round"
+			}
+			fmt.Fprintf(w, " %d processes: median of %d rounds, %s.", size, r, how)
 		} else {
 			once = append(once, fmt.Sprint(size))
 		}
