@@ -53,8 +53,9 @@ def _fork(ctl, master, out, err, env, serve):
     if mid == 0:  # the intermediate: fork the worker and leave at once
         try:
             os.close(r)
+            me = os.getpid()
             if os.fork() == 0:
-                _child(ctl, w, master, out, err, env, serve)
+                _child(ctl, w, me, master, out, err, env, serve)
         finally:
             os._exit(0)
     os.close(w)
@@ -72,8 +73,7 @@ def _fork(ctl, master, out, err, env, serve):
     return "err the worker exited while it started"
 
 
-def _child(ctl, w, master, out, err, env, serve):
-    mid = os.getppid()
+def _child(ctl, w, mid, master, out, err, env, serve):
     try:
         os.setpgid(0, 0)
         for target, path in ((1, out), (2, err)):
