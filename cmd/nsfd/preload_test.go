@@ -6,11 +6,15 @@ package main
 // fork-server"): real Python and Perl fork-servers under a real master.
 
 import (
-	"os"
+	"fmt"
+	"io/fs"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -57,47 +61,199 @@ func slicesContains(s []int, v int) bool {
 	return false
 }
 
-// environ returns one variable of a process's initial environment.
-func environ(pid int, key string) string {
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	for _, kv := range strings.Split(string(b), "\x00") {
-		if v, ok := strings.CutPrefix(kv, key+"="); ok {
-			return v
-		}
-	}
-	return ""
+// preloadLang is one worker language's preloaded echo daemon.
+type preloadLang struct {
+	name, prog string
+	interp     func(t *testing.T) string
+	comm       string // the workers' command name
+	ready      string // the line a worker prints once it serves
+	loaded     string // the line the fork-server prints once it loaded the application
 }
 
-func TestPreloadPython(t *testing.T) {
+var preloadLangs = []preloadLang{
+	{"python", "examples/python/preload_echo.py", python3, "python", "stdout: python echo worker", "application loaded"},
+	{"perl", "examples/perl/preload-echo.pl", perlPath, "perl", "stdout: perl echo worker", "application loaded"},
+}
+
+func perlPath(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("perl")
+	if err != nil {
+		t.Skip("perl is not installed")
+	}
+	return p
+}
+
+// TestPreload: a preloaded daemon serves from workers forked by one
+// fork-server, each the master's child in a process group of its own with
+// its own LISTEN_PID and slot, its output in the central log under its pid;
+// a killed worker is forked again from the same fork-server; a killed
+// fork-server is replaced at the next spawn while the workers keep serving;
+// `nsfd restart` and an edit of the file roll onto a new fork-server with no
+// failed request; a master killed with SIGKILL leaves no process behind.
+func TestPreload(t *testing.T) {
 	t.Parallel()
 	needPump(t, "cannot preload (no subreaper, no pidfds)")
-	py := python3(t)
+	for _, lang := range preloadLangs {
+		t.Run(lang.name, func(t *testing.T) {
+			t.Parallel()
+			testPreload(t, lang)
+		})
+	}
+}
+
+func testPreload(t *testing.T, lang preloadLang) {
+	interp := lang.interp(t)
 	e := newEnv(t)
-	e.write("pre.ini", preloadConf(py, "examples/python/preload_echo.py", "min_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 4\n"))
+	conf := preloadConf(interp, lang.prog, "min_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 4\n")
+	e.write("pre.ini", conf)
 	m := e.start()
 	addr := m.addr("pre")
-	waitFor(t, "2 preloaded workers ready", 20*time.Second, func() bool {
-		return strings.Count(e.log(), "stdout: python echo worker") >= 2
-	})
-	t.Log(e.log())
+	waitFor(t, "2 preloaded workers ready", 20*time.Second, func() bool { return strings.Count(e.log(), lang.ready) >= 2 })
 	fss := forkServers(e)
 	if len(fss) != 1 {
 		t.Fatalf("fork-servers started: %v, want one", fss)
 	}
-	ws := preloadWorkers(e, m, "python")
+	ws := preloadWorkers(e, m, lang.comm)
 	if len(ws) != 2 {
-		t.Fatalf("workers %v, want 2", ws)
+		t.Fatalf("workers %v, want 2 children of the master", ws)
 	}
+	log := e.log()
+	slots := map[string]bool{}
 	for _, pid := range ws {
 		if pg, _ := syscall.Getpgid(pid); pg != pid {
 			t.Errorf("worker %d is in process group %d, not its own", pid, pg)
 		}
-		if !strings.Contains(e.log(), "pre["+strconv.Itoa(pid)+"] stdout: python echo worker "+strconv.Itoa(pid)+" ready") {
+		re := regexp.MustCompile(`pre\[` + strconv.Itoa(pid) + `\] stdout: .*LISTEN_PID=(\d+) slot=(\d+)`)
+		mm := re.FindStringSubmatch(log)
+		if mm == nil {
 			t.Errorf("worker %d's output is not in the central log under its pid", pid)
+			continue
 		}
+		if mm[1] != strconv.Itoa(pid) {
+			t.Errorf("worker %d has LISTEN_PID=%s", pid, mm[1])
+		}
+		slots[mm[2]] = true
 	}
-	for i := range 10 {
+	if len(slots) != 2 {
+		t.Errorf("the workers' slots are %v, want two distinct", slots)
+	}
+	for i := range 5 {
 		echo(t, addr, "preloaded "+strconv.Itoa(i))
 	}
-	_ = time.Second
+
+	// A killed worker is forked again from the same fork-server: no exec,
+	// the application is not loaded again.
+	syscall.Kill(ws[0], syscall.SIGKILL)
+	waitFor(t, "replacement", 20*time.Second, func() bool {
+		now := preloadWorkers(e, m, lang.comm)
+		return len(now) == 2 && !slicesContains(now, ws[0])
+	})
+	if n := len(forkServers(e)); n != 1 {
+		t.Errorf("%d fork-servers after a worker was killed, want the same one", n)
+	}
+	if n := strings.Count(e.log(), lang.loaded); n != 1 {
+		t.Errorf("the application was loaded %d times, want once", n)
+	}
+
+	// A killed fork-server: its workers keep serving; the next spawn starts
+	// a new one.
+	syscall.Kill(fss[0], syscall.SIGKILL)
+	echo(t, addr, "the fork-server is gone")
+	victim := preloadWorkers(e, m, lang.comm)[0]
+	syscall.Kill(victim, syscall.SIGKILL)
+	waitFor(t, "a new fork-server and a replacement", 20*time.Second, func() bool {
+		now := preloadWorkers(e, m, lang.comm)
+		return len(forkServers(e)) == 2 && len(now) == 2 && !slicesContains(now, victim) && alive(forkServers(e)[1])
+	})
+	if alive(fss[0]) {
+		t.Errorf("the killed fork-server %d is still there", fss[0])
+	}
+
+	// Rolls under load: no failed request.
+	stop := make(chan struct{})
+	var failed, served atomic.Int64
+	var wg sync.WaitGroup
+	for c := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := tryEcho(addr, fmt.Sprintf("load %d %d", c, i)); err != nil {
+					failed.Add(1)
+					t.Logf("request failed: %v", err)
+				} else {
+					served.Add(1)
+				}
+			}
+		}()
+	}
+	rolled := func(n int) func() bool {
+		return func() bool {
+			fss := forkServers(e)
+			if len(fss) != n || !alive(fss[n-1]) {
+				return false
+			}
+			for _, f := range fss[:n-1] {
+				if alive(f) {
+					return false
+				}
+			}
+			now := preloadWorkers(e, m, lang.comm)
+			return len(now) >= 2 && strings.Count(e.log(), lang.ready) >= 2*n
+		}
+	}
+	if out, errOut, code := e.nsfd("restart", "pre"); code != 0 {
+		t.Fatalf("nsfd restart: %d %s %s", code, out, errOut)
+	}
+	waitFor(t, "restart onto a third fork-server", 30*time.Second, rolled(3))
+	e.write("pre.ini", conf+"[env]\nFOO = bar\n")
+	waitFor(t, "the edit onto a fourth fork-server", 30*time.Second, rolled(4))
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 || served.Load() == 0 {
+		t.Errorf("%d requests failed, %d served during the rolls", failed.Load(), served.Load())
+	}
+
+	// SIGKILL to the master: nothing is left.
+	procs := append(preloadWorkers(e, m, lang.comm), forkServers(e)...)
+	m.cmd.Process.Kill()
+	<-m.exited
+	waitFor(t, "no process left after the master's SIGKILL", 10*time.Second, func() bool {
+		for _, pid := range procs {
+			if alive(pid) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestPreloadStopLeavesNothing(t *testing.T) {
+	t.Parallel()
+	needPump(t, "cannot preload (no subreaper, no pidfds)")
+	e := newEnv(t)
+	e.write("pre.ini", preloadConf(perlPath(t), "examples/perl/preload-echo.pl", "min_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 4\n"))
+	m := e.start()
+	waitFor(t, "2 preloaded workers ready", 20*time.Second, func() bool { return strings.Count(e.log(), "stdout: perl echo worker") >= 2 })
+	procs := append(preloadWorkers(e, m, "perl"), forkServers(e)...)
+	if code := m.stop(); code != 0 {
+		t.Fatalf("nsfd run exited %d", code)
+	}
+	for _, pid := range procs {
+		if alive(pid) {
+			t.Errorf("process %d left after the stop", pid)
+		}
+	}
+	filepath.WalkDir(filepath.Join(e.dir, "var"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type()&fs.ModeNamedPipe != 0 {
+			t.Errorf("FIFO left: %s", path)
+		}
+		return nil
+	})
 }

@@ -18,9 +18,20 @@ import echo  # noqa: E402  (the application, loaded once)
 import nsfd_preload  # noqa: E402
 
 
+def serve_connection(conn, wake_r, stopping):
+    """Echo lines until the client leaves, even after SIGTERM: a rolling
+    restart then fails no request (echo.serve cuts the connection)."""
+    conn.setblocking(True)
+    with conn.makefile("rb") as r:
+        for line in r:
+            conn.sendall(line)
+
+
 def serve():
     addr = os.environ.get("NOTIFY_SOCKET", "")  # the worker's, set at fork
     echo.NOTIFY_ADDR = "\0" + addr[1:] if addr.startswith("@") else addr
+    print(f"worker {os.getpid()}: LISTEN_PID={os.environ.get('LISTEN_PID')} slot={os.environ.get('NSFD_WORKER')}", flush=True)
+    echo.serve = serve_connection
     echo.main()
 
 
