@@ -55,6 +55,9 @@ type forkServer struct {
 	gid  int
 	seq  int
 	cg   *workerCgroup // its control group; nil without
+	// failed: it broke the protocol and is being stopped (set on the
+	// pool's goroutine, like seq).
+	failed bool
 
 	reapOnce sync.Once
 	done     chan struct{} // closed once it has exited
@@ -145,14 +148,14 @@ func (p *Pool) startPreloaded(ctx context.Context, slot, maxReq int) (*os.Proces
 // it (and stopping the one before, whose workers keep running) if there
 // is none or it has exited.
 func (p *Pool) forkServerFor(ctx context.Context) (*forkServer, error) {
-	if fs := p.forkSrv; fs != nil && fs.alive() && fs.gen == p.gen {
+	if fs := p.forkSrv; fs != nil && !fs.failed && fs.alive() && fs.gen == p.gen {
 		return fs, nil
 	}
 	fs, err := p.startForkServer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if old := p.forkSrv; old != nil {
+	if old := p.forkSrv; old != nil && !old.failed {
 		go old.stop(p.cfg.GracefulTimeout)
 	}
 	p.forkSrv = fs
@@ -217,7 +220,13 @@ func readReply(ctx context.Context, fs *forkServer, stop <-chan struct{}) (strin
 // listeners, and waits until it says it has loaded the application.
 func (p *Pool) startForkServer(ctx context.Context) (*forkServer, error) {
 	c := &p.cfg
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	syscall.ForkLock.RLock() // no fork between the socketpair and close-on-exec
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
 	}

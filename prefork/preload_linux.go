@@ -79,6 +79,7 @@ func (b *Pump) forkPreloaded(ctx context.Context, fs *forkServer, env []string, 
 	if err != nil {
 		closeAll()
 		if !errors.As(err, new(*workerError)) {
+			fs.failed = true
 			go fs.stop(time.Second)
 		}
 		return nil, err
