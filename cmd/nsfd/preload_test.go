@@ -8,6 +8,7 @@ package main
 import (
 	"fmt"
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -138,6 +139,22 @@ func testPreload(t *testing.T, lang preloadLang) {
 	if len(slots) != 2 {
 		t.Errorf("the workers' slots are %v, want two distinct", slots)
 	}
+	if os.Getenv("NSFD_CGROUPS") != "off" && os.Geteuid() == 0 {
+		// Contained: each worker in a control group of its own, not the
+		// fork-server's.
+		groups := map[string]int{}
+		for _, pid := range append([]int{fss[0]}, ws...) {
+			b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+			g := strings.TrimSpace(string(b))
+			if !strings.Contains(g, "/pre/w") {
+				t.Errorf("process %d is in %q, not a worker group of the daemon", pid, g)
+			}
+			if other, dup := groups[g]; dup {
+				t.Errorf("processes %d and %d share the control group %q", other, pid, g)
+			}
+			groups[g] = pid
+		}
+	}
 	for i := range 5 {
 		echo(t, addr, "preloaded "+strconv.Itoa(i))
 	}
@@ -256,4 +273,29 @@ func TestPreloadStopLeavesNothing(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestPreloadAsDaemonUser: the fork-server and its workers run as the
+// daemon's user, and the workers can open their output FIFOs.
+func TestPreloadAsDaemonUser(t *testing.T) {
+	t.Parallel()
+	needPump(t, "cannot preload (no subreaper, no pidfds)")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to switch users")
+	}
+	perl := perlPath(t) // not python3: pyenv's lives where nobody cannot reach it
+	e := newEnv(t)
+	os.Chmod(e.dir, 0o755) // nobody must reach its notify socket under var/run
+	e.write("pre.ini", preloadConf(perl, "examples/perl/preload-echo.pl", "user = nobody\nmin_servers = 2\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 3\n"))
+	m := e.start()
+	addr := m.addr("pre")
+	waitFor(t, "2 preloaded workers ready", 20*time.Second, func() bool {
+		return strings.Count(e.log(), "stdout: perl echo worker") >= 2
+	})
+	for _, pid := range append(preloadWorkers(e, m, "perl"), forkServers(e)...) {
+		if uid, _, _ := procIDs(pid); uid != "65534 65534 65534 65534" {
+			t.Errorf("process %d: Uid %q, want nobody's", pid, uid)
+		}
+	}
+	echo(t, addr, "as nobody")
 }
