@@ -297,8 +297,17 @@ func (p *Pool) startForkServer(ctx context.Context) (*forkServer, error) {
 	rctx, cancel := context.WithTimeout(ctx, c.ReadyTimeout)
 	defer cancel()
 	line, err := readReply(rctx, fs, p.stop)
-	if err == nil && line != "ready" {
+	if err != nil {
+		select { // end of file comes before the pump reports the exit
+		case <-fs.done:
+		case <-time.After(time.Second):
+		}
+	}
+	switch {
+	case err == nil && line != "ready":
 		err = fmt.Errorf("fork-server %d: %q instead of \"ready\"", proc.Pid, line)
+	case err != nil && !fs.alive():
+		err = fmt.Errorf("%w before it said \"ready\" (does the program run a preload helper's loop? docs/protocol.md)", err)
 	}
 	if err != nil {
 		fs.stop(c.GracefulTimeout)

@@ -299,3 +299,27 @@ func TestPreloadAsDaemonUser(t *testing.T) {
 	}
 	echo(t, addr, "as nobody")
 }
+
+// TestPreloadBrokenForkServerGoesFatal: a program that never says "ready"
+// (here: it exits) is a failed start each time, with the back-off, until
+// the daemon goes fatal; the log says why.
+func TestPreloadBrokenForkServerGoesFatal(t *testing.T) {
+	t.Parallel()
+	needPump(t, "cannot preload (no subreaper, no pidfds)")
+	e := newEnv(t)
+	e.write("bad.ini", "command = /bin/sh -c \"echo no fork-server here; exit 3\"\nport = 127.0.0.1:0\npreload = true\n"+
+		"min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\nstart_retries = 3\nbackoff_initial = 20ms\n")
+	e.start()
+	waitFor(t, "the daemon to go fatal", 20*time.Second, func() bool {
+		return strings.Contains(e.log(), "nsfd.bad: daemon state: state=fatal")
+	})
+	log := e.log()
+	for _, want := range []string{"stdout: no fork-server here", `exited before it said \"ready\"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("central log lacks %q", want)
+		}
+	}
+	if n := strings.Count(log, "preload fork-server started"); n != 3 {
+		t.Errorf("%d fork-servers started, want 3 (start_retries)", n)
+	}
+}
