@@ -323,3 +323,41 @@ func TestPreloadBrokenForkServerGoesFatal(t *testing.T) {
 		t.Errorf("%d fork-servers started, want 3 (start_retries)", n)
 	}
 }
+
+// TestPreloadAcrossUpgrade: `nsfd upgrade` keeps the preloaded workers
+// (they are the master's children like any other); the old fork-server
+// leaves with the old master's end of its socket, and the next spawn starts
+// a new one.
+func TestPreloadAcrossUpgrade(t *testing.T) {
+	t.Parallel()
+	needPump(t, "cannot preload (no subreaper, no pidfds)")
+	bin := filepath.Join(t.TempDir(), "nsfd")
+	install(t, filepath.Join(binDir, "nsfd"), bin)
+	e := newEnv(t)
+	e.write("pre.ini", preloadConf(perlPath(t), "examples/perl/preload-echo.pl", "min_servers = 2\nmin_spare_servers = 0\nmax_spare_servers = 2\nmax_servers = 3\n"))
+	m := e.startBin(bin)
+	addr := m.addr("pre")
+	waitFor(t, "2 preloaded workers ready", 20*time.Second, func() bool { return strings.Count(e.log(), "stdout: perl echo worker") >= 2 })
+	ws := preloadWorkers(e, m, "perl")
+	fs0 := forkServers(e)[0]
+	if out, errOut, code := e.nsfd("upgrade"); code != 0 {
+		t.Fatalf("upgrade: exit %d\n%s%s", code, out, errOut)
+	}
+	echo(t, addr, "after the upgrade")
+	waitFor(t, "the old fork-server to leave", 10*time.Second, func() bool { return !alive(fs0) })
+	syscall.Kill(ws[0], syscall.SIGKILL)
+	waitFor(t, "a replacement from a new fork-server", 20*time.Second, func() bool {
+		now := preloadWorkers(e, m, "perl")
+		return len(forkServers(e)) == 2 && len(now) == 2 && !slicesContains(now, ws[0]) && slicesContains(now, ws[1])
+	})
+	echo(t, addr, "from the new fork-server's worker")
+	procs := append(preloadWorkers(e, m, "perl"), forkServers(e)...)
+	if code := m.stop(); code != 0 {
+		t.Errorf("master exit %d", code)
+	}
+	for _, pid := range procs {
+		if alive(pid) {
+			t.Errorf("process %d left after the stop", pid)
+		}
+	}
+}
