@@ -73,10 +73,10 @@ func (fs *forkServer) alive() bool {
 	}
 }
 
-// reap waits for the exited fork-server, once.
-func (fs *forkServer) reap() {
+// reap waits for the exited fork-server proc, once.
+func (fs *forkServer) reap(proc *os.Process) {
 	fs.reapOnce.Do(func() {
-		_, _ = fs.proc.Wait()
+		_, _ = proc.Wait()
 		if fs.cg != nil {
 			fs.cg.remove()
 		}
@@ -281,7 +281,7 @@ func (p *Pool) startForkServer(ctx context.Context) (*forkServer, error) {
 		Env:    env,
 		Files:  files,
 		Output: c.Output,
-		Exited: func(*os.Process) { fs.reap() },
+		Exited: fs.reap, // maybe before Start has returned: not fs.proc
 		Owner:  fs, // not the pool's: its exit is seen and reaped even after the pool's Drop
 		Direct: direct,
 	})
