@@ -90,6 +90,8 @@ type masterOptions struct {
 	// pidNS runs the master as the first process of a new PID namespace
 	// where it may (startIsolated).
 	pidNS bool
+	// env is added to the master's environment.
+	env []string
 }
 
 // startMaster writes nsfd.ini and one NAME.ini per entry of daemons, and
@@ -130,6 +132,9 @@ func startMasterWith(tb testing.TB, daemons map[string]string, opts masterOption
 	newCmd := func() *exec.Cmd {
 		cmd := exec.Command(bins.nsfd, "run", "--etc", etc)
 		cmd.Stdout, cmd.Stderr = out, out
+		if len(opts.env) > 0 {
+			cmd.Env = append(os.Environ(), opts.env...)
+		}
 		return cmd
 	}
 	m := &master{tb: tb, dir: dir, exited: make(chan struct{})}

@@ -218,6 +218,8 @@ func (l *daemonLoader) apply(e entry) {
 		l.duration(e, &d.BackoffMax)
 	case "watchdog":
 		l.duration(e, &d.Watchdog)
+	case "preload":
+		l.boolean(e, &d.Preload)
 	case "user":
 		d.User = v
 	case "group":
@@ -288,6 +290,7 @@ func (l *daemonLoader) apply(e entry) {
 func (l *daemonLoader) finish() {
 	d := l.d
 	l.checkResources()
+	l.checkPreload()
 	if l.lines[".daemon_name"] == 0 {
 		if msg := checkDaemonName(d.Name); msg != "" {
 			l.errs = append(l.errs, &Error{File: l.path, Msg: msg, Hint: "rename the file or set daemon_name"})

@@ -96,6 +96,7 @@ var Keys = []KeyDoc{
 	{File: FileDaemon, Name: "cpu_max", Default: "0", Doc: "CPU time of all the daemon's workers together, as a share of one CPU: 50% is half of one, 200% two; 0: no limit"},
 	{File: FileDaemon, Name: "max_rss", Default: "0", Doc: "a worker whose memory stays above this is replaced gracefully, like max_requests (its replacement is ready before it gets SIGTERM); below memory_max; 0: never"},
 	{File: FileDaemon, Name: "notify_access", Default: DefaultNotifyAccess, Doc: "who may send a worker's notify messages: `main` (the worker process) or `all` (any process in its tree: its control group, else its descendants; for `systemd-notify --ready` in a shell worker); see docs/protocol.md"},
+	{File: FileDaemon, Name: "preload", Default: "false", Doc: "`true`: start the program once as a fork-server that loads the application and forks each worker (copy-on-write memory, no exec per worker; Perl and Python helpers in examples/); needs the `pump` process backend, a `command` (not a builtin) and no `chroot`; see docs/protocol.md"},
 	{File: FileDaemon, Name: "watchdog", Default: "0", Doc: "a worker that sends no WATCHDOG=1 for this long is replaced; 0: no watchdog"},
 	{File: FileDaemon, Name: "user", Doc: "user the workers run as (name or uid; the master must be root)"},
 	{File: FileDaemon, Name: "group", Doc: "group the workers run as (name or gid; the master must be root); alone, the workers keep the master's uid"},

@@ -185,8 +185,11 @@ type Daemon struct {
 	BackoffInitial    time.Duration
 	BackoffMax        time.Duration
 	Watchdog          time.Duration // 0: no watchdog
-	NotifyAccess      string        // main | all: who may send a worker's notify messages
-	Resources         Resources     // memory_max, memory_high, pids_max, cpu_weight, cpu_max, max_rss
+	// Preload: the program is started once as a fork-server that loads
+	// the application and forks the workers (docs/protocol.md).
+	Preload      bool
+	NotifyAccess string    // main | all: who may send a worker's notify messages
+	Resources    Resources // memory_max, memory_high, pids_max, cpu_weight, cpu_max, max_rss
 
 	User   string
 	Group  string

@@ -164,6 +164,18 @@ func (l *keyLoader) duration(e entry, dst *time.Duration) {
 	}
 }
 
+// boolean sets *dst to e's true/false (also yes/no, on/off, 1/0).
+func (l *keyLoader) boolean(e entry, dst *bool) {
+	switch strings.ToLower(e.Value) {
+	case "true", "yes", "on", "1":
+		*dst = true
+	case "false", "no", "off", "0":
+		*dst = false
+	default:
+		l.fail(e, fmt.Sprintf("unknown value %q (want true or false)", e.Value))
+	}
+}
+
 // oneOf sets *dst to e's value, one of allowed (compared without case).
 func (l *keyLoader) oneOf(e entry, dst *string, allowed []string) {
 	for _, a := range allowed {

@@ -42,6 +42,9 @@ type Config struct {
 	BackoffInitial  time.Duration
 	BackoffMax      time.Duration
 	Watchdog        time.Duration // kill a ready worker silent for this long; 0: off
+	// Preload: the workers are forked by a fork-server, the daemon's
+	// program started once (preload.go); needs the pump backend.
+	Preload bool
 
 	Exec ExecOptions
 	// Cgroup is the daemon's control group (Cgroups.Daemon); nil: none.
@@ -174,6 +177,7 @@ type Pool struct {
 	nextRSS         time.Time     // when max_rss is checked next
 	rssRecycles     int           // workers replaced for max_rss
 	spawnedCg       *workerCgroup // the group startProcess made for the worker spawn is starting
+	forkSrv         *forkServer   // with Config.Preload: the fork-server of the current generation, if started
 	restarts        int
 	requests        int
 	malformed       int

@@ -34,6 +34,7 @@ func (p *Pool) run() {
 	defer close(p.done)
 	defer func() { p.cfg.Cgroup.Close() }() // the pool's latest configuration's
 	defer p.cfg.Procs.Drop(p)               // output of workers' children that still hold a pipe
+	defer p.stopForkServer()                // preload: after the workers (its own exit is watched apart)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	timer := time.NewTimer(time.Hour)

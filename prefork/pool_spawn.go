@@ -18,6 +18,9 @@ import (
 // unlimited).
 func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*Process, error) {
 	c := &p.cfg
+	if c.Preload {
+		return p.startPreloaded(ctx, slot, maxReq)
+	}
 	argv := append([]string{}, c.Shim...)
 	argv = append(argv, "-ppid", strconv.Itoa(os.Getpid()))
 	argv = append(argv, c.Exec.shimArgs()...)

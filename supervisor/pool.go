@@ -86,6 +86,7 @@ func (s *Supervisor) poolConfig(d *config.Daemon, ls []*prefork.Listener, exec p
 		BackoffInitial:    d.BackoffInitial,
 		BackoffMax:        d.BackoffMax,
 		Watchdog:          d.Watchdog,
+		Preload:           d.Preload,
 		Exec:              exec,
 		Procs:             s.opts.Procs,
 		Shim:              s.opts.Shim,

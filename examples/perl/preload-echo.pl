@@ -1,0 +1,59 @@
+#!/usr/bin/perl
+# An echo daemon in core Perl whose workers are forked from a preloaded
+# fork-server (NsfdPreload): the modules are loaded once, and each worker
+# nsfd asks for is a fork of the loaded program, not a new perl. Without
+# preload it runs as a plain worker. The worker contract is docs/protocol.md:
+# its listener is fd 3; READY=1, BUSY=1/0 and STOPPING=1 go to NOTIFY_SOCKET.
+#
+#   command = perl examples/perl/preload-echo.pl
+#   port    = 127.0.0.1:7004
+#   type    = notify
+#   preload = true
+
+use strict;
+use warnings;
+use FindBin ();
+use lib $FindBin::Bin;
+use NsfdPreload ();
+use IO::Socket::INET ();
+use Socket qw(AF_UNIX SOCK_DGRAM SOL_SOCKET SO_SNDTIMEO pack_sockaddr_un);
+
+$SIG{'PIPE'} = 'IGNORE';
+print "preload-echo.pl $$: application loaded\n";
+
+# serve is one worker: its environment is the worker's (LISTEN_PID,
+# NOTIFY_SOCKET, NSFD_WORKER), set by the fork-server before it runs.
+sub serve {
+    my ($sock, $addr);
+    if (($ENV{'NOTIFY_SOCKET'} // '') ne '') {
+        (my $path = $ENV{'NOTIFY_SOCKET'}) =~ s/^@/\0/;
+        $addr = pack_sockaddr_un($path);
+        socket($sock, AF_UNIX, SOCK_DGRAM, 0) or die "notify socket: $!\n";
+        setsockopt($sock, SOL_SOCKET, SO_SNDTIMEO, pack('l!l!', 1, 0));
+    }
+    my $notify = sub { send($sock, $_[0], 0, $addr) if $sock };
+    die "no listener: run me under nsfd (LISTEN_FDS)\n"
+        if ($ENV{'LISTEN_PID'} // '') ne $$ || ($ENV{'LISTEN_FDS'} // 0) < 1;
+    my $listener = IO::Socket::INET->new_from_fd(3, 'r') or die "fd 3: $!\n";
+    my ($busy, $stopping) = (0, 0);
+    for my $sig (qw(TERM INT HUP)) {
+        $SIG{$sig} = sub { $notify->("STOPPING=1"); $stopping = 1; exit 0 if !$busy };
+    }
+    $notify->("READY=1");
+    print "perl echo worker $$ ready LISTEN_PID=$ENV{LISTEN_PID} slot=$ENV{NSFD_WORKER}\n";
+    while (!$stopping) {
+        my $conn = $listener->accept or next;
+        $busy = 1;
+        $notify->("BUSY=1");
+        $conn->autoflush(1);
+        while (defined(my $line = <$conn>)) {
+            print {$conn} $line or last;
+        }
+        close $conn;
+        $notify->("BUSY=0");
+        $busy = 0;
+    }
+    exit 0;
+}
+
+NsfdPreload::preload(\&serve);
