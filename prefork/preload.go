@@ -41,12 +41,12 @@ var ErrPreloadUnsupported = errors.New("preload needs the pump process backend (
 type preloadProcs interface {
 	// forkPreloaded asks fs for a worker with the environment changes env
 	// (KEY=VALUE), joins it to cgroups, and watches it as Start would.
-	forkPreloaded(ctx context.Context, fs *forkServer, env []string, cgroups []string, c Command) (*os.Process, error)
+	forkPreloaded(ctx context.Context, fs *forkServer, env []string, cgroups []string, c Command) (*Process, error)
 }
 
 // forkServer is the master's side of one fork-server.
 type forkServer struct {
-	proc *os.Process
+	proc *Process
 	gen  int           // the pool generation it serves
 	ctl  *os.File      // the master's end of the control socket
 	rd   *bufio.Reader // replies
@@ -74,7 +74,7 @@ func (fs *forkServer) alive() bool {
 }
 
 // reap waits for the exited fork-server proc, once.
-func (fs *forkServer) reap(proc *os.Process) {
+func (fs *forkServer) reap(proc *Process) {
 	fs.reapOnce.Do(func() {
 		_, _ = proc.Wait()
 		if fs.cg != nil {
@@ -99,7 +99,7 @@ func (fs *forkServer) stop(grace time.Duration) {
 
 // startPreloaded starts one worker from the pool's fork-server, starting
 // the fork-server first if there is none for the current generation.
-func (p *Pool) startPreloaded(ctx context.Context, slot, maxReq int) (*os.Process, error) {
+func (p *Pool) startPreloaded(ctx context.Context, slot, maxReq int) (*Process, error) {
 	c := &p.cfg
 	pre, ok := c.Procs.(preloadProcs)
 	if !ok {
@@ -129,7 +129,7 @@ func (p *Pool) startPreloaded(ctx context.Context, slot, maxReq int) (*os.Proces
 	}
 	proc, err := pre.forkPreloaded(ctx, fs, env, cgroups, Command{
 		Output: c.Output,
-		Exited: func(proc *os.Process) { p.workerExited(exitEvent{pid: proc.Pid, proc: proc}) },
+		Exited: func(proc *Process) { p.workerExited(exitEvent{pid: proc.Pid, proc: proc}) },
 		Owner:  p,
 	})
 	if err != nil {
@@ -282,7 +282,7 @@ func (p *Pool) startForkServer(ctx context.Context) (*forkServer, error) {
 		Files:  files,
 		Output: c.Output,
 		Exited: fs.reap, // maybe before Start has returned: not fs.proc
-		Owner:  fs, // not the pool's: its exit is seen and reaped even after the pool's Drop
+		Owner:  fs,      // not the pool's: its exit is seen and reaped even after the pool's Drop
 		Direct: direct,
 	})
 	if err != nil {

@@ -26,7 +26,7 @@ const preloadReplyTimeout = 10 * time.Second
 // holds spawnMu, so that the orphan reaper never takes the worker, which
 // the double fork made the master's child, for an orphan. A fork-server
 // that fails the protocol is stopped: the next spawn starts another.
-func (b *Pump) forkPreloaded(ctx context.Context, fs *forkServer, env []string, cgroups []string, c Command) (*os.Process, error) {
+func (b *Pump) forkPreloaded(ctx context.Context, fs *forkServer, env []string, cgroups []string, c Command) (*Process, error) {
 	fs.seq++
 	var (
 		paths [2]string
@@ -89,12 +89,12 @@ func (b *Pump) forkPreloaded(ctx context.Context, fs *forkServer, env []string, 
 			closeAll()
 			_ = killGroup(pid)
 			unix.Close(pidfd)
-			p, _ := os.FindProcess(pid)
+			p := newProcess(pid)
 			_, _ = p.Wait()
 			return nil, fmt.Errorf("join control group %s: %w", f, err)
 		}
 	}
-	proc, _ := os.FindProcess(pid) // never fails on unix
+	proc := newProcess(pid)
 	w := &watch{pid: pid, fds: [3]int{rfds[0], rfds[1], pidfd}, owner: c.Owner}
 	w.exited = func() { c.Exited(proc) }
 	if c.Output != nil {

@@ -23,7 +23,7 @@ func fakeForkServer(t *testing.T) (*forkServer, *os.File) {
 	syscall.SetNonblock(fds[0], true)
 	ctl, theirs := os.NewFile(uintptr(fds[0]), "ctl"), os.NewFile(uintptr(fds[1]), "theirs")
 	t.Cleanup(func() { ctl.Close(); theirs.Close() })
-	self, _ := os.FindProcess(os.Getpid())
+	self := newProcess(os.Getpid())
 	return &forkServer{proc: self, ctl: ctl, rd: bufio.NewReader(ctl), done: make(chan struct{})}, theirs
 }
 
