@@ -92,7 +92,7 @@ var Keys = []KeyDoc{
 	{File: FileDaemon, Name: "memory_max", Default: "0", Doc: "memory of all the daemon's workers and what they start, together (K, M, G); the kernel's OOM killer acts at it; 0: no limit. Needs control groups"},
 	{File: FileDaemon, Name: "memory_high", Default: "0", Doc: "memory above which the daemon is throttled and reclaimed (cgroup v1: the soft limit); at most memory_max; 0: no limit"},
 	{File: FileDaemon, Name: "pids_max", Default: "0", Doc: "processes and threads of all the daemon's workers together: a fork bomb stops there; 0: no limit"},
-	{File: FileDaemon, Name: "cpu_weight", Default: "0", Doc: "share of CPU time under contention, 1-10000 (100: the default); 0: unset"},
+	{File: FileDaemon, Name: "cpu_weight", Default: "0", Doc: "share of CPU time under contention, 1-10000 (100: the default); 0: unset. Only a daemon with cpu_weight or cpu_max is put in a cpu control group (a cpu group costs every wakeup of its processes)"},
 	{File: FileDaemon, Name: "cpu_max", Default: "0", Doc: "CPU time of all the daemon's workers together, as a share of one CPU: 50% is half of one, 200% two; 0: no limit"},
 	{File: FileDaemon, Name: "max_rss", Default: "0", Doc: "a worker whose memory stays above this is replaced gracefully, like max_requests (its replacement is ready before it gets SIGTERM); below memory_max; 0: never"},
 	{File: FileDaemon, Name: "notify_access", Default: DefaultNotifyAccess, Doc: "who may send a worker's notify messages: `main` (the worker process) or `all` (any process in its tree: its control group, else its descendants; for `systemd-notify --ready` in a shell worker); see docs/protocol.md"},

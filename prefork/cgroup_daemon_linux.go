@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -19,6 +20,7 @@ type DaemonCgroup struct {
 	c        *Cgroups
 	name     string
 	limits   Limits
+	cpuSet   atomic.Bool    // it has had cpu limits: its workers are in its v1 cpu group
 	removals sync.WaitGroup // its workers' groups being removed
 }
 
@@ -39,7 +41,7 @@ func (c *Cgroups) Daemon(name string, l Limits) (*DaemonCgroup, error) {
 		}
 	}
 	if c.v2ctl {
-		enableControllers(filepath.Join(c.v2, name))
+		enableControllers(filepath.Join(c.v2, name), "memory", "pids")
 	}
 	return d, d.SetLimits(l)
 }
@@ -102,6 +104,13 @@ func (d *DaemonCgroup) SetLimits(l Limits) error {
 		if want(l.PidsMax) || d.has("pids.max") {
 			set("pids", "pids.max", limit(l.PidsMax, "max"), "pids_max")
 		}
+		if l.CPUWeight > 0 || l.CPUMax > 0 {
+			d.c.cpuOnce.Do(func() { // the cpu controller, from now on (see Cgroups.isCPURoot)
+				for _, dir := range d.c.enable {
+					enableControllers(dir, "cpu")
+				}
+			})
+		}
 		if l.CPUWeight > 0 || d.has("cpu.weight") {
 			set("cpu", "cpu.weight", limit(int64(l.CPUWeight), "100"), "cpu_weight")
 		}
@@ -122,14 +131,18 @@ func (d *DaemonCgroup) SetLimits(l Limits) error {
 	if want(l.PidsMax) || d.ctlDir("pids") != "" {
 		set("pids", "pids.max", limit(l.PidsMax, "max"), "pids_max")
 	}
-	if l.CPUWeight > 0 || d.ctlDir("cpu") != "" {
+	if l.CPUWeight > 0 || l.CPUMax > 0 {
+		d.cpuSet.Store(true) // its workers join its cpu group from now on (newWorker)
+	}
+	cpu := d.cpuSet.Load() && d.ctlDir("cpu") != ""
+	if cpu || l.CPUWeight > 0 {
 		shares := int64(1024)
 		if l.CPUWeight > 0 {
 			shares = max(2, int64(l.CPUWeight)*1024/100)
 		}
 		set("cpu", "cpu.shares", strconv.FormatInt(shares, 10), "cpu_weight")
 	}
-	if l.CPUMax > 0 || d.ctlDir("cpu") != "" {
+	if cpu || l.CPUMax > 0 {
 		set("cpu", "cpu.cfs_period_us", strconv.Itoa(cpuPeriod), "cpu_max")
 		set("cpu", "cpu.cfs_quota_us", limit(int64(l.CPUMax*cpuPeriod), "-1"), "cpu_max")
 	}
@@ -171,27 +184,26 @@ func (d *DaemonCgroup) Close() {
 
 // workerCgroup is one worker's group, below its daemon's.
 type workerCgroup struct {
-	d   *DaemonCgroup
-	rel string // daemon/wN
+	d    *DaemonCgroup
+	rel  string   // daemon/wN
+	dirs []string // the group in each hierarchy it is in, cgroup2's first
 }
 
 // newWorker makes the group of the next worker.
 func (d *DaemonCgroup) newWorker() (*workerCgroup, error) {
 	w := &workerCgroup{d: d, rel: filepath.Join(d.name, "w"+d.c.epoch+"-"+strconv.FormatInt(d.c.seq.Add(1), 10))}
-	for _, dir := range w.dirs() {
+	for _, r := range d.c.roots() {
+		if d.c.isCPURoot(r) && !d.cpuSet.Load() {
+			continue // no cpu group without a cpu limit (see Cgroups.isCPURoot)
+		}
+		w.dirs = append(w.dirs, filepath.Join(r, w.rel))
+	}
+	for _, dir := range w.dirs {
 		if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
 			return nil, fmt.Errorf("make worker control group: %w", err)
 		}
 	}
 	return w, nil
-}
-
-func (w *workerCgroup) dirs() []string {
-	var out []string
-	for _, r := range w.d.c.roots() {
-		out = append(out, filepath.Join(r, w.rel))
-	}
-	return out
 }
 
 // procPath is the worker's group as /proc/PID/cgroup shows it for what is
@@ -214,7 +226,7 @@ func (w *workerCgroup) v2Dir() string {
 // procsFiles are the files the shim writes its pid to, to join the group.
 func (w *workerCgroup) procsFiles() []string {
 	var out []string
-	for _, d := range w.dirs() {
+	for _, d := range w.dirs {
 		out = append(out, filepath.Join(d, "cgroup.procs"))
 	}
 	return out
@@ -222,7 +234,7 @@ func (w *workerCgroup) procsFiles() []string {
 
 // kill sends SIGKILL to every process in the worker's group.
 func (w *workerCgroup) kill() {
-	for _, d := range w.dirs() {
+	for _, d := range w.dirs {
 		killGroupDir(d)
 	}
 }
@@ -239,7 +251,7 @@ func (w *workerCgroup) remove() {
 		defer w.d.c.removals.Done()
 		defer w.d.removals.Done()
 		deadline := time.Now().Add(5 * time.Second)
-		for _, d := range w.dirs() {
+		for _, d := range w.dirs {
 			_ = removeTree(d, deadline)
 		}
 	}()

@@ -65,13 +65,14 @@ for my $fd (4 .. 3 + $nfds - 1) {
 }
 fcntl($_, F_SETFD, FD_CLOEXEC) for @inherited;
 
-# SIGTERM: leave at once when idle, after the current connection when busy.
+# SIGTERM ends the loop: an idle worker's accept (or select) fails with
+# EINTR, as Perl's safe signals do not restart it; a connection accepted
+# just before is served first (exiting in the handler would reset it).
 my ($busy, $stopping) = (0, 0);
 for my $sig (qw(TERM INT HUP)) {
     $SIG{$sig} = sub {
         notify("STOPPING=1") if !$stopping;
         $stopping = 1;
-        exit 0 if !$busy;
     };
 }
 

@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -211,4 +213,78 @@ while not stopping:
 		t.Fatalf("%d requests failed", failed.Load())
 	}
 	_ = m
+}
+
+// TestCPUGroupOnlyWithACPULimit: the cpu controller costs every wakeup, so
+// a daemon is put in a cpu group only when it sets cpu_weight or cpu_max
+// (as systemd does): a daemon without stays, with the master, in the cpu
+// group the master was started in; one with a limit gets it, applied.
+func TestCPUGroupOnlyWithACPULimit(t *testing.T) {
+	needCgroups(t)
+	e := newEnv(t)
+	e.write("plain.ini", echoConf(oneWorker))
+	e.write("capped.ini", echoConf(oneWorker+"cpu_max = 50%\ncpu_weight = 50\n"))
+	m := e.start()
+	m.addr("plain")
+	m.addr("capped")
+	waitFor(t, "both workers", 15*time.Second, func() bool {
+		return len(e.pids("plain")) == 1 && len(e.pids("capped")) == 1
+	})
+	cpuLine := func(pid int) (string, bool) {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.SplitN(line, ":", 3); len(f) == 3 && slices.Contains(strings.Split(f[1], ","), "cpu") {
+				return f[2], true
+			}
+		}
+		return "", false
+	}
+	master, ok := cpuLine(m.cmd.Process.Pid)
+	if !ok {
+		t.Skip("no cgroup v1 cpu hierarchy (pure cgroup2: the controller is turned on in subtree_control instead)")
+	}
+	if strings.Contains(master, "/nsfd/") {
+		t.Errorf("the master moved into a cpu group of nsfd's: %s", master)
+	}
+	if plain, _ := cpuLine(onePid(e.pids("plain"))); plain != master {
+		t.Errorf("a worker of a daemon without a cpu limit is in cpu group %s, want the master's %s", plain, master)
+	}
+	capped, _ := cpuLine(onePid(e.pids("capped")))
+	if !strings.Contains(capped, "/nsfd/"+strconv.Itoa(m.cmd.Process.Pid)+"/capped/") {
+		t.Fatalf("a worker of a daemon with cpu_max is in cpu group %s", capped)
+	}
+	mnt := cgroupV1Mount(t, "cpu")
+	daemonDir := filepath.Join(mnt, filepath.Dir(capped))
+	if b, _ := os.ReadFile(filepath.Join(daemonDir, "cpu.cfs_quota_us")); strings.TrimSpace(string(b)) != "50000" {
+		t.Errorf("cpu_max 50%%: cpu.cfs_quota_us %q of %s", b, daemonDir)
+	}
+	if b, _ := os.ReadFile(filepath.Join(daemonDir, "cpu.shares")); strings.TrimSpace(string(b)) != "512" {
+		t.Errorf("cpu_weight 50: cpu.shares %q", b)
+	}
+}
+
+// onePid is the pid of a set of one.
+func onePid(pids map[int]bool) int {
+	for pid := range pids {
+		return pid
+	}
+	return 0
+}
+
+// cgroupV1Mount is where the v1 hierarchy of controller ctl is mounted.
+func cgroupV1Mount(t *testing.T, ctl string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if ok && len(f) > 4 && len(g) > 2 && g[0] == "cgroup" && slices.Contains(strings.Split(g[2], ","), ctl) {
+			return f[4]
+		}
+	}
+	t.Fatalf("no cgroup v1 %s hierarchy mounted", ctl)
+	return ""
 }

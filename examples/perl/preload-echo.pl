@@ -36,8 +36,11 @@ sub serve {
         if ($ENV{'LISTEN_PID'} // '') ne $$ || ($ENV{'LISTEN_FDS'} // 0) < 1;
     my $listener = IO::Socket::INET->new_from_fd(3, 'r') or die "fd 3: $!\n";
     my ($busy, $stopping) = (0, 0);
+    # SIGTERM ends the loop: an idle worker's accept fails with EINTR (Perl's
+    # safe signals do not restart it); a connection accepted just before is
+    # served first (exiting here would reset it).
     for my $sig (qw(TERM INT HUP)) {
-        $SIG{$sig} = sub { $notify->("STOPPING=1"); $stopping = 1; exit 0 if !$busy };
+        $SIG{$sig} = sub { $notify->("STOPPING=1") if !$stopping; $stopping = 1 };
     }
     $notify->("READY=1");
     print "perl echo worker $$ ready LISTEN_PID=$ENV{LISTEN_PID} slot=$ENV{NSFD_WORKER}\n";
