@@ -63,13 +63,20 @@ func (p *Pool) startProcess(ctx context.Context, slot, maxReq int) (*Process, er
 		Owner:  p,
 		Direct: direct,
 	})
+	return p.started(proc, err, attach, "")
+}
+
+// started finishes a worker's start, by the shim or direct spawn or from a
+// fork-server (what: how, for the error): its notify endpoint attached to
+// its pid, or, if it failed, released with its control group.
+func (p *Pool) started(proc *Process, err error, attach func(pid int), what string) (*Process, error) {
 	if err != nil {
 		attach(0)
 		if p.spawnedCg != nil {
 			p.spawnedCg.remove()
 			p.spawnedCg = nil
 		}
-		return nil, fmt.Errorf("start %s: %w", c.Command[0], err)
+		return nil, fmt.Errorf("start %s: %s%w", p.cfg.Command[0], what, err)
 	}
 	attach(proc.Pid)
 	return proc, nil

@@ -132,16 +132,7 @@ func (p *Pool) startPreloaded(ctx context.Context, slot, maxReq int) (*Process, 
 		Exited: func(proc *Process) { p.workerExited(exitEvent{pid: proc.Pid, proc: proc}) },
 		Owner:  p,
 	})
-	if err != nil {
-		attach(0)
-		if p.spawnedCg != nil {
-			p.spawnedCg.remove()
-			p.spawnedCg = nil
-		}
-		return nil, fmt.Errorf("start %s: preloaded worker: %w", c.Command[0], err)
-	}
-	attach(proc.Pid)
-	return proc, nil
+	return p.started(proc, err, attach, "preloaded worker: ")
 }
 
 // forkServerFor returns the fork-server of the pool's generation, starting
