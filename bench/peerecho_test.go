@@ -5,11 +5,9 @@ package bench
 // under nsfd and the Perl workers without any supervisor beside them.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +21,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nsfd/nsfd/prefork"
 	"github.com/nsfd/nsfd/worker"
 )
 
@@ -602,101 +599,6 @@ func processGroup(pgid int) []int {
 		}
 	}
 	return pids
-}
-
-// TestPerlWorkerProtocol runs bench/perl/nsfd-echo.pl as nsfd would, on a
-// socket and a notify socket of the test's own, and checks that it speaks
-// the worker contract: READY=1, an echo, BUSY=1 and BUSY=0 around the
-// connection, STOPPING=1 and exit 0 on SIGTERM; with NOTIFY_SOCKET a path
-// and an abstract @name.
-func TestPerlWorkerProtocol(t *testing.T) {
-	perl, err := exec.LookPath("perl")
-	if err != nil {
-		t.Skip("perl not found in PATH")
-	}
-	script := perlScript(t, "nsfd-echo.pl")
-	for _, abstract := range []bool{false, true} {
-		name := map[bool]string{false: "path", true: "abstract"}[abstract]
-		t.Run(name, func(t *testing.T) {
-			addr := filepath.Join(t.TempDir(), "n.sock")
-			if abstract {
-				addr = fmt.Sprintf("@nsfd-bench-perl-%d", os.Getpid())
-			}
-			nsock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: addr, Net: "unixgram"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer nsock.Close()
-			l, err := prefork.Bind(context.Background(), prefork.ListenSpec{Network: "tcp", Address: "127.0.0.1:0", Backlog: 16, UID: -1, GID: -1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer l.Close()
-
-			cmd := exec.Command(perl, script)
-			cmd.ExtraFiles = []*os.File{l.File()}
-			cmd.Env = append(envWithout(worker.EnvListenFDs, worker.EnvListenPID, worker.EnvListenFDNames, worker.EnvNotifySocket),
-				worker.EnvListenFDs+"=1", worker.EnvNotifySocket+"="+addr)
-			var out strings.Builder
-			cmd.Stdout, cmd.Stderr = &out, &out
-			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			defer func() {
-				cmd.Process.Kill()
-				<-exited
-				if t.Failed() {
-					t.Logf("worker output:\n%s", out.String())
-				}
-			}()
-
-			expect := func(want string) {
-				t.Helper()
-				buf := make([]byte, 4096)
-				nsock.SetReadDeadline(time.Now().Add(10 * time.Second))
-				n, err := nsock.Read(buf)
-				if err != nil {
-					t.Fatalf("waiting for %s: %v", want, err)
-				}
-				if got := string(buf[:n]); got != want {
-					t.Fatalf("notify: got %q, want %q", got, want)
-				}
-			}
-			expect("READY=1")
-			c, err := net.DialTimeout("tcp", l.Addr.String(), 5*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			r := bufio.NewReader(c)
-			for _, line := range []string{"hello\n", "again\n"} {
-				if _, err := io.WriteString(c, line); err != nil {
-					t.Fatal(err)
-				}
-				got, err := r.ReadString('\n')
-				if err != nil || got != line {
-					t.Fatalf("echo of %q: %q, %v", line, got, err)
-				}
-			}
-			expect("BUSY=1")
-			c.Close()
-			expect("BUSY=0")
-			cmd.Process.Signal(syscall.SIGTERM)
-			expect("STOPPING=1")
-			select {
-			case err := <-exited:
-				exited <- err // for the deferred wait
-				if err != nil {
-					t.Fatalf("exit after SIGTERM: %v", err)
-				}
-			case <-time.After(10 * time.Second):
-				t.Fatal("still running 10s after SIGTERM")
-			}
-		})
-	}
 }
 
 // envWithout returns the environment without the variables named.

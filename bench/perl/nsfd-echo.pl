@@ -27,6 +27,7 @@ use EchoHandler ();
 use Errno qw(EAGAIN EWOULDBLOCK);
 use Fcntl qw(F_SETFD FD_CLOEXEC);
 use IO::Socket::INET ();
+use Time::HiRes ();
 use Socket qw(AF_UNIX SOCK_DGRAM SOL_SOCKET SO_SNDTIMEO pack_sockaddr_un);
 
 $| = 1;
@@ -65,14 +66,21 @@ for my $fd (4 .. 3 + $nfds - 1) {
 }
 fcntl($_, F_SETFD, FD_CLOEXEC) for @inherited;
 
-# SIGTERM ends the loop: an idle worker's accept (or select) fails with
-# EINTR, as Perl's safe signals do not restart it; a connection accepted
-# just before is served first (exiting in the handler would reset it).
+# SIGTERM ends the loop after the connection being served, if any (exiting
+# in the handler would reset a connection accepted just before). An idle
+# worker's accept fails with EINTR, as Perl's safe signals do not restart
+# it; but Perl runs the handler between two operations, so it may run just
+# before accept's system call, which would then block for good. The handler
+# therefore also starts a 50 ms interval timer whose SIGALRM interrupts that
+# accept; reads and writes of a connection being served are restarted by
+# PerlIO and do not notice it.
 my ($busy, $stopping) = (0, 0);
+$SIG{'ALRM'} = sub { };
 for my $sig (qw(TERM INT HUP)) {
     $SIG{$sig} = sub {
         notify("STOPPING=1") if !$stopping;
         $stopping = 1;
+        Time::HiRes::ualarm(50_000, 50_000);
     };
 }
 

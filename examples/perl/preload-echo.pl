@@ -16,6 +16,7 @@ use FindBin ();
 use lib $FindBin::Bin;
 use NsfdPreload ();
 use IO::Socket::INET ();
+use Time::HiRes ();
 use Socket qw(AF_UNIX SOCK_DGRAM SOL_SOCKET SO_SNDTIMEO pack_sockaddr_un);
 
 $SIG{'PIPE'} = 'IGNORE';
@@ -36,11 +37,18 @@ sub serve {
         if ($ENV{'LISTEN_PID'} // '') ne $$ || ($ENV{'LISTEN_FDS'} // 0) < 1;
     my $listener = IO::Socket::INET->new_from_fd(3, 'r') or die "fd 3: $!\n";
     my ($busy, $stopping) = (0, 0);
-    # SIGTERM ends the loop: an idle worker's accept fails with EINTR (Perl's
-    # safe signals do not restart it); a connection accepted just before is
-    # served first (exiting here would reset it).
+    # SIGTERM ends the loop after the connection being served, if any
+    # (exiting here would reset a connection accepted just before). An idle
+    # worker's accept fails with EINTR (Perl's safe signals do not restart
+    # it), but the handler runs between two operations, possibly just before
+    # accept's system call: a 50 ms interval timer then interrupts it.
+    $SIG{'ALRM'} = sub { };
     for my $sig (qw(TERM INT HUP)) {
-        $SIG{$sig} = sub { $notify->("STOPPING=1") if !$stopping; $stopping = 1 };
+        $SIG{$sig} = sub {
+            $notify->("STOPPING=1") if !$stopping;
+            $stopping = 1;
+            Time::HiRes::ualarm(50_000, 50_000);
+        };
     }
     $notify->("READY=1");
     print "perl echo worker $$ ready LISTEN_PID=$ENV{LISTEN_PID} slot=$ENV{NSFD_WORKER}\n";
