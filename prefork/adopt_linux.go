@@ -70,7 +70,7 @@ func (b *Pump) Adopt(c Command, pid int, pipes WorkerPipes) (*Process, error) {
 	if err != nil {
 		pidfd = -1 // waited for by a thread instead
 	}
-	proc := newProcess(pid)
+	proc := b.r.process(pid)
 	w := &watch{pid: pid, fds: [3]int{pipes.Stdout, pipes.Stderr, pidfd}, owner: c.Owner}
 	for _, fd := range w.fds[:2] {
 		if fd >= 0 {

@@ -128,7 +128,7 @@ func (b *Portable) Start(ctx context.Context, c Command) (*Process, error) {
 	cmd.Stdin = workerStdin()
 	cmd.Stdout, cmd.Stderr = ws[0], ws[1]
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	err := startTracked(func() (int, error) {
+	forget, err := startTracked(func() (int, error) {
 		if err := cmd.Start(); err != nil {
 			return 0, err
 		}
@@ -142,6 +142,7 @@ func (b *Portable) Start(ctx context.Context, c Command) (*Process, error) {
 		return nil, err
 	}
 	proc := fromOS(cmd.Process)
+	proc.forget = forget
 	p := &portableProc{b: b, owner: c.Owner, pid: proc.Pid, exited: func() { c.Exited(proc) }, stop: make(chan struct{})}
 	for i := range rs {
 		s := &portableStream{f: rs[i], done: make(chan struct{})}

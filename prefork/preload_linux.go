@@ -89,12 +89,12 @@ func (b *Pump) forkPreloaded(ctx context.Context, fs *forkServer, env []string, 
 			closeAll()
 			_ = killGroup(pid)
 			unix.Close(pidfd)
-			p := newProcess(pid)
+			p := b.r.process(pid)
 			_, _ = p.Wait()
 			return nil, fmt.Errorf("join control group %s: %w", f, err)
 		}
 	}
-	proc := newProcess(pid)
+	proc := b.r.process(pid)
 	w := &watch{pid: pid, fds: [3]int{rfds[0], rfds[1], pidfd}, owner: c.Owner}
 	w.exited = func() { c.Exited(proc) }
 	if c.Output != nil {

@@ -19,6 +19,11 @@ import (
 type Process struct {
 	Pid int // the worker's process id
 
+	// forget, if set, is told the pid once the process is reaped: the
+	// orphan reaper's (reaper.forget), which counts the process as a worker
+	// until then.
+	forget func(pid int)
+
 	mu     sync.Mutex
 	reaped bool
 }
@@ -72,6 +77,9 @@ func (p *Process) Wait() (syscall.WaitStatus, error) {
 			continue
 		}
 		p.reaped = true
+		if p.forget != nil {
+			p.forget(p.Pid)
+		}
 		if err != nil {
 			return 0, os.NewSyscallError("wait", err)
 		}

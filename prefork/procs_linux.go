@@ -104,7 +104,9 @@ func (b *Pump) startShim(c Command) (*watch, *Process, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return w, fromOS(cmd.Process), nil
+	proc := fromOS(cmd.Process)
+	proc.forget = b.r.forget
+	return w, proc, nil
 }
 
 // startDirect forks and execs c.Direct itself: one exec, no shim
@@ -148,7 +150,7 @@ func (b *Pump) startDirect(c Command) (*watch, *Process, error) {
 		unix.Close(pipes[1][0])
 		return nil, nil, err
 	}
-	proc := newProcess(pid)
+	proc := b.r.process(pid)
 	return &watch{pid: pid, fds: [3]int{pipes[0][0], pipes[1][0], pidfd}}, proc, nil
 }
 

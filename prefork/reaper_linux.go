@@ -22,19 +22,28 @@ import (
 //
 // Which of the master's children are workers: every worker is forked by the
 // pump, which holds spawnMu shared from the fork until the worker is in
-// known; a pass of the reaper holds it exclusively. So during a pass known
-// is complete, and a child that is not in it (or is in it with another
-// start time: its pid was reused) is an orphan — unless it is in the
+// known; a pass of the reaper holds it exclusively; a worker leaves known
+// when its pool reaps it (the Process's forget). So during a pass known is
+// exact, and a child that is not in it is an orphan — unless it is in the
 // master's own process group: workers lead groups of their own and what
 // they fork is in theirs or another, while what the master's process forks
 // outside the pump (nsfd forks nothing else; a test binary does) stays in
 // its group and is left to whoever forked it.
+//
+// A pass costs a read of each thread's children file and a map lookup a
+// child, nothing a worker: it runs at every SIGCHLD, so at every worker's
+// exit, while spawns wait for it (with a /proc stat read a child, the
+// pass took tens of milliseconds at 1000 workers and the replacement
+// waited as long). One gap is left: between a pool's wait4 and its
+// forget, the pid is free and known still names it; an orphan that got
+// that very pid in that window is skipped by the pass then and reaped by
+// the next one.
 type reaper struct {
 	pgid    int // the master's process group
 	spawnMu sync.RWMutex
 
 	mu    sync.Mutex
-	known map[int]uint64 // workers the pools have not reaped yet: pid → start time
+	known map[int]bool // workers the pools have not reaped yet
 
 	sigs chan os.Signal
 	stop chan struct{}
@@ -64,7 +73,7 @@ func newReaper() (*reaper, error) {
 	}
 	r := &reaper{
 		pgid:  unix.Getpgrp(),
-		known: make(map[int]uint64),
+		known: make(map[int]bool),
 		sigs:  make(chan os.Signal, 1),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -92,34 +101,48 @@ func (r *reaper) run() {
 // the process's orphan reaper, if a pump runs one, never takes the child
 // for an orphan: the portable backend forks its workers with it, in a
 // process where a pump also runs (the tests; a master uses one backend).
-func startTracked(start func() (int, error)) error {
+// It returns the forget to set on the child's Process (nil without a
+// reaper).
+func startTracked(start func() (int, error)) (forget func(pid int), err error) {
 	shared.mu.Lock()
 	r := shared.r
 	shared.mu.Unlock()
 	if r == nil {
 		_, err := start()
-		return err
+		return nil, err
 	}
 	r.spawnMu.RLock()
 	defer r.spawnMu.RUnlock()
 	pid, err := start()
-	if err == nil {
-		r.track(pid)
+	if err != nil {
+		return nil, err
 	}
-	return err
+	r.track(pid)
+	return r.forget, nil
 }
 
 // track records pid as a worker; the caller holds spawnMu shared.
 func (r *reaper) track(pid int) {
-	st, _ := startTime(pid)
 	r.mu.Lock()
-	r.known[pid] = st
+	r.known[pid] = true
 	r.mu.Unlock()
 }
 
+// forget drops pid, a worker its pool has just reaped.
+func (r *reaper) forget(pid int) {
+	r.mu.Lock()
+	delete(r.known, pid)
+	r.mu.Unlock()
+}
+
+// process is the handle of worker pid, tracked: it leaves known when reaped.
+func (r *reaper) process(pid int) *Process {
+	return &Process{Pid: pid, forget: r.forget}
+}
+
 // orphans returns the master's children that are not workers, and forgets
-// workers that are no longer its children (their pool reaped them). The
-// caller holds spawnMu exclusively.
+// workers that are no longer its children (reaped without their
+// Process). The caller holds spawnMu exclusively.
 func (r *reaper) orphans() []int {
 	kids := children()
 	r.mu.Lock()
@@ -128,12 +151,8 @@ func (r *reaper) orphans() []int {
 	var out []int
 	for _, pid := range kids {
 		isKid[pid] = true
-		st, ok := r.known[pid]
-		if ok {
-			if now, err := startTime(pid); err != nil || now == st {
-				continue // a worker, or gone already
-			}
-			delete(r.known, pid) // the worker was reaped and its pid reused
+		if r.known[pid] {
+			continue
 		}
 		if pg, err := unix.Getpgid(pid); err == nil && pg == r.pgid {
 			continue // the master's own
@@ -271,16 +290,6 @@ func statFields(pid int) ([][]byte, error) {
 		return nil, errors.New("malformed /proc stat")
 	}
 	return f, nil
-}
-
-// startTime is when pid started, in clock ticks after boot: with the pid, it
-// names one process.
-func startTime(pid int) (uint64, error) {
-	f, err := statFields(pid)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(string(f[19]), 10, 64)
 }
 
 // parentPID returns pid's parent.

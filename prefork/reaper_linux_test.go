@@ -59,3 +59,62 @@ func TestReaperKillsAndReapsOrphansNotWorkers(t *testing.T) {
 		t.Errorf("worker ended with %v, want SIGKILL", st)
 	}
 }
+
+// TestReaperKnowsExactlyTheUnreapedWorkers: a pass of the orphan reaper
+// tells workers from orphans by its record of workers alone (no /proc read
+// a child, which made a pass cost tens of milliseconds at 1000 workers and
+// held every spawn meanwhile): a worker is in it from its fork until its
+// pool reaps it, and a pass never takes a live worker for an orphan.
+func TestReaperKnowsExactlyTheUnreapedWorkers(t *testing.T) {
+	if _, ok := testProcs.(TreeKiller); !ok {
+		t.Skipf("the %s backend has no reaper of orphans", testBackend)
+	}
+	shared.mu.Lock()
+	r := shared.r
+	shared.mu.Unlock()
+	known := func(pid int) bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.known[pid]
+	}
+	exited := make(chan *Process, 2)
+	exe, _ := os.Executable()
+	var procs []*Process
+	for range 2 {
+		proc, err := testProcs.Start(context.Background(), Command{
+			Argv:   []string{exe, ShimArg, "--", "/bin/sleep", "1000"},
+			Env:    os.Environ(),
+			Exited: func(p *Process) { exited <- p },
+			Owner:  t,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, proc)
+	}
+	defer testProcs.Drop(t)
+	r.spawnMu.Lock()
+	orphans := r.orphans()
+	r.spawnMu.Unlock()
+	for _, p := range procs {
+		if !known(p.Pid) {
+			t.Errorf("worker %d is not in the reaper's record", p.Pid)
+		}
+		for _, o := range orphans {
+			if o == p.Pid {
+				t.Errorf("worker %d taken for an orphan", p.Pid)
+			}
+		}
+	}
+	for _, p := range procs {
+		p.Kill()
+		if _, err := (<-exited).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range procs {
+		if known(p.Pid) {
+			t.Errorf("worker %d still in the reaper's record after its reaping", p.Pid)
+		}
+	}
+}
