@@ -47,6 +47,7 @@ type Cgroups struct {
 	once     sync.Once
 	enable   []string  // cgroup2 groups whose subtree_control a cpu limit turns the cpu controller on in
 	cpuOnce  sync.Once // the cpu controller turned on in them
+	lock     *os.File  // the cgroup2 root, flocked for the master's life (lockRoot); nil under systemd
 }
 
 // The cpu controller is used only for a daemon that sets cpu_weight or
@@ -81,6 +82,7 @@ func OpenCgroups(o CgroupOptions) *Cgroups {
 	}
 	if err := c.open(o.Root); err != nil {
 		c.degraded = err.Error()
+		defer c.unlock()
 		for _, d := range append(slices.Collect(mapValues(c.v1)), c.v2) {
 			if d != "" {
 				_ = removeTree(d, time.Now().Add(time.Second))
@@ -134,9 +136,11 @@ func (c *Cgroups) open(root string) error {
 		if root == "" {
 			c.owned = append(c.owned, filepath.Dir(c.v2))
 		}
-		if err := os.MkdirAll(c.v2, 0o755); err != nil {
-			return fmt.Errorf("make control group: %w", err)
+		lock, err := lockRoot(c.v2, time.Now().Add(5*time.Second))
+		if err != nil {
+			return err
 		}
+		c.lock = lock
 		sweepStale(filepath.Dir(c.v2), filepath.Dir(c.v2))
 	}
 	if !c.v2ctl {
@@ -271,6 +275,7 @@ func (c *Cgroups) Close() {
 		for _, d := range c.owned {
 			_ = syscall.Rmdir(d) // nsfd/: only if no other master uses it
 		}
+		c.unlock()
 	})
 }
 
@@ -339,37 +344,6 @@ func enableControllers(dir string, ctls ...string) {
 	for _, ctl := range ctls {
 		_ = writeFile(filepath.Join(dir, "cgroup.subtree_control"), "+"+ctl)
 	}
-}
-
-// sweepStale kills and removes the groups in dir of masters that are gone
-// (named after their pid): what a killed master left. Whether a master is
-// gone is read from its master/ group in the cgroup2 hierarchy (v2dir, the
-// same names): a live master is in it, whatever its pid namespace. A pid
-// alone would not do: a master in another pid namespace (a container, a
-// benchmark's isolated master) has a pid that means nothing here, and the
-// sweep would kill it.
-func sweepStale(dir, v2dir string) {
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !e.IsDir() || pid == os.Getpid() || !masterGone(filepath.Join(v2dir, e.Name()), pid) {
-			continue
-		}
-		d := filepath.Join(dir, e.Name())
-		killTreeDirs(d)
-		_ = removeTree(d, time.Now().Add(2*time.Second))
-	}
-}
-
-// masterGone says whether the master whose cgroup2 root is dir (and whose
-// pid, in whatever namespace it ran, was pid) is gone: its master/ group
-// holds no process. Without that group (a master killed before it made
-// it), the pid must name no process here either.
-func masterGone(dir string, pid int) bool {
-	if b, err := os.ReadFile(filepath.Join(dir, "master", "cgroup.events")); err == nil {
-		return !strings.Contains(string(b), "populated 1")
-	}
-	return syscall.Kill(pid, 0) != nil
 }
 
 // killTreeDirs kills every process in dir and the groups below it.

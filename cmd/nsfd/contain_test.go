@@ -317,3 +317,37 @@ func TestMasterInAPIDNamespaceSweepsNoLiveMaster(t *testing.T) {
 	default:
 	}
 }
+
+// TestMastersStartingTogetherSweepNoneOfEachOther: masters started in the
+// same instant each sweep the groups dead masters left while the others
+// make and join theirs; none may take another for dead (CI saw a master
+// SIGKILLed by the sweep of one started beside it, before it logged a line).
+func TestMastersStartingTogetherSweepNoneOfEachOther(t *testing.T) {
+	needCgroups(t)
+	if os.Getenv("NSFD_CGROUPS") == "off" {
+		t.Skip("control groups off")
+	}
+	var envs []*env
+	for range 6 {
+		e := newEnv(t)
+		e.write("echo.ini", echoConf(oneWorker))
+		envs = append(envs, e)
+	}
+	var ms []*master
+	for _, e := range envs {
+		ms = append(ms, e.start())
+	}
+	for _, m := range ms {
+		m.addr("echo")
+	}
+	for i, m := range ms {
+		select {
+		case <-m.exited:
+			t.Errorf("master %d died: %v", i, m.err)
+		default:
+			if _, errOut, code := m.e.nsfd("status"); code != 0 {
+				t.Errorf("master %d: status exit %d: %s", i, code, errOut)
+			}
+		}
+	}
+}
