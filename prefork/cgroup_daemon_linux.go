@@ -232,15 +232,36 @@ func (w *workerCgroup) procsFiles() []string {
 	return out
 }
 
-// kill sends SIGKILL to every process in the worker's group.
-func (w *workerCgroup) kill() {
-	for _, d := range w.dirs {
-		killGroupDir(d)
+// kill sends SIGKILL to every process in the worker's group: with the
+// cgroup2 group's cgroup.kill alone where the kernel has it (every process
+// of the worker is in that group and in its v1 groups alike, born there),
+// else in each hierarchy. It says whether cgroup.kill did it: then nothing
+// the worker started is left anywhere.
+func (w *workerCgroup) kill() bool {
+	for i, d := range w.dirs {
+		if killGroupDir(d) && i == 0 && w.d.c.v2 != "" {
+			return true
+		}
 	}
+	return false
 }
 
 // stats is what the worker's group accounts for.
 func (w *workerCgroup) stats() GroupStats { return w.d.c.stats(w.rel) }
+
+// oomKills is the number of the worker's processes the kernel's OOM killer
+// killed: what a worker's exit needs of stats, read from one file.
+func (w *workerCgroup) oomKills() int {
+	c := w.d.c
+	if c.v2ctl {
+		n, _ := keyedValue(filepath.Join(c.v2, w.rel, "memory.events"), "oom_kill")
+		return int(n)
+	}
+	if _, ok := c.v1["memory"]; ok {
+		return c.v1OOMKills(w.rel)
+	}
+	return 0
+}
 
 // remove removes the worker's group once what was in it has exited, in the
 // background; Cgroups.Close waits for it.

@@ -357,21 +357,23 @@ func killTreeDirs(dir string) {
 }
 
 // killGroupDir sends SIGKILL to every process in the group dir and below:
-// with cgroup.kill where the kernel has it, else to each process listed,
-// until none is left (a process forking meanwhile is listed on a next read).
-func killGroupDir(dir string) {
+// with cgroup.kill where the kernel has it (it says so: true), else to each
+// process listed, until none is left (a process forking meanwhile is listed
+// on a next read).
+func killGroupDir(dir string) bool {
 	if writeFile(filepath.Join(dir, "cgroup.kill"), "1") == nil {
-		return
+		return true
 	}
 	for range 100 {
 		pids := groupProcs(dir, true)
 		if len(pids) == 0 {
-			return
+			return false
 		}
 		for _, pid := range pids {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+	return false
 }
 
 // groupProcs returns the pids in the group dir, and with deep in the

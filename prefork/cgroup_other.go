@@ -51,8 +51,9 @@ type workerCgroup struct{}
 func (d *DaemonCgroup) newWorker() (*workerCgroup, error) { return &workerCgroup{}, nil }
 func (w *workerCgroup) procsFiles() []string              { return nil }
 func (w *workerCgroup) v2Dir() string                     { return "" }
-func (w *workerCgroup) kill()                             {}
+func (w *workerCgroup) kill() bool                        { return false }
 func (w *workerCgroup) stats() GroupStats                 { return GroupStats{} }
+func (w *workerCgroup) oomKills() int                     { return 0 }
 func (w *workerCgroup) remove()                           {}
 
 var errNoProc = errors.New("no /proc here")

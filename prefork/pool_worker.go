@@ -233,14 +233,16 @@ func (p *Pool) takeExited() []exitEvent {
 
 func (p *Pool) handleExit(ex exitEvent, now time.Time) {
 	w := p.workers[ex.pid]
-	oom := false
+	oom, killed := false, false
 	if w != nil && w.cg != nil {
-		w.cg.kill()
-		oom = w.cg.stats().OOMKills > 0
+		killed = w.cg.kill()
+		oom = w.cg.oomKills() > 0
 	}
-	if p.sys.leftovers != nil {
+	if p.sys.leftovers != nil && !killed {
 		// Whatever the worker started dies with it. Before the reaping:
 		// until then its pid, and so its process group's id, is its own.
+		// (A cgroup.kill of its group killed all of it already, without the
+		// orphan reaper's pass over the master's children.)
 		_ = p.sys.leftovers(ex.pid)
 	}
 	ws, werr := ex.proc.Wait() // reap: the process has exited, so this does not block

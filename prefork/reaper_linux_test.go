@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"strconv"
 	"syscall"
 	"testing"
@@ -116,5 +117,45 @@ func TestReaperKnowsExactlyTheUnreapedWorkers(t *testing.T) {
 		if known(p.Pid) {
 			t.Errorf("worker %d still in the reaper's record after its reaping", p.Pid)
 		}
+	}
+}
+
+// TestChildrenListsEveryChild: children reads every thread's children file
+// (a child is listed under the thread that forked it), and readProc reads
+// a /proc file whole whatever the buffer it is given.
+func TestChildrenListsEveryChild(t *testing.T) {
+	var cmds []*exec.Cmd
+	defer func() {
+		for _, c := range cmds {
+			c.Process.Kill()
+			c.Wait()
+		}
+	}()
+	for range 20 {
+		c := exec.Command("/bin/sleep", "1000")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		cmds = append(cmds, c)
+	}
+	got := map[int]bool{}
+	for _, pid := range children() {
+		got[pid] = true
+	}
+	for _, c := range cmds {
+		if !got[c.Process.Pid] {
+			t.Fatalf("child %d not listed (%d listed)", c.Process.Pid, len(got))
+		}
+	}
+	want, err := os.ReadFile("/proc/self/maps") // larger than 16 bytes, stable between reads
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := readProc("/proc/self/maps", make([]byte, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) < len(want)/2 || !bytes.HasPrefix(b, want[:64]) {
+		t.Errorf("readProc read %d bytes of /proc/self/maps, want about %d", len(b), len(want))
 	}
 }
