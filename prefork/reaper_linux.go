@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,6 +44,8 @@ type reaper struct {
 
 	mu    sync.Mutex
 	known map[int]bool // workers the pools have not reaped yet
+
+	tries atomic.Int64 // passes tried, for the tests
 
 	sigs chan os.Signal
 	stop chan struct{}
@@ -83,18 +86,31 @@ func newReaper() (*reaper, error) {
 	return r, nil
 }
 
+// run reaps at every SIGCHLD. A pass that finds a spawn under way (a
+// preloaded worker's fork waits for its fork-server's reply, up to
+// preloadReplyTimeout) does not wait for it: a waiting writer would stop
+// every other spawn of every daemon behind it. It tries again a little
+// later, until it gets its turn.
 func (r *reaper) run() {
 	defer close(r.done)
+	var retry <-chan time.Time
 	for {
 		select {
 		case <-r.sigs:
-			r.reap()
+		case <-retry:
 		case <-r.stop:
 			signal.Stop(r.sigs)
 			return
 		}
+		retry = nil
+		if !r.tryReap() {
+			retry = time.After(reapRetry)
+		}
 	}
 }
+
+// reapRetry is how soon a pass that found a spawn under way tries again.
+const reapRetry = 20 * time.Millisecond
 
 // startTracked runs start, a fork that returns the child's pid, so that
 // the process's orphan reaper, if a pump runs one, never takes the child
@@ -166,22 +182,31 @@ func (r *reaper) orphans() []int {
 	return out
 }
 
-// reap reaps every orphan that has exited.
-func (r *reaper) reap() {
-	r.spawnMu.Lock()
+// tryReap reaps every orphan that has exited, unless a spawn is under way
+// (then it returns false and does nothing).
+func (r *reaper) tryReap() bool {
+	r.tries.Add(1)
+	if !r.spawnMu.TryLock() {
+		return false
+	}
 	defer r.spawnMu.Unlock()
 	for _, pid := range r.orphans() {
 		var ws unix.WaitStatus
 		_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 	}
+	return true
 }
 
 // killLeftovers sends SIGKILL to what worker pid left behind outside its
 // process group: the orphans (and their descendants) that carry its
 // LISTEN_PID in their environment, which every process the worker started
 // inherits unless it cleared its environment.
+// Like a reaper pass it does not queue for spawnMu behind a spawn under
+// way, which would stop every other spawn meanwhile: it tries again.
 func (r *reaper) killLeftovers(pid int) {
-	r.spawnMu.Lock()
+	for !r.spawnMu.TryLock() {
+		time.Sleep(reapRetry / 4)
+	}
 	defer r.spawnMu.Unlock()
 	mark := []byte("LISTEN_PID=" + strconv.Itoa(pid) + "\x00")
 	var roots []int

@@ -159,3 +159,57 @@ func TestChildrenListsEveryChild(t *testing.T) {
 		t.Errorf("readProc read %d bytes of /proc/self/maps, want about %d", len(b), len(want))
 	}
 }
+
+// TestReaperWaitsForNoSpawn: a reaper pass that finds a spawn under way (a
+// preloaded worker's fork waits up to 10 s for its fork-server) tries again
+// later instead of queueing for the lock, where it would stop every other
+// spawn behind it; the orphan is reaped once the spawn is done.
+func TestReaperWaitsForNoSpawn(t *testing.T) {
+	if _, ok := testProcs.(TreeKiller); !ok {
+		t.Skipf("the %s backend has no reaper of orphans", testBackend)
+	}
+	shared.mu.Lock()
+	r := shared.r
+	shared.mu.Unlock()
+
+	r.spawnMu.RLock() // a slow spawn
+	held := true
+	defer func() {
+		if held {
+			r.spawnMu.RUnlock()
+		}
+	}()
+	// An orphan in the making: a child of the test outside its process
+	// group, which exits and raises SIGCHLD.
+	tries := r.tries.Load()
+	orphan := exec.Command("/bin/true")
+	orphan.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := orphan.Process.Pid
+	orphan.Process.Release()
+	waitFor(t, "the child to exit", 10*time.Second, func() bool {
+		st, err := statFields(pid)
+		return err != nil || string(st[0]) == "Z"
+	})
+	// Another spawn's turn must not wait for the slow one.
+	waitFor(t, "a reaper pass to have tried", 10*time.Second, func() bool { return r.tries.Load() > tries })
+	got := make(chan struct{})
+	go func() {
+		r.spawnMu.RLock()
+		r.spawnMu.RUnlock()
+		close(got)
+	}()
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a spawn waited behind the reaper, which waited behind a slow spawn")
+	}
+	r.spawnMu.RUnlock()
+	held = false
+	waitFor(t, "the orphan reaped after the slow spawn", 10*time.Second, func() bool {
+		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		return os.IsNotExist(err)
+	})
+}
