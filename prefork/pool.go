@@ -178,6 +178,8 @@ type Pool struct {
 	rssRecycles     int           // workers replaced for max_rss
 	spawnedCg       *workerCgroup // the group startProcess made for the worker spawn is starting
 	forkSrv         *forkServer   // with Config.Preload: the fork-server of the current generation, if started
+	forkLoading     *forkServer   // a fork-server loading the application, whose outcome forkLoaded brings
+	forkLoaded      chan forkServerLoad
 	restarts        int
 	requests        int
 	malformed       int
@@ -281,6 +283,7 @@ func NewPool(cfg Config) (*Pool, error) {
 		notes:      noNotes{},
 		exitc:      make(chan struct{}, 1),
 		listenWake: make(chan struct{}, 1),
+		forkLoaded: make(chan forkServerLoad, 1),
 		dormant:    cfg.Policy.MinServers == 0,
 		reqs:       make(chan func()),
 		stop:       make(chan struct{}),

@@ -2,6 +2,7 @@ package prefork
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 )
@@ -69,6 +70,8 @@ func (p *Pool) run() {
 			p.exitsArrived()
 		case <-p.listenWake:
 			p.woken(p.sys.now())
+		case l := <-p.forkLoaded:
+			p.forkServerLoaded(l, p.sys.now())
 		case f := <-p.reqs:
 			f()
 		case <-stop:
@@ -245,6 +248,9 @@ func (p *Pool) applyPolicy(ctx context.Context, now time.Time) {
 	}
 	for range n {
 		if err := p.spawn(ctx, now); err != nil {
+			if errors.Is(err, errLoading) {
+				return // the loop hears when the fork-server is ready (forkServerLoaded)
+			}
 			p.cfg.Logger.Error("cannot start worker", "error", err)
 			p.failedStart(now, p.attempt)
 			return

@@ -135,26 +135,73 @@ func (p *Pool) startPreloaded(ctx context.Context, slot, maxReq int) (*Process, 
 	return p.started(proc, err, attach, "preloaded worker: ")
 }
 
-// forkServerFor returns the fork-server of the pool's generation, starting
-// it (and stopping the one before, whose workers keep running) if there
-// is none or it has exited.
+// errLoading: the pool's fork-server is loading the application; workers
+// start once it is ready (the pool's loop hears it: forkServerLoaded).
+var errLoading = errors.New("the fork-server is loading the application")
+
+// forkServerLoad is how the loading of a fork-server ended.
+type forkServerLoad struct {
+	fs  *forkServer
+	err error
+}
+
+// forkServerFor returns the fork-server of the pool's generation if it is
+// ready. If there is none (or it has exited) it starts one and returns
+// errLoading: the pool's goroutine does not wait while the application
+// loads, which may take as long as ready_timeout, but goes on answering
+// status requests, stops and exits (the old fork-server, if any, keeps
+// forking nothing and its workers keep serving until the new one is ready).
 func (p *Pool) forkServerFor(ctx context.Context) (*forkServer, error) {
 	if fs := p.forkSrv; fs != nil && !fs.failed && fs.alive() && fs.gen == p.gen {
 		return fs, nil
+	}
+	if p.forkLoading != nil {
+		return nil, errLoading
 	}
 	fs, err := p.startForkServer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if old := p.forkSrv; old != nil && !old.failed {
-		go old.stop(p.cfg.GracefulTimeout)
-	}
-	p.forkSrv = fs
-	return fs, nil
+	p.forkLoading = fs
+	c := &p.cfg
+	ready, grace, stop := c.ReadyTimeout, c.GracefulTimeout, p.stop
+	go func() {
+		err := awaitForkServer(ctx, fs, ready, grace, stop)
+		p.forkLoaded <- forkServerLoad{fs: fs, err: err}
+	}()
+	return nil, errLoading
 }
 
-// stopForkServer stops the pool's fork-server as the pool stops.
+// forkServerLoaded takes the outcome of a fork-server's loading, on the
+// pool's goroutine: a failed one counts as a failed start.
+func (p *Pool) forkServerLoaded(l forkServerLoad, now time.Time) {
+	p.forkLoading = nil
+	switch {
+	case l.err != nil:
+		if p.stopping {
+			return
+		}
+		p.cfg.Logger.Error("cannot start worker", "error", fmt.Errorf("start %s: preload fork-server: %w", p.cfg.Command[0], l.err))
+		p.failedStart(now, p.attempt)
+	case p.stopping || l.fs.gen != p.gen:
+		go l.fs.stop(p.cfg.GracefulTimeout) // a roll came meanwhile: the next spawn starts its own
+	default:
+		if old := p.forkSrv; old != nil && !old.failed {
+			go old.stop(p.cfg.GracefulTimeout)
+		}
+		p.forkSrv = l.fs
+	}
+}
+
+// stopForkServer stops the pool's fork-server as the pool stops, and one
+// still loading.
 func (p *Pool) stopForkServer() {
+	if p.forkLoading != nil {
+		if l := <-p.forkLoaded; l.err == nil { // it sees the pool stop, and stops the fork-server if it fails
+			l.fs.stop(p.cfg.GracefulTimeout)
+		}
+		p.forkLoading = nil
+	}
 	if p.forkSrv != nil {
 		p.forkSrv.stop(p.cfg.GracefulTimeout)
 		p.forkSrv = nil
@@ -208,7 +255,8 @@ func readReply(ctx context.Context, fs *forkServer, stop <-chan struct{}) (strin
 // startForkServer starts the daemon's program as the pool's fork-server, as
 // a worker would be started (credentials, chroot, rlimits, a control group
 // of its own, the listeners at fds 3..), with its control socket after the
-// listeners, and waits until it says it has loaded the application.
+// listeners. awaitForkServer waits until it says it has loaded the
+// application.
 func (p *Pool) startForkServer(ctx context.Context) (*forkServer, error) {
 	c := &p.cfg
 	syscall.ForkLock.RLock() // no fork between the socketpair and close-on-exec
@@ -285,9 +333,17 @@ func (p *Pool) startForkServer(ctx context.Context) (*forkServer, error) {
 	}
 	fs.proc = proc
 	c.Logger.Info("preload fork-server started", "pid", proc.Pid)
-	rctx, cancel := context.WithTimeout(ctx, c.ReadyTimeout)
+	return fs, nil
+}
+
+// awaitForkServer waits until fs says it has loaded the application
+// ("ready"), for at most ready, or until stop is closed; a fork-server
+// that does not is stopped (SIGKILL after grace). It runs off the pool's
+// goroutine.
+func awaitForkServer(ctx context.Context, fs *forkServer, ready, grace time.Duration, stop <-chan struct{}) error {
+	rctx, cancel := context.WithTimeout(ctx, ready)
 	defer cancel()
-	line, err := readReply(rctx, fs, p.stop)
+	line, err := readReply(rctx, fs, stop)
 	if err != nil {
 		select { // end of file comes before the pump reports the exit
 		case <-fs.done:
@@ -296,13 +352,12 @@ func (p *Pool) startForkServer(ctx context.Context) (*forkServer, error) {
 	}
 	switch {
 	case err == nil && line != "ready":
-		err = fmt.Errorf("fork-server %d: %q instead of \"ready\"", proc.Pid, line)
+		err = fmt.Errorf("fork-server %d: %q instead of \"ready\"", fs.proc.Pid, line)
 	case err != nil && !fs.alive():
 		err = fmt.Errorf("%w before it said \"ready\" (does the program run a preload helper's loop? docs/protocol.md)", err)
 	}
 	if err != nil {
-		fs.stop(c.GracefulTimeout)
-		return nil, err
+		fs.stop(grace)
 	}
-	return fs, nil
+	return err
 }

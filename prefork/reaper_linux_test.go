@@ -198,8 +198,8 @@ func TestReaperWaitsForNoSpawn(t *testing.T) {
 	got := make(chan struct{})
 	go func() {
 		r.spawnMu.RLock()
+		close(got) // while holding it: a spawn got its turn
 		r.spawnMu.RUnlock()
-		close(got)
 	}()
 	select {
 	case <-got:

@@ -6,6 +6,7 @@ package main
 // fork-server"): real Python and Perl fork-servers under a real master.
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -359,5 +360,53 @@ func TestPreloadAcrossUpgrade(t *testing.T) {
 		if alive(pid) {
 			t.Errorf("process %d left after the stop", pid)
 		}
+	}
+}
+
+// TestPreloadStatusAnswersWhileTheApplicationLoads: the pool does not wait
+// for a fork-server that is loading the application (which may take up to
+// ready_timeout): `nsfd status` answers meanwhile and says the daemon is
+// starting, and the workers come once the application has loaded. The
+// application here waits for a file the test makes, not for a time.
+func TestPreloadStatusAnswersWhileTheApplicationLoads(t *testing.T) {
+	t.Parallel()
+	needPump(t, "cannot preload (no subreaper, no pidfds)")
+	py := python3(t)
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "loaded")
+	app := filepath.Join(dir, "slow_app.py")
+	if err := os.WriteFile(app, []byte(`import os, runpy, sys, time
+gate = sys.argv.pop(1)
+while not os.path.exists(gate):  # a long load
+    time.sleep(0.01)
+runpy.run_path(`+strconv.Quote(filepath.Join(repoDir, "examples/python/preload_echo.py"))+`, run_name="__main__")
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t)
+	e.write("slow.ini", "command = "+py+" "+app+" "+gate+"\nport = 127.0.0.1:0\ntype = notify\npreload = true\nready_timeout = 2m\n"+
+		"min_servers = 1\nmin_spare_servers = 0\nmax_spare_servers = 1\nmax_servers = 2\n")
+	m := e.start()
+	addr := m.addr("slow")
+	waitFor(t, "the fork-server", 20*time.Second, func() bool { return len(forkServers(e)) == 1 })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, filepath.Join(binDir, "nsfd"), "--etc", e.etc, "status", "slow").CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatal("nsfd status hung while the fork-server loads the application")
+	}
+	// Exit 3: a daemon that is not running yet (as systemctl status says).
+	if ee, ok := err.(*exec.ExitError); (err != nil && (!ok || ee.ExitCode() != 3)) || !strings.Contains(string(out), "starting") {
+		t.Errorf("status while loading: %v\n%s", err, out)
+	}
+
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a preloaded worker", 20*time.Second, func() bool { return len(preloadWorkers(e, m, "python")) == 1 })
+	echo(t, addr, "once loaded")
+	if n := len(forkServers(e)); n != 1 {
+		t.Errorf("%d fork-servers started, want 1", n)
 	}
 }
