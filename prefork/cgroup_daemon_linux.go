@@ -187,6 +187,9 @@ type workerCgroup struct {
 	d    *DaemonCgroup
 	rel  string   // daemon/wN
 	dirs []string // the group in each hierarchy it is in, cgroup2's first
+	// late: the worker joins it once running (a preloaded worker, moved
+	// after its fork), so what it starts first may be elsewhere.
+	late bool
 }
 
 // newWorker makes the group of the next worker.
@@ -233,14 +236,14 @@ func (w *workerCgroup) procsFiles() []string {
 }
 
 // kill sends SIGKILL to every process in the worker's group: with the
-// cgroup2 group's cgroup.kill alone where the kernel has it (every process
-// of the worker is in that group and in its v1 groups alike, born there),
-// else in each hierarchy. It says whether cgroup.kill did it: then nothing
-// the worker started is left anywhere.
+// cgroup2 group's cgroup.kill alone where the kernel has it (a worker born
+// in its groups has every process it starts in that group and in its v1
+// groups alike), else in each hierarchy. It says whether that covered the
+// worker's whole tree: cgroup.kill, on a worker born in its group.
 func (w *workerCgroup) kill() bool {
 	for i, d := range w.dirs {
 		if killGroupDir(d) && i == 0 && w.d.c.v2 != "" {
-			return true
+			return !w.late
 		}
 	}
 	return false
@@ -250,7 +253,7 @@ func (w *workerCgroup) kill() bool {
 func (w *workerCgroup) stats() GroupStats { return w.d.c.stats(w.rel) }
 
 // oomKills is the number of the worker's processes the kernel's OOM killer
-// killed: what a worker's exit needs of stats, read from one file.
+// killed: all a worker's exit needs of stats.
 func (w *workerCgroup) oomKills() int {
 	c := w.d.c
 	if c.v2ctl {

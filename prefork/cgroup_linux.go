@@ -84,7 +84,7 @@ func OpenCgroups(o CgroupOptions) *Cgroups {
 		c.degraded = err.Error()
 		defer c.unlock()
 		for _, d := range append(slices.Collect(mapValues(c.v1)), c.v2) {
-			if d != "" {
+			if d != "" && c.lock != nil { // not a root another holds
 				_ = removeTree(d, time.Now().Add(time.Second))
 			}
 		}

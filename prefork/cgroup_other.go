@@ -46,7 +46,7 @@ func (d *DaemonCgroup) Stats() GroupStats { return GroupStats{} }
 // Close does nothing.
 func (d *DaemonCgroup) Close() {}
 
-type workerCgroup struct{}
+type workerCgroup struct{ late bool }
 
 func (d *DaemonCgroup) newWorker() (*workerCgroup, error) { return &workerCgroup{}, nil }
 func (w *workerCgroup) procsFiles() []string              { return nil }

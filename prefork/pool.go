@@ -180,6 +180,7 @@ type Pool struct {
 	forkSrv         *forkServer   // with Config.Preload: the fork-server of the current generation, if started
 	forkLoading     *forkServer   // a fork-server loading the application, whose outcome forkLoaded brings
 	forkLoaded      chan forkServerLoad
+	forkRetiring    sync.WaitGroup // fork-servers of earlier generations being stopped
 	restarts        int
 	requests        int
 	malformed       int

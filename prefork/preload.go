@@ -125,6 +125,7 @@ func (p *Pool) startPreloaded(ctx context.Context, slot, maxReq int) (*Process, 
 		if err != nil {
 			return nil, fmt.Errorf("start %s: %w", c.Command[0], err)
 		}
+		cg.late = true
 		cgroups, p.spawnedCg = cg.procsFiles(), cg
 	}
 	proc, err := pre.forkPreloaded(ctx, fs, env, cgroups, Command{
@@ -141,8 +142,9 @@ var errLoading = errors.New("the fork-server is loading the application")
 
 // forkServerLoad is how the loading of a fork-server ended.
 type forkServerLoad struct {
-	fs  *forkServer
-	err error
+	fs      *forkServer
+	attempt int // the pool's start attempt when it was started
+	err     error
 }
 
 // forkServerFor returns the fork-server of the pool's generation if it is
@@ -164,10 +166,10 @@ func (p *Pool) forkServerFor(ctx context.Context) (*forkServer, error) {
 	}
 	p.forkLoading = fs
 	c := &p.cfg
-	ready, grace, stop := c.ReadyTimeout, c.GracefulTimeout, p.stop
+	ready, grace, stop, attempt := c.ReadyTimeout, c.GracefulTimeout, p.stop, p.attempt
 	go func() {
 		err := awaitForkServer(ctx, fs, ready, grace, stop)
-		p.forkLoaded <- forkServerLoad{fs: fs, err: err}
+		p.forkLoaded <- forkServerLoad{fs: fs, attempt: attempt, err: err}
 	}()
 	return nil, errLoading
 }
@@ -177,20 +179,30 @@ func (p *Pool) forkServerFor(ctx context.Context) (*forkServer, error) {
 func (p *Pool) forkServerLoaded(l forkServerLoad, now time.Time) {
 	p.forkLoading = nil
 	switch {
-	case l.err != nil:
-		if p.stopping {
-			return
+	case p.stopping || l.fs.gen != p.gen: // a roll came meanwhile: the next spawn starts its own
+		if l.err == nil {
+			p.retireForkServer(l.fs)
 		}
+	case l.err != nil:
 		p.cfg.Logger.Error("cannot start worker", "error", fmt.Errorf("start %s: preload fork-server: %w", p.cfg.Command[0], l.err))
-		p.failedStart(now, p.attempt)
-	case p.stopping || l.fs.gen != p.gen:
-		go l.fs.stop(p.cfg.GracefulTimeout) // a roll came meanwhile: the next spawn starts its own
+		p.failedStart(now, l.attempt)
 	default:
 		if old := p.forkSrv; old != nil && !old.failed {
-			go old.stop(p.cfg.GracefulTimeout)
+			p.retireForkServer(old)
 		}
 		p.forkSrv = l.fs
 	}
+}
+
+// retireForkServer stops fs off the pool's goroutine; stopForkServer
+// waits for it.
+func (p *Pool) retireForkServer(fs *forkServer) {
+	grace := p.cfg.GracefulTimeout
+	p.forkRetiring.Add(1)
+	go func() {
+		defer p.forkRetiring.Done()
+		fs.stop(grace)
+	}()
 }
 
 // stopForkServer stops the pool's fork-server as the pool stops, and one
@@ -206,6 +218,7 @@ func (p *Pool) stopForkServer() {
 		p.forkSrv.stop(p.cfg.GracefulTimeout)
 		p.forkSrv = nil
 	}
+	p.forkRetiring.Wait()
 }
 
 // preloadDir is where the pool makes its workers' output FIFOs: next to

@@ -22,22 +22,22 @@ import (
 //
 // Which of the master's children are workers: every worker is forked by the
 // pump, which holds spawnMu shared from the fork until the worker is in
-// known; a pass of the reaper holds it exclusively; a worker leaves known
-// when its pool reaps it (the Process's forget). So during a pass known is
-// exact, and a child that is not in it is an orphan — unless it is in the
-// master's own process group: workers lead groups of their own and what
-// they fork is in theirs or another, while what the master's process forks
-// outside the pump (nsfd forks nothing else; a test binary does) stays in
-// its group and is left to whoever forked it.
+// known, and leaves known when its pool reaps it (the Process's forget).
+// A pass that reaps holds spawnMu exclusively, so then known is exact, and
+// a child that is not in it is an orphan — unless it is in the master's own
+// process group: workers lead groups of their own and what they fork is in
+// theirs or another, while what the master's process forks outside the
+// pump (nsfd forks nothing else; a test binary does) stays in its group and
+// is left to whoever forked it.
 //
-// A pass costs a read of each thread's children file and a map lookup a
-// child, nothing a worker: it runs at every SIGCHLD, so at every worker's
-// exit, while spawns wait for it (with a /proc stat read a child, the
-// pass took tens of milliseconds at 1000 workers and the replacement
-// waited as long). One gap is left: between a pool's wait4 and its
-// forget, the pid is free and known still names it; an orphan that got
-// that very pid in that window is skipped by the pass then and reaped by
-// the next one.
+// A pass runs at every SIGCHLD, so at every worker's exit: it reads each
+// thread's children file, looks each child up in known, and reads /proc
+// only for the few that are not workers (with a stat read a child and
+// spawnMu held, a pass took tens of milliseconds at 1000 workers and the
+// replacement waited as long). One gap is left: between a pool's wait4 and
+// its forget, the pid is free and known still names it; an orphan that got
+// that very pid in that window and exits is reaped at the next SIGCHLD, or
+// when the master stops.
 type reaper struct {
 	pgid    int // the master's process group
 	spawnMu sync.RWMutex
@@ -86,14 +86,17 @@ func newReaper() (*reaper, error) {
 	return r, nil
 }
 
-// run reaps at every SIGCHLD. A pass that finds a spawn under way (a
-// preloaded worker's fork waits for its fork-server's reply, up to
-// preloadReplyTimeout) does not wait for it: a waiting writer would stop
-// every other spawn of every daemon behind it. It tries again a little
-// later, until it gets its turn.
+// run reaps at every SIGCHLD. A pass that must reap and finds a spawn
+// under way (a preloaded worker's fork waits for its fork-server's reply,
+// up to preloadReplyTimeout) does not queue for spawnMu at once: a waiting
+// writer would stop every other spawn of every daemon behind it. It tries
+// again every reapRetry, and queues after reapPatience.
 func (r *reaper) run() {
 	defer close(r.done)
-	var retry <-chan time.Time
+	var (
+		retry <-chan time.Time
+		since time.Time // the first pass that could not reap
+	)
 	for {
 		select {
 		case <-r.sigs:
@@ -103,14 +106,23 @@ func (r *reaper) run() {
 			return
 		}
 		retry = nil
-		if !r.tryReap() {
+		if since.IsZero() {
+			since = time.Now()
+		}
+		if r.tryReap(time.Since(since) < reapPatience) {
+			since = time.Time{}
+		} else {
 			retry = time.After(reapRetry)
 		}
 	}
 }
 
-// reapRetry is how soon a pass that found a spawn under way tries again.
-const reapRetry = 20 * time.Millisecond
+// reapRetry is how soon a pass that found a spawn under way tries again;
+// reapPatience, how long before it queues for its turn.
+const (
+	reapRetry    = 20 * time.Millisecond
+	reapPatience = 2 * time.Second
+)
 
 // startTracked runs start, a fork that returns the child's pid, so that
 // the process's orphan reaper, if a pump runs one, never takes the child
@@ -155,17 +167,15 @@ func (r *reaper) process(pid int) *Process {
 	return &Process{Pid: pid, forget: r.forget}
 }
 
-// orphans returns the master's children that are not workers, and forgets
-// workers that are no longer its children (reaped without their
-// Process). The caller holds spawnMu exclusively.
+// orphans returns the master's children that are not workers. Without
+// spawnMu it may also return a worker forked but not yet tracked: a caller
+// that reaps holds spawnMu exclusively.
 func (r *reaper) orphans() []int {
 	kids := children()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	isKid := make(map[int]bool, len(kids))
 	var out []int
 	for _, pid := range kids {
-		isKid[pid] = true
 		if r.known[pid] {
 			continue
 		}
@@ -174,20 +184,31 @@ func (r *reaper) orphans() []int {
 		}
 		out = append(out, pid)
 	}
-	for pid := range r.known {
-		if !isKid[pid] {
-			delete(r.known, pid)
-		}
-	}
 	return out
 }
 
-// tryReap reaps every orphan that has exited, unless a spawn is under way
-// (then it returns false and does nothing).
-func (r *reaper) tryReap() bool {
+// tryReap reaps every orphan that has exited. Most passes find none (a
+// SIGCHLD is mostly a worker's, which its pool reaps) and need no lock;
+// one that finds a zombie reaps under spawnMu, unless a spawn is under way
+// and patient is set: then it returns false and does nothing.
+func (r *reaper) tryReap(patient bool) bool {
 	r.tries.Add(1)
-	if !r.spawnMu.TryLock() {
-		return false
+	zombie := false
+	for _, pid := range r.orphans() {
+		if st, err := statFields(pid); err == nil && string(st[0]) == "Z" {
+			zombie = true
+			break
+		}
+	}
+	if !zombie {
+		return true
+	}
+	if patient {
+		if !r.spawnMu.TryLock() {
+			return false
+		}
+	} else {
+		r.spawnMu.Lock()
 	}
 	defer r.spawnMu.Unlock()
 	for _, pid := range r.orphans() {
@@ -201,13 +222,9 @@ func (r *reaper) tryReap() bool {
 // process group: the orphans (and their descendants) that carry its
 // LISTEN_PID in their environment, which every process the worker started
 // inherits unless it cleared its environment.
-// Like a reaper pass it does not queue for spawnMu behind a spawn under
-// way, which would stop every other spawn meanwhile: it tries again.
+// It needs no lock: a worker forked meanwhile, not yet tracked, carries
+// its own pid, which cannot be the unreaped worker pid's.
 func (r *reaper) killLeftovers(pid int) {
-	for !r.spawnMu.TryLock() {
-		time.Sleep(reapRetry / 4)
-	}
-	defer r.spawnMu.Unlock()
 	mark := []byte("LISTEN_PID=" + strconv.Itoa(pid) + "\x00")
 	var roots []int
 	for _, o := range r.orphans() {
