@@ -366,8 +366,8 @@ func awaitForkServer(ctx context.Context, fs *forkServer, ready, grace time.Dura
 	switch {
 	case err == nil && line != "ready":
 		err = fmt.Errorf("fork-server %d: %q instead of \"ready\"", fs.proc.Pid, line)
-	case err != nil && !fs.alive():
-		err = fmt.Errorf("%w before it said \"ready\" (does the program run a preload helper's loop? docs/protocol.md)", err)
+	case err != nil && !fs.alive(): // whether the reply's reader saw the end of file or the exit first
+		err = fmt.Errorf("fork-server %d exited before it said \"ready\" (does the program run a preload helper's loop? docs/protocol.md)", fs.proc.Pid)
 	}
 	if err != nil {
 		fs.stop(grace)
