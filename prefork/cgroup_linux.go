@@ -119,15 +119,16 @@ func (c *Cgroups) open(root string) error {
 	ctl, _ := os.ReadFile(filepath.Join(v2mount, "cgroup.controllers"))
 	have := strings.Fields(string(ctl))
 	c.v2ctl = slices.Contains(have, "memory") && slices.Contains(have, "pids")
-	pid := strconv.Itoa(os.Getpid())
+	pid := strconv.Itoa(os.Getpid()) // what cgroup.procs takes, in this pid namespace
+	name := rootName()
 	systemd := os.Getenv("INVOCATION_ID") != "" && strings.HasSuffix(own[""], ".service")
 	switch {
 	case root != "":
-		c.v2 = filepath.Join(root, pid)
+		c.v2 = filepath.Join(root, name)
 	case systemd: // the unit's group, delegated to it (Delegate=yes)
 		c.v2 = filepath.Join(v2mount, own[""])
 	default:
-		c.v2 = filepath.Join(v2mount, "nsfd", pid)
+		c.v2 = filepath.Join(v2mount, "nsfd", name)
 	}
 	if rel, err := filepath.Rel(v2mount, c.v2); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
 		c.v2rel = filepath.Join("/", rel)
@@ -141,7 +142,7 @@ func (c *Cgroups) open(root string) error {
 			return err
 		}
 		c.lock = lock
-		sweepStale(filepath.Dir(c.v2), filepath.Dir(c.v2))
+		sweepStale(filepath.Dir(c.v2), filepath.Dir(c.v2), name)
 	}
 	if !c.v2ctl {
 		for _, name := range v1Controllers {
@@ -151,7 +152,7 @@ func (c *Cgroups) open(root string) error {
 			}
 			dir := filepath.Join(m, own[name])
 			if !systemd {
-				dir = filepath.Join(dir, "nsfd", pid)
+				dir = filepath.Join(dir, "nsfd", name)
 			}
 			if slices.Contains(slices.Collect(mapValues(c.v1)), dir) {
 				continue // comounted with one already there
@@ -161,7 +162,7 @@ func (c *Cgroups) open(root string) error {
 			}
 			if !systemd {
 				c.owned = append(c.owned, filepath.Dir(dir))
-				sweepStale(filepath.Dir(dir), filepath.Dir(c.v2))
+				sweepStale(filepath.Dir(dir), filepath.Dir(c.v2), name)
 			}
 			c.v1[name] = dir
 		}

@@ -80,14 +80,29 @@ func (c *Cgroups) unlock() {
 	}
 }
 
+// rootName names the master's roots: its pid as /proc names it. A master in
+// a pid namespace of its own whose /proc is still the host's (the
+// benchmarks' isolated masters) is pid 1 to itself but not in /proc, where
+// the other masters look, and two such masters would share one root; in a
+// container with its own /proc the two agree.
+func rootName() string {
+	if s, err := os.Readlink("/proc/self"); err == nil {
+		if _, err := strconv.Atoi(s); err == nil {
+			return s
+		}
+	}
+	return strconv.Itoa(os.Getpid())
+}
+
 // sweepStale kills and removes the groups in dir of masters that are gone
-// (named after their pid): what a killed master left. The lock and the
-// master/ group are read in the cgroup2 hierarchy (v2dir, the same names).
-func sweepStale(dir, v2dir string) {
+// (named after their pid: rootName): what a killed master left. The lock
+// and the master/ group are read in the cgroup2 hierarchy (v2dir, the same
+// names). self is the caller's own root's name.
+func sweepStale(dir, v2dir, self string) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || !e.IsDir() || pid == os.Getpid() {
+		if err != nil || !e.IsDir() || e.Name() == self {
 			continue
 		}
 		root := filepath.Join(v2dir, e.Name())

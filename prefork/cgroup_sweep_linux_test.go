@@ -66,7 +66,7 @@ func TestSweepSparesAMasterSettingUp(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sweepStale(base, base)
+	sweepStale(base, base, rootName())
 	if _, err := os.Stat(filepath.Join(setting, "master")); err != nil {
 		t.Errorf("the root of a master setting up (locked) was swept: %v", err)
 	}

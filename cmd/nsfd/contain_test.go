@@ -308,6 +308,11 @@ func TestMasterInAPIDNamespaceSweepsNoLiveMaster(t *testing.T) {
 	if !strings.Contains(e2.log(), "pid=1 ") {
 		t.Fatalf("the second master is not pid 1 of its namespace:\n%s", e2.log())
 	}
+	// Its root is named by its pid as /proc (the host's) names it, not 1:
+	// two such masters would otherwise share one.
+	if want := "/nsfd/" + strconv.Itoa(m2.cmd.Process.Pid); !strings.Contains(e2.log(), want) {
+		t.Errorf("the second master's control group is not %s:\n%s", want, e2.log())
+	}
 	if _, errOut, code := e.nsfd("status"); code != 0 {
 		t.Fatalf("the first master after the second started: status exit %d: %s", code, errOut)
 	}
