@@ -233,3 +233,17 @@ func TestWriteBatchRotates(t *testing.T) {
 		}
 	}
 }
+
+// TestFirstHoldEndingAtOnce: a reader that saw the buffer past its
+// high-water mark, while the writer took it down to the low-water mark
+// before the reader's hold began, gets no hold, and the Sink does not
+// crash: the first hold has no stall timer yet (the pump's goroutine
+// panicked there once, in a prefork test).
+func TestFirstHoldEndingAtOnce(t *testing.T) {
+	s, _ := openTest(t, Config{Buffer: 100, StallTimeout: time.Hour}, &memTarget{})
+	s.held.Store(true) // as a reader finds it past the mark; the buffer is empty now
+	if h := s.Hold(); h != nil {
+		t.Error("held with an empty buffer")
+	}
+	s.WorkerLine("d", 1, StreamStdout, []byte("after"))
+}

@@ -91,7 +91,9 @@ func (s *Sink) releaseLocked() {
 		close(s.holdc)
 		s.holdc = nil
 		s.held.Store(false)
-		s.stallTimer.Stop()
+		if s.stallTimer != nil { // nil if the first hold ended before it was armed
+			s.stallTimer.Stop()
+		}
 	}
 }
 
