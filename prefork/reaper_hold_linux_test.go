@@ -5,8 +5,8 @@ package prefork
 // that counts this process's descriptors must not count the reaper's.
 func holdReaper() func() {
 	if pm, ok := testProcs.(*Pump); ok {
-		pm.r.spawnMu.RLock()
-		return pm.r.spawnMu.RUnlock
+		pm.r.pass.Lock()
+		return pm.r.pass.Unlock
 	}
 	return func() {}
 }

@@ -45,6 +45,9 @@ type reaper struct {
 	mu    sync.Mutex
 	known map[int]bool // workers the pools have not reaped yet
 
+	// pass is held through each pass over /proc (tryReap, killLeftovers):
+	// a test holds it to count the process's descriptors without a pass's.
+	pass  sync.Mutex
 	tries atomic.Int64 // passes tried, for the tests
 
 	sigs chan os.Signal
@@ -192,6 +195,8 @@ func (r *reaper) orphans() []int {
 // one that finds a zombie reaps under spawnMu, unless a spawn is under way
 // and patient is set: then it returns false and does nothing.
 func (r *reaper) tryReap(patient bool) bool {
+	r.pass.Lock()
+	defer r.pass.Unlock()
 	r.tries.Add(1)
 	zombie := false
 	for _, pid := range r.orphans() {
@@ -225,6 +230,8 @@ func (r *reaper) tryReap(patient bool) bool {
 // It needs no lock: a worker forked meanwhile, not yet tracked, carries
 // its own pid, which cannot be the unreaped worker pid's.
 func (r *reaper) killLeftovers(pid int) {
+	r.pass.Lock()
+	defer r.pass.Unlock()
 	mark := []byte("LISTEN_PID=" + strconv.Itoa(pid) + "\x00")
 	var roots []int
 	for _, o := range r.orphans() {
