@@ -120,15 +120,15 @@ func (c *Cgroups) open(root string) error {
 	have := strings.Fields(string(ctl))
 	c.v2ctl = slices.Contains(have, "memory") && slices.Contains(have, "pids")
 	pid := strconv.Itoa(os.Getpid()) // what cgroup.procs takes, in this pid namespace
-	name := rootName()
+	self := rootName()
 	systemd := os.Getenv("INVOCATION_ID") != "" && strings.HasSuffix(own[""], ".service")
 	switch {
 	case root != "":
-		c.v2 = filepath.Join(root, name)
+		c.v2 = filepath.Join(root, self)
 	case systemd: // the unit's group, delegated to it (Delegate=yes)
 		c.v2 = filepath.Join(v2mount, own[""])
 	default:
-		c.v2 = filepath.Join(v2mount, "nsfd", name)
+		c.v2 = filepath.Join(v2mount, "nsfd", self)
 	}
 	if rel, err := filepath.Rel(v2mount, c.v2); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
 		c.v2rel = filepath.Join("/", rel)
@@ -142,7 +142,7 @@ func (c *Cgroups) open(root string) error {
 			return err
 		}
 		c.lock = lock
-		sweepStale(filepath.Dir(c.v2), filepath.Dir(c.v2), name)
+		sweepStale(filepath.Dir(c.v2), filepath.Dir(c.v2), self)
 	}
 	if !c.v2ctl {
 		for _, name := range v1Controllers {
@@ -152,7 +152,7 @@ func (c *Cgroups) open(root string) error {
 			}
 			dir := filepath.Join(m, own[name])
 			if !systemd {
-				dir = filepath.Join(dir, "nsfd", name)
+				dir = filepath.Join(dir, "nsfd", self)
 			}
 			if slices.Contains(slices.Collect(mapValues(c.v1)), dir) {
 				continue // comounted with one already there
@@ -162,7 +162,7 @@ func (c *Cgroups) open(root string) error {
 			}
 			if !systemd {
 				c.owned = append(c.owned, filepath.Dir(dir))
-				sweepStale(filepath.Dir(dir), filepath.Dir(c.v2), name)
+				sweepStale(filepath.Dir(dir), filepath.Dir(c.v2), self)
 			}
 			c.v1[name] = dir
 		}

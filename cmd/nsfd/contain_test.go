@@ -354,5 +354,15 @@ func TestMastersStartingTogetherSweepNoneOfEachOther(t *testing.T) {
 				t.Errorf("master %d: status exit %d: %s", i, code, errOut)
 			}
 		}
+		// Each worker is in its own master's groups, in every hierarchy.
+		own := "/nsfd/" + strconv.Itoa(m.cmd.Process.Pid) + "/"
+		for _, pid := range m.workers("echo") {
+			b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+			for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				if strings.Contains(line, "/nsfd/") && !strings.Contains(line, own) {
+					t.Errorf("master %d's worker %d is in %s, not below %s", i, pid, line, own)
+				}
+			}
+		}
 	}
 }
