@@ -77,7 +77,7 @@ func (b *Pump) Adopt(c Command, pid int, pipes WorkerPipes) (*Process, error) {
 			unix.CloseOnExec(fd)
 		}
 	}
-	w.exited = func() { c.Exited(proc) }
+	w.exited = c.exitedFunc(proc)
 	if c.Output != nil {
 		for i, name := range streamNames {
 			if w.fds[i] >= 0 {

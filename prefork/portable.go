@@ -143,7 +143,7 @@ func (b *Portable) Start(ctx context.Context, c Command) (*Process, error) {
 	}
 	proc := fromOS(cmd.Process)
 	proc.forget = forget
-	p := &portableProc{b: b, owner: c.Owner, pid: proc.Pid, exited: func() { c.Exited(proc) }, stop: make(chan struct{})}
+	p := &portableProc{b: b, owner: c.Owner, pid: proc.Pid, exited: c.exitedFunc(proc), stop: make(chan struct{})}
 	for i := range rs {
 		s := &portableStream{f: rs[i], done: make(chan struct{})}
 		s.rc, err = rs[i].SyscallConn()

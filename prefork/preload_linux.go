@@ -96,7 +96,7 @@ func (b *Pump) forkPreloaded(ctx context.Context, fs *forkServer, env []string, 
 	}
 	proc := b.r.process(pid)
 	w := &watch{pid: pid, fds: [3]int{rfds[0], rfds[1], pidfd}, owner: c.Owner}
-	w.exited = func() { c.Exited(proc) }
+	w.exited = c.exitedFunc(proc)
 	if c.Output != nil {
 		for i, name := range streamNames {
 			w.out[i] = c.Output(pid, name)

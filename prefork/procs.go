@@ -63,6 +63,14 @@ type Command struct {
 	Direct *DirectExec
 }
 
+// exitedFunc is c.Exited bound to proc, holding nothing else of c: a
+// backend keeps it for the process's life, and c's environment, argv and
+// control-group paths (~2 KiB a worker) would otherwise stay with it.
+func (c *Command) exitedFunc(proc *Process) func() {
+	exited := c.Exited
+	return func() { exited(proc) }
+}
+
 // DirectExec is a worker's program and process settings, for a backend
 // that starts it without the exec shim (the Pump, on Linux with cgo): it
 // does in the forked child what the shim does, with LISTEN_PID (and

@@ -73,7 +73,7 @@ func (b *Pump) Start(ctx context.Context, c Command) (*Process, error) {
 		return nil, err
 	}
 	w.owner = c.Owner
-	w.exited = func() { c.Exited(proc) }
+	w.exited = c.exitedFunc(proc)
 	if c.Output != nil {
 		for i, name := range streamNames {
 			w.out[i] = c.Output(proc.Pid, name)

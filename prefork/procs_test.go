@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"weak"
 )
 
 // What a pool needs of a process backend (Procs), tested through the
@@ -213,6 +215,34 @@ func testProcsContract(t *testing.T, procs Procs) {
 		if s.made != 0 || s.exits != 0 {
 			t.Errorf("after a failed start: %d writers asked for, %d exits reported; want none", s.made, s.exits)
 		}
+	})
+
+	t.Run("keeps nothing of the command", func(t *testing.T) {
+		// A backend holds what it needs of a running process, not the
+		// Command: its environment and arguments are a master's largest
+		// cost per worker (1000 workers kept ~2 MiB of them alive).
+		envArr := new([256]string)
+		n := copy(envArr[:], env)
+		weakEnv := weak.Make(envArr)
+		s := newStreams()
+		proc, err := procs.Start(ctx, Command{
+			Argv: []string{"/bin/sleep", "1000"}, Env: envArr[:n:n],
+			Output: s.output, Exited: s.onExit, Owner: "keeps",
+		})
+		envArr = nil
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer procs.Drop("keeps")
+		defer func() {
+			killGroup(proc.Pid)
+			<-s.exited
+			proc.Wait()
+		}()
+		waitFor(t, "the command's environment to be collected", 10*time.Second, func() bool {
+			runtime.GC()
+			return weakEnv.Value() == nil
+		})
 	})
 
 	t.Run("context ended", func(t *testing.T) {
