@@ -110,7 +110,7 @@ func BenchmarkDataPath(b *testing.B) {
 	// What a Go user runs instead: one net/http process on every core.
 	plainHTTP := startDirect(b, 1, buildBenchCommand(b, "plainhttp"))
 	notes = append(notes, fmt.Sprintf("\"nsfd, one worker per core\": an http daemon of %d workers (min_servers = max_servers = CPUs) at "+
-		"examples/http's default concurrency of %d connections each, as docs/protocol.md recommends; \"plain net/http, one process\": "+
+		"examples/http's default concurrency of %d connections each and its default of one core each (GOMAXPROCS 1, worker.DefaultCores), as docs/protocol.md recommends; \"plain net/http, one process\": "+
 		"bench/plainhttp, the same handler in one net/http process with no worker library, on a socket bound the same way",
 		runtime.NumCPU(), worker.DefaultConcurrency))
 

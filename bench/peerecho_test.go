@@ -377,7 +377,7 @@ func addPerlEchoReport(run *perlEchoRun) {
 		fmt.Fprintln(w, "  `nsfd run`; Net::Server::PreFork runs in the foreground on 127.0.0.1, logging to a file, in a process group")
 		fmt.Fprintln(w, "  of its own.")
 		fmt.Fprintf(w, "- Go at its default concurrency: `examples/echo` with no flag serves %d connections per process\n", worker.DefaultConcurrency)
-		fmt.Fprintf(w, "  (worker.DefaultConcurrency); its pool is one worker per core, `min_servers %d`, `max_servers %d`, the pool\n", goPoolWorkers(), goPoolWorkers()+1)
+		fmt.Fprintf(w, "  (worker.DefaultConcurrency) on one core (worker.DefaultCores; every Go worker here does); its pool is one worker per core, `min_servers %d`, `max_servers %d`, the pool\n", goPoolWorkers(), goPoolWorkers()+1)
 		fmt.Fprintln(w, "  docs/protocol.md recommends; it does not grow with the connections.")
 		fmt.Fprintf(w, "- Control: %d copies of `nsfd-echo.pl` started by the benchmark on one socket it bound itself (`LISTEN_FDS=1`, no\n", len(control.procs()))
 		fmt.Fprintln(w, "  `NOTIFY_SOCKET`, no master), as the data-path benchmark's \"direct\"; a fixed pool, never grown or trimmed.")

@@ -27,8 +27,8 @@
 // idle after a short grace cancelled by the next connection (Load), so
 // back-to-back connections cost the master two datagrams in all rather than
 // two each, pings the watchdog, and drains on SIGTERM. Serve serves
-// DefaultConcurrency (64) connections at once: run about one Go worker per
-// core. To the master such a worker is one server of that capacity, busy
+// DefaultConcurrency (64) connections at once, on one core (DefaultCores,
+// GOMAXPROCS 1): run about one Go worker per core. To the master such a worker is one server of that capacity, busy
 // when full and idle again below DefaultIdleMark; while full it does not
 // accept, so no connection waits inside it. A worker that
 // accepts by itself counts its requests with a Load, or with Busy and Idle.

@@ -24,8 +24,8 @@ import (
 // worker keeps a core busy with a few dozen connections in flight; 64
 // leaves room for handlers that wait on a disk or another daemon without
 // letting one worker hoard a listener's whole backlog. Run about one Go
-// worker per core (min_servers = cores) and let the master add more as
-// they saturate. For the one-connection-per-process model (a handler that
+// worker per core (min_servers = cores; each runs on one, DefaultCores)
+// and let the master add more as they saturate. For the one-connection-per-process model (a handler that
 // is not safe to run concurrently) set Concurrency to 1.
 const DefaultConcurrency = 64
 
@@ -85,9 +85,17 @@ type Server struct {
 	// See Load.
 	IdleGrace time.Duration
 
+	// Cores is how many cores the worker's Go code runs on at once
+	// (runtime.GOMAXPROCS), set by Serve when it serves the sockets the
+	// master passed: 0 means DefaultCores (one: a pool runs about one worker
+	// per core), a negative value keeps the runtime's choice, and a
+	// GOMAXPROCS environment variable wins. See UseCores.
+	Cores int
+
 	// Listeners and PacketConns, when either is non-nil, are served instead
-	// of the inherited sockets (Listeners() and PacketConns()). Serve
-	// closes them when it returns.
+	// of the inherited sockets (Listeners() and PacketConns()), and Cores
+	// is not applied: such a Serve is not a worker of a pool. Serve closes
+	// them when it returns.
 	Listeners   []net.Listener
 	PacketConns []net.PacketConn
 
@@ -141,6 +149,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	if len(ls) == 0 && len(pcs) == 0 {
 		return ErrNoListeners
+	}
+	if s.Listeners == nil && s.PacketConns == nil {
+		UseCores(s.Cores)
 	}
 	tlsConfig := s.TLS
 	if tlsConfig == nil {

@@ -11,7 +11,8 @@
 // then http.Server.Shutdown.
 //
 // A worker holds at most --concurrency connections (default
-// worker.DefaultConcurrency, 64; run about one worker per core): while they
+// worker.DefaultConcurrency, 64) and runs on --cores cores (GOMAXPROCS;
+// default worker.DefaultCores, one: run about one worker per core): while they
 // are all taken it does not accept, so the next connection waits in the
 // kernel's backlog for another worker, or for this one's next free slot. It
 // reports through a worker.Load: BUSY=1 when it takes its last free slot,
@@ -53,6 +54,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("http", flag.ContinueOnError)
 	concurrency := fs.Int("concurrency", worker.DefaultConcurrency, "connections served at once; the worker reports BUSY=1 when all are taken")
+	cores := fs.Int("cores", 0, "cores the worker's Go code runs on (GOMAXPROCS): 0 is worker.DefaultCores, 1; -1 every CPU; GOMAXPROCS in the environment wins")
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "longest drain; the master's graceful_timeout should be longer")
 	sick := fs.String("sick-file", "", "/healthz answers 503 while this file exists")
 	if err := fs.Parse(args); err != nil {
@@ -65,6 +67,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(ls) == 0 {
 		return worker.ErrNoListeners
 	}
+	worker.UseCores(*cores)
 
 	sl := newSlots(max(*concurrency, 1))
 	for i, l := range ls {
