@@ -265,8 +265,9 @@ func (m *master) stop(timeout time.Duration) error {
 }
 
 // directGroup is n copies of one worker binary sharing one listening socket,
-// started by the benchmark with LISTEN_FDS=1 and nothing else of nsfd's:
-// no LISTEN_PID, no NOTIFY_SOCKET, no master.
+// started by the benchmark with LISTEN_FDS=1 and NSFD_DAEMON (so that a Go
+// worker runs on one core, as under nsfd: worker.UseCores) and nothing else
+// of nsfd's: no LISTEN_PID, no NOTIFY_SOCKET, no master.
 type directGroup struct {
 	addr  string
 	procs []*exec.Cmd
@@ -290,11 +291,11 @@ func startDirect(tb testing.TB, n int, argv ...string) *directGroup {
 	}
 	defer stderr.Close()
 
-	env := []string{worker.EnvListenFDs + "=1"}
+	env := []string{worker.EnvListenFDs + "=1", worker.EnvDaemon + "=direct"}
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if !slices.Contains([]string{worker.EnvListenFDs, worker.EnvListenPID, worker.EnvListenFDNames,
-			worker.EnvNotifySocket, worker.EnvWatchdogUSec, worker.EnvWatchdogPID}, k) {
+			worker.EnvNotifySocket, worker.EnvWatchdogUSec, worker.EnvWatchdogPID, worker.EnvDaemon}, k) {
 			env = append(env, kv)
 		}
 	}

@@ -176,6 +176,28 @@ func TestPoolWorkerEnvMaxRequests(t *testing.T) {
 	}
 }
 
+// TestPoolWorkerEnvDaemonWins: a variable of the daemon's env replaces the
+// master's own, once: the direct spawn passes the list to execve as it is,
+// and a program reads the first of two.
+func TestPoolWorkerEnvDaemonWins(t *testing.T) {
+	t.Setenv("NSFD_TEST_WINS", "master")
+	p, err := NewPool(Config{Name: "t", Command: []string{"w"}, Shim: []string{"shim"},
+		Env:    []string{"NSFD_TEST_WINS=env_file", "NSFD_TEST_WINS=daemon"},
+		Policy: PolicyOptions{MinServers: 1, MaxServers: 2, MaxSpareServers: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, kv := range p.workerEnv(0, 0) {
+		if strings.HasPrefix(kv, "NSFD_TEST_WINS=") {
+			got = append(got, kv)
+		}
+	}
+	if !slices.Equal(got, []string{"NSFD_TEST_WINS=daemon"}) {
+		t.Errorf("worker's environment has %q, want NSFD_TEST_WINS=daemon once", got)
+	}
+}
+
 // TestPoolMaxRequestsJitter: a worker's limit is max_requests plus up to
 // the jitter, and is what its environment says.
 func TestPoolMaxRequestsJitter(t *testing.T) {

@@ -84,7 +84,8 @@ func (p *Pool) started(proc *Process, err error, attach func(pid int), what stri
 
 // workerEnv is the master's environment without another supervisor's
 // protocol variables, then the daemon's env, then the protocol's but
-// NOTIFY_SOCKET, which startProcess adds.
+// NOTIFY_SOCKET, which startProcess adds; of a key set twice, the later
+// value.
 func (p *Pool) workerEnv(slot, maxReq int) []string {
 	c := &p.cfg
 	drop := []string{proto.EnvListenFDs, proto.EnvListenPID, proto.EnvListenFDNames, proto.EnvNotifySocket, proto.EnvWatchdogUSec, proto.EnvWatchdogPID, proto.EnvMaxRequests}
@@ -113,5 +114,24 @@ func (p *Pool) workerEnv(slot, maxReq int) []string {
 	if maxReq > 0 {
 		env = append(env, proto.EnvMaxRequests+"="+strconv.Itoa(maxReq))
 	}
-	return env
+	return lastWins(env)
+}
+
+// lastWins keeps one entry per key of env, with the last value given: the
+// daemon's env over the master's own (GOMAXPROCS in a daemon's [env] with
+// the master started with one). execve passes duplicates on, and Go's and
+// C's getenv read the first.
+func lastWins(env []string) []string {
+	at := make(map[string]int, len(env))
+	out := env[:0]
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := at[k]; ok {
+			out[i] = kv
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
 }

@@ -86,10 +86,13 @@ type Server struct {
 	IdleGrace time.Duration
 
 	// Cores is how many cores the worker's Go code runs on at once
-	// (runtime.GOMAXPROCS), set by Serve when it serves the sockets the
-	// master passed: 0 means DefaultCores (one: a pool runs about one worker
-	// per core), a negative value keeps the runtime's choice, and a
-	// GOMAXPROCS environment variable wins. See UseCores.
+	// (runtime.GOMAXPROCS), set by Serve when it serves inherited sockets:
+	// 0 means DefaultCores (one: a pool runs about one worker per core) in
+	// a worker an nsfd master started, and the runtime's choice elsewhere;
+	// a negative value keeps the runtime's choice; a GOMAXPROCS
+	// environment variable wins. A program that sets GOMAXPROCS itself
+	// (runtime.GOMAXPROCS, automaxprocs) sets Cores to -1, or Serve's
+	// default replaces its choice. See UseCores.
 	Cores int
 
 	// Listeners and PacketConns, when either is non-nil, are served instead

@@ -17,7 +17,8 @@
 //	--concurrency N     connections served at once (default worker.DefaultConcurrency, 64;
 //	                    1 is the Net::Server::PreFork model)
 //	--cores N           cores its Go code runs on, GOMAXPROCS (default worker.DefaultCores, 1:
-//	                    a worker per core; -1 every CPU; GOMAXPROCS in the environment wins)
+//	                    a worker per core, under nsfd; -1 the Go runtime's choice; GOMAXPROCS in
+//	                    the environment wins)
 //	--slow DURATION     wait this long before each reply (to try the spare-server policy)
 package main
 
@@ -50,7 +51,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("echo", flag.ContinueOnError)
 	greeting := fs.String("greeting", "", "line sent to each client on connect")
 	concurrency := fs.Int("concurrency", worker.DefaultConcurrency, "connections served at once")
-	cores := fs.Int("cores", 0, "cores the worker's Go code runs on (GOMAXPROCS): 0 is worker.DefaultCores, 1; -1 every CPU; GOMAXPROCS in the environment wins")
+	cores := fs.Int("cores", 0, "cores the worker's Go code runs on (GOMAXPROCS): 0 is worker.DefaultCores, 1, under nsfd; -1 the Go runtime's choice; GOMAXPROCS in the environment wins")
 	slow := fs.Duration("slow", 0, "delay before each reply")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -54,7 +54,7 @@ func main() {
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("http", flag.ContinueOnError)
 	concurrency := fs.Int("concurrency", worker.DefaultConcurrency, "connections served at once; the worker reports BUSY=1 when all are taken")
-	cores := fs.Int("cores", 0, "cores the worker's Go code runs on (GOMAXPROCS): 0 is worker.DefaultCores, 1; -1 every CPU; GOMAXPROCS in the environment wins")
+	cores := fs.Int("cores", 0, "cores the worker's Go code runs on (GOMAXPROCS): 0 is worker.DefaultCores, 1, under nsfd; -1 the Go runtime's choice; GOMAXPROCS in the environment wins")
 	grace := fs.Duration("shutdown-timeout", 30*time.Second, "longest drain; the master's graceful_timeout should be longer")
 	sick := fs.String("sick-file", "", "/healthz answers 503 while this file exists")
 	if err := fs.Parse(args); err != nil {
