@@ -129,7 +129,7 @@ var Keys = []KeyDoc{
 	{File: FileDaemon, Name: "on_fatal", Doc: "command run when this daemon goes fatal: split like `command`, never through a shell; NSFD_DAEMON, NSFD_EVENT, NSFD_PID, NSFD_EXIT_STATUS, NSFD_REASON in its environment; its output goes to the central log"},
 	{File: FileDaemon, Name: "on_restart", Doc: "command run when a worker exits unplanned (crashed, failed to start, hung) and is replaced"},
 	{File: FileDaemon, Name: "on_recover", Doc: "command run when the daemon runs again after it was fatal or backing off"},
-	{File: FileDaemon, Section: EnvSection, Name: "*", Doc: "[env] `NAME = value`: an environment variable of the workers; wins over env_file"},
+	{File: FileDaemon, Section: EnvSection, Name: "*", Doc: "[env] `NAME = value`: an environment variable of the workers; wins over env_file, which wins over the master's own environment (each worker gets one value of a name). `GOMAXPROCS = n` gives each Go worker n cores instead of one (docs/protocol.md)"},
 
 	{File: FileDaemon, Name: "background", Ignored: true, Doc: "the master does not fork into the background; the service manager runs it"},
 	{File: FileDaemon, Name: "setsid", Ignored: true, Doc: "the master does not fork into the background; the service manager runs it"},
