@@ -61,18 +61,25 @@ func TestReaperKillsAndReapsOrphansNotWorkers(t *testing.T) {
 	}
 }
 
+// sharedReaper is the orphan reaper of the tests' process backend; it skips
+// t on a backend without one.
+func sharedReaper(t *testing.T) *reaper {
+	t.Helper()
+	if _, ok := testProcs.(TreeKiller); !ok {
+		t.Skipf("the %s backend has no reaper of orphans", testBackend)
+	}
+	shared.mu.Lock()
+	defer shared.mu.Unlock()
+	return shared.r
+}
+
 // TestReaperKnowsExactlyTheUnreapedWorkers: a pass of the orphan reaper
 // tells workers from orphans by its record of workers alone (no /proc read
 // a child, which made a pass cost tens of milliseconds at 1000 workers and
 // held every spawn meanwhile): a worker is in it from its fork until its
 // pool reaps it, and a pass never takes a live worker for an orphan.
 func TestReaperKnowsExactlyTheUnreapedWorkers(t *testing.T) {
-	if _, ok := testProcs.(TreeKiller); !ok {
-		t.Skipf("the %s backend has no reaper of orphans", testBackend)
-	}
-	shared.mu.Lock()
-	r := shared.r
-	shared.mu.Unlock()
+	r := sharedReaper(t)
 	known := func(pid int) bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
@@ -165,12 +172,7 @@ func TestChildrenListsEveryChild(t *testing.T) {
 // later instead of queueing for the lock, where it would stop every other
 // spawn behind it; the orphan is reaped once the spawn is done.
 func TestReaperWaitsForNoSpawn(t *testing.T) {
-	if _, ok := testProcs.(TreeKiller); !ok {
-		t.Skipf("the %s backend has no reaper of orphans", testBackend)
-	}
-	shared.mu.Lock()
-	r := shared.r
-	shared.mu.Unlock()
+	r := sharedReaper(t)
 
 	r.spawnMu.RLock() // a slow spawn
 	held := true
