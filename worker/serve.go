@@ -25,8 +25,9 @@ import (
 // leaves room for handlers that wait on a disk or another daemon without
 // letting one worker hoard a listener's whole backlog. Run about one Go
 // worker per core (min_servers = cores; each runs on one, DefaultCores)
-// and let the master add more as they saturate. For the one-connection-per-process model (a handler that
-// is not safe to run concurrently) set Concurrency to 1.
+// and let the master add more as they saturate. For the
+// one-connection-per-process model (a handler that is not safe to run
+// concurrently) set Concurrency to 1.
 const DefaultConcurrency = 64
 
 // Handler serves the connections a worker accepts.
