@@ -84,7 +84,10 @@ func TestUnknownName(t *testing.T) {
 
 func TestFailOverAndBack(t *testing.T) {
 	reg := newRegistry(t)
-	a := startServer(t, "127.0.0.1:0", whoHandler("a"), wire.ServerOptions{})
+	// a on a UNIX socket of the test's own: once a stops, a TCP port of
+	// its could be bound at once by another test process, whose server
+	// would answer in its place.
+	a := startServer(t, filepath.Join(t.TempDir(), "a.sock"), whoHandler("a"), wire.ServerOptions{})
 	b := startServer(t, "127.0.0.1:0", whoHandler("b"), wire.ServerOptions{})
 	register(t, reg, "n1", "kv", "json", a.addr)
 	register(t, reg, "n2", "kv", "json", b.addr)
@@ -130,7 +133,9 @@ func TestFailOverAndBack(t *testing.T) {
 
 func TestEveryEndpointDownIsStillTried(t *testing.T) {
 	reg := newRegistry(t)
-	a := startServer(t, "127.0.0.1:0", whoHandler("a"), wire.ServerOptions{})
+	// A UNIX socket (see TestFailOverAndBack): a freed TCP port can be
+	// taken by another test process, which reset this test's call (CI).
+	a := startServer(t, filepath.Join(t.TempDir(), "a.sock"), whoHandler("a"), wire.ServerOptions{})
 	register(t, reg, "n1", "kv", "json", a.addr)
 	c := New(reg, Options{LocalNode: "n1"})
 	defer c.Close()
