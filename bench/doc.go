@@ -31,8 +31,10 @@
 //   - BenchmarkPerlEcho: one Perl echo handler (bench/perl/EchoHandler.pm)
 //     under Net::Server::PreFork, the seed's own engine, and as an nsfd
 //     worker (bench/perl/nsfd-echo.pl, fd 3 from LISTEN_FDS), with the Go
-//     echo worker and the Perl worker without any supervisor beside them, at
-//     1, 16 and 64 keep-alive connections, with the same pool options.
+//     echo worker, the Perl worker without any supervisor and the floor (a
+//     C epoll loop per core, bench/echofloor/echofloor.c, built with gcc at
+//     run time) beside them, at 1, 16 and 64 keep-alive connections, with
+//     the same pool options.
 //   - BenchmarkSupervisord: supervisord 4.2 against nsfd on the same fleets
 //     of `sleep` processes: bring-up of 100 and 1000, SIGKILL to
 //     replacement running (on 100, and on 1000 for nsfd), master RSS and

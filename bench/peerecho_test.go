@@ -9,14 +9,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -53,7 +49,9 @@ type echoSystem struct {
 
 // perlEchoRun is what BenchmarkPerlEcho measured, kept for its report.
 type perlEchoRun struct {
-	systems  []*echoSystem // [0] Net::Server::PreFork, [1] nsfd + Perl, [2] nsfd + Go one per process, [3] Perl without a supervisor, [4] nsfd + Go at its default concurrency
+	systems  []*echoSystem // [0] Net::Server::PreFork, [1] nsfd + Perl, [2] nsfd + Go one per process, [3] Perl without a supervisor, [4] nsfd + Go at its default concurrency, then floor
+	floor    *echoSystem   // the C epoll loop of bench/echofloor, without a supervisor; nil without gcc
+	floorCC  string        // gcc's version, or why there is no floor
 	rounds   int
 	duration time.Duration
 	warmup   time.Duration
@@ -63,8 +61,9 @@ type perlEchoRun struct {
 var perlEchoDone *perlEchoRun
 
 // BenchmarkPerlEcho compares requests per second and p99 latency of one
-// Perl echo handler served by Net::Server::PreFork and by nsfd, and of the
-// Go echo worker under nsfd, at 1, 16 and 64 keep-alive connections.
+// Perl echo handler served by Net::Server::PreFork and by nsfd, of the Go
+// echo worker under nsfd, and of the floor (a C epoll loop, no supervisor),
+// at 1, 16 and 64 keep-alive connections.
 func BenchmarkPerlEcho(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 	if perlEchoDone != nil {
@@ -109,6 +108,16 @@ func BenchmarkPerlEcho(b *testing.B) {
 			{name: fmt.Sprintf("nsfd + Go (examples/echo, default %d connections per worker, %d workers)", worker.DefaultConcurrency, goPoolWorkers()),
 				metric: "nsfd-go64", addr: go64Addr, procs: func() []int { return m.workers("goecho64") }, master: m.pid(), fixed: goPoolWorkers()},
 		},
+	}
+	// The floor: a C epoll loop per core on one socket, no supervisor.
+	if bin, version, err := buildC(b, "echofloor"); err != nil {
+		run.floorCC = err.Error()
+	} else {
+		run.floorCC = version
+		fl := startDirect(b, goPoolWorkers(), bin)
+		run.floor = &echoSystem{name: fmt.Sprintf("floor: C epoll loop (bench/echofloor), %d processes, no supervisor", goPoolWorkers()),
+			metric: "floor", addr: fl.addr, procs: fl.pids, fixed: goPoolWorkers()}
+		run.systems = append(run.systems, run.floor)
 	}
 	for _, s := range run.systems {
 		s.rounds, s.grown = map[int][]loadResult{}, map[int]int{}
@@ -306,11 +315,18 @@ func printPerlEcho(w io.Writer, run *perlEchoRun) {
 func addPerlEchoReport(run *perlEchoRun) {
 	base, nsfdPerl, nsfdGo, control, nsfdGo64 := run.systems[0], run.systems[1], run.systems[2], run.systems[3], run.systems[4]
 	groups := make([]string, len(perlConcurrencies))
-	series := []barSeries{{name: nsfdGo64.name}, {name: nsfdGo.name}, {name: nsfdPerl.name}, {name: base.name}}
+	shown := []*echoSystem{nsfdGo64, nsfdGo, nsfdPerl, base}
+	if run.floor != nil {
+		shown = append(shown, run.floor) // nsfd first: its colour on every chart
+	}
+	var series []barSeries
+	for _, s := range shown {
+		series = append(series, barSeries{name: s.name})
+	}
 	var nsfdCost []string // nsfd + Perl ÷ the control, per concurrency
 	for i, c := range perlConcurrencies {
 		groups[i] = fmt.Sprintf("%d connection%s", c, map[bool]string{true: "s"}[c > 1])
-		for j, s := range []*echoSystem{nsfdGo64, nsfdGo, nsfdPerl, base} {
+		for j, s := range shown {
 			series[j].values = append(series[j].values, summarizeEcho(s, base, c).rps)
 		}
 		sum, bsum, csum := summarizeEcho(nsfdPerl, base, c), summarizeEcho(base, base, c), summarizeEcho(control, base, c)
@@ -347,7 +363,7 @@ func addPerlEchoReport(run *perlEchoRun) {
 		}
 		addTarget(t)
 		if c >= 16 {
-			addTarget(goEchoTarget(nsfdGo64, base, groups[i], c))
+			addTarget(goEchoTarget(nsfdGo64, base, run.floor, groups[i], c))
 		}
 	}
 	addChart(barChart{
@@ -381,6 +397,13 @@ func addPerlEchoReport(run *perlEchoRun) {
 		fmt.Fprintln(w, "  docs/protocol.md recommends; it does not grow with the connections.")
 		fmt.Fprintf(w, "- Control: %d copies of `nsfd-echo.pl` started by the benchmark on one socket it bound itself (`LISTEN_FDS=1`, no\n", len(control.procs()))
 		fmt.Fprintln(w, "  `NOTIFY_SOCKET`, no master), as the data-path benchmark's \"direct\"; a fixed pool, never grown or trimmed.")
+		if run.floor != nil {
+			fmt.Fprintf(w, "- Floor: `bench/echofloor/echofloor.c` (gcc -O2 at run time; %s), %d copies on one socket the benchmark\n", run.floorCC, len(run.floor.procs()))
+			fmt.Fprintln(w, "  bound, no supervisor: one epoll loop a process, one read(2) and one write(2) a request, nothing else. The")
+			fmt.Fprintln(w, "  cheapest echo this machine serves, and what issue 18's 1.5× for Go is held against.")
+		} else {
+			fmt.Fprintf(w, "- Floor: not measured (%s).\n", run.floorCC)
+		}
 		fmt.Fprintln(w, "- Load: the closed-loop generator of the data-path benchmark, in the benchmark process: at each concurrency")
 		fmt.Fprintln(w, "  (1, 16, 64) every client opens one connection and sends a 28-byte line after line on it, each after the echo")
 		fmt.Fprintln(w, "  of the one before; a request is one line echoed back intact, its latency from write to echo. Connections")
@@ -413,8 +436,9 @@ func addPerlEchoReport(run *perlEchoRun) {
 // concurrency against Net::Server::PreFork + Perl.
 const targetGoEcho = 1.5
 
-// goEchoTarget is that target at c connections.
-func goEchoTarget(goSys, base *echoSystem, group string, c int) target {
+// goEchoTarget is that target at c connections; floor, if not nil, is the
+// C epoll loop measured beside them.
+func goEchoTarget(goSys, base, floor *echoSystem, group string, c int) target {
 	t := target{order: orderPerl,
 		what: fmt.Sprintf("echo, %s (keep-alive): nsfd + Go at its default concurrency vs Net::Server::PreFork + Perl, req/s", group),
 		goal: fmt.Sprintf("≥ %.1f× Net::Server::PreFork", targetGoEcho)}
@@ -428,6 +452,17 @@ func goEchoTarget(goSys, base *echoSystem, group string, c int) target {
 	t.measured = fmt.Sprintf("%s (%.0f vs %.0f req/s; CPU/req %s vs %s)", ratioText(r, 1), sum.rps, bsum.rps, micros(sum.cpuPerReq, 1), micros(bsum.cpuPerReq, 1))
 	if !t.met {
 		t.note = fmt.Sprintf("%.0f%% short of the target (rounds %.2f–%.2f)", 100*(1-r/targetGoEcho), slices.Min(sum.ratios), slices.Max(sum.ratios))
+		if floor != nil && len(summarizeEcho(floor, base, c).ratios) > 0 {
+			fsum := summarizeEcho(floor, base, c)
+			fr, vsFloor := median(fsum.ratios), median(summarizeEcho(goSys, floor, c).ratios)
+			t.note += fmt.Sprintf(". The floor, a C epoll loop per core with no supervisor (one read and one write a request, "+
+				"nothing else), measured %.2f× Net::Server::PreFork (CPU/req %s), and nsfd + Go %.2f× the floor",
+				fr, micros(fsum.cpuPerReq, 1), vsFloor)
+			if fr < targetGoEcho {
+				t.note += fmt.Sprintf(": no server reaches %.1f× here. The load generator shares the %d CPUs, and "+
+					"the loopback TCP path behind each read and write is the kernel's, the same for every server", targetGoEcho, runtime.NumCPU())
+			}
+		}
 	}
 	return t
 }
@@ -444,170 +479,4 @@ func loadAverage() string {
 // micros formats d in µs with prec decimals.
 func micros(d time.Duration, prec int) string {
 	return strconv.FormatFloat(float64(d.Nanoseconds())/1e3, 'f', prec, 64) + "µs"
-}
-
-// perlAndNetServer returns the perl binary and the versions of perl and
-// Net::Server, or skips the benchmark when either is missing.
-func perlAndNetServer(tb testing.TB) (perl, perlVersion, nsVersion string) {
-	tb.Helper()
-	perl, err := exec.LookPath("perl")
-	if err != nil {
-		tb.Skip("perl not found in PATH: the Net::Server::PreFork comparison needs perl 5 and Net::Server (Debian: libnet-server-perl)")
-	}
-	out, err := exec.Command(perl, "-e", `printf "%vd", $^V`).Output()
-	if err != nil {
-		tb.Skipf("perl -e: %v: the Net::Server::PreFork comparison needs a working perl", err)
-	}
-	perlVersion = string(out)
-	out, err = exec.Command(perl, "-MNet::Server::PreFork", "-e", `print $Net::Server::VERSION`).CombinedOutput()
-	if err != nil {
-		tb.Skipf("Net::Server::PreFork not installed (Debian: libnet-server-perl, CPAN: Net::Server): %s", strings.TrimSpace(string(out)))
-	}
-	return perl, perlVersion, string(out)
-}
-
-// debianVersion returns "Debian PACKAGE VERSION", or "not from a Debian package".
-func debianVersion(pkg string) string {
-	out, err := exec.Command("dpkg-query", "-W", "-f", "${Version}", pkg).Output()
-	if err != nil || len(out) == 0 {
-		return "not from a Debian package"
-	}
-	return "Debian " + pkg + " " + string(out)
-}
-
-// perlScript returns the absolute path of a script of bench/perl.
-func perlScript(tb testing.TB, name string) string {
-	tb.Helper()
-	p, err := filepath.Abs(filepath.Join("perl", name))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		tb.Fatal(err)
-	}
-	return p
-}
-
-// netServer is a running netserver-echo.pl: a Net::Server::PreFork parent
-// and its children, in a process group of their own.
-type netServer struct {
-	tb     testing.TB
-	cmd    *exec.Cmd
-	exited chan struct{}
-	addr   string
-	logf   string
-}
-
-var netServerAddrRE = regexp.MustCompile(`listening on (\S+:\d+)`)
-
-// startNetServer starts script (a Net::Server program) with args in the
-// foreground, logging to a file, and waits until it is bound. It is stopped,
-// with its whole process group, when tb ends.
-func startNetServer(tb testing.TB, perl, script string, args ...string) *netServer {
-	tb.Helper()
-	dir := tb.TempDir()
-	ns := &netServer{tb: tb, logf: filepath.Join(dir, "netserver.log"), exited: make(chan struct{})}
-	out, err := os.Create(filepath.Join(dir, "netserver.out"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer out.Close()
-	ns.cmd = exec.Command(perl, append([]string{script, "--log_file=" + ns.logf}, args...)...)
-	ns.cmd.Stdout, ns.cmd.Stderr = out, out
-	ns.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := ns.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	go func() { ns.cmd.Wait(); close(ns.exited) }()
-	tb.Cleanup(func() {
-		if err := ns.stop(); err != nil {
-			tb.Error(err)
-		}
-	})
-	ok := waitFor(30*time.Second, 20*time.Millisecond, func() bool {
-		b, _ := os.ReadFile(ns.logf)
-		if mm := netServerAddrRE.FindSubmatch(b); mm != nil {
-			ns.addr = string(mm[1])
-			return true
-		}
-		select {
-		case <-ns.exited:
-			return true
-		default:
-			return false
-		}
-	})
-	if !ok || ns.addr == "" {
-		log, _ := os.ReadFile(ns.logf)
-		o, _ := os.ReadFile(out.Name())
-		tb.Fatalf("Net::Server did not start\nlog:\n%s\noutput:\n%s", log, o)
-	}
-	return ns
-}
-
-// children returns the pids of the Net::Server parent's children.
-func (ns *netServer) children() []int {
-	var pids []int
-	for _, p := range children(ns.cmd.Process.Pid) {
-		pids = append(pids, p.pid)
-	}
-	return pids
-}
-
-// stop sends SIGTERM to the process group (the parent stops its children
-// too), waits for the parent, then kills whatever of the group is left and
-// waits until none of it is.
-func (ns *netServer) stop() error {
-	pgid := ns.cmd.Process.Pid
-	syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-ns.exited:
-	case <-time.After(15 * time.Second):
-	}
-	syscall.Kill(-pgid, syscall.SIGKILL)
-	<-ns.exited
-	if !waitFor(10*time.Second, 10*time.Millisecond, func() bool { return len(processGroup(pgid)) == 0 }) {
-		return fmt.Errorf("Net::Server: processes %v of group %d still there 10s after SIGKILL", processGroup(pgid), pgid)
-	}
-	return nil
-}
-
-// processGroup returns the live (not zombie) processes of process group pgid.
-func processGroup(pgid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	var pids []int
-	for _, ent := range ents {
-		pid, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// envWithout returns the environment without the variables named.
-func envWithout(keys ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); !slices.Contains(keys, k) {
-			env = append(env, kv)
-		}
-	}
-	return env
 }

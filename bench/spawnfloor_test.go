@@ -37,18 +37,18 @@ func sideName(side int) string {
 
 var _ fleetMaster = (*floorMaster)(nil)
 
-// buildFloor compiles bench/spawnfloor/spawnfloor.c with gcc -O2 into a
-// temporary directory of tb and returns the binary's path, and gcc's
-// version for the report.
-func buildFloor(tb testing.TB) (bin, version string, err error) {
+// buildC compiles bench/NAME/NAME.c with gcc -O2 into a temporary
+// directory of tb and returns the binary's path, and gcc's version for the
+// report.
+func buildC(tb testing.TB, name string) (bin, version string, err error) {
 	tb.Helper()
 	gcc, err := exec.LookPath("gcc")
 	if err != nil {
-		return "", "", fmt.Errorf("no gcc to build bench/spawnfloor (Debian: apt-get install gcc): %w", err)
+		return "", "", fmt.Errorf("no gcc to build bench/%s (Debian: apt-get install gcc): %w", name, err)
 	}
-	bin = filepath.Join(tb.TempDir(), "spawnfloor")
-	if out, err := exec.Command(gcc, "-O2", "-Wall", "-o", bin, filepath.Join("spawnfloor", "spawnfloor.c")).CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("gcc spawnfloor.c: %w\n%s", err, out)
+	bin = filepath.Join(tb.TempDir(), name)
+	if out, err := exec.Command(gcc, "-O2", "-Wall", "-o", bin, filepath.Join(name, name+".c")).CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("gcc %s.c: %w\n%s", name, err, out)
 	}
 	if out, err := exec.Command(gcc, "--version").Output(); err == nil {
 		version, _, _ = strings.Cut(string(out), "\n")
@@ -242,7 +242,7 @@ func (c *svComparison) startBig(b *testing.B, sleep string, masters [nSides]*sys
 	for _, s := range masters {
 		systems = append(systems, s)
 	}
-	bin, version, err := buildFloor(b)
+	bin, version, err := buildC(b, "spawnfloor")
 	if err != nil {
 		c.floor = err.Error()
 	} else {
