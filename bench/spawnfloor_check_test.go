@@ -10,12 +10,12 @@ import (
 func TestParseFloor(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "floor.out")
-	line := "noise\nspawned=3 loop_ns=1500000 self_cpu_ns=200000 children_cpu_ns=9000000\n"
+	line := "noise\nspawned=3 loop_ns=1500000 self_cpu_ns=200000 children_cpu_ns=9000000 respawned=2\n"
 	if err := os.WriteFile(path, []byte(line), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	got, err := parseFloor(path)
-	want := floorOutput{spawned: 3, loop: 1500 * time.Microsecond, selfCPU: 200 * time.Microsecond, children: 9 * time.Millisecond}
+	want := floorOutput{spawned: 3, loop: 1500 * time.Microsecond, selfCPU: 200 * time.Microsecond, children: 9 * time.Millisecond, respawn: 2}
 	if err != nil || got != want {
 		t.Errorf("parseFloor = %+v, %v; want %+v", got, err, want)
 	}

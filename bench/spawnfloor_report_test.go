@@ -97,13 +97,19 @@ func recordSpawn(c *svComparison) {
 		t.note = fmt.Sprintf("%s; most of it is %s; see § Spawning", overBy(cpuNs, targetSpawnCPU), part)
 	}
 	addTarget(t)
+	killFloor := "" // for the notes of missed kill rows: the floor's kill → replacement
+	if k := c.bigKillFloor; len(k) > 0 {
+		killFloor = fmt.Sprintf("; the floor (spawnfloor replacing a child at once: SIGCHLD, waitpid, posix_spawn), "+
+			"killed in turn with nsfd's %d-process fleet and timed by the same poller, took %s (p99 %s, %d kills): "+
+			"nsfd %.2f× it at that size", n, fmtDur(median(k)), fmtDur(p99(k)), len(k), median(c.bigKill).Seconds()/median(k).Seconds())
+	}
 	killRow := func(size int, kills []time.Duration, goal time.Duration) {
 		m := median(kills)
 		t := target{order: orderSpawn, what: fmt.Sprintf("kill → replacement running, median of %d (%d processes)", len(kills), size),
 			goal: "≤ " + fmtDur(goal), met: m <= goal, measured: fmt.Sprintf("%s (p99 %s)", fmtDur(m), fmtDur(p99(kills)))}
 		if !t.met {
 			t.note = fmt.Sprintf("%s; the time is the master's reaction to the pidfd, its spawn, and the process's "+
-				"fork-to-exec, polled at ≥ 200 µs (§ nsfd vs supervisord, Polling)%s; see § Spawning", overBy(m, goal), floorCPU)
+				"fork-to-exec, polled at ≥ 200 µs (§ nsfd vs supervisord, Polling)%s%s; see § Spawning", overBy(m, goal), floorCPU, killFloor)
 		}
 		addTarget(t)
 	}
@@ -180,7 +186,7 @@ func writeSpawn(w io.Writer, c *svComparison) {
 			fmt.Fprintf(w, "spawnfloor's own account of that round: its %d `posix_spawn` calls returned %s after its `main` "+
 				"began, having used %s of CPU (getrusage: %s per process); its children, reaped after it was stopped, "+
 				"had used %s each in all (RUSAGE_CHILDREN: the spawn, the exec, `sleep`'s start-up and death).\n\n", r.floor.spawned, fmtDur(r.floor.loop), fmtDur(r.floor.selfCPU),
-				fmtDur(r.floor.selfCPU/time.Duration(max(1, r.floor.spawned))), fmtDur(r.floor.children/time.Duration(max(1, r.floor.spawned))))
+				fmtDur(r.floor.selfCPU/time.Duration(max(1, r.floor.spawned))), fmtDur(r.floor.children/time.Duration(max(1, r.floor.spawned+r.floor.respawn))))
 		}
 	}
 	fmt.Fprintf(w, "**Kill → replacement running** (nsfd; SIGKILL to a random process, timed until a new child of the "+
@@ -190,6 +196,11 @@ func writeSpawn(w io.Writer, c *svComparison) {
 		fmt.Fprintf(w, " %d processes (the last round's fleet, the other sides' idle beside it; at most %d kills or "+
 			"about %v): median %s, p99 %s over %d kills.", n, bigKills, bigKillIn, fmtDur(median(c.bigKill)),
 			fmtDur(p99(c.bigKill)), len(c.bigKill))
+		if k := c.bigKillFloor; len(k) > 0 {
+			fmt.Fprintf(w, " The floor's fleet of that round, killed in turn with nsfd's (spawnfloor reaps a child on "+
+				"SIGCHLD and posix_spawns its replacement at once, and nothing else): median %s, p99 %s over %d kills; "+
+				"nsfd %.2f× the floor.", fmtDur(median(k)), fmtDur(p99(k)), len(k), median(c.bigKill).Seconds()/median(k).Seconds())
+		}
 		if p := c.bigPoll; p.reads > 0 {
 			fmt.Fprintf(w, " While it waited for those replacements the benchmark read the master's children %d times, "+
 				"%s of wall time and %s of its CPU a read, %.0f%% of a CPU over the waits: the poller's share of the "+

@@ -61,7 +61,8 @@ type floorOutput struct {
 	spawned  int
 	loop     time.Duration // main → the last posix_spawn returned
 	selfCPU  time.Duration // its own CPU at that point (getrusage)
-	children time.Duration // its children's whole CPU, reaped after it was stopped
+	children time.Duration // its children's whole CPU, reaped after it was stopped, replacements included
+	respawn  int           // replacements it spawned for children that died
 }
 
 // floorMaster is a running `spawnfloor N SLEEP 100000`.
@@ -163,7 +164,7 @@ func parseFloor(path string) (floorOutput, error) {
 	var o floorOutput
 	var loop, self, kids int64
 	for line := range strings.SplitSeq(string(b), "\n") {
-		if _, err := fmt.Sscanf(line, "spawned=%d loop_ns=%d self_cpu_ns=%d children_cpu_ns=%d", &o.spawned, &loop, &self, &kids); err == nil {
+		if _, err := fmt.Sscanf(line, "spawned=%d loop_ns=%d self_cpu_ns=%d children_cpu_ns=%d respawned=%d", &o.spawned, &loop, &self, &kids, &o.respawn); err == nil {
 			o.loop, o.selfCPU, o.children = time.Duration(loop), time.Duration(self), time.Duration(kids)
 			return o, nil
 		}
@@ -233,8 +234,8 @@ var (
 
 // startBig measures the floor's start of the idle-size fleet after the two
 // masters' first (measureIdle's), and with more, further rounds of all
-// three, the side going first rotating, then kills on nsfd's fleet in the
-// last round. The floor is skipped, and said why, without gcc.
+// three, the side going first rotating, then kills on nsfd's fleet and the
+// floor's in the last round. The floor is skipped, and said why, without gcc.
 func (c *svComparison) startBig(b *testing.B, sleep string, masters [nSides]*system, programs, per int, more bool) {
 	b.Helper()
 	n := c.idle.n
@@ -283,20 +284,41 @@ func (c *svComparison) startBig(b *testing.B, sleep string, masters [nSides]*sys
 		sides := slices.Concat(systems[i%len(systems):], systems[:i%len(systems)])
 		fleets := round(sides)
 		if i == bigRounds-1 {
-			for _, f := range fleets {
-				if f.sys.side != sideNsfd {
-					continue
-				}
-				t0 := time.Now()
-				for range bigKills {
-					c.bigKill = append(c.bigKill, f.kill(b))
-					if time.Since(t0) > bigKillIn {
-						break
-					}
-				}
-				c.bigPoll = f.poll
-			}
+			c.killBig(b, fleets)
 		}
 		stop(fleets)
 	}
+}
+
+// killBig kills processes of nsfd's fleet and of the floor's among fleets,
+// one of each in turn (the one going first alternating), at most bigKills
+// of each or for about bigKillIn, and records the times to a replacement.
+func (c *svComparison) killBig(tb testing.TB, fleets []*fleet) {
+	tb.Helper()
+	var ns, fl *fleet
+	for _, f := range fleets {
+		switch f.sys.side {
+		case sideNsfd:
+			ns = f
+		case sideFloor:
+			fl = f
+		}
+	}
+	if ns == nil {
+		return
+	}
+	t0 := time.Now()
+	for k := range bigKills {
+		if fl != nil && k%2 == 1 {
+			c.bigKillFloor = append(c.bigKillFloor, fl.kill(tb))
+		}
+		c.bigKill = append(c.bigKill, ns.kill(tb))
+		if fl != nil && k%2 == 0 {
+			c.bigKillFloor = append(c.bigKillFloor, fl.kill(tb))
+		}
+		if time.Since(t0) > bigKillIn {
+			break
+		}
+	}
+	c.bigPoll = ns.poll
 }

@@ -584,20 +584,21 @@ func isolated(m fleetMaster) bool {
 
 // svComparison is what BenchmarkSupervisord measured.
 type svComparison struct {
-	sv      *svInstall
-	idle    *idleRun
-	churnN  int                              // processes of the fleet that is killed and added to
-	up      map[int]*[nSides][]time.Duration // start-up times by number of processes
-	kill    [nSides][]time.Duration          // kill → replacement running
-	drop    [nSides][]time.Duration          // new file → its process running
-	ctl     []time.Duration                  // supervisorctl update, in each supervisord drop
-	spawn   [nSpawnSides][]startRun          // the starts of the idle-size fleet, the floor's included
-	floor   string                           // gcc's version, or why the floor did not run
-	bigKill []time.Duration                  // kill → replacement running on nsfd's idle-size fleet (full mode)
-	bigPoll pollCost                         // the benchmark's polling during those kills
-	poll    [nSides]pollCost                 // the benchmark's polling during the kills
-	threads [nSides]int                      // the churn fleet's masters' threads at the end
-	pidNS   bool
+	sv           *svInstall
+	idle         *idleRun
+	churnN       int                              // processes of the fleet that is killed and added to
+	up           map[int]*[nSides][]time.Duration // start-up times by number of processes
+	kill         [nSides][]time.Duration          // kill → replacement running
+	drop         [nSides][]time.Duration          // new file → its process running
+	ctl          []time.Duration                  // supervisorctl update, in each supervisord drop
+	spawn        [nSpawnSides][]startRun          // the starts of the idle-size fleet, the floor's included
+	floor        string                           // gcc's version, or why the floor did not run
+	bigKill      []time.Duration                  // kill → replacement running on nsfd's idle-size fleet (full mode)
+	bigKillFloor []time.Duration                  // the same on the floor's, killed in turn with nsfd's
+	bigPoll      pollCost                         // the benchmark's polling during those kills
+	poll         [nSides]pollCost                 // the benchmark's polling during the kills
+	threads      [nSides]int                      // the churn fleet's masters' threads at the end
+	pidNS        bool
 }
 
 var svResult *svComparison

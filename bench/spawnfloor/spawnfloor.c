@@ -6,10 +6,12 @@
  * posix_spawn(3)s N copies of PROGRAM ARG... (an absolute path: no PATH
  * search) with the parent's environment and descriptors, one after the
  * other, and nothing else: no pipes, no listener, no bookkeeping beyond the
- * pids. Then it waits for SIGTERM (or SIGINT), on which it writes one line
- * to stdout and SIGKILLs and reaps its children:
+ * pids. Then it waits for a signal. When a child dies (SIGCHLD) it reaps it
+ * and posix_spawns its replacement at once: the floor of kill → replacement.
+ * On SIGTERM (or SIGINT) it SIGKILLs and reaps its children and writes one
+ * line to stdout:
  *
- *   spawned=N loop_ns=T self_cpu_ns=C children_cpu_ns=K
+ *   spawned=N loop_ns=T self_cpu_ns=C children_cpu_ns=K respawned=R
  *
  * (the line is written once the children are reaped).
  *
@@ -17,7 +19,8 @@
  * posix_spawn; self_cpu_ns: its own user+system CPU (getrusage) at that
  * point; children_cpu_ns: its children's whole CPU, getrusage
  * (RUSAGE_CHILDREN) once they are reaped: their part of the spawn, the
- * exec, `sleep`'s start-up and its death. (Not /proc/PID/schedstat: as the
+ * exec, `sleep`'s start-up and its death, replacements included.
+ * respawned: replacements spawned. (Not /proc/PID/schedstat: as the
  * first process of a PID namespace it knows its children by pids that
  * /proc, the host's, does not.)
  *
@@ -63,13 +66,15 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	/* SIGTERM and SIGINT are blocked before the first spawn and waited for
-	 * with sigwait: as the first process of a PID namespace this program
-	 * would otherwise ignore them. The children get the default mask. */
+	/* SIGTERM, SIGINT and SIGCHLD are blocked before the first spawn and
+	 * waited for with sigwaitinfo: as the first process of a PID namespace
+	 * this program would otherwise ignore the first two. The children get
+	 * the default mask. */
 	sigset_t stop, none;
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &stop, NULL);
 	sigemptyset(&none);
 	posix_spawnattr_t attr;
@@ -90,17 +95,45 @@ int main(int argc, char **argv)
 	getrusage(RUSAGE_SELF, &ru);
 	long long self = tvnsec(ru.ru_utime) + tvnsec(ru.ru_stime);
 
-	int sig = 0;
-	if (spawned == n)
-		sigwait(&stop, &sig);
+	/* Until SIGTERM or SIGINT: each child that dies is reaped and replaced
+	 * in its slot. (Orphans reparented to it, as the first process of a PID
+	 * namespace, are reaped and not replaced.) */
+	long respawned = 0;
+	while (spawned == n) {
+		int sig = sigwaitinfo(&stop, NULL);
+		if (sig < 0) {
+			if (errno == EINTR)
+				continue;
+			perror("spawnfloor: sigwaitinfo");
+			break;
+		}
+		if (sig != SIGCHLD)
+			break;
+		pid_t dead;
+		while ((dead = waitpid(-1, NULL, WNOHANG)) > 0) {
+			for (int i = 0; i < n; i++) {
+				if (pids[i] != dead)
+					continue;
+				int err = posix_spawn(&pids[i], argv[2], NULL, &attr, argv + 2, environ);
+				if (err != 0) {
+					fprintf(stderr, "spawnfloor: posix_spawn %s (replacement): %s\n", argv[2], strerror(err));
+					pids[i] = 0;
+				} else {
+					respawned++;
+				}
+				break;
+			}
+		}
+	}
 	for (int i = 0; i < spawned; i++)
-		kill(pids[i], SIGKILL);
+		if (pids[i] > 0)
+			kill(pids[i], SIGKILL);
 	for (int i = 0; i < spawned; i++)
-		while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR)
+		while (pids[i] > 0 && waitpid(pids[i], NULL, 0) < 0 && errno == EINTR)
 			;
 	getrusage(RUSAGE_CHILDREN, &ru);
 	long long kids = tvnsec(ru.ru_utime) + tvnsec(ru.ru_stime);
-	printf("spawned=%d loop_ns=%lld self_cpu_ns=%lld children_cpu_ns=%lld\n", spawned, nsec(t1) - nsec(t0), self, kids);
+	printf("spawned=%d loop_ns=%lld self_cpu_ns=%lld children_cpu_ns=%lld respawned=%ld\n", spawned, nsec(t1) - nsec(t0), self, kids, respawned);
 	fflush(stdout);
 	return spawned == n ? 0 : 1;
 }
