@@ -171,10 +171,55 @@ func recordPlainHTTP(wls []*workloadResult) {
 			goal: fmt.Sprintf("≥ %.2f", targetPlainHTTP), met: r >= targetPlainHTTP,
 			measured: fmt.Sprintf("%.3f (%.0f vs %.0f req/s; rounds %.2f–%.2f)", r, summarize(ns).median, summarize(plain).median, slices.Min(pr), slices.Max(pr))}
 		if !t.met {
-			t.note = fmt.Sprintf("%.1f%% fewer requests; see § Data path", 100*(1-r))
+			t.note = fmt.Sprintf("%.1f%% fewer requests", 100*(1-r)) + plainHTTPWhy(ns, plain) + "; see § Data path"
 		}
 		addTarget(t)
 	}
+}
+
+// busiestShare is the median over s's rounds of the busiest worker's share
+// of the workers' run time, and the number of workers; 0, 0 without a
+// per-worker account.
+func busiestShare(s *side) (float64, int) {
+	var shares []float64
+	n := 0
+	for _, r := range s.rounds {
+		var total, top time.Duration
+		for _, d := range r.perWorker {
+			total += d
+			top = max(top, d)
+		}
+		if total > 0 {
+			shares = append(shares, top.Seconds()/total.Seconds())
+			n = len(r.perWorker)
+		}
+	}
+	if len(shares) == 0 {
+		return 0, 0
+	}
+	return median(shares), n
+}
+
+// plainHTTPWhy says where the one-worker-per-core pool ns loses to the
+// plain process: the split of the work between its workers, and the CPU
+// per request of each side.
+func plainHTTPWhy(ns, plain *side) string {
+	share, n := busiestShare(ns)
+	nsum, psum := summarize(ns), summarize(plain)
+	if n < 2 || nsum.cpuPerReq == 0 || psum.cpuPerReq == 0 {
+		return ""
+	}
+	why := fmt.Sprintf("; the busiest of the %d workers did %.0f%% of their CPU (median of rounds; an even split is %.0f%%), "+
+		"and a request cost %s of CPU against %s", n, 100*share, 100/float64(n), fmtDur(nsum.cpuPerReq), fmtDur(psum.cpuPerReq))
+	switch {
+	case share > 1/float64(n)+0.1:
+		why += ": a keep-alive connection stays with the worker that accepted it, and a few connections over one-core " +
+			"workers split unevenly, so the busiest worker's core is the limit where one process's goroutines use every core"
+	case float64(nsum.cpuPerReq) > 1.03*float64(psum.cpuPerReq):
+		why += ": the split is even and the difference is the CPU per request: each worker's Go runtime pays its own " +
+			"idle-to-busy wake-ups, and each new connection wakes every worker's poller (they share the listening socket), one of which accepts it"
+	}
+	return why
 }
 
 // dataPathDiscussion explains the mechanisms behind the figures, which do

@@ -33,7 +33,8 @@ type side struct {
 type round struct {
 	load      loadResult
 	masterCPU time.Duration
-	workerCPU time.Duration // -1: not attributed
+	workerCPU time.Duration   // -1: not attributed
+	perWorker []time.Duration // each worker's run time in the round (threads' schedstat), with more than one worker
 }
 
 // workloadResult is one workload measured on every side; sides[0] is the
@@ -250,10 +251,19 @@ func measureRound(ctx context.Context, w workload, s *side, clients int) round {
 	if s.master != 0 {
 		m0, t0 = procCPU(s.master), threadsRunTime(s.master)
 	}
+	var each []time.Duration
+	if len(pids) > 1 {
+		for _, pid := range pids {
+			each = append(each, threadsRunTime(pid))
+		}
+	}
 	load := runLoad(ctx, w, s.addr, clients, *flagDuration)
 	rd := round{load: load, workerCPU: -1}
 	if !s.recycled {
 		rd.workerCPU = totalCPU(pids) - w0
+		for i, pid := range pids[:len(each)] {
+			rd.perWorker = append(rd.perWorker, threadsRunTime(pid)-each[i])
+		}
 	}
 	if s.master != 0 {
 		rd.masterCPU = max(procCPU(s.master)-m0, threadsRunTime(s.master)-t0)

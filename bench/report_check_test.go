@@ -105,3 +105,28 @@ func TestWrapLabel(t *testing.T) {
 		t.Errorf("got %q", got)
 	}
 }
+
+func TestPlainHTTPWhy(t *testing.T) {
+	t.Parallel()
+	ms := time.Millisecond
+	req := func(n int) loadResult { return loadResult{Requests: n, Elapsed: time.Second} }
+	uneven := &side{rounds: []round{
+		{load: req(1000), workerCPU: 40 * ms, perWorker: []time.Duration{30 * ms, 10 * ms}}, // 75%
+		{load: req(1000), workerCPU: 40 * ms, perWorker: []time.Duration{8 * ms, 32 * ms}},  // 80%
+		{load: req(1000), workerCPU: 40 * ms, perWorker: []time.Duration{28 * ms, 12 * ms}}, // 70%
+	}}
+	if share, n := busiestShare(uneven); n != 2 || share < 0.749 || share > 0.751 {
+		t.Errorf("busiestShare = %v, %d; want 0.75, 2", share, n)
+	}
+	plain := &side{rounds: []round{{load: req(1000), workerCPU: 40 * ms}}}
+	if why := plainHTTPWhy(uneven, plain); !strings.Contains(why, "did 75% of their CPU") || !strings.Contains(why, "split unevenly") {
+		t.Errorf("uneven: %q", why)
+	}
+	even := &side{rounds: []round{{load: req(1000), workerCPU: 50 * ms, perWorker: []time.Duration{25 * ms, 25 * ms}}}}
+	if why := plainHTTPWhy(even, plain); !strings.Contains(why, "did 50%") || !strings.Contains(why, "the split is even") {
+		t.Errorf("even: %q", why)
+	}
+	if why := plainHTTPWhy(plain, plain); why != "" {
+		t.Errorf("no per-worker account: %q", why)
+	}
+}
