@@ -97,11 +97,18 @@ func recordSpawn(c *svComparison) {
 		t.note = fmt.Sprintf("%s; most of it is %s; see § Spawning", overBy(cpuNs, targetSpawnCPU), part)
 	}
 	addTarget(t)
-	killFloor := "" // for the notes of missed kill rows: the floor's kill → replacement
-	if k := c.bigKillFloor; len(k) > 0 {
-		killFloor = fmt.Sprintf("; the floor (spawnfloor replacing a child at once: SIGCHLD, waitpid, posix_spawn), "+
-			"killed in turn with nsfd's %d-process fleet and timed by the same poller, took %s (p99 %s, %d kills): "+
-			"nsfd %.2f× it at that size", n, fmtDur(median(k)), fmtDur(p99(k)), len(k), median(c.bigKill).Seconds()/median(k).Seconds())
+	killFloor := func(size int) string { // for the notes of missed kill rows: the floor's kill → replacement
+		k := c.bigKillFloor
+		if len(k) == 0 {
+			return ""
+		}
+		f := fmt.Sprintf("; the floor (spawnfloor replacing a child at once: SIGCHLD, waitpid, posix_spawn), "+
+			"killed in turn with nsfd's %d-process fleet and timed by the same poller, took %s (p99 %s, %d kills)",
+			n, fmtDur(median(k)), fmtDur(p99(k)), len(k))
+		if size == n {
+			f += fmt.Sprintf(": nsfd %.2f× it", median(c.bigKill).Seconds()/median(k).Seconds())
+		}
+		return f
 	}
 	killRow := func(size int, kills []time.Duration, goal time.Duration) {
 		m := median(kills)
@@ -109,7 +116,7 @@ func recordSpawn(c *svComparison) {
 			goal: "≤ " + fmtDur(goal), met: m <= goal, measured: fmt.Sprintf("%s (p99 %s)", fmtDur(m), fmtDur(p99(kills)))}
 		if !t.met {
 			t.note = fmt.Sprintf("%s; the time is the master's reaction to the pidfd, its spawn, and the process's "+
-				"fork-to-exec, polled at ≥ 200 µs (§ nsfd vs supervisord, Polling)%s%s; see § Spawning", overBy(m, goal), floorCPU, killFloor)
+				"fork-to-exec, polled at ≥ 200 µs (§ nsfd vs supervisord, Polling)%s%s; see § Spawning", overBy(m, goal), floorCPU, killFloor(size))
 		}
 		addTarget(t)
 	}
@@ -207,6 +214,11 @@ func writeSpawn(w io.Writer, c *svComparison) {
 				"figure, against the 100-process fleet's %s a read.", p.reads, fmtDur(p.wall/time.Duration(p.reads)),
 				fmtDur(p.cpu/time.Duration(p.reads)), 100*p.cpu.Seconds()/max(1e-9, p.waited.Seconds()),
 				fmtDur(c.poll[sideNsfd].cpu/time.Duration(max(1, c.poll[sideNsfd].reads))))
+		}
+		if p := c.bigPollFloor; p.reads > 0 {
+			fmt.Fprintf(w, " For the floor's kills it read the floor's children %d times, %s of wall time and %s of its CPU a read "+
+				"(one thread's children file, where nsfd's master has several).", p.reads, fmtDur(p.wall/time.Duration(p.reads)),
+				fmtDur(p.cpu/time.Duration(p.reads)))
 		}
 	} else {
 		fmt.Fprintf(w, " No kills on a %d-process fleet in this run (quick mode has none).", targetWorkers)

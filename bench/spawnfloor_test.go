@@ -321,4 +321,7 @@ func (c *svComparison) killBig(tb testing.TB, fleets []*fleet) {
 		}
 	}
 	c.bigPoll = ns.poll
+	if fl != nil {
+		c.bigPollFloor = fl.poll
+	}
 }

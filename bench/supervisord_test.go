@@ -596,6 +596,7 @@ type svComparison struct {
 	bigKill      []time.Duration                  // kill → replacement running on nsfd's idle-size fleet (full mode)
 	bigKillFloor []time.Duration                  // the same on the floor's, killed in turn with nsfd's
 	bigPoll      pollCost                         // the benchmark's polling during those kills
+	bigPollFloor pollCost                         // and during the floor's
 	poll         [nSides]pollCost                 // the benchmark's polling during the kills
 	threads      [nSides]int                      // the churn fleet's masters' threads at the end
 	pidNS        bool

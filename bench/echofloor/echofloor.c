@@ -3,11 +3,13 @@
  *
  *   LISTEN_FDS=1 echofloor      (the listening TCP socket on fd 3)
  *
- * One process, one thread, one epoll loop: it accepts every connection it
- * can on the inherited socket (shared with the other copies, registered
- * with EPOLLEXCLUSIVE so that one waiter wakes per connection), and for
- * each readable connection makes one read(2) and writes back what it read
- * with one write(2). Nothing else: no line parsing, no buffering, no
+ * One process, one thread, one epoll loop: it accepts one connection per
+ * wake-up on the inherited socket (shared with the other copies, registered
+ * with EPOLLEXCLUSIVE so that one waiter wakes per connection; the level-
+ * triggered listener wakes a copy again while more are pending), so that a
+ * burst of connections spreads over the copies, and for each readable
+ * connection makes one read(2) and writes back what it read with one
+ * write(2). Nothing else: no line parsing, no buffering, no
  * supervisor, no notify socket, no allocation after start-up. A write that
  * does not take everything (the client stopped reading) closes the
  * connection. It writes "echofloor ready" on stdout once it waits for
@@ -16,7 +18,7 @@
  * What no echo server on the machine can beat by much: one read and one
  * write a request is what the Perl and Go servers make too, and the
  * loopback TCP path behind them is the kernel's, the same for every server.
- * Built by the benchmark with gcc at run time (bench/echofloor_test.go).
+ * Built by the benchmark with gcc at run time (buildC, BenchmarkPerlEcho).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -67,12 +69,16 @@ int main(void)
 		for (int i = 0; i < k; i++) {
 			int fd = evs[i].data.fd;
 			if (fd == LISTEN_FD) {
-				int c;
-				while ((c = accept4(LISTEN_FD, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-					struct epoll_event cev = {.events = EPOLLIN, .data.fd = c};
-					if (epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev) < 0)
-						close(c);
+				int c = accept4(LISTEN_FD, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+				if (c < 0) {
+					if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+						continue; /* another copy took it */
+					perror("echofloor: accept4"); /* EMFILE and the like: fail, do not spin */
+					return 1;
 				}
+				struct epoll_event cev = {.events = EPOLLIN, .data.fd = c};
+				if (epoll_ctl(ep, EPOLL_CTL_ADD, c, &cev) < 0)
+					close(c);
 				continue;
 			}
 			ssize_t r = read(fd, buf, sizeof buf);
