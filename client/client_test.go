@@ -455,11 +455,15 @@ func TestNoRetryOnFreshConnection(t *testing.T) {
 func TestDialFailsOver(t *testing.T) {
 	reg := newRegistry(t)
 	s := startServer(t, "127.0.0.1:0", whoHandler("b"), wire.ServerOptions{})
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	// The dead endpoint is a stale UNIX socket of the test's own (see
+	// TestFailOverAndBack): its dial is refused, as a freed TCP port's is
+	// until another test process binds it and answers.
+	deadAddr := filepath.Join(t.TempDir(), "dead.sock")
+	dead, err := net.Listen("unix", deadAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadAddr := dead.Addr().String()
+	dead.(*net.UnixListener).SetUnlinkOnClose(false)
 	dead.Close()
 	register(t, reg, "n1", "kv", "json", deadAddr)
 	register(t, reg, "n2", "kv", "json", s.addr)
