@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/nsfd/nsfd/internal/testport"
 )
 
 // received collects the messages a test receiver got.
@@ -325,8 +327,11 @@ func TestSyslogTCP(t *testing.T) {
 // counted; once it is back, lines flow again. Every line written is either
 // received or counted: written == received + dropped.
 func TestSyslogTCPReconnect(t *testing.T) {
-	r := startTCP(t, "127.0.0.1:0")
-	addr := r.addr()
+	// A port of the test's own: while the receiver is down, another test
+	// process could be given a freed one, and take the lines that must be
+	// dropped, or hold the port the receiver comes back on (CI).
+	addr := testport.Reserve(t)
+	r := startTCP(t, addr)
 	s, err := Open(Config{Target: TargetSyslog, SyslogAddr: "tcp://" + addr, SyslogFacility: "user"})
 	if err != nil {
 		t.Fatal(err)
