@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/config"
+	"github.com/nsfd/nsfd/internal/testport"
 	"github.com/nsfd/nsfd/prefork"
 )
 
@@ -256,7 +257,9 @@ func TestScaleToZeroDroppedByTheFile(t *testing.T) {
 // address and the error in status, and starts by itself once it is free.
 func TestBusyPortWaitsAndStarts(t *testing.T) {
 	tm := startTestMaster(t, nil, nil)
-	hold, err := net.Listen("tcp", "127.0.0.1:0")
+	// A port held for the test: once the test lets it go, another test
+	// process could be given it before the daemon's next try (CI).
+	hold, err := net.Listen("tcp", testport.Reserve(t))
 	if err != nil {
 		t.Fatal(err)
 	}
