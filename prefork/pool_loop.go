@@ -253,6 +253,9 @@ func (p *Pool) applyPolicy(ctx context.Context, now time.Time) {
 			}
 			p.cfg.Logger.Error("cannot start worker", "error", err)
 			p.failedStart(now, p.attempt)
+			if !p.fatal {
+				p.wakeAt(p.nextSpawn) // no exit of a worker will wake the pool for the retry
+			}
 			return
 		}
 	}

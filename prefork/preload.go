@@ -133,6 +133,10 @@ func (p *Pool) startPreloaded(ctx context.Context, slot, maxReq int) (*Process, 
 		Exited: func(proc *Process) { p.workerExited(exitEvent{pid: proc.Pid, proc: proc}) },
 		Owner:  p,
 	})
+	if fs.failed && p.forkSrv == fs { // it broke the protocol: stopped as a retired one, waited for at the pool's stop
+		p.forkSrv = nil
+		p.retireForkServer(fs)
+	}
 	return p.started(proc, err, attach, "preloaded worker: ")
 }
 

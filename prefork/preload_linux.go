@@ -79,8 +79,7 @@ func (b *Pump) forkPreloaded(ctx context.Context, fs *forkServer, env []string, 
 	if err != nil {
 		closeAll()
 		if !errors.As(err, new(*workerError)) {
-			fs.failed = true
-			go fs.stop(time.Second)
+			fs.failed = true // the pool stops it (startPreloaded)
 		}
 		return nil, err
 	}

@@ -80,3 +80,49 @@ func TestAskForkDeadForkServer(t *testing.T) {
 		t.Errorf("silent fork-server: err %v, want the deadline", err)
 	}
 }
+
+// TestPreloadBrokenForkServerIsWaitedFor: a fork-server that answers a
+// fork with garbage is a failed start, retried after the back-off with no
+// other event to wake the pool, and is stopped the way a retired one is:
+// the pool's Stop returns only once it is gone, also when a new
+// fork-server has taken its place meanwhile and it ignores SIGTERM (killed
+// after graceful_timeout).
+func TestPreloadBrokenForkServerIsWaitedFor(t *testing.T) {
+	t.Parallel()
+	if testBackend != BackendPump {
+		t.Skip("preload needs the pump backend")
+	}
+	dir := t.TempDir()
+	pidFile, second := dir+"/fs.pid", dir+"/second"
+	// The first fork-server breaks the protocol at the first fork; the
+	// next ones load and refuse every fork ("err": the fork-server is fine).
+	script := `if [ -e ` + pidFile + ` ]; then echo ready >&$NSFD_PRELOAD_FD; : > ` + second + `; ` +
+		`while read line <&$NSFD_PRELOAD_FD; do echo "err not today" >&$NSFD_PRELOAD_FD; done; exit 0; fi; ` +
+		`trap "" TERM; echo $$ > ` + pidFile + `; echo ready >&$NSFD_PRELOAD_FD; read line <&$NSFD_PRELOAD_FD; ` +
+		`echo garbage >&$NSFD_PRELOAD_FD; while :; do sleep 1; done`
+	p, _, _ := newTestPool(t, "", func(c *Config) {
+		c.Command = []string{"/bin/sh", "-c", script}
+		c.Preload = true
+		c.GracefulTimeout = 2 * time.Second
+		c.Policy.MinServers = 1
+		c.StartRetries = 100
+	})
+	var pid int
+	waitFor(t, "a second fork-server after the first broke the protocol", 10*time.Second, func() bool {
+		b, _ := os.ReadFile(pidFile)
+		pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		_, err := os.Stat(second)
+		return pid > 0 && err == nil
+	})
+	if !alive(pid) {
+		t.Fatalf("the broken fork-server %d is gone before its graceful_timeout", pid)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if alive(pid) {
+		t.Errorf("the broken fork-server %d still runs after the pool's Stop returned", pid)
+	}
+}
