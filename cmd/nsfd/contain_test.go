@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nsfd/nsfd/internal/testport"
 )
 
 var containSeq atomic.Int64
@@ -68,7 +70,9 @@ func tokenProcs(tok string, workerPID int) []int {
 }
 
 // refused says whether a TCP connect to addr is refused: no process holds
-// the listener any more.
+// the listener any more. addr must be held for the test (testport.Reserve):
+// a port the stop freed could be given to another test process, whose
+// listener would answer.
 func refused(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err == nil {
@@ -78,13 +82,13 @@ func refused(addr string) bool {
 	return strings.Contains(err.Error(), "refused")
 }
 
-// startForkers starts a master with one daemon of forking workers and waits
-// for its workers' helpers; it returns the master, the daemon's address and
-// the token of its helpers.
-func startForkers(t *testing.T, e *env, extra string) (*master, string, string) {
+// startForkers starts a master with one daemon of forking workers on port
+// and waits for its workers' helpers; it returns the master, the daemon's
+// address and the token of its helpers.
+func startForkers(t *testing.T, e *env, port, extra string) (*master, string, string) {
 	t.Helper()
 	script, tok := forkingWorker(t, e.dir)
-	e.write("forker.ini", "command = "+script+"\nport = 127.0.0.1:0\ntype = notify\nmin_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 3\ngraceful_timeout = 5s\n"+extra)
+	e.write("forker.ini", "command = "+script+"\nport = "+port+"\ntype = notify\nmin_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 3\ngraceful_timeout = 5s\n"+extra)
 	m := e.start()
 	addr := m.addr("forker")
 	waitFor(t, "2 helpers a worker", 15*time.Second, func() bool { return len(tokenProcs(tok, 0)) >= 4 })
@@ -105,7 +109,7 @@ func containModes(t *testing.T, f func(t *testing.T, e *env)) {
 func TestStopLeavesNoDescendant(t *testing.T) {
 	needPump(t, "does not follow what a worker leaves outside its process group")
 	containModes(t, func(t *testing.T, e *env) {
-		_, addr, tok := startForkers(t, e, "")
+		_, addr, tok := startForkers(t, e, testport.Reserve(t), "")
 		echo(t, addr, "hi")
 		out, _, _ := e.nsfd("status", "--json")
 		degraded := os.Getenv("NSFD_CGROUPS") == "off"
@@ -126,7 +130,7 @@ func TestStopLeavesNoDescendant(t *testing.T) {
 func TestMasterSIGTERMLeavesNoDescendant(t *testing.T) {
 	needPump(t, "does not follow what a worker leaves outside its process group")
 	containModes(t, func(t *testing.T, e *env) {
-		m, addr, tok := startForkers(t, e, "")
+		m, addr, tok := startForkers(t, e, testport.Reserve(t), "")
 		if code := m.stop(); code != 0 {
 			t.Fatalf("master exited %d", code)
 		}
@@ -145,7 +149,7 @@ func TestMasterSIGTERMLeavesNoDescendant(t *testing.T) {
 func TestRollLeavesNoDescendantOfOldWorkers(t *testing.T) {
 	needPump(t, "does not follow what a worker leaves outside its process group")
 	containModes(t, func(t *testing.T, e *env) {
-		m, addr, tok := startForkers(t, e, "")
+		m, addr, tok := startForkers(t, e, "127.0.0.1:0", "")
 		old := m.workers("echo")
 		script, tok2 := forkingWorker(t, e.dir)
 		e.write("forker.ini", "command = "+script+"\nport = 127.0.0.1:0\ntype = notify\nmin_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 3\ngraceful_timeout = 5s\n")
@@ -163,7 +167,7 @@ func TestRollLeavesNoDescendantOfOldWorkers(t *testing.T) {
 func TestMaxRequestsLeavesNoDescendant(t *testing.T) {
 	needPump(t, "does not follow what a worker leaves outside its process group")
 	containModes(t, func(t *testing.T, e *env) {
-		m, addr, tok := startForkers(t, e, "max_requests = 1\n")
+		m, addr, tok := startForkers(t, e, "127.0.0.1:0", "max_requests = 1\n")
 		before := m.workers("echo")
 		if len(before) == 0 {
 			t.Fatal("no worker")
@@ -265,7 +269,7 @@ func TestWorkerGetsOnlyItsListeners(t *testing.T) {
 func TestNextMasterSweepsWhatAKilledMasterLeft(t *testing.T) {
 	needCgroups(t)
 	e := newEnv(t)
-	m, _, tok := startForkers(t, e, "")
+	m, _, tok := startForkers(t, e, "127.0.0.1:0", "")
 	m.cmd.Process.Kill()
 	<-m.exited
 	waitFor(t, "the workers gone", 10*time.Second, func() bool { return len(m.workers("echo")) == 0 })
