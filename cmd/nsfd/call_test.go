@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/nsfd/nsfd/client"
+	"github.com/nsfd/nsfd/internal/testport"
 	"github.com/nsfd/nsfd/queue"
 	"github.com/nsfd/nsfd/registry"
 	"github.com/nsfd/nsfd/wire"
@@ -220,7 +221,15 @@ func TestCallFailsOverToAnotherNode(t *testing.T) {
 		e := newEnv(t)
 		e.write("nsfd.ini", "[nsfd]\nnode_name = "+node+"\nrun_dir = ../var/run\n[log]\nfile = ../var/log/nsfd.log\nlevel = debug\n"+
 			"[registry]\ntype = sqlite\ndsn = "+dsn+"\nheartbeat = 1s\n")
-		e.write("kv.ini", kvConf(store, "", regEnv))
+		kv := kvConf(store, "", regEnv)
+		if node == "alpha" {
+			// alpha's kv on a port held for the test: once alpha is
+			// killed, a freed port of its could be given to another test
+			// process, whose server would answer or reset the calls that
+			// must fail over (as in client's tests).
+			kv = strings.Replace(kv, "127.0.0.1:0", testport.Reserve(t), 1)
+		}
+		e.write("kv.ini", kv)
 		e.write("queue.ini", queueConf(regEnv))
 		nodes[node], masters[node] = e, e.start()
 	}

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nsfd/nsfd/internal/testport"
 )
 
 type statusJSON struct {
@@ -165,7 +167,11 @@ func TestNewFileStartsDaemonAndRemovalDrainsIt(t *testing.T) {
 	e.waitReady()
 
 	start := time.Now()
-	e.write("extra.ini", echoConf("min_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 4\n"))
+	// On a port held for the test: once extra is removed, a freed port of
+	// its could be given to another test process's echo server, which would
+	// answer in its place.
+	e.write("extra.ini", strings.Replace(echoConf("min_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 4\n"),
+		"127.0.0.1:0", testport.Reserve(t), 1))
 	var addr string
 	waitFor(t, "extra to answer", 10*time.Second, func() bool {
 		d := e.status().daemon("extra")
@@ -335,7 +341,10 @@ func TestBrokenMasterConfigKeepsEverything(t *testing.T) {
 
 func TestControlCLI(t *testing.T) {
 	e := newEnv(t)
-	e.write("echo.ini", echoConf("min_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 6\n"))
+	// On a port held for the test: once echo stops, a freed port of its
+	// could be given to another test process's echo server.
+	e.write("echo.ini", strings.Replace(echoConf("min_servers = 2\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_servers = 6\n"),
+		"127.0.0.1:0", testport.Reserve(t), 1))
 	// Nothing runs yet: the CLI says where it looked.
 	_, errOut, code := e.nsfd("status")
 	if code != 3 || !strings.Contains(errOut, "cannot reach the master at "+filepath.Join(e.dir, "var/run/nsfd.sock")) {
@@ -387,7 +396,7 @@ func TestControlCLI(t *testing.T) {
 	if _, _, code := e.nsfd("start", "echo"); code != 0 {
 		t.Fatal("start failed")
 	}
-	// Port 0 was bound again: a new port.
+	// Its port is bound again.
 	waitFor(t, "echo back", 10*time.Second, func() bool {
 		d := e.status().daemon("echo")
 		return d.State == "running" && tryEcho(strings.Fields(d.Listeners[0])[1], "started") == nil
