@@ -38,6 +38,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsfd/nsfd/internal/testport"
 	"github.com/nsfd/nsfd/logging"
 	"github.com/nsfd/nsfd/registry/pgtest"
 	"golang.org/x/sys/unix"
@@ -467,7 +468,9 @@ func TestChaosRollingReloads(t *testing.T) {
 func TestChaosMasterKilled(t *testing.T) {
 	sc := chaosParams()
 	e := newEnv(t)
-	addr := freeAddr(t)
+	// A port held for the test: between the kill and the new master, a
+	// freed one could be given to another test process.
+	addr := testport.Reserve(t)
 	e.setRegistry("[registry]\nheartbeat = 200ms\n")
 	e.write("echo.ini", "command = "+filepath.Join(binDir, "echo")+"\nport = "+addr+"\ntype = notify\n"+
 		"min_servers = 4\nmax_servers = 8\nmin_spare_servers = 1\nmax_spare_servers = 3\nstart_seconds = 10ms\n")
@@ -928,17 +931,6 @@ func socketHolders(socket string) []int {
 		}
 	}
 	return out
-}
-
-// freeAddr returns a loopback address with a port nothing listens on now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // chaosWriteFile replaces a file in etc/ at once, the way an editor's

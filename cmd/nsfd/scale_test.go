@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsfd/nsfd/internal/testport"
 	"github.com/nsfd/nsfd/supervisor"
 )
 
@@ -174,7 +175,9 @@ func TestScaleToZero(t *testing.T) {
 func TestBusyPortIsWaitedFor(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	hold, err := net.Listen("tcp", "127.0.0.1:0")
+	// A port held for the test: once the test lets it go, another test
+	// process could be given it before the daemon's next try.
+	hold, err := net.Listen("tcp", testport.Reserve(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/nsfd/nsfd/internal/testport"
 )
 
 // browser starts a headless Chromium (Debian's chromium, which make setup
@@ -62,7 +64,7 @@ func webEnv(t *testing.T) (*env, *master, string) {
 	}
 	e.write("users", "ann:"+string(h)+"\n")
 	os.Chmod(filepath.Join(e.etc, "users"), 0o600)
-	addr := freeAddr(t)
+	addr := testport.Reserve(t) // no other process can take it before the master binds it
 	e.write("nsfd.ini", "[nsfd]\nrun_dir = ../var/run\nhttp_addr = "+addr+"\nhttp_users = users\n[log]\nfile = ../var/log/nsfd.log\nlevel = debug\n")
 	e.write("echo.ini", echoConf("min_servers = 2\nmax_servers = 4\nmin_spare_servers = 1\nmax_spare_servers = 2\nmax_requests = 0\n"))
 	m := e.start()
