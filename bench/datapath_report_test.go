@@ -171,7 +171,7 @@ func recordPlainHTTP(wls []*workloadResult) {
 			goal: fmt.Sprintf("≥ %.2f", targetPlainHTTP), met: r >= targetPlainHTTP,
 			measured: fmt.Sprintf("%.3f (%.0f vs %.0f req/s; rounds %.2f–%.2f)", r, summarize(ns).median, summarize(plain).median, slices.Min(pr), slices.Max(pr))}
 		if !t.met {
-			t.note = fmt.Sprintf("%.1f%% fewer requests", 100*(1-r)) + plainHTTPWhy(ns, plain) + "; see § Data path"
+			t.note = fmt.Sprintf("%.1f%% fewer requests", 100*(1-r)) + plainHTTPWhy(ns, plain, wl.kind == httpConnect) + "; see § Data path"
 		}
 		addTarget(t)
 	}
@@ -202,8 +202,8 @@ func busiestShare(s *side) (float64, int) {
 
 // plainHTTPWhy says where the one-worker-per-core pool ns loses to the
 // plain process: the split of the work between its workers, and the CPU
-// per request of each side.
-func plainHTTPWhy(ns, plain *side) string {
+// per request of each side; connect: every request is a new connection.
+func plainHTTPWhy(ns, plain *side, connect bool) string {
 	share, n := busiestShare(ns)
 	nsum, psum := summarize(ns), summarize(plain)
 	if n < 2 || nsum.cpuPerReq == 0 || psum.cpuPerReq == 0 {
@@ -216,8 +216,11 @@ func plainHTTPWhy(ns, plain *side) string {
 		why += ": a keep-alive connection stays with the worker that accepted it, and a few connections over one-core " +
 			"workers split unevenly, so the busiest worker's core is the limit where one process's goroutines use every core"
 	case float64(nsum.cpuPerReq) > 1.03*float64(psum.cpuPerReq):
-		why += ": the split is even and the difference is the CPU per request: each worker's Go runtime pays its own " +
-			"idle-to-busy wake-ups, and each new connection wakes every worker's poller (they share the listening socket), one of which accepts it"
+		why += ": the split is even and the difference is the CPU per request, likely each worker's Go runtime going " +
+			"idle and waking on its own where the one process has every connection to keep it busy"
+		if connect {
+			why += "; and each new connection wakes every worker's poller (they share the listening socket), one of which accepts it"
+		}
 	}
 	return why
 }

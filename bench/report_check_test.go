@@ -119,14 +119,14 @@ func TestPlainHTTPWhy(t *testing.T) {
 		t.Errorf("busiestShare = %v, %d; want 0.75, 2", share, n)
 	}
 	plain := &side{rounds: []round{{load: req(1000), workerCPU: 40 * ms}}}
-	if why := plainHTTPWhy(uneven, plain); !strings.Contains(why, "did 75% of their CPU") || !strings.Contains(why, "split unevenly") {
+	if why := plainHTTPWhy(uneven, plain, false); !strings.Contains(why, "did 75% of their CPU") || !strings.Contains(why, "split unevenly") {
 		t.Errorf("uneven: %q", why)
 	}
 	even := &side{rounds: []round{{load: req(1000), workerCPU: 50 * ms, perWorker: []time.Duration{25 * ms, 25 * ms}}}}
-	if why := plainHTTPWhy(even, plain); !strings.Contains(why, "did 50%") || !strings.Contains(why, "the split is even") {
+	if why := plainHTTPWhy(even, plain, true); !strings.Contains(why, "did 50%") || !strings.Contains(why, "the split is even") || !strings.Contains(why, "wakes every worker's poller") {
 		t.Errorf("even: %q", why)
 	}
-	if why := plainHTTPWhy(plain, plain); why != "" {
+	if why := plainHTTPWhy(plain, plain, false); why != "" {
 		t.Errorf("no per-worker account: %q", why)
 	}
 }
