@@ -253,9 +253,6 @@ func (p *Pool) applyPolicy(ctx context.Context, now time.Time) {
 			}
 			p.cfg.Logger.Error("cannot start worker", "error", err)
 			p.failedStart(now, p.attempt)
-			if !p.fatal {
-				p.wakeAt(p.nextSpawn) // no exit of a worker will wake the pool for the retry
-			}
 			return
 		}
 	}

@@ -326,6 +326,7 @@ func (p *Pool) failedStart(now time.Time, attempt int) {
 		backoff = p.cfg.BackoffMax
 	}
 	p.nextSpawn = now.Add(backoff)
+	p.wakeAt(p.nextSpawn) // a start that failed in the spawn has no worker's exit to wake the pool for the retry
 	p.cfg.Logger.Warn("backing off before the next start",
 		"retry", strconv.Itoa(p.failedStarts+1)+"/"+strconv.Itoa(p.cfg.StartRetries), "backoff", backoff)
 }
