@@ -94,6 +94,10 @@ func (fs *forkServer) stop(grace time.Duration) {
 	case <-fs.done:
 	case <-time.After(grace):
 		_ = killGroup(fs.proc.Pid)
+		select { // gone, not only signalled, when stop returns
+		case <-fs.done:
+		case <-time.After(5 * time.Second):
+		}
 	}
 }
 

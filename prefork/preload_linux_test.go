@@ -103,7 +103,7 @@ func TestPreloadBrokenForkServerIsWaitedFor(t *testing.T) {
 	p, _, _ := newTestPool(t, "", func(c *Config) {
 		c.Command = []string{"/bin/sh", "-c", script}
 		c.Preload = true
-		c.GracefulTimeout = 2 * time.Second
+		c.GracefulTimeout = 4 * time.Second // far longer than a loaded machine takes to start the second
 		c.Policy.MinServers = 1
 		c.StartRetries = 100
 	})
@@ -117,7 +117,7 @@ func TestPreloadBrokenForkServerIsWaitedFor(t *testing.T) {
 	if !alive(pid) {
 		t.Fatalf("the broken fork-server %d is gone before its graceful_timeout", pid)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := p.Stop(ctx); err != nil {
 		t.Fatal(err)
