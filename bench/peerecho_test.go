@@ -45,6 +45,7 @@ type echoSystem struct {
 	cpu    map[int]time.Duration // CPU time of procs and master over the rounds, per concurrency
 	mcpu   map[int]time.Duration // the master's part of cpu
 	fixed  int                   // >0: a pool that does not grow with the connections (many per process); the warm-up waits for this many
+	short  map[int]int           // rounds, per concurrency, that began with fewer processes than grown (echoRounds)
 }
 
 // perlEchoRun is what BenchmarkPerlEcho measured, kept for its report.
@@ -134,17 +135,7 @@ func BenchmarkPerlEcho(b *testing.B) {
 			}
 			s.grown[c] = warmEcho(b, ctx, s, c, w, run.warmup)
 		}
-		for r := range run.rounds {
-			for i := range run.systems {
-				s := run.systems[(i+r)%len(run.systems)]
-				pids := s.procs()
-				w0, m0 := totalCPU(pids), masterCPU(s.master)
-				s.rounds[c] = append(s.rounds[c], generateLoad(ctx, echoKeepAlive, s.addr, c, run.duration))
-				mc := masterCPU(s.master) - m0
-				s.cpu[c] += totalCPU(pids) - w0 + mc
-				s.mcpu[c] += mc
-			}
-		}
+		echoRounds(ctx, run.systems, c, run.rounds, run.duration)
 	}
 	for _, s := range run.systems {
 		for _, c := range perlConcurrencies {
@@ -161,6 +152,7 @@ func BenchmarkPerlEcho(b *testing.B) {
 			}
 		}
 	}
+	run.notes = append(run.notes, shortRoundNotes(run.systems, perlConcurrencies)...)
 	run.notes = append(run.notes, fmt.Sprintf("load average (1 min) of the machine: %s when the measurement began, %s when it ended", load0, loadAverage()))
 	if k := countLines(m.log(), "stderr:", "notify"); k > 0 {
 		run.notes = append(run.notes, fmt.Sprintf("%d notify errors in nsfd's central log", k))
@@ -182,13 +174,24 @@ func masterCPU(pid int) time.Duration {
 	return procCPU(pid)
 }
 
-// perlPoolConf is an nsfd daemon file with perlPool's settings.
+// perlPoolConf is an nsfd daemon file with perlPool's settings, and
+// min_child_ttl = 30s: nsfd trims a pool that has had no busy worker for
+// min_child_ttl (10s by default) down to min_spare_servers, where
+// Net::Server::PreFork waits 30s without a request. The warm-ups of the
+// other systems take longer than 10s, so with the default a pool warmed
+// first was trimmed before its first round and grew back during the rounds
+// (measured: 8 of 20 preload rounds at 64 connections at half speed).
 func perlPoolConf(command string) string {
 	p := perlPool
 	return fmt.Sprintf("command = %s\nport = 127.0.0.1:0\ntype = notify\n"+
-		"min_servers = %d\nmax_servers = %d\nmin_spare_servers = %d\nmax_spare_servers = %d\nmax_requests = %d\n",
-		command, p.minServers, p.maxServers, p.minSpare, p.maxSpare, p.maxRequests)
+		"min_servers = %d\nmax_servers = %d\nmin_spare_servers = %d\nmax_spare_servers = %d\nmax_requests = %d\n"+
+		"min_child_ttl = %s\n",
+		command, p.minServers, p.maxServers, p.minSpare, p.maxSpare, p.maxRequests, netServerQuiet)
 }
+
+// netServerQuiet is how long Net::Server::PreFork waits without a request
+// before it trims its pool to min_spare_servers (coordinate_children).
+const netServerQuiet = 30 * time.Second
 
 // goPoolWorkers is the Go echo's pool at its default concurrency: one
 // worker per core, as docs/protocol.md recommends.

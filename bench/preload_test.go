@@ -51,7 +51,8 @@ func BenchmarkPerlPreload(b *testing.B) {
 		"perlexec": perlPoolConf(perl + " " + script),
 	})
 	// The same preloaded daemon under a master without control groups: each
-	// contained worker has a group of its own, which the scheduler pays for.
+	// contained worker has groups of its own (cgroup2, and v1 memory and
+	// pids on a hybrid host); this side measures what they cost a request.
 	mOff := startMasterWith(b, map[string]string{"perlpre": perlPoolConf(perl+" "+script) + "preload = true\n"},
 		masterOptions{env: []string{"NSFD_CGROUPS=off"}})
 	preAddr, execAddr, offAddr := m.addr("perlpre"), m.addr("perlexec"), mOff.addr("perlpre")
@@ -88,17 +89,7 @@ func BenchmarkPerlPreload(b *testing.B) {
 			}
 			s.grown[c] = warmEcho(b, ctx, s, c, w, warm)
 		}
-		for r := range run.rounds {
-			for i := range run.systems {
-				s := run.systems[(i+r)%len(run.systems)]
-				pids := s.procs()
-				w0, m0 := totalCPU(pids), masterCPU(s.master)
-				s.rounds[c] = append(s.rounds[c], generateLoad(ctx, echoKeepAlive, s.addr, c, run.duration))
-				mc := masterCPU(s.master) - m0
-				s.cpu[c] += totalCPU(pids) - w0 + mc
-				s.mcpu[c] += mc
-			}
-		}
+		echoRounds(ctx, run.systems, c, run.rounds, run.duration)
 	}
 	for i, s := range run.systems[1:3] {
 		for _, pid := range s.procs() {
@@ -119,6 +110,7 @@ func BenchmarkPerlPreload(b *testing.B) {
 			}
 		}
 	}
+	run.notes = append(run.notes, shortRoundNotes(run.systems, preloadConcurrencies)...)
 	preloadDone = run
 	reportPreload(b, run)
 	tw := os.Stdout
