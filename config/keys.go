@@ -82,7 +82,7 @@ var Keys = []KeyDoc{
 	{File: FileDaemon, Name: "max_spare_servers", Default: "min(" + itoa(DefaultMaxSpareServers) + ", max_servers - 1)", Doc: "idle workers kept at most (< max_servers); unset, derived from max_servers (and raised to an explicit min_spare_servers that fits)"},
 	{File: FileDaemon, Name: "max_requests", Default: itoa(DefaultMaxRequests), Doc: "requests a worker serves before it is replaced; 0: unlimited"},
 	{File: FileDaemon, Name: "max_requests_jitter", Default: "0", Doc: "up to this many requests added at random to max_requests, so workers do not all retire at once"},
-	{File: FileDaemon, Name: "min_child_ttl", Default: DefaultMinChildTTL.String(), Doc: "a surplus idle worker is not retired sooner than this after a spawn"},
+	{File: FileDaemon, Name: "min_child_ttl", Default: DefaultMinChildTTL.String(), Doc: "a surplus idle worker is not retired sooner than this after a spawn; and a pool that has had no busy worker for this long is trimmed to min_spare_servers idle ones (never below min_servers), where Net::Server::PreFork waits 30s without a request"},
 	{File: FileDaemon, Name: "ready_timeout", Default: DefaultReadyTimeout.String(), Doc: "time a new worker has to become ready"},
 	{File: FileDaemon, Name: "graceful_timeout", Default: DefaultGracefulTimeout.String(), Doc: "time between SIGTERM and SIGKILL when a worker stops"},
 	{File: FileDaemon, Name: "start_seconds", Default: DefaultStartPeriod.String(), Doc: "a worker that exits sooner counts as a failed start"},
