@@ -1,15 +1,12 @@
 package wire
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"strings"
 	"sync"
@@ -243,98 +240,6 @@ func TestServePipelined(t *testing.T) {
 	}
 }
 
-func TestServeGarbageFrame(t *testing.T) {
-	for _, codec := range []string{CodecJSON, CodecJSONGzip} {
-		t.Run(codec, func(t *testing.T) {
-			srv := startServer(t, testMux(), ServerOptions{Codec: codec})
-			nc := dialRaw(t, srv.addr)
-			garbage := make([]byte, 16<<10)
-			rng := rand.New(rand.NewPCG(1, 2))
-			for i := range garbage {
-				garbage[i] = byte(rng.Uint32())
-			}
-			for range 2 {
-				if err := WriteFrame(nc, garbage); err != nil {
-					t.Fatal(err)
-				}
-				resp, err := readResponse(t, nc, codec)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if resp.Code != CodeSyntaxError || !strings.HasPrefix(resp.Message, Message(CodeSyntaxError)) {
-					t.Errorf("garbage answered %d %q", resp.Code, resp.Message)
-				}
-			}
-			// The connection is still usable.
-			c := NewConn(nc, mustLookup(t, codec), 0)
-			if resp := mustCall(t, c, echoReq(1)); resp.Code != CodeOK {
-				t.Errorf("after garbage: %d %s", resp.Code, resp.Message)
-			}
-		})
-	}
-}
-
-func TestServeEmptyAndNullFrames(t *testing.T) {
-	srv := startServer(t, testMux(), ServerOptions{})
-	nc := dialRaw(t, srv.addr)
-	for _, payload := range []string{"", "null", "[]", `{"command":1}`, `{"command":"echo"} x`} {
-		WriteFrame(nc, []byte(payload))
-		resp, err := readResponse(t, nc, CodecJSON)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := CodeSyntaxError
-		if payload == "null" {
-			want = CodeMissingParam // decodes to a request without a command
-		}
-		if resp.Code != want {
-			t.Errorf("%q answered %d %s, want %d", payload, resp.Code, resp.Message, want)
-		}
-	}
-}
-
-func TestServeOversizedFrame(t *testing.T) {
-	srv := startServer(t, testMux(), ServerOptions{})
-	nc := dialRaw(t, srv.addr)
-	if _, err := nc.Write([]byte{0xff, 0xff, 0xff, 0xff, 'x', 'y'}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := readResponse(t, nc, CodecJSON)
-	if err != nil {
-		t.Fatalf("no response to an oversized frame: %v", err)
-	}
-	if resp.Code != CodeFailedClosing {
-		t.Errorf("oversized frame answered %d %s", resp.Code, resp.Message)
-	}
-	expectClosed(t, nc)
-
-	// A new connection is served.
-	c := dialConn(t, srv.addr, CodecJSON)
-	if resp := mustCall(t, c, echoReq(1)); resp.Code != CodeOK {
-		t.Errorf("next connection: %d", resp.Code)
-	}
-	if !srv.log.waitFor("frame too large") {
-		t.Error("oversized frame not logged")
-	}
-}
-
-func TestServeConfiguredMaxFrame(t *testing.T) {
-	srv := startServer(t, testMux(), ServerOptions{MaxFrame: 1000})
-	c := dialConn(t, srv.addr, CodecJSON)
-	// A response over the limit is replaced by an error.
-	resp := mustCall(t, c, &Request{Command: "big"})
-	if resp.Code != CodeCommandFailed || !strings.Contains(resp.Message, "frame too large") {
-		t.Errorf("big response: %d %s", resp.Code, resp.Message)
-	}
-	// A request over the limit closes the connection.
-	nc := dialRaw(t, srv.addr)
-	WriteFrame(nc, bytes.Repeat([]byte{' '}, 1001))
-	expectClosed(t, nc)
-	if resp := mustCall(t, c, echoReq(2)); resp.Code != CodeOK {
-		t.Errorf("other connection: %d", resp.Code)
-	}
-}
-
 // tcpPair returns both ends of a loopback TCP connection.
 func tcpPair(tb testing.TB) (client, server net.Conn) {
 	tb.Helper()
@@ -370,38 +275,6 @@ func waitDone(tb testing.TB, done <-chan error) error {
 	case <-time.After(testTimeout):
 		tb.Fatal("ServeConn did not return")
 		return nil
-	}
-}
-
-func TestServeConnTruncatedFrame(t *testing.T) {
-	client, server := tcpPair(t)
-	done := serveConnAsync(context.Background(), t, server, testMux(), ServerOptions{})
-	client.Write([]byte{0, 0, 0, 100})
-	client.Write([]byte(`{"command":`))
-	client.Close()
-	if err := waitDone(t, done); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("ServeConn = %v, want io.ErrUnexpectedEOF", err)
-	}
-
-	// Through Serve: the next client is served.
-	srv := startServer(t, testMux(), ServerOptions{})
-	nc := dialRaw(t, srv.addr)
-	nc.Write([]byte{0, 0, 0, 100, '{'})
-	nc.Close()
-	c := dialConn(t, srv.addr, CodecJSON)
-	if resp := mustCall(t, c, echoReq(1)); resp.Code != CodeOK {
-		t.Errorf("next client: %d", resp.Code)
-	}
-}
-
-func TestServeConnCleanClose(t *testing.T) {
-	client, server := tcpPair(t)
-	done := serveConnAsync(context.Background(), t, server, testMux(), ServerOptions{})
-	c := NewConn(client, nil, 0)
-	mustCall(t, c, echoReq(1))
-	c.Close()
-	if err := waitDone(t, done); err != nil {
-		t.Errorf("ServeConn after a clean close = %v", err)
 	}
 }
 
@@ -460,140 +333,5 @@ func TestServeUnknownCodec(t *testing.T) {
 	}
 	if err := Serve(context.Background(), l, nil); err == nil {
 		t.Error("Serve without a handler succeeded")
-	}
-}
-
-func TestServeConnCancelIdle(t *testing.T) {
-	client, server := tcpPair(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := serveConnAsync(ctx, t, server, testMux(), ServerOptions{})
-	c := NewConn(client, nil, 0)
-	mustCall(t, c, echoReq(1))
-	cancel()
-	if err := waitDone(t, done); err != nil {
-		t.Errorf("ServeConn after cancel = %v", err)
-	}
-	expectClosed(t, client)
-}
-
-func TestServeConnCancelInFlight(t *testing.T) {
-	started := make(chan struct{})
-	release := make(chan struct{})
-	m := NewMux()
-	m.RouteFunc("slow", func(ctx context.Context, req *Request) *Response {
-		close(started)
-		<-release
-		return OK("done")
-	})
-	client, server := tcpPair(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := serveConnAsync(ctx, t, server, m, ServerOptions{})
-	c := NewConn(client, nil, 0)
-	type result struct {
-		resp *Response
-		err  error
-	}
-	got := make(chan result, 1)
-	go func() {
-		resp, err := c.Call(context.Background(), &Request{Command: "slow"})
-		got <- result{resp, err}
-	}()
-	<-started
-	cancel()
-	close(release)
-	r := <-got
-	if r.err != nil || r.resp.Code != CodeOK || string(r.resp.Data) != `"done"` {
-		t.Fatalf("in-flight call: %+v, %v", r.resp, r.err)
-	}
-	if err := waitDone(t, done); err != nil {
-		t.Errorf("ServeConn = %v", err)
-	}
-	expectClosed(t, client)
-}
-
-func TestServeCancelWaitsForConnections(t *testing.T) {
-	started := make(chan struct{})
-	release := make(chan struct{})
-	m := NewMux()
-	m.RouteFunc("slow", func(ctx context.Context, req *Request) *Response {
-		close(started)
-		<-release
-		return OK(nil)
-	})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- Serve(ctx, l, m) }()
-
-	idle := dialConn(t, l.Addr().String(), CodecJSON)
-	mustCall(t, idle, &Request{Command: "nothing"})
-	busy := dialConn(t, l.Addr().String(), CodecJSON)
-	got := make(chan *Response, 1)
-	go func() {
-		resp, _ := busy.Call(context.Background(), &Request{Command: "slow"})
-		got <- resp
-	}()
-	<-started
-	cancel()
-	expectClosed(t, idle.NetConn())
-	select {
-	case err := <-served:
-		t.Fatalf("Serve returned %v with a request in flight", err)
-	default:
-	}
-	close(release)
-	if resp := <-got; resp == nil || resp.Code != CodeOK {
-		t.Errorf("in-flight response: %+v", resp)
-	}
-	if err := waitDone(t, served); err != nil {
-		t.Errorf("Serve = %v", err)
-	}
-}
-
-func TestServeConnIdleTimeout(t *testing.T) {
-	client, server := tcpPair(t)
-	done := serveConnAsync(context.Background(), t, server, testMux(), ServerOptions{IdleTimeout: 50 * time.Millisecond})
-	c := NewConn(client, nil, 0)
-	mustCall(t, c, echoReq(1))
-	if err := waitDone(t, done); err != nil {
-		t.Errorf("ServeConn after idle timeout = %v", err)
-	}
-	expectClosed(t, client)
-}
-
-func TestServeConnCancelledBeforeStart(t *testing.T) {
-	client, server := tcpPair(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := ServeConn(ctx, server, testMux(), ServerOptions{}); err != nil {
-		t.Errorf("ServeConn = %v", err)
-	}
-	expectClosed(t, client)
-}
-
-func TestServeGzipBomb(t *testing.T) {
-	srv := startServer(t, testMux(), ServerOptions{Codec: CodecJSONGzip, MaxFrame: 1 << 20})
-	var comp bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&comp, gzip.BestSpeed)
-	zw.Write([]byte(`{"command":"echo","data":"`))
-	zw.Write(make([]byte, 8<<20))
-	zw.Close()
-	nc := dialRaw(t, srv.addr)
-	if err := WriteFrame(nc, comp.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := readResponse(t, nc, CodecJSONGzip)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Code != CodeValueRange || !strings.Contains(resp.Message, "decoded message too large") {
-		t.Errorf("bomb answered %d %q", resp.Code, resp.Message)
-	}
-	c := NewConn(nc, mustLookup(t, CodecJSONGzip), 1<<20)
-	if resp := mustCall(t, c, echoReq(1)); resp.Code != CodeOK {
-		t.Errorf("after the bomb: %d", resp.Code)
 	}
 }
