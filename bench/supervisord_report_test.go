@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -338,4 +339,15 @@ func writeSupervisord(w io.Writer, c *svComparison) {
 		fmtDur(perRead(sideNsfd, c.poll[sideNsfd].cpu)), c.threads[sideNsfd], fmtDur(perRead(sideSv, c.poll[sideSv].cpu)),
 		c.threads[sideSv], fmtDur(perRead(sideNsfd, c.poll[sideNsfd].wall)), fmtDur(perRead(sideSv, c.poll[sideSv].wall)),
 		share(sideNsfd), share(sideSv))
+}
+
+func reportSupervisord(b *testing.B, c *svComparison) {
+	b.ReportMetric(0, "ns/op")
+	for side, name := range sideNames {
+		b.ReportMetric(median(c.up[c.idle.n][side]).Seconds(), fmt.Sprintf("%s-up%d-s", name, c.idle.n))
+		b.ReportMetric(float64(median(c.kill[side]).Microseconds())/1e3, name+"-kill-ms")
+		b.ReportMetric(float64(median(c.drop[side]).Microseconds())/1e3, name+"-drop-ms")
+		o := c.idle.sides[side]
+		b.ReportMetric(float64(o.mem.rss)/1024/float64(c.idle.n), name+"-KiB/proc")
+	}
 }
