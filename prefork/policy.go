@@ -83,18 +83,19 @@ type Plan struct {
 }
 
 // Decide is the spare-server policy, a pure function of the scoreboard, the
-// options, the time the pool was last busy and now:
+// options, the time the pool was last active (a worker busy, or a request
+// begun) and now:
 //
 //   - below min_servers workers: spawn the difference;
 //   - fewer idle (or starting) workers than min_spare_servers: spawn the gap, up to max_servers;
 //   - more idle workers than max_spare_servers: retire the surplus, never below min_servers;
-//   - once the pool has been quiet (no worker busy) for min_child_ttl, idle workers above
+//   - once the pool has been quiet (no worker busy, no request begun) for min_child_ttl, idle workers above
 //     min_spare_servers are retired too, never below min_servers, as Net::Server::PreFork
-//     trims after check_for_waiting;
+//     does after 30s without a request;
 //
 // and no worker is retired sooner than min_child_ttl after its start. Starting
 // workers count as spares, so a burst of events never overshoots.
-func Decide(sb []Slot, o PolicyOptions, lastBusy, now time.Time) Plan {
+func Decide(sb []Slot, o PolicyOptions, lastActive, now time.Time) Plan {
 	var p Plan
 	total := len(sb)
 	idle, starting, busy := 0, 0, 0
@@ -122,7 +123,7 @@ func Decide(sb []Slot, o PolicyOptions, lastBusy, now time.Time) Plan {
 
 	// Retirement: how many idle workers may go.
 	surplus := idle - o.MaxSpareServers
-	quietAt := lastBusy.Add(o.MinChildTTL)
+	quietAt := lastActive.Add(o.MinChildTTL)
 	if busy == 0 && !now.Before(quietAt) {
 		if s := idle - o.MinSpareServers; s > surplus {
 			surplus = s

@@ -167,7 +167,7 @@ type Pool struct {
 	attempt         int
 	failedStarts    int
 	nextSpawn       time.Time
-	lastBusy        time.Time
+	lastActive      time.Time     // a worker last reported BUSY, or a request count that moved
 	dormant         bool          // on demand, and no worker wanted until a listener is readable (pool_ondemand.go)
 	activeAt        time.Time     // when a connection last woke the pool
 	listenWake      chan struct{} // a listener is readable while dormant

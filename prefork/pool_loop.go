@@ -223,7 +223,7 @@ func (p *Pool) applyPolicy(ctx context.Context, now time.Time) {
 		return
 	}
 	sb, live := p.scoreboard()
-	plan := Decide(sb, p.cfg.Policy, p.lastBusy, now)
+	plan := Decide(sb, p.cfg.Policy, p.lastActive, now)
 	p.wakeAt(plan.WakeAt)
 	for _, i := range plan.Retire {
 		p.terminate(live[i], CauseRetired, now)

@@ -12,10 +12,11 @@ import (
 // connection in the backlog, a datagram in the queue — which the kernel
 // keeps there, never refused, until a worker accepts it. Then the pool
 // wakes: it starts a worker at once, and the spare-server policy applies
-// from there. Once no worker has been busy for IdleTimeout (and none was
+// from there. Once no worker has been active for IdleTimeout (and none was
 // started meanwhile), every worker is retired and the pool is dormant
-// again. Activity is what the workers report (BUSY=1): a worker that
-// reports nothing looks idle.
+// again. Activity is what the workers report: BUSY=1, or a REQUESTS=n
+// count that moved (a worker serving many connections at once is busy only
+// when full); a worker that reports nothing looks idle.
 
 // onDemand applies the on-demand rules; true means the policy must start
 // no worker now.
@@ -24,7 +25,7 @@ func (p *Pool) onDemand(ctx context.Context, now time.Time) bool {
 		return false
 	}
 	var live []*worker
-	active := p.lastBusy
+	active := p.lastActive
 	if p.activeAt.After(active) {
 		active = p.activeAt
 	}

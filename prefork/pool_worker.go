@@ -120,6 +120,13 @@ func (p *Pool) handleNote(nt note, now time.Time) {
 		// The worker counts for itself from now on: BUSY=1 no longer adds
 		// one, in this datagram or later ones, so nothing counts twice.
 		w.ownCount = true
+		if m.Requests > w.requests {
+			// Requests begun are activity, busy or not: a worker serving
+			// many connections at once reports BUSY=1 only when full, so
+			// without this a pool serving steady traffic below that looks
+			// quiet, and is trimmed (or, on demand, retired) under it.
+			p.lastActive = now
+		}
 		p.countRequests(w, m.Requests)
 	}
 	if m.Watchdog {
@@ -150,12 +157,12 @@ func (p *Pool) handleNote(nt note, now time.Time) {
 		if !w.ownCount {
 			p.countRequests(w, w.requests+1)
 		}
-		p.lastBusy = now
+		p.lastActive = now
 	case 0:
 		if w.state == StateBusy {
 			w.state, w.idleSince = StateIdle, now
 		}
-		p.lastBusy = now
+		p.lastActive = now
 	}
 	if m.Stopping && w.cause == CauseNone {
 		// The worker leaves on its own: replace it now, and do not count its exit as a crash.

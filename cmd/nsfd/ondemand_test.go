@@ -3,6 +3,8 @@
 package main
 
 import (
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -45,4 +47,42 @@ func TestOnDemandDaemon(t *testing.T) {
 			return d != nil && d.State == "idle (on demand)" && len(d.Workers) == 0 && len(m.workers("echo")) == 1 // app's
 		})
 	}
+}
+
+// TestOnDemandStaysUpUnderTraffic: a worker serving many connections at
+// once (examples/echo at its default concurrency) is never full, so it
+// sends no BUSY=1, only its count of requests (REQUESTS=n, about once a
+// second): that is activity too, and an on-demand daemon under steady
+// traffic keeps its worker past idle_timeout; once the traffic stops,
+// idle_timeout retires it.
+func TestOnDemandStaysUpUnderTraffic(t *testing.T) {
+	e := newEnv(t)
+	e.write("lazy.ini", "command = "+filepath.Join(binDir, "echo")+"\nport = 127.0.0.1:0\ntype = notify\n"+
+		"min_servers = 0\nmax_servers = 2\nidle_timeout = 2s\n")
+	m := e.start()
+	addr := m.addr("lazy")
+	echo(t, addr, "wake up")
+	first := e.pids("lazy")
+	if len(first) == 0 {
+		t.Fatal("answered, but no worker in status")
+	}
+	// A connection every 100ms for 5s: two and a half idle_timeouts.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); <-tick.C {
+		echo(t, addr, "still here")
+	}
+	if strings.Contains(e.log(), "retiring every worker") {
+		t.Fatalf("workers retired under traffic; log:\n%s", e.log())
+	}
+	now := e.pids("lazy")
+	for pid := range first {
+		if !now[pid] {
+			t.Fatalf("worker %d gone under traffic (workers then %v, now %v)", pid, first, now)
+		}
+	}
+	waitFor(t, "workers retired after idle_timeout", 15*time.Second, func() bool {
+		d := e.status().daemon("lazy")
+		return d != nil && d.State == "idle (on demand)" && len(d.Workers) == 0
+	})
 }
