@@ -52,7 +52,6 @@ func TestPumpHoldsThreeDescriptorsAWorker(t *testing.T) {
 		if direct && !directSpawn {
 			continue
 		}
-		before := pidfds(t)
 		s := newStreams()
 		var procs []*Process
 		for range 4 {
@@ -70,10 +69,13 @@ func TestPumpHoldsThreeDescriptorsAWorker(t *testing.T) {
 			procs = append(procs, proc)
 		}
 		// Its pipes are two; the pidfd is the one an os.Process would add
-		// again. Counted by kind, so that what else the test binary opens
-		// or closes meanwhile does not count.
-		if n := len(pidfds(t)) - len(before); n != len(procs) {
-			t.Errorf("direct %v: %d pidfds for %d workers, want 1 each", direct, n, len(procs))
+		// again. Counted by the pid each refers to, so that what else the
+		// test binary opens or closes meanwhile (an earlier test's process
+		// reaped now, its pidfd closed) does not count.
+		for _, proc := range procs {
+			if n := pidfdsOf(t, proc.Pid); n != 1 {
+				t.Errorf("direct %v: worker %d has %d pidfds in the master, want 1", direct, proc.Pid, n)
+			}
 		}
 		for _, proc := range procs {
 			_ = killGroup(proc.Pid)
@@ -88,19 +90,28 @@ func TestPumpHoldsThreeDescriptorsAWorker(t *testing.T) {
 	}
 }
 
-// pidfds lists this process's pidfd descriptors.
-func pidfds(t *testing.T) []int {
+// pidfdsOf counts this process's pidfd descriptors that refer to pid (the
+// "Pid:" line of their fdinfo).
+func pidfdsOf(t *testing.T, pid int) int {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []int
+	n := 0
 	for _, e := range ents {
-		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.Contains(l, "pidfd") {
-			fd, _ := strconv.Atoi(e.Name())
-			out = append(out, fd)
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err != nil || !strings.Contains(l, "pidfd") {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue // closed meanwhile
+		}
+		for line := range strings.SplitSeq(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "Pid:"); ok && strings.TrimSpace(v) == strconv.Itoa(pid) {
+				n++
+			}
 		}
 	}
-	return out
+	return n
 }
