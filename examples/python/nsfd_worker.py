@@ -129,6 +129,13 @@ class Server:
             sys.exit("this daemon has tls_cert or tokens, which nsfd_worker.py does not implement")
         encode({}, self.codec)  # an unknown codec fails now
         listeners = inherited_listeners()
+        # Python runs a handler between two bytecodes, so a signal that comes
+        # just before select's system call would wait for the next
+        # connection: the wakeup fd makes any signal wake select itself.
+        wake_r, wake_w = os.pipe()
+        for fd in (wake_r, wake_w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(wake_w)
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._on_term)
         notify("READY=1")
@@ -140,8 +147,11 @@ class Server:
                     room.wait(0.5)
             if self.stopping:
                 break
-            readable, _, _ = select.select(listeners + [self.stop_r], [], [])
+            readable, _, _ = select.select(listeners + [self.stop_r, wake_r], [], [])
             for lsock in readable:
+                if lsock is wake_r:
+                    os.read(wake_r, 512)  # its handler runs at the loop's next turn
+                    continue
                 if lsock is self.stop_r or self.stopping:
                     continue
                 try:
