@@ -99,7 +99,11 @@ func Bind(ctx context.Context, spec ListenSpec) (*Listener, error) {
 			return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
 		}
 	}
+	// Plain TCP, as systemd binds: Go listens with Multipath TCP by default
+	// since 1.24, and an MPTCP listener ignores SO_RCVTIMEO on accept and
+	// hands workers sockets whose TCP options and protocol differ.
 	lc := net.ListenConfig{}
+	lc.SetMultipathTCP(false)
 	var (
 		file *os.File
 		addr net.Addr
