@@ -28,7 +28,7 @@ use Errno qw(EAGAIN EWOULDBLOCK);
 use Fcntl qw(F_SETFD FD_CLOEXEC);
 use IO::Socket::INET ();
 use Time::HiRes ();
-use Socket qw(AF_UNIX SOCK_DGRAM SOL_SOCKET SO_SNDTIMEO pack_sockaddr_un);
+use Socket qw(AF_UNIX SOCK_DGRAM SOL_SOCKET SO_RCVTIMEO SO_SNDTIMEO pack_sockaddr_un);
 
 $| = 1;
 $SIG{'PIPE'} = 'IGNORE';
@@ -66,14 +66,27 @@ for my $fd (4 .. 3 + $nfds - 1) {
 }
 fcntl($_, F_SETFD, FD_CLOEXEC) for @inherited;
 
+# A blocking accept returns EAGAIN after 1 s without a connection (Linux
+# applies SO_RCVTIMEO to accept on a TCP listener; not on a Multipath TCP
+# one, which nsfd does not bind), which bounds the signal race described
+# below. Every worker of the daemon runs this script and sets the same
+# value; a worker that polls a non-blocking listener never sees it.
+setsockopt($listener, SOL_SOCKET, SO_RCVTIMEO, pack('l!l!', 1, 0))
+    or die "nsfd-echo.pl: accept timeout: $!\n";
+
 # SIGTERM ends the loop after the connection being served, if any (exiting
 # in the handler would reset a connection accepted just before). An idle
 # worker's accept fails with EINTR, as Perl's safe signals do not restart
-# it; but Perl runs the handler between two operations, so it may run just
-# before accept's system call, which would then block for good. The handler
-# therefore also starts a 50 ms interval timer whose SIGALRM interrupts that
-# accept; reads and writes of a connection being served are restarted by
-# PerlIO and do not notice it.
+# it; but Perl runs the handler between two operations, which leaves two
+# races with accept's system call:
+#
+#   - the handler runs just before it, and accept then blocks with nothing
+#     left to interrupt it: the handler also starts a 50 ms interval timer
+#     whose SIGALRM does (reads and writes of a connection being served are
+#     restarted by PerlIO and do not notice it);
+#   - the signal arrives after Perl's last look for pending signals and
+#     before the system call: its handler runs only once accept returns,
+#     which the 1 s accept timeout above makes sure of.
 my ($busy, $stopping) = (0, 0);
 $SIG{'ALRM'} = sub { };
 for my $sig (qw(TERM INT HUP)) {
@@ -89,10 +102,13 @@ print "perl echo worker $$ ready\n";
 while (!$stopping) {
     my $conn = $listener->accept;
     if (!$conn) {
-        if ($! == EAGAIN || $! == EWOULDBLOCK) { # non-blocking: another worker was quicker
+        if ($! == EAGAIN || $! == EWOULDBLOCK) {
+            # The accept timeout, or a non-blocking listener on which
+            # another worker was quicker: wait until it is readable, for
+            # at most 1 s (the same race as accept's).
             my $rin = '';
             vec($rin, fileno($listener), 1) = 1;
-            select($rin, undef, undef, undef);
+            select($rin, undef, undef, 1);
         }
         next; # EINTR, ECONNABORTED, ...
     }

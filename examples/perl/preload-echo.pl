@@ -17,7 +17,7 @@ use lib $FindBin::Bin;
 use NsfdPreload ();
 use IO::Socket::INET ();
 use Time::HiRes ();
-use Socket qw(AF_UNIX SOCK_DGRAM SOL_SOCKET SO_SNDTIMEO pack_sockaddr_un);
+use Socket qw(AF_UNIX SOCK_DGRAM SOL_SOCKET SO_RCVTIMEO SO_SNDTIMEO pack_sockaddr_un);
 
 $SIG{'PIPE'} = 'IGNORE';
 print "preload-echo.pl $$: application loaded\n";
@@ -36,12 +36,17 @@ sub serve {
     die "no listener: run me under nsfd (LISTEN_FDS)\n"
         if ($ENV{'LISTEN_PID'} // '') ne $$ || ($ENV{'LISTEN_FDS'} // 0) < 1;
     my $listener = IO::Socket::INET->new_from_fd(3, 'r') or die "fd 3: $!\n";
+    # A blocking accept gives up after 1 s without a connection (Linux
+    # applies SO_RCVTIMEO to accept): see the second race below.
+    setsockopt($listener, SOL_SOCKET, SO_RCVTIMEO, pack('l!l!', 1, 0)) or die "accept timeout: $!\n";
     my ($busy, $stopping) = (0, 0);
     # SIGTERM ends the loop after the connection being served, if any
     # (exiting here would reset a connection accepted just before). An idle
     # worker's accept fails with EINTR (Perl's safe signals do not restart
-    # it), but the handler runs between two operations, possibly just before
-    # accept's system call: a 50 ms interval timer then interrupts it.
+    # it), but the handler runs between two operations: if it runs just
+    # before accept's system call, a 50 ms interval timer interrupts it; if
+    # the signal comes after Perl's last look for one and before the system
+    # call, the handler runs when accept times out.
     $SIG{'ALRM'} = sub { };
     for my $sig (qw(TERM INT HUP)) {
         $SIG{$sig} = sub {
@@ -53,7 +58,13 @@ sub serve {
     $notify->("READY=1");
     print "perl echo worker $$ ready LISTEN_PID=$ENV{LISTEN_PID} slot=$ENV{NSFD_WORKER}\n";
     while (!$stopping) {
-        my $conn = $listener->accept or next;
+        my $conn = $listener->accept;
+        if (!$conn) { # EINTR, the timeout, or another worker was quicker
+            my $rin = '';
+            vec($rin, fileno($listener), 1) = 1;
+            select($rin, undef, undef, 1) if $!{EAGAIN}; # a non-blocking listener
+            next;
+        }
         $busy = 1;
         $notify->("BUSY=1");
         $conn->autoflush(1);
