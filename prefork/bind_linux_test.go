@@ -1,9 +1,7 @@
 package prefork
 
 import (
-	"context"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,18 +16,7 @@ import (
 func TestBindTCPIsPlainTCP(t *testing.T) {
 	for _, network := range []string{"tcp", "tcp4", "tcp6"} {
 		t.Run(network, func(t *testing.T) {
-			addr := "127.0.0.1:0"
-			if network == "tcp6" {
-				addr = "[::1]:0"
-			}
-			l, err := Bind(context.Background(), ListenSpec{Network: network, Address: addr, UID: -1, GID: -1})
-			if err != nil {
-				if network == "tcp6" && strings.Contains(err.Error(), "cannot assign") {
-					t.Skip("no IPv6 loopback")
-				}
-				t.Fatal(err)
-			}
-			defer l.Close()
+			l := bindLoopbackTCP(t, network)
 			fd := int(l.File().Fd())
 			proto, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL)
 			if err != nil {

@@ -12,34 +12,44 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// bindLoopbackTCP binds network ("tcp", "tcp4" or "tcp6") on a free
+// loopback port for the test, closed when it ends; without an IPv6
+// loopback, tcp6 skips.
+func bindLoopbackTCP(t *testing.T, network string) *Listener {
+	t.Helper()
+	addr := "127.0.0.1:0"
+	if network == "tcp6" {
+		addr = "[::1]:0"
+	}
+	l, err := Bind(context.Background(), ListenSpec{Network: network, Address: addr, Backlog: 16, UID: -1, GID: -1})
+	if err != nil {
+		if network == "tcp6" && strings.Contains(err.Error(), "cannot assign") {
+			t.Skip("no IPv6 loopback")
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
 func TestBindTCPResolvesPortZero(t *testing.T) {
 	for _, network := range []string{"tcp", "tcp4", "tcp6"} {
-		addr := "127.0.0.1:0"
-		if network == "tcp6" {
-			addr = "[::1]:0"
-		}
-		l, err := Bind(context.Background(), ListenSpec{Network: network, Address: addr, Backlog: 16, UID: -1, GID: -1})
-		if err != nil {
-			if network == "tcp6" && strings.Contains(err.Error(), "cannot assign") {
-				t.Skip("no IPv6 loopback")
+		t.Run(network, func(t *testing.T) {
+			l := bindLoopbackTCP(t, network)
+			if port := l.Addr.(*net.TCPAddr).Port; port == 0 {
+				t.Fatalf("port 0 not resolved: %v", l.Addr)
 			}
-			t.Fatal(err)
-		}
-		port := l.Addr.(*net.TCPAddr).Port
-		if port == 0 {
-			t.Fatalf("%s: port 0 not resolved: %v", network, l.Addr)
-		}
-		// The master's copy is blocking, as systemd hands sockets over.
-		fl, err := unix.FcntlInt(l.File().Fd(), unix.F_GETFL, 0)
-		if err != nil || fl&unix.O_NONBLOCK != 0 {
-			t.Errorf("%s: flags %#x, %v: want blocking", network, fl, err)
-		}
-		c, err := net.Dial("tcp", l.Addr.String())
-		if err != nil {
-			t.Fatalf("%s: connect to the bound socket: %v", network, err)
-		}
-		c.Close()
-		l.Close()
+			// The master's copy is blocking, as systemd hands sockets over.
+			fl, err := unix.FcntlInt(l.File().Fd(), unix.F_GETFL, 0)
+			if err != nil || fl&unix.O_NONBLOCK != 0 {
+				t.Errorf("flags %#x, %v: want blocking", fl, err)
+			}
+			c, err := net.Dial("tcp", l.Addr.String())
+			if err != nil {
+				t.Fatalf("connect to the bound socket: %v", err)
+			}
+			c.Close()
+		})
 	}
 }
 
