@@ -133,7 +133,6 @@ type connLimit struct {
 	maxStreams int
 
 	mu      sync.Mutex
-	ln      net.Listener
 	conns   map[*limitedConn]*connUse
 	streams map[*limitedConn]bool // out of conns: neither counted nor evicted
 	evicted int                   // connections closed to make room, since the last log line
@@ -166,15 +165,17 @@ func (c *limitedConn) Close() error {
 
 // listener returns ln wrapped so that it applies the cap.
 func (l *connLimit) listener(ln net.Listener) net.Listener {
-	l.ln = ln
-	return limitListener{l}
+	return limitListener{l: l, ln: ln}
 }
 
-type limitListener struct{ l *connLimit }
+type limitListener struct {
+	l  *connLimit
+	ln net.Listener
+}
 
 func (ll limitListener) Accept() (net.Conn, error) {
 	for {
-		c, err := ll.l.ln.Accept()
+		c, err := ll.ln.Accept()
 		if err != nil {
 			return nil, err
 		}
@@ -184,8 +185,8 @@ func (ll limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (ll limitListener) Close() error   { return ll.l.ln.Close() }
-func (ll limitListener) Addr() net.Addr { return ll.l.ln.Addr() }
+func (ll limitListener) Close() error   { return ll.ln.Close() }
+func (ll limitListener) Addr() net.Addr { return ll.ln.Addr() }
 
 // admit counts c, making room if the cap is reached; it returns nil if c
 // was refused (closed).
@@ -252,6 +253,25 @@ func (l *connLimit) track(c net.Conn, st http.ConnState) {
 		u.busy, u.idleSince = false, time.Now()
 	case http.StateHijacked, http.StateClosed:
 		delete(l.conns, lc)
+	}
+}
+
+// drain waits until every connection counted is closed, or ctx ends: with
+// keep-alives off and the listener closed, its server answers the request
+// under way on each, or the one it is about to read, and closes it.
+func (l *connLimit) drain(ctx context.Context) error {
+	for tick := time.Millisecond; ; tick = min(2*tick, 50*time.Millisecond) {
+		l.mu.Lock()
+		n := len(l.conns)
+		l.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d connections still open on %s: %w", n, l.name, ctx.Err())
+		case <-time.After(tick):
+		}
 	}
 }
 
