@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/nsfd/nsfd/logging"
 	"github.com/nsfd/nsfd/prefork"
 )
@@ -35,8 +36,9 @@ import (
 type control struct {
 	l       *prefork.Listener
 	srv     *http.Server
-	metrics *http.Server
-	http    *http.Server // the web page on http_addr, or nil
+	metrics *endpoint // metrics_addr, or nil
+	http    *endpoint // the web page on http_addr, or nil
+	log     hclog.Logger
 }
 
 type credsKey struct{}
@@ -64,7 +66,7 @@ func (s *Supervisor) listenControl(ctx context.Context) (*control, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	maxConns := s.maxConns()
-	c := &control{l: l}
+	c := &control{l: l, log: s.log}
 	var cl *connLimit
 	api := s.apiHandler()
 	c.srv, cl = newHTTPServer(s.controlHandler(api, gid), "control socket", maxConns, s.log)
@@ -73,21 +75,23 @@ func (s *Supervisor) listenControl(ctx context.Context) (*control, error) {
 		return context.WithValue(ctx, credsKey{}, peerCreds(conn))
 	}
 	go c.srv.Serve(cl.listener(nl))
+	adopted := s.adoptEndpoints(ctx) // an upgrade's: endpoint.go
 	if addr := s.master.MetricsAddr; addr != "" {
-		ml, err := net.Listen("tcp", addr)
-		if err != nil {
-			c.close()
-			return nil, fmt.Errorf("metrics_addr %s: %w", addr, err)
-		}
 		mm := http.NewServeMux()
 		mm.Handle("GET /metrics", s.metrics.handler())
-		c.metrics, cl = newHTTPServer(mm, "metrics_addr", maxConns, s.log)
-		c.metrics.WriteTimeout = metricsWriteTimeout
-		go c.metrics.Serve(cl.listener(ml))
-		s.log.Info("metrics", "addr", ml.Addr().String())
+		srv, mcl := newHTTPServer(mm, "metrics_addr", maxConns, s.log)
+		srv.WriteTimeout = metricsWriteTimeout
+		c.metrics, err = s.listenEndpoint(ctx, "metrics", addr, adopted["metrics"], srv, mcl)
+		if err != nil {
+			c.close()
+			closeAdopted(adopted)
+			return nil, fmt.Errorf("metrics_addr %s: %w", addr, err)
+		}
+		s.log.Info("metrics", "addr", c.metrics.l.Addr.String())
 	}
-	if c.http, err = s.listenHTTP(api, maxConns); err != nil {
+	if c.http, err = s.listenHTTP(ctx, api, maxConns, adopted["http"]); err != nil {
 		c.close()
+		closeAdopted(adopted)
 		return nil, err
 	}
 	s.log.Debug("control connections capped", "per_listener", maxConns, "nofile", nofileLimit())
@@ -175,12 +179,8 @@ func (c *control) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c.srv.Shutdown(ctx)
-	if c.metrics != nil {
-		c.metrics.Shutdown(ctx)
-	}
-	if c.http != nil {
-		c.http.Shutdown(ctx)
-	}
+	c.metrics.close(ctx)
+	c.http.close(ctx)
 	c.l.Close()
 }
 

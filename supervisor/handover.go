@@ -81,6 +81,7 @@ func (h *Handover) fds() []int {
 	if h.ResolverFD >= 0 {
 		fds = append(fds, h.ResolverFD)
 	}
+	fds = append(fds, h.extraFDs()...)
 	for _, d := range h.Daemons {
 		for _, l := range d.Listeners {
 			fds = append(fds, l.FD)

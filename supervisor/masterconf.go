@@ -106,12 +106,12 @@ func (s *Supervisor) masterReloaded(ctx context.Context, next *config.Master) *M
 	}
 	s.log.Info("nsfd.ini changed; re-executing in place to apply it", "settings", c.Applying)
 	go func() {
-		err := s.do(ctx, func(runCtx context.Context) {
-			// /proc/self/exe: this very binary, even if its file was replaced since.
-			if err := s.handOver(runCtx, "/proc/self/exe", s.opts.Version, "nsfd.ini changed: "+fmt.Sprint(c.Applying)); err != nil {
-				s.upgradeFailed(err)
-			}
-		})
+		// /proc/self/exe: this very binary, even if its file was replaced since.
+		t := target{binary: "/proc/self/exe", version: s.opts.Version, tcpEndpoints: true}
+		herr, err := s.doHandOver(ctx, t, "nsfd.ini changed: "+fmt.Sprint(c.Applying))
+		if herr != nil {
+			s.upgradeFailed(herr)
+		}
 		if err != nil && err != ErrShuttingDown {
 			s.log.Error("nsfd.ini change not applied", "error", err)
 		}

@@ -4,9 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
+
+	"github.com/nsfd/nsfd/prefork"
 )
 
 // UI is a web page over the control API (package web): it is served under
@@ -78,32 +79,32 @@ func uiHandler(ui UI, api http.Handler, remote bool) http.Handler {
 	return mux
 }
 
-// listenHTTP serves the UI on http_addr (HTTPS with http_tls_cert), or
-// returns nil when it is not set.
-func (s *Supervisor) listenHTTP(api http.Handler, maxConns int) (*http.Server, error) {
+// listenHTTP serves the UI on http_addr (HTTPS with http_tls_cert), on
+// adopted if an upgrade handed its socket over, or returns nil when it is
+// not set.
+func (s *Supervisor) listenHTTP(ctx context.Context, api http.Handler, maxConns int, adopted *prefork.Listener) (*endpoint, error) {
 	addr := s.master.HTTPAddr
 	if addr == "" || s.opts.UI == nil {
 		return nil, nil
 	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("http_addr %s: %w", addr, err)
-	}
-	srv, cl := newHTTPServer(uiHandler(s.opts.UI, api, true), "http_addr", maxConns, s.log)
-	cl.maxStreams = streamCap(nofileLimit())
+	var tlsConfig *tls.Config
 	scheme := "http"
 	if s.master.HTTPTLSCert != "" {
 		pair, err := tls.LoadX509KeyPair(s.master.HTTPTLSCert, s.master.HTTPTLSKey)
 		if err != nil {
-			l.Close()
+			adopted.Close()
 			return nil, fmt.Errorf("http_tls_cert: %w", err)
 		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
 		scheme = "https"
-		go srv.ServeTLS(cl.listener(l), "", "")
-	} else {
-		go srv.Serve(cl.listener(l))
 	}
-	s.log.Info("web page", "url", scheme+"://"+l.Addr().String()+"/ui/")
-	return srv, nil
+	srv, cl := newHTTPServer(uiHandler(s.opts.UI, api, true), "http_addr", maxConns, s.log)
+	cl.maxStreams = streamCap(nofileLimit())
+	srv.TLSConfig = tlsConfig
+	e, err := s.listenEndpoint(ctx, "http", addr, adopted, srv, cl)
+	if err != nil {
+		return nil, fmt.Errorf("http_addr %s: %w", addr, err)
+	}
+	s.log.Info("web page", "url", scheme+"://"+e.l.Addr.String()+"/ui/")
+	return e, nil
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,10 +37,18 @@ const PreflightArg = "upgrade-preflight"
 const preflightTimeout = 10 * time.Second
 
 // PreflightLine is what a binary of version, reading hand-over versions
-// minV to maxV, answers the preflight with.
+// minV to maxV, answers the preflight with: then the hand-over features it
+// takes beyond those versions (featureTCPEndpoints), which a master older
+// than a feature neither prints nor reads.
 func PreflightLine(version string, minV, maxV int) string {
-	return fmt.Sprintf("nsfd-handover %d %d %s", minV, maxV, version)
+	return fmt.Sprintf("nsfd-handover %d %d %s %s", minV, maxV, version, featureTCPEndpoints)
 }
+
+// featureTCPEndpoints: the binary adopts the listeners of metrics_addr and
+// http_addr from the hand-over's Extra (metrics_fd, http_fd). A master
+// hands them only to a binary that says so: an older one would find the
+// port taken by the inherited socket and fail to bind it.
+const featureTCPEndpoints = "tcp-endpoints"
 
 // ErrUpgradeRefused is wrapped by the error of an upgrade refused before
 // anything changed: the binary failed its preflight, or the master is not
@@ -123,20 +132,23 @@ func (s *Supervisor) upgrade(ctx context.Context, binary string) (UpgradeResult,
 		return r, fmt.Errorf("%w: %s: %w", ErrUpgradeRefused, abs, err)
 	}
 	s.log.Info("upgrade: preflight of the new binary", "binary", abs)
-	if r.NewVersion, err = preflight(ctx, abs, s.master.Dir); err != nil {
+	var features []string
+	if r.NewVersion, features, err = preflight(ctx, abs, s.master.Dir); err != nil {
 		return r, fmt.Errorf("%w: %s: %w", ErrUpgradeRefused, abs, err)
 	}
-	var herr error
-	if derr := s.do(ctx, func(runCtx context.Context) { herr = s.handOver(runCtx, abs, r.NewVersion, "upgrade to "+abs) }); derr != nil {
+	t := target{binary: abs, version: r.NewVersion, tcpEndpoints: slices.Contains(features, featureTCPEndpoints)}
+	herr, derr := s.doHandOver(ctx, t, "upgrade to "+abs)
+	if derr != nil {
 		return r, fmt.Errorf("%w: %w", ErrUpgradeRefused, derr)
 	}
 	return r, herr
 }
 
 // preflight runs binary's preflight on etc (it loads nsfd.ini and the
-// daemon files, as the new master will) and returns its version if it
-// reads the hand-over version this master writes.
-func preflight(ctx context.Context, binary, etc string) (string, error) {
+// daemon files, as the new master will) and returns its version and the
+// hand-over features it takes, if it reads the hand-over version this
+// master writes.
+func preflight(ctx context.Context, binary, etc string) (string, []string, error) {
 	ctx, cancel := context.WithTimeout(ctx, preflightTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, "--etc", etc, PreflightArg, "--handover-version")
@@ -146,33 +158,33 @@ func preflight(ctx context.Context, binary, etc string) (string, error) {
 	if err := cmd.Run(); err != nil {
 		switch {
 		case ctx.Err() != nil:
-			return "", fmt.Errorf("preflight did not answer within %s", preflightTimeout)
+			return "", nil, fmt.Errorf("preflight did not answer within %s", preflightTimeout)
 		case errors.Is(err, exec.ErrNotFound), errors.Is(err, os.ErrNotExist):
-			return "", fmt.Errorf("no such file")
+			return "", nil, fmt.Errorf("no such file")
 		case errors.Is(err, os.ErrPermission):
-			return "", fmt.Errorf("not executable: %w", err)
+			return "", nil, fmt.Errorf("not executable: %w", err)
 		}
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return "", fmt.Errorf("preflight failed (%s): %s", ee.ProcessState, lastLine(stderr.Bytes()))
+			return "", nil, fmt.Errorf("preflight failed (%s): %s", ee.ProcessState, lastLine(stderr.Bytes()))
 		}
 		// ENOEXEC: another architecture, or not a program at all.
-		return "", fmt.Errorf("cannot run it (wrong architecture, or not a program?): %w", err)
+		return "", nil, fmt.Errorf("cannot run it (wrong architecture, or not a program?): %w", err)
 	}
 	line := lastLine(stdout.Bytes())
 	f := strings.Fields(line)
 	if len(f) < 4 || f[0] != "nsfd-handover" {
-		return "", fmt.Errorf("not an nsfd binary that can take over a running master: preflight said %q", line)
+		return "", nil, fmt.Errorf("not an nsfd binary that can take over a running master: preflight said %q", line)
 	}
 	minV, err1 := strconv.Atoi(f[1])
 	maxV, err2 := strconv.Atoi(f[2])
 	if err1 != nil || err2 != nil {
-		return "", fmt.Errorf("preflight said %q", line)
+		return "", nil, fmt.Errorf("preflight said %q", line)
 	}
 	if HandoverVersion < minV || HandoverVersion > maxV {
-		return "", fmt.Errorf("it reads hand-over versions %d to %d; this master writes version %d", minV, maxV, HandoverVersion)
+		return "", nil, fmt.Errorf("it reads hand-over versions %d to %d; this master writes version %d", minV, maxV, HandoverVersion)
 	}
-	return f[3], nil
+	return f[3], f[4:], nil
 }
 
 func lastLine(b []byte) string {
@@ -194,9 +206,32 @@ type freezer interface {
 	Freeze(ctx context.Context) (prefork.PoolHandover, func(), error)
 }
 
-// handOver writes the hand-over and re-executes binary, on Run's
+// target is the binary a hand-over re-executes: its path, its version,
+// and whether it adopts the metrics_addr and http_addr listeners.
+type target struct {
+	binary       string
+	version      string
+	tcpEndpoints bool
+}
+
+// doHandOver runs handOver on Run's goroutine. The servers of the TCP
+// endpoints pause first, off Run's goroutine (a metrics request waits for
+// it): requests under way are answered, those that come meanwhile wait in
+// the sockets' backlog for the new binary; they serve again if the exec
+// did not happen. herr is handOver's error, derr the one of reaching Run.
+func (s *Supervisor) doHandOver(ctx context.Context, t target, reason string) (herr, derr error) {
+	if t.tcpEndpoints {
+		s.up.ctl.pauseTCP(ctx)
+		defer s.up.ctl.resumeTCP()
+	}
+	derr = s.do(ctx, func(runCtx context.Context) { herr = s.handOver(runCtx, t, reason) })
+	return herr, derr
+}
+
+// handOver writes the hand-over and re-executes t's binary, on Run's
 // goroutine; it returns only if that failed, with everything put back.
-func (s *Supervisor) handOver(ctx context.Context, binary, newVersion, reason string) (err error) {
+func (s *Supervisor) handOver(ctx context.Context, t target, reason string) (err error) {
+	binary, newVersion := t.binary, t.version
 	hv, ok := s.opts.Procs.(prefork.Handover)
 	if !ok || s.up.ctl == nil {
 		return fmt.Errorf("%w: this master's process backend cannot hand its workers over", ErrUpgradeRefused)
@@ -223,6 +258,9 @@ func (s *Supervisor) handOver(ctx context.Context, binary, newVersion, reason st
 	if s.up.res != nil {
 		h.ResolverFD = s.up.res.l.FD()
 		h.Extra["resolver_path"] = s.up.res.path
+	}
+	if t.tcpEndpoints {
+		s.up.ctl.handOverTCP(h)
 	}
 	var (
 		releases []func() // the frozen pools
