@@ -13,6 +13,7 @@
 //	           a liveness interval           WATCHDOG_USEC, WATCHDOG_PID (when `watchdog` is set)
 //	           who it is                     NSFD_DAEMON, NSFD_WORKER, NSFD_NODE
 //	           its own max_requests          NSFD_MAX_REQUESTS (unset: unlimited)
+//	           its pool's load board         NSFD_LOAD_BOARD (Balance)
 //	           where other daemons are       NSFD_RESOLVER, NSFD_REGISTRY_TYPE, NSFD_REGISTRY_DSN, NSFD_REGISTRY_MAX_AGE
 //	           how its daemon encodes        NSFD_ENCODING
 //	           its secured calls, if any     NSFD_TLS_CERT, NSFD_TLS_KEY, NSFD_TLS_CLIENT_CA, NSFD_TOKENS

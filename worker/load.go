@@ -115,9 +115,11 @@ func (l *Load) Requests() int {
 }
 
 // Stopping sends STOPPING=1 with the count, REQUESTS=n, and a BUSY=0 still
-// deferred: call it when the worker stops accepting and leaves. Requests in
+// deferred, and takes the worker off the pool's load board: call it when
+// the worker stops accepting and leaves. Requests in
 // progress may still End; call Close once they have.
 func (l *Load) Stopping() error {
+	theBoard().leave() // peers no longer leave connections to this worker
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.setup()
@@ -176,6 +178,7 @@ func (l *Load) begin(manual bool) error {
 	l.requests++
 	if !manual || l.active < l.limit {
 		l.active++
+		theBoard().add(1)
 	}
 	if l.closed {
 		return nil
@@ -206,6 +209,7 @@ func (l *Load) end() error {
 		return nil
 	}
 	l.active--
+	theBoard().add(-1)
 	if l.closed || l.active != l.mark-1 || !l.busy || !l.idleAt.IsZero() {
 		return nil
 	}

@@ -23,6 +23,12 @@ const (
 	// included: the master replaces the worker once it has begun that many
 	// requests. Unset (or 0) when unlimited.
 	EnvMaxRequests = "NSFD_MAX_REQUESTS"
+	// EnvLoadBoard is the path of the pool's load board: a file of
+	// LoadBoardEntries entries that the workers of one pool share, each
+	// saying how many connections one of them holds, so that a worker
+	// serving many connections at once leaves a new one to a less loaded
+	// peer (Balance). Unset when the master keeps none.
+	EnvLoadBoard = "NSFD_LOAD_BOARD"
 
 	// The environment of an exec health check (health = exec:...), beside
 	// EnvDaemon: the address of the daemon's first listener ("127.0.0.1:7001",
@@ -85,11 +91,25 @@ const (
 func MasterEnv() []string {
 	return []string{
 		EnvListenFDs, EnvListenPID, EnvListenFDNames, EnvNotifySocket, EnvWatchdogUSec, EnvWatchdogPID,
-		EnvDaemon, EnvWorker, EnvNode, EnvMaxRequests,
+		EnvDaemon, EnvWorker, EnvNode, EnvMaxRequests, EnvLoadBoard,
 		EnvRegistryType, EnvRegistryDSN, EnvRegistryMaxAge, EnvResolver, EnvEncoding,
 		EnvTLSCert, EnvTLSKey, EnvTLSClientCA, EnvTokens,
 	}
 }
+
+// The load board (EnvLoadBoard): LoadBoardEntries entries of
+// LoadBoardEntrySize bytes, each two 32-bit words in the host's byte order,
+// changed only by atomic operations: the pid of the worker that claimed
+// it (0: free) and the number of connections that worker holds, whose
+// bit 31 says the worker is waiting in accept. A worker
+// claims a free entry (compare-and-swap of 0 to its pid), keeps the count
+// up to date and frees the entry when it stops accepting; the master frees
+// the entry of a worker it has reaped.
+const (
+	LoadBoardEntries   = 1024
+	LoadBoardEntrySize = 8
+	LoadBoardSize      = LoadBoardEntries * LoadBoardEntrySize
+)
 
 // ListenFDsStart is the first inherited listener fd, as in sd_listen_fds(3).
 const ListenFDsStart = 3

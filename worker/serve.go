@@ -193,10 +193,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	var nbs []*nbListener
 	for _, l := range ls {
 		var nb *nbListener
-		if len(ls) > 1 {
+		if len(ls) > 1 || theBoard().join() {
 			// Holding a slot while waiting in one listener's Accept would
-			// keep the others from accepting: wait for a pending connection
-			// first, then accept without blocking.
+			// keep the others from accepting, and a worker on the load
+			// board looks at its peers before it accepts (Balance): wait
+			// for a pending connection first, then accept without
+			// blocking.
 			nb = newNBListener(l)
 			if nb != nil {
 				nbs = append(nbs, nb)
@@ -306,13 +308,17 @@ func (r *serveRun) release() { <-r.slots }
 
 // acceptLoop accepts on l until Serve stops, never while all slots are
 // taken. Without nb it takes a slot, then waits in Accept; with nb it
-// waits for a pending connection, takes a slot, then accepts without
-// blocking.
+// waits for a pending connection, takes a slot, leaves the connection to a
+// less loaded peer for BalanceWait if the load board names one (Balance),
+// then accepts without blocking.
 func (r *serveRun) acceptLoop(l net.Listener, nb *nbListener) error {
 	var backoff time.Duration
 	for {
 		if nb != nil {
-			if err := nb.waitPending(); err != nil {
+			theBoard().wait(true)
+			err := nb.waitPending()
+			theBoard().wait(false)
+			if err != nil {
 				if r.stopping() {
 					return nil
 				}
@@ -321,6 +327,10 @@ func (r *serveRun) acceptLoop(l net.Listener, nb *nbListener) error {
 		}
 		if !r.acquire() {
 			return nil
+		}
+		if nb != nil && theBoard().yield() && !r.leave(nb) {
+			r.release()
+			continue // a less loaded peer took it
 		}
 		var (
 			c   net.Conn
@@ -355,6 +365,19 @@ func (r *serveRun) acceptLoop(l net.Listener, nb *nbListener) error {
 		backoff = 0
 		r.serveConn(c)
 	}
+}
+
+// leave leaves the pending connection of nb to a less loaded peer for
+// BalanceWait and reports whether it is still pending then.
+func (r *serveRun) leave(nb *nbListener) bool {
+	t := time.NewTimer(BalanceWait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.stop:
+		return false
+	}
+	return nb.pending()
 }
 
 // serveConn runs the handler for c, which holds a slot, and counts it

@@ -14,3 +14,5 @@ func (nl *nbListener) Close() error { return nil }
 func (nl *nbListener) waitPending() error { return nil }
 
 func (nl *nbListener) acceptNow() (net.Conn, error) { return nil, net.ErrClosed }
+
+func (nl *nbListener) pending() bool { return false }

@@ -79,6 +79,26 @@ func (nl *nbListener) waitPending() error {
 	return perr
 }
 
+// pending reports whether a connection is pending on the listener now.
+func (nl *nbListener) pending() bool {
+	rc, err := nl.ready.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			var perr error
+			n, perr = unix.Poll(fds, 0)
+			if perr != unix.EINTR {
+				return
+			}
+		}
+	})
+	return n > 0
+}
+
 // acceptNow accepts a pending connection; it returns an error wrapping
 // syscall.EAGAIN if there is none.
 func (nl *nbListener) acceptNow() (net.Conn, error) {
