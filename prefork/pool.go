@@ -150,6 +150,7 @@ type Pool struct {
 	settled   chan struct{} // closed once the pool first runs, goes fatal or stops
 	settle    sync.Once
 	nsock     notifyEndpoints
+	board     *loadBoard // nil: none
 	notes     noteSource // the notify socket's datagrams; noNotes without one
 	sockDone  chan struct{}
 
@@ -319,6 +320,7 @@ func (p *Pool) Start(ctx context.Context) error {
 			}
 			p.notes = p.nsock
 			go p.nsock.read(p.sockDone)
+			p.openBoard(false)
 		}
 		p.since = p.sys.now()
 		go p.run()
@@ -427,6 +429,9 @@ func (p *Pool) Update(ctx context.Context, cfg Config) error {
 		if p.nsock != nil && (cfg.Exec.UID != p.cfg.Exec.UID || cfg.Exec.GID != p.cfg.Exec.GID) {
 			if err = p.nsock.own(cfg.Exec.UID, cfg.Exec.GID); err != nil {
 				return // the old configuration stays
+			}
+			if err = p.board.own(cfg.Exec.UID, cfg.Exec.GID); err != nil {
+				return
 			}
 		}
 		cfg.Name, cfg.NotifyPath, cfg.Procs = p.cfg.Name, p.cfg.NotifyPath, p.cfg.Procs

@@ -88,6 +88,7 @@ func AdoptPool(cfg Config, h PoolHandover) (*Pool, error) {
 			return nil, fmt.Errorf("pool %s: %w", cfg.Name, err)
 		}
 		p.nsock, p.notes = ns, ns
+		p.openBoard(true)
 	}
 	now := p.sys.now()
 	p.spawns, p.restarts, p.requests, p.malformed = h.Spawns, h.Restarts, h.Requests, h.Malformed

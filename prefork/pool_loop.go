@@ -50,6 +50,7 @@ func (p *Pool) run() {
 				close(p.sockDone)
 				p.nsock.close()
 			}
+			p.board.close()
 			return
 		}
 		if !timer.Stop() {

@@ -88,7 +88,7 @@ func (p *Pool) started(proc *Process, err error, attach func(pid int), what stri
 // value.
 func (p *Pool) workerEnv(slot, maxReq int) []string {
 	c := &p.cfg
-	drop := []string{proto.EnvListenFDs, proto.EnvListenPID, proto.EnvListenFDNames, proto.EnvNotifySocket, proto.EnvWatchdogUSec, proto.EnvWatchdogPID, proto.EnvMaxRequests}
+	drop := []string{proto.EnvListenFDs, proto.EnvListenPID, proto.EnvListenFDNames, proto.EnvNotifySocket, proto.EnvWatchdogUSec, proto.EnvWatchdogPID, proto.EnvMaxRequests, proto.EnvLoadBoard}
 	var env []string
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
@@ -114,6 +114,7 @@ func (p *Pool) workerEnv(slot, maxReq int) []string {
 	if maxReq > 0 {
 		env = append(env, proto.EnvMaxRequests+"="+strconv.Itoa(maxReq))
 	}
+	env = append(env, p.board.env()...)
 	return lastWins(env)
 }
 

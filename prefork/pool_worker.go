@@ -256,6 +256,7 @@ func (p *Pool) handleExit(ex exitEvent, now time.Time) {
 	if p.nsock != nil {
 		p.nsock.release(ex.pid) // its notes are read (exitsArrived)
 	}
+	p.board.forget(ex.pid)
 	if p.senders != nil {
 		p.senders.forget(ex.pid)
 	}
