@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 
 	sl := newSlots(max(*concurrency, 1))
 	for i, l := range ls {
-		ls[i] = &limitListener{Listener: l, slots: sl}
+		ls[i] = &limitListener{Listener: worker.Balance(l), slots: sl}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
