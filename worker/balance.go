@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -49,29 +48,36 @@ type balancedListener struct {
 	closed atomic.Bool
 }
 
-// Accept waits for a pending connection, leaves it to a less loaded peer
-// for BalanceWait, and accepts it if it is still there.
+// Accept accepts as the listener does while the worker holds fewer than
+// yieldFrom connections. From there it waits for a pending connection,
+// leaves it to a less loaded peer for BalanceWait if the board names one,
+// and accepts it if it is still there (or waits for the next one if
+// another worker was quicker).
 func (l *balancedListener) Accept() (net.Conn, error) {
 	for {
+		if l.board.busy() {
+			l.board.wait(true)
+			err := l.nb.waitPending()
+			l.board.wait(false)
+			if err != nil {
+				if l.closed.Load() || errors.Is(err, net.ErrClosed) {
+					return nil, &net.OpError{Op: "accept", Net: l.Addr().Network(), Addr: l.Addr(), Err: net.ErrClosed}
+				}
+				return nil, err
+			}
+			if l.board.yield() {
+				time.Sleep(l.wait)
+				if !l.nb.pending() {
+					continue // a peer took it
+				}
+			}
+		}
+		// The listener's own Accept: accept4 and the runtime's poller,
+		// cheaper than accepting without blocking (nbListener.acceptNow),
+		// whose net.FileConn costs a dup and four more system calls.
 		l.board.wait(true)
-		err := l.nb.waitPending()
+		c, err := l.Listener.Accept()
 		l.board.wait(false)
-		if err != nil {
-			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
-				return nil, &net.OpError{Op: "accept", Net: l.Addr().Network(), Addr: l.Addr(), Err: net.ErrClosed}
-			}
-			return nil, err
-		}
-		if l.board.yield() {
-			time.Sleep(l.wait)
-			if !l.nb.pending() {
-				continue // a peer took it
-			}
-		}
-		c, err := l.nb.acceptNow()
-		if errors.Is(err, syscall.EAGAIN) {
-			continue // another worker took it
-		}
 		return c, err
 	}
 }

@@ -29,6 +29,7 @@ type loadBoard struct {
 	me      atomic.Int32 // index of this worker's entry; -1: none
 	held    atomic.Int32 // connections held, also while not on the board
 	waiting atomic.Int32 // goroutines waiting in accept
+	turn    turnover     // connections begun lately, once on the board
 }
 
 // boardWaiting is the bit of an entry's count word that says its worker
@@ -42,10 +43,8 @@ const boardWaiting = 1 << 31
 // burst of four still split 3:1 in most rounds (measured on 2 cores, 40
 // rounds, examples/http): the worker that had left the second connection
 // to its peer took the third and fourth first. From two, the first worker
-// takes two and leaves the rest, and four connections split 2:2 in 36 of
-// 40 rounds against 5 of 40 without a board, while connect-per-request
-// load, whose workers hold one connection or two, leaves almost nothing
-// and pays nothing for it.
+// takes two and leaves the rest, and four connections split 2:2 in 40 of
+// 40 rounds against 3 of 40 without a board.
 const yieldFrom = 2
 
 // theBoard is the board of EnvLoadBoard, opened at the first use.
@@ -122,6 +121,9 @@ func (b *loadBoard) add(delta int32) {
 	if e == nil {
 		return
 	}
+	if delta > 0 {
+		b.turn.begin(time.Now())
+	}
 	for {
 		old := e.Load()
 		n := int64(old&^boardWaiting) + int64(delta)
@@ -155,24 +157,35 @@ func (b *loadBoard) wait(on bool) {
 	}
 }
 
-// yield reports whether a live peer on the board is waiting for a
-// connection and holds fewer than this worker: a pending connection is
-// better served there. A peer whose process is gone (the master frees its
-// entry once it has reaped it) does not count.
-func (b *loadBoard) yield() bool {
+// busy reports whether this worker is on the board, holds yieldFrom
+// connections or more, and its connections live long (turnover): then it
+// looks at its peers before it accepts.
+func (b *loadBoard) busy() bool {
 	if b.entry() == nil {
 		return false
 	}
-	mine := uint32(max(b.held.Load(), 0))
-	if mine < yieldFrom {
+	held := b.held.Load()
+	return held >= yieldFrom && b.turn.longLived(int(held), time.Now())
+}
+
+// yield reports whether a live peer on the board is waiting for a
+// connection and holds at most half as many as this worker (which holds
+// yieldFrom or more): a pending connection is better served there. Half,
+// not merely fewer: under connect-per-request load the counts of busy
+// workers differ by one or two all the time, and leaving a connection
+// for that costs more than the imbalance. A peer whose process is gone
+// (the master frees its entry once it has reaped it) does not count.
+func (b *loadBoard) yield() bool {
+	if !b.busy() {
 		return false
 	}
+	mine := uint32(max(b.held.Load(), 0))
 	for n := range LoadBoardEntries {
 		pid := b.word(2 * n).Load()
 		if pid == 0 || pid == b.pid {
 			continue
 		}
-		if c := b.word(2*n + 1).Load(); c&boardWaiting == 0 || c&^boardWaiting >= mine {
+		if c := b.word(2*n + 1).Load(); c&boardWaiting == 0 || 2*(c&^boardWaiting) > mine {
 			continue
 		}
 		if processAlive(int(pid)) {

@@ -50,6 +50,20 @@ func TestLoadBoardYield(t *testing.T) {
 	if a.yield() {
 		t.Error("a yields to a peer that holds as many")
 	}
+	b.add(-1)
+	if !a.yield() {
+		t.Error("a (2 held) does not yield to a waiting peer holding half of it")
+	}
+	a.add(2)
+	b.add(2)
+	if a.yield() {
+		t.Error("a (4 held) yields to a peer holding 3: more than half of it")
+	}
+	b.add(-1)
+	if !a.yield() {
+		t.Error("a (4 held) does not yield to a waiting peer holding half of it")
+	}
+	a.add(-2)
 	b.add(-2)
 	a.add(-1)
 	if a.yield() {

@@ -193,19 +193,20 @@ func (s *Server) Serve(ctx context.Context) error {
 	var nbs []*nbListener
 	for _, l := range ls {
 		var nb *nbListener
-		if len(ls) > 1 || theBoard().join() {
+		shared := len(ls) > 1
+		if shared || theBoard().join() {
 			// Holding a slot while waiting in one listener's Accept would
-			// keep the others from accepting, and a worker on the load
-			// board looks at its peers before it accepts (Balance): wait
-			// for a pending connection first, then accept without
-			// blocking.
+			// keep the others from accepting: a shared slot waits for a
+			// pending connection first, then accepts without blocking. A
+			// worker on the load board waits for one too, once it is busy,
+			// to look at its peers before it accepts (Balance).
 			nb = newNBListener(l)
 			if nb != nil {
 				nbs = append(nbs, nb)
 			}
 		}
 		loops.Go(func() {
-			if err := r.acceptLoop(l, nb); err != nil {
+			if err := r.acceptLoop(l, nb, shared); err != nil {
 				failed <- err
 			}
 		})
@@ -307,17 +308,21 @@ func (r *serveRun) acquire() bool {
 func (r *serveRun) release() { <-r.slots }
 
 // acceptLoop accepts on l until Serve stops, never while all slots are
-// taken. Without nb it takes a slot, then waits in Accept; with nb it
-// waits for a pending connection, takes a slot, leaves the connection to a
-// less loaded peer for BalanceWait if the load board names one (Balance),
-// then accepts without blocking.
-func (r *serveRun) acceptLoop(l net.Listener, nb *nbListener) error {
+// taken. Without nb it takes a slot, then waits in Accept. With nb, when
+// the slots are shared with other listeners or the worker is busy on the
+// load board, it waits for a pending connection first, takes a slot,
+// leaves the connection to a less loaded peer for BalanceWait if the
+// board names one (Balance), then accepts: without blocking if the slots
+// are shared, else with l's own Accept.
+func (r *serveRun) acceptLoop(l net.Listener, nb *nbListener, shared bool) error {
+	board := theBoard()
 	var backoff time.Duration
 	for {
-		if nb != nil {
-			theBoard().wait(true)
+		look := nb != nil && (shared || board.busy())
+		if look {
+			board.wait(true)
 			err := nb.waitPending()
-			theBoard().wait(false)
+			board.wait(false)
 			if err != nil {
 				if r.stopping() {
 					return nil
@@ -328,7 +333,7 @@ func (r *serveRun) acceptLoop(l net.Listener, nb *nbListener) error {
 		if !r.acquire() {
 			return nil
 		}
-		if nb != nil && theBoard().yield() && !r.leave(nb) {
+		if look && board.yield() && !r.leave(nb) {
 			r.release()
 			continue // a less loaded peer took it
 		}
@@ -336,10 +341,12 @@ func (r *serveRun) acceptLoop(l net.Listener, nb *nbListener) error {
 			c   net.Conn
 			err error
 		)
-		if nb != nil {
+		if nb != nil && shared {
 			c, err = nb.acceptNow()
 		} else {
+			board.wait(true)
 			c, err = l.Accept()
+			board.wait(false)
 		}
 		if err != nil {
 			r.release()
