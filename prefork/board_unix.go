@@ -3,12 +3,11 @@
 package prefork
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -20,10 +19,13 @@ import (
 // connections each holds (worker.Balance). The master creates it, gives it
 // to the workers' user, and frees the entry of every worker it reaps, so
 // that a worker killed with its entry claimed is not taken for an idle
-// peer. A nil *loadBoard is no board.
+// peer. The master does not map the file: its workers own it and could
+// truncate it under a mapping, and the master's next write to the mapping
+// would kill it (SIGBUS); it reads and writes the file instead. A nil
+// *loadBoard is no board.
 type loadBoard struct {
 	path string
-	mem  []byte
+	f    *os.File
 	ino  uint64 // of the file: close removes the path only if it is still ours
 }
 
@@ -42,14 +44,14 @@ func loadBoardPath(notifyPath string) string {
 // and those started from now share it.
 func openLoadBoard(path string, uid, gid int, keep bool) (*loadBoard, error) {
 	if keep {
-		if b, err := mapLoadBoard(path, os.O_RDWR|unix.O_NOFOLLOW); err == nil {
+		if b, err := openBoardFile(path, os.O_RDWR|unix.O_NOFOLLOW); err == nil {
 			return b, nil
 		}
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("load board %s: %w", path, err)
 	}
-	b, err := mapLoadBoard(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW)
+	b, err := openBoardFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|unix.O_NOFOLLOW)
 	if err != nil {
 		return nil, err
 	}
@@ -60,31 +62,29 @@ func openLoadBoard(path string, uid, gid int, keep bool) (*loadBoard, error) {
 	return b, nil
 }
 
-// mapLoadBoard opens path with flag, makes it LoadBoardSize bytes if it
-// was just created, and maps it.
-func mapLoadBoard(path string, flag int) (*loadBoard, error) {
+// openBoardFile opens path with flag and makes it LoadBoardSize bytes if
+// it was just created.
+func openBoardFile(path string, flag int) (*loadBoard, error) {
 	f, err := os.OpenFile(path, flag, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("load board: %w", err)
 	}
-	defer f.Close() // the mapping outlives it
 	if flag&os.O_CREATE != 0 {
 		if err := f.Truncate(proto.LoadBoardSize); err != nil {
+			f.Close()
 			return nil, fmt.Errorf("load board: %w", err)
 		}
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
 		return nil, fmt.Errorf("load board %s: %w", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG || st.Size != proto.LoadBoardSize {
+		f.Close()
 		return nil, fmt.Errorf("load board %s: not a regular file of %d bytes", path, proto.LoadBoardSize)
 	}
-	mem, err := unix.Mmap(int(f.Fd()), 0, proto.LoadBoardSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return nil, fmt.Errorf("load board %s: mmap: %w", path, err)
-	}
-	return &loadBoard{path: path, mem: mem, ino: uint64(st.Ino)}, nil
+	return &loadBoard{path: path, f: f, ino: uint64(st.Ino)}, nil
 }
 
 // own gives the board to the workers' user, mode 0600.
@@ -93,11 +93,11 @@ func (b *loadBoard) own(uid, gid int) error {
 		return nil
 	}
 	if uid >= 0 || gid >= 0 {
-		if err := os.Lchown(b.path, uid, gid); err != nil {
+		if err := b.f.Chown(uid, gid); err != nil {
 			return fmt.Errorf("load board: %w", err)
 		}
 	}
-	if err := os.Chmod(b.path, 0o600); err != nil {
+	if err := b.f.Chmod(0o600); err != nil {
 		return fmt.Errorf("load board: %w", err)
 	}
 	return nil
@@ -112,25 +112,30 @@ func (b *loadBoard) env() []string {
 }
 
 // forget frees the entry that pid claimed, if any: it has been reaped.
+// Only the worker that claimed an entry and the master write its pid
+// word, so the entry of a reaped worker changes under no one else.
 func (b *loadBoard) forget(pid int) {
 	if b == nil || pid <= 0 {
 		return
 	}
-	for n := range proto.LoadBoardEntries {
-		w := (*atomic.Uint32)(unsafe.Pointer(&b.mem[n*proto.LoadBoardEntrySize]))
-		if w.CompareAndSwap(uint32(pid), 0) {
+	var buf [proto.LoadBoardSize]byte
+	n, _ := b.f.ReadAt(buf[:], 0) // short if a worker truncated the file: those entries are gone anyway
+	for off := 0; off+4 <= n; off += proto.LoadBoardEntrySize {
+		if binary.NativeEndian.Uint32(buf[off:]) == uint32(pid) {
+			var zero [4]byte
+			_, _ = b.f.WriteAt(zero[:], int64(off))
 			return
 		}
 	}
 }
 
-// close unmaps the board and removes its file, unless a later pool of the
+// close closes the board and removes its file, unless a later pool of the
 // same daemon has made the path anew.
 func (b *loadBoard) close() {
 	if b == nil {
 		return
 	}
-	_ = unix.Munmap(b.mem)
+	_ = b.f.Close()
 	var st unix.Stat_t
 	if unix.Lstat(b.path, &st) == nil && uint64(st.Ino) == b.ino {
 		_ = os.Remove(b.path)
