@@ -146,35 +146,44 @@ func recordDataPath(n, clients int, wls []*workloadResult, notes []string) {
 }
 
 // recordPlainHTTP adds the targets of examples/http under nsfd, one
-// worker per core, against a plain single-process net/http server, where
-// a workload has both.
+// worker per core and one worker on every core, against a plain
+// single-process net/http server, where a workload has them.
 func recordPlainHTTP(wls []*workloadResult) {
-	for _, wl := range wls {
-		var ns, plain *side
-		for _, s := range wl.sides {
-			switch s.metric {
-			case "nsfd-cores":
-				ns = s
-			case "plain":
-				plain = s
-			}
-		}
-		if ns == nil || plain == nil {
-			continue
-		}
-		pr := pairedRatios(ns, plain)
-		if len(pr) == 0 {
-			continue
-		}
-		r := median(pr)
-		t := target{order: orderDataPath, what: "data path, " + wl.title() + ": examples/http under nsfd, one worker per core, ÷ one plain net/http process",
-			goal: fmt.Sprintf("≥ %.2f", targetPlainHTTP), met: r >= targetPlainHTTP,
-			measured: fmt.Sprintf("%.3f (%.0f vs %.0f req/s; rounds %.2f–%.2f)", r, summarize(ns).median, summarize(plain).median, slices.Min(pr), slices.Max(pr))}
-		if !t.met {
-			t.note = fmt.Sprintf("%.1f%% fewer requests", 100*(1-r)) + plainHTTPWhy(ns, plain, wl.kind == httpConnect) + "; see § Data path"
-		}
-		addTarget(t)
+	configs := []struct{ metric, what string }{
+		{"nsfd-cores", "one worker per core"},
+		{"nsfd-all", "one worker on every core"},
 	}
+	for _, wl := range wls {
+		plain := wl.sideByMetric("plain")
+		for _, cf := range configs {
+			ns := wl.sideByMetric(cf.metric)
+			if ns == nil || plain == nil {
+				continue
+			}
+			pr := pairedRatios(ns, plain)
+			if len(pr) == 0 {
+				continue
+			}
+			r := median(pr)
+			t := target{order: orderDataPath, what: "data path, " + wl.title() + ": examples/http under nsfd, " + cf.what + ", ÷ one plain net/http process",
+				goal: fmt.Sprintf("≥ %.2f", targetPlainHTTP), met: r >= targetPlainHTTP,
+				measured: fmt.Sprintf("%.3f (%.0f vs %.0f req/s; rounds %.2f–%.2f)", r, summarize(ns).median, summarize(plain).median, slices.Min(pr), slices.Max(pr))}
+			if !t.met {
+				t.note = fmt.Sprintf("%.1f%% fewer requests", 100*(1-r)) + plainHTTPWhy(ns, plain, wl.kind == httpConnect) + "; see § Data path"
+			}
+			addTarget(t)
+		}
+	}
+}
+
+// sideByMetric returns the side of wl measured as metric, or nil.
+func (wl *workloadResult) sideByMetric(metric string) *side {
+	for _, s := range wl.sides {
+		if s.metric == metric {
+			return s
+		}
+	}
+	return nil
 }
 
 // busiestShare is the median over s's rounds of the busiest worker's share

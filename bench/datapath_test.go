@@ -91,6 +91,9 @@ func BenchmarkDataPath(b *testing.B) {
 		// One worker per core at the default concurrency, as docs/protocol.md
 		// recommends: what is held against one plain net/http process.
 		"httpcores": daemonConf(bins.ht, runtime.NumCPU(), 0),
+		// One worker on every core, as a Go user may choose instead: the Go
+		// runtime spreads the connections over the cores.
+		"httpall": daemonConf(bins.ht, 1, 0) + fmt.Sprintf("\n[env]\nGOMAXPROCS = %d\n", runtime.NumCPU()),
 	}
 	var notes []string
 	m := startMaster(b, daemons)
@@ -99,8 +102,11 @@ func BenchmarkDataPath(b *testing.B) {
 	for d := range daemons {
 		addrs[d] = m.addr(d)
 		want := n
-		if d == "httpcores" {
+		switch d {
+		case "httpcores":
 			want = runtime.NumCPU()
+		case "httpall":
+			want = 1
 		}
 		m.waitWorkers(d, want)
 		startPids[d] = m.workers(d)
@@ -111,7 +117,7 @@ func BenchmarkDataPath(b *testing.B) {
 	// What a Go user runs instead: one net/http process on every core.
 	plainHTTP := startDirect(b, 1, buildBenchCommand(b, "plainhttp"))
 	notes = append(notes, fmt.Sprintf("\"nsfd, one worker per core\": an http daemon of %d workers (min_servers = max_servers = CPUs) at "+
-		"examples/http's default concurrency of %d connections each and its default of one core each (GOMAXPROCS 1, worker.DefaultCores), as docs/protocol.md recommends; \"plain net/http, one process\": "+
+		"examples/http's default concurrency of %d connections each and its default of one core each (GOMAXPROCS 1, worker.DefaultCores), as docs/protocol.md recommends; \"nsfd, one worker on every core\": one such worker with GOMAXPROCS = CPUs in its [env]; \"plain net/http, one process\": "+
 		"bench/plainhttp, the same handler in one net/http process with no worker library, on a socket bound the same way",
 		runtime.NumCPU(), worker.DefaultConcurrency))
 
@@ -138,6 +144,7 @@ func BenchmarkDataPath(b *testing.B) {
 			directSide("direct", "direct", httpDirect),
 			nsfdSide("nsfd", "nsfd", "http", false),
 			nsfdSide("nsfd, one worker per core", "nsfd-cores", "httpcores", false),
+			nsfdSide("nsfd, one worker on every core", "nsfd-all", "httpall", false),
 			directSide("plain net/http, one process", "plain", plainHTTP),
 		}},
 		{name: "http-connect", kind: httpConnect, sides: []*side{
@@ -145,6 +152,7 @@ func BenchmarkDataPath(b *testing.B) {
 			nsfdSide("nsfd", "nsfd", "http", false),
 			nsfdSide("nsfd max_requests=1000", "recycle", "httprecycle", true),
 			nsfdSide("nsfd, one worker per core", "nsfd-cores", "httpcores", false),
+			nsfdSide("nsfd, one worker on every core", "nsfd-all", "httpall", false),
 			directSide("plain net/http, one process", "plain", plainHTTP),
 		}},
 	}
