@@ -31,14 +31,7 @@ func boardEntries(t *testing.T, path string) map[int]uint32 {
 	if len(b) != worker.LoadBoardSize {
 		t.Fatalf("load board %s: %d bytes, want %d", path, len(b), worker.LoadBoardSize)
 	}
-	m := map[int]uint32{}
-	for n := range worker.LoadBoardEntries {
-		off := n * worker.LoadBoardEntrySize
-		if pid := binary.NativeEndian.Uint32(b[off:]); pid != 0 {
-			m[int(pid)] = binary.NativeEndian.Uint32(b[off+4:])
-		}
-	}
-	return m
+	return parseBoard(b)
 }
 
 // httpPid asks examples/http on c who serves it.
@@ -150,12 +143,8 @@ func TestLoadBoardBalancesKeepAliveConnections(t *testing.T) {
 	}
 }
 
-// boardEntriesIfThere is boardEntries, or nil while the board is missing.
-func boardEntriesIfThere(path string) map[int]uint32 {
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) != worker.LoadBoardSize {
-		return nil
-	}
+// parseBoard returns the claimed entries of a load board: pid → count word.
+func parseBoard(b []byte) map[int]uint32 {
 	m := map[int]uint32{}
 	for n := range worker.LoadBoardEntries {
 		off := n * worker.LoadBoardEntrySize
@@ -164,4 +153,13 @@ func boardEntriesIfThere(path string) map[int]uint32 {
 		}
 	}
 	return m
+}
+
+// boardEntriesIfThere is boardEntries, or nil while the board is missing.
+func boardEntriesIfThere(path string) map[int]uint32 {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) != worker.LoadBoardSize {
+		return nil
+	}
+	return parseBoard(b)
 }
