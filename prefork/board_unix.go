@@ -24,9 +24,11 @@ import (
 // would kill it (SIGBUS); it reads and writes the file instead. A nil
 // *loadBoard is no board.
 type loadBoard struct {
-	path string
-	f    *os.File
-	ino  uint64 // of the file: close removes the path only if it is still ours
+	path  string
+	f     *os.File
+	ino   uint64 // of the file: close removes the path only if it is still ours
+	nlink uint64 // links and owner of the file when it was opened
+	uid   uint32
 }
 
 // loadBoardPath is where the pool whose notify socket is at notifyPath
@@ -45,7 +47,12 @@ func loadBoardPath(notifyPath string) string {
 func openLoadBoard(path string, uid, gid int, keep bool) (*loadBoard, error) {
 	if keep {
 		if b, err := openBoardFile(path, os.O_RDWR|unix.O_NOFOLLOW); err == nil {
-			return b, nil
+			// Only a file of one link that the workers' user owns is the
+			// board an earlier master made: not a hard link to another file.
+			if b.nlink == 1 && (uid < 0 || b.uid == uint32(uid)) && b.own(uid, gid) == nil {
+				return b, nil
+			}
+			b.f.Close()
 		}
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -84,7 +91,7 @@ func openBoardFile(path string, flag int) (*loadBoard, error) {
 		f.Close()
 		return nil, fmt.Errorf("load board %s: not a regular file of %d bytes", path, proto.LoadBoardSize)
 	}
-	return &loadBoard{path: path, f: f, ino: uint64(st.Ino)}, nil
+	return &loadBoard{path: path, f: f, ino: uint64(st.Ino), nlink: uint64(st.Nlink), uid: st.Uid}, nil
 }
 
 // own gives the board to the workers' user, mode 0600.

@@ -94,6 +94,7 @@ func TestLoadBoardOpenReplacesHostileFiles(t *testing.T) {
 		"truncated": func() error { return os.Truncate(path, 100) },
 		"fifo":      func() error { os.Remove(path); return syscall.Mkfifo(path, 0o600) },
 		"symlink":   func() error { os.Remove(path); return os.Symlink(target, path) },
+		"hardlink":  func() error { os.Remove(path); return os.Link(target, path) },
 	} {
 		if err := mk(); err != nil {
 			t.Fatal(name, err)
@@ -106,11 +107,29 @@ func TestLoadBoardOpenReplacesHostileFiles(t *testing.T) {
 		if err != nil || !st.Mode().IsRegular() || st.Size() != proto.LoadBoardSize {
 			t.Errorf("%s: board after open: %v, %v; want a regular file of %d bytes", name, st, err, proto.LoadBoardSize)
 		}
+		if tst, _ := os.Stat(target); err == nil && os.SameFile(st, tst) {
+			t.Errorf("%s: the board is the link's target", name)
+		}
 		nb.f.Close()
 	}
 	if st, _ := os.Stat(target); st.Mode().Perm() != 0o644 {
-		t.Errorf("the symlink's target changed mode to %v", st.Mode().Perm())
+		t.Errorf("the link's target changed mode to %v", st.Mode().Perm())
 	}
+	// A board that another user owns is not the workers': replaced too.
+	if os.Getuid() != 0 {
+		t.Skip("chown to another user needs root")
+	}
+	if err := os.Chown(path, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	nb, err := openLoadBoard(path, os.Getuid(), os.Getgid(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Sys().(*syscall.Stat_t).Uid != uint32(os.Getuid()) {
+		t.Errorf("a board owned by another user was kept: %v, %v", st, err)
+	}
+	nb.f.Close()
 	b.close() // its inode is gone: it must not remove the newer board
 	if _, err := os.Stat(path); err != nil {
 		t.Errorf("close of an older board removed the newer one: %v", err)

@@ -430,8 +430,9 @@ func (p *Pool) Update(ctx context.Context, cfg Config) error {
 			if err = p.nsock.own(cfg.Exec.UID, cfg.Exec.GID); err != nil {
 				return // the old configuration stays
 			}
-			if err = p.board.own(cfg.Exec.UID, cfg.Exec.GID); err != nil {
-				return
+			if berr := p.board.own(cfg.Exec.UID, cfg.Exec.GID); berr != nil {
+				// Balancing is an optimisation: the new workers run without it.
+				p.cfg.Logger.Warn("load board: workers of the new user cannot balance connections", "error", berr)
 			}
 		}
 		cfg.Name, cfg.NotifyPath, cfg.Procs = p.cfg.Name, p.cfg.NotifyPath, p.cfg.Procs
