@@ -24,9 +24,10 @@ import (
 //
 // Balance puts the worker on the pool's load board (EnvLoadBoard), where
 // its peers read its count; Load.Stopping, or closing the returned
-// listener, takes it off. Without a board (no EnvLoadBoard, a platform
-// without shared mappings, a full board), or if l has no file descriptor,
-// Balance returns l itself.
+// listener, takes it off. Close the returned listener, not l: it also
+// stops a goroutine waiting in its Accept. Without a board (no
+// EnvLoadBoard, a platform without shared mappings, a full board), or if
+// l has no file descriptor, Balance returns l itself.
 func Balance(l net.Listener) net.Listener {
 	b := theBoard()
 	if !b.join() {

@@ -24,7 +24,7 @@ const BalanceWait = time.Millisecond
 type loadBoard struct {
 	mem []byte // the mapping; nil: no board
 
-	mu      sync.Mutex
+	mu      sync.RWMutex // join and leave write me; add and wait read it while they write the entry
 	pid     uint32
 	me      atomic.Int32 // index of this worker's entry; -1: none
 	held    atomic.Int32 // connections held, also while not on the board
@@ -116,6 +116,12 @@ func (b *loadBoard) leave() {
 
 // add counts delta connections more (or fewer) held by this worker.
 func (b *loadBoard) add(delta int32) {
+	if b.mem == nil {
+		b.held.Add(delta)
+		return
+	}
+	b.mu.RLock() // the entry stays this worker's meanwhile, and join sees held before or after
+	defer b.mu.RUnlock()
 	b.held.Add(delta)
 	e := b.entry()
 	if e == nil {
@@ -139,6 +145,12 @@ func (b *loadBoard) wait(on bool) {
 	if on {
 		d = 1
 	}
+	if b.mem == nil {
+		b.waiting.Add(d)
+		return
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
 	b.waiting.Add(d)
 	e := b.entry()
 	if e == nil {

@@ -191,10 +191,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	var loops sync.WaitGroup
 	failed := make(chan error, len(ls))
 	var nbs []*nbListener
+	onBoard := theBoard().join()
 	for _, l := range ls {
 		var nb *nbListener
 		shared := len(ls) > 1
-		if shared || theBoard().join() {
+		if shared || onBoard {
 			// Holding a slot while waiting in one listener's Accept would
 			// keep the others from accepting: a shared slot waits for a
 			// pending connection first, then accepts without blocking. A

@@ -125,8 +125,10 @@ func TestLoadBoardBalancesKeepAliveConnections(t *testing.T) {
 		})
 	}
 	t.Logf("connections per worker, round by round: %v", splits)
-	if drained == rounds {
-		t.Errorf("every round's %d connections went to one worker: nothing balanced", clients)
+	// Without a board, one worker drains most rounds (29 to 39 of 40
+	// measured); with it, none or almost none.
+	if drained > rounds/2 {
+		t.Errorf("%d of %d rounds' %d connections went to one worker: not balanced", drained, rounds, clients)
 	}
 
 	// A worker killed with its entry claimed is forgotten once reaped.
