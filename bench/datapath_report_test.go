@@ -80,6 +80,7 @@ func recordDataPath(n, clients int, wls []*workloadResult, notes []string) {
 				if aa > 0 && r >= aa {
 					t.note += "; within this run's A/A spread"
 				}
+				t.note += boardWhy(wl, s, clients)
 				t.note += "; see § Data path"
 			}
 			addTarget(t)
@@ -110,7 +111,8 @@ func recordDataPath(n, clients int, wls []*workloadResult, notes []string) {
 			"(utime+stime from `/proc`) per request; master CPU: share of one CPU the master used while the load ran (the larger of its utime+stime, in 10 ms ticks, "+
 			"and its threads' run time from `/proc/PID/task/*/schedstat`). "+
 			"The *A/A control* is a second, identical direct group: its ratio is what \"no difference\" reads as on this "+
-			"machine in this run.")
+			"machine in this run. *direct, with a load board*: a direct group given a board file of its own "+
+			"(`NSFD_LOAD_BOARD`, docs/protocol.md), as nsfd gives a pool: what balancing the connections does without a master.")
 		fmt.Fprintln(w)
 		fmt.Fprintln(w, "| workload | side | req/s | p50 | p99 | errors | master CPU | CPU/req | vs direct | range |")
 		fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -143,6 +145,25 @@ func recordDataPath(n, clients int, wls []*workloadResult, notes []string) {
 		fmt.Fprintln(w)
 		fmt.Fprint(w, dataPathDiscussion)
 	})
+}
+
+// boardWhy says how much of the difference between nsfd side s and the
+// direct baseline of wl the load board accounts for, where wl has a direct
+// side with a board of its own.
+func boardWhy(wl *workloadResult, s *side, clients int) string {
+	bs := wl.sideByMetric("direct-board")
+	if bs == nil {
+		return ""
+	}
+	withBoard, nsfdToBoard := pairedRatios(bs, wl.sides[0]), pairedRatios(s, bs)
+	if len(withBoard) == 0 || len(nsfdToBoard) == 0 {
+		return ""
+	}
+	bsum, base := summarize(bs), summarize(wl.sides[0])
+	return fmt.Sprintf(". The same direct workers given a load board of their own measured %.3f of them (CPU/req %s against %s), "+
+		"and nsfd %.3f of those: the board, which spreads the %d connections over the workers where without it the "+
+		"first to wake takes most, changes what they cost on %d CPUs shared with the load generator, not the master",
+		median(withBoard), fmtDur(bsum.cpuPerReq), fmtDur(base.cpuPerReq), median(nsfdToBoard), clients, runtime.NumCPU())
 }
 
 // recordPlainHTTP adds the targets of examples/http under nsfd, one

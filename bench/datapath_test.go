@@ -114,6 +114,10 @@ func BenchmarkDataPath(b *testing.B) {
 	echoDirect := startDirect(b, n, bins.echo)
 	echoDirect2 := startDirect(b, n, bins.echo)
 	httpDirect := startDirect(b, n, bins.ht)
+	// The same direct groups with a load board: what balancing costs or
+	// gains without a master.
+	echoBoard := startDirectBoard(b, n, bins.echo)
+	httpBoard := startDirectBoard(b, n, bins.ht)
 	// What a Go user runs instead: one net/http process on every core.
 	plainHTTP := startDirect(b, 1, buildBenchCommand(b, "plainhttp"))
 	notes = append(notes, fmt.Sprintf("\"nsfd, one worker per core\": an http daemon of %d workers (min_servers = max_servers = CPUs) at "+
@@ -135,6 +139,7 @@ func BenchmarkDataPath(b *testing.B) {
 			// The same as the baseline: how far apart two identical setups
 			// measure on this machine, in this run.
 			directSide("direct, 2nd copy (A/A)", "direct2", echoDirect2),
+			directSide("direct, with a load board", "direct-board", echoBoard),
 		}},
 		{name: "echo-connect", kind: echoConnect, sides: []*side{
 			directSide("direct", "direct", echoDirect),
@@ -143,6 +148,7 @@ func BenchmarkDataPath(b *testing.B) {
 		{name: "http", kind: httpKeepAlive, sides: []*side{
 			directSide("direct", "direct", httpDirect),
 			nsfdSide("nsfd", "nsfd", "http", false),
+			directSide("direct, with a load board", "direct-board", httpBoard),
 			nsfdSide("nsfd, one worker per core", "nsfd-cores", "httpcores", false),
 			nsfdSide("nsfd, one worker on every core", "nsfd-all", "httpall", false),
 			directSide("plain net/http, one process", "plain", plainHTTP),

@@ -279,6 +279,25 @@ type directGroup struct {
 // copies of argv on it, waiting until each has printed its ready line.
 func startDirect(tb testing.TB, n int, argv ...string) *directGroup {
 	tb.Helper()
+	return startDirectEnv(tb, n, nil, argv...)
+}
+
+// startDirectBoard is startDirect with a load board of the group's own, as
+// nsfd gives a pool (docs/protocol.md, NSFD_LOAD_BOARD): the board's cost
+// and effect without a master.
+func startDirectBoard(tb testing.TB, n int, argv ...string) *directGroup {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "direct.load")
+	if err := os.WriteFile(path, make([]byte, worker.LoadBoardSize), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return startDirectEnv(tb, n, []string{worker.EnvLoadBoard + "=" + path}, argv...)
+}
+
+// startDirectEnv is startDirect with extra, KEY=value pairs added to the
+// workers' environment.
+func startDirectEnv(tb testing.TB, n int, extra []string, argv ...string) *directGroup {
+	tb.Helper()
 	l, err := prefork.Bind(context.Background(), prefork.ListenSpec{Network: "tcp", Address: "127.0.0.1:0", Backlog: 1024, UID: -1, GID: -1})
 	if err != nil {
 		tb.Fatal(err)
@@ -291,11 +310,11 @@ func startDirect(tb testing.TB, n int, argv ...string) *directGroup {
 	}
 	defer stderr.Close()
 
-	env := []string{worker.EnvListenFDs + "=1", worker.EnvDaemon + "=direct"}
+	env := append([]string{worker.EnvListenFDs + "=1", worker.EnvDaemon + "=direct"}, extra...)
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		if !slices.Contains([]string{worker.EnvListenFDs, worker.EnvListenPID, worker.EnvListenFDNames,
-			worker.EnvNotifySocket, worker.EnvWatchdogUSec, worker.EnvWatchdogPID, worker.EnvDaemon}, k) {
+			worker.EnvNotifySocket, worker.EnvWatchdogUSec, worker.EnvWatchdogPID, worker.EnvDaemon, worker.EnvLoadBoard}, k) {
 			env = append(env, kv)
 		}
 	}
