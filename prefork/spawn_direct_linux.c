@@ -299,12 +299,50 @@ static pid_t spawn_into_cgroup(struct nsfd_spawn *s, void *stack, int *pidfd) {
 	return -1;
 }
 
+// Stacks of children that have exec'd, kept for the next spawns: a stack
+// mapped and unmapped per spawn cost the master a TLB shootdown on every
+// CPU that runs one of its threads, and the child page faults on fresh
+// pages. Spawns may run at once on several threads, each with a stack of
+// its own; at most STACKS_KEPT are kept.
+#define STACKS_KEPT 4
+static pthread_mutex_t stacks_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *stacks[STACKS_KEPT];
+static int nstacks;
+
+static void *get_stack(void) {
+	void *stack = NULL;
+	pthread_mutex_lock(&stacks_mu);
+	if (nstacks > 0) {
+		stack = stacks[--nstacks];
+	}
+	pthread_mutex_unlock(&stacks_mu);
+	if (stack != NULL) {
+		return stack;
+	}
+	stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	return stack == MAP_FAILED ? NULL : stack;
+}
+
+// put_stack keeps stack for a later spawn; the child that ran on it has
+// exec'd or exited (CLONE_VFORK), so nothing uses it any more.
+static void put_stack(void *stack) {
+	pthread_mutex_lock(&stacks_mu);
+	if (nstacks < STACKS_KEPT) {
+		stacks[nstacks++] = stack;
+		stack = NULL;
+	}
+	pthread_mutex_unlock(&stacks_mu);
+	if (stack != NULL) {
+		munmap(stack, CHILD_STACK);
+	}
+}
+
 pid_t nsfd_spawn(struct nsfd_spawn *s) {
 	s->pidfd = -1;
 	s->err = 0;
 	s->step = NSFD_STEP_NONE;
-	void *stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (stack == MAP_FAILED) {
+	void *stack = get_stack();
+	if (stack == NULL) {
 		return -errno;
 	}
 	sigset_t all, old;
@@ -330,7 +368,7 @@ pid_t nsfd_spawn(struct nsfd_spawn *s) {
 	}
 	int e = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	munmap(stack, CHILD_STACK);
+	put_stack(stack);
 	if (pid < 0) {
 		return -e;
 	}

@@ -4,6 +4,7 @@ package prefork
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -32,9 +33,23 @@ grep -E '^Sig(Blk|Ign|Cgt)' /proc/$$/status | tr '\t\n' '  '`
 // code.
 func runDirectOrShim(t *testing.T, p *Pump, direct bool, o ExecOptions, argv []string, files []*os.File) (string, string, int) {
 	t.Helper()
-	exe, err := os.Executable()
+	out, errOut, code, err := startDirectOrShim(p, direct, o, argv, files)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out, errOut, code
+}
+
+// runDirect runs argv with the direct spawn and no listeners; safe to
+// call from several goroutines at once.
+func runDirect(p *Pump, argv []string) (string, string, int, error) {
+	return startDirectOrShim(p, true, ExecOptions{Umask: -1, UID: -1, GID: -1}, argv, nil)
+}
+
+func startDirectOrShim(p *Pump, direct bool, o ExecOptions, argv []string, files []*os.File) (string, string, int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", "", 0, err
 	}
 	d := &DirectExec{Command: argv, Exec: o, PPID: os.Getpid()}
 	c := Command{
@@ -47,21 +62,22 @@ func runDirectOrShim(t *testing.T, p *Pump, direct bool, o ExecOptions, argv []s
 		c.Direct = d
 	}
 	s := newStreams()
-	c.Output, c.Exited, c.Owner = s.output, s.onExit, t
+	owner := new(int) // this call's watches, whoever else uses the pump
+	c.Output, c.Exited, c.Owner = s.output, s.onExit, owner
 	proc, err := p.Start(context.Background(), c)
 	if err != nil {
-		t.Fatal(err)
+		return "", "", 0, err
 	}
-	defer p.Drop(t)
+	defer p.Drop(owner)
 	var st syscall.WaitStatus
 	select {
 	case exited := <-s.exited:
 		st, _ = exited.Wait()
 	case <-time.After(30 * time.Second):
-		t.Fatal("no exit reported")
+		return "", "", 0, fmt.Errorf("%v: no exit reported", argv)
 	}
 	pid := strconv.Itoa(proc.Pid)
-	return strings.ReplaceAll(s.get(proc.Pid, "stdout"), pid, "PID"), s.get(proc.Pid, "stderr"), st.ExitStatus()
+	return strings.ReplaceAll(s.get(proc.Pid, "stdout"), pid, "PID"), s.get(proc.Pid, "stderr"), st.ExitStatus(), nil
 }
 
 func TestDirectSpawnMatchesTheShim(t *testing.T) {
@@ -205,4 +221,40 @@ func cgroup2Mount() string {
 		}
 	}
 	return ""
+}
+
+// TestDirectSpawnsAtOnce starts workers from more pumps at once than
+// nsfd_spawn keeps child stacks for (one pump's spawns take turns), round
+// after round: every child must exec its own command line with its own
+// LISTEN_PID, whichever stack it ran on before its exec and whoever ran
+// on that stack before it.
+func TestDirectSpawnsAtOnce(t *testing.T) {
+	if !directSpawn {
+		t.Skip("direct spawn off (NSFD_SPAWN=shim)")
+	}
+	const pumps, rounds = 8, 20
+	errs := make(chan error, pumps*rounds)
+	for g := range pumps {
+		p, err := OpenPump()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		go func() {
+			for r := range rounds {
+				want := fmt.Sprintf("p%d-r%d", g, r)
+				out, serr, code, err := runDirect(p, []string{"sh", "-c", `echo "$0 $LISTEN_PID"`, want})
+				if err != nil || code != 0 || serr != "" || out != want+" PID\n" {
+					errs <- fmt.Errorf("%s: %v, exit %d, stdout %q, stderr %q", want, err, code, out, serr)
+					continue
+				}
+				errs <- nil
+			}
+		}()
+	}
+	for range pumps * rounds {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
 }
