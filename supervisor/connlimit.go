@@ -256,13 +256,17 @@ func (l *connLimit) track(c net.Conn, st http.ConnState) {
 	}
 }
 
-// drain waits until every connection counted is closed, or ctx ends: with
-// keep-alives off and the listener closed, its server answers the request
-// under way on each, or the one it is about to read, and closes it.
-func (l *connLimit) drain(ctx context.Context) error {
+// drain waits until every connection counted but except (nil: none) is
+// closed, or ctx ends: with keep-alives off and the listener closed, its
+// server answers the request under way on each, or the one it is about to
+// read, and closes it.
+func (l *connLimit) drain(ctx context.Context, except net.Conn) error {
 	for tick := time.Millisecond; ; tick = min(2*tick, 50*time.Millisecond) {
 		l.mu.Lock()
 		n := len(l.conns)
+		if lc, ok := except.(*limitedConn); ok && l.conns[lc] != nil {
+			n--
+		}
 		l.mu.Unlock()
 		if n == 0 {
 			return nil

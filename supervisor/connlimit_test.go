@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -265,4 +266,61 @@ func statusOf(c net.Conn, path string) (int, error) {
 		return 0, err
 	}
 	return resp.StatusCode, nil
+}
+
+// An upgrade pauses the control socket and drains it: it waits for every
+// request under way but the one that asked for the exec, which would
+// otherwise wait for itself.
+func TestConnLimitDrainWaitsForAllButTheCaller(t *testing.T) {
+	self := make(chan net.Conn, 1)
+	release, releaseSelf := make(chan struct{}), make(chan struct{})
+	defer close(releaseSelf)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/self" {
+			self <- r.Context().Value(connKey{}).(net.Conn)
+			<-releaseSelf // past the drain
+		}
+		<-release
+		io.WriteString(w, "ok")
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, cl := newHTTPServer(h, "test", 8, hclog.NewNullLogger())
+	go srv.Serve(cl.listener(ln))
+	t.Cleanup(func() { srv.Close() })
+	addr := ln.Addr().String()
+
+	caller := dialCounted(t, addr, cl, 1)
+	io.WriteString(caller, "POST /self HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+	callerConn := <-self
+	other := dialCounted(t, addr, cl, 2)
+	answered := make(chan string, 1)
+	go func() {
+		body, err := get(other, "/other")
+		if err != nil {
+			body = err.Error()
+		}
+		answered <- body
+	}()
+	waitUntil(t, "both requests under way", func() bool { _, busy := cl.live(); return busy == 2 })
+
+	ln.Close()
+	srv.SetKeepAlivesEnabled(false)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	err = cl.drain(ctx, callerConn)
+	cancel()
+	if err == nil {
+		t.Fatal("drain returned while another request was under way")
+	}
+	close(release)
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := cl.drain(ctx, callerConn); err != nil {
+		t.Fatalf("drain with only the caller's request left: %v", err)
+	}
+	if body := <-answered; body != "ok" {
+		t.Errorf("the other request got %q", body)
+	}
 }

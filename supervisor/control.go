@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,9 +37,13 @@ import (
 type control struct {
 	l       *prefork.Listener
 	srv     *http.Server
-	metrics *endpoint // metrics_addr, or nil
-	http    *endpoint // the web page on http_addr, or nil
+	cl      *connLimit // the control socket's connections
+	metrics *endpoint  // metrics_addr, or nil
+	http    *endpoint  // the web page on http_addr, or nil
 	log     hclog.Logger
+
+	mu sync.Mutex
+	nl net.Listener // what srv accepts on (a copy of l's socket); nil while paused
 }
 
 type credsKey struct{}
@@ -66,15 +71,15 @@ func (s *Supervisor) listenControl(ctx context.Context) (*control, error) {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
 	maxConns := s.maxConns()
-	c := &control{l: l, log: s.log}
-	var cl *connLimit
+	c := &control{l: l, log: s.log, nl: nl}
 	api := s.apiHandler()
-	c.srv, cl = newHTTPServer(s.controlHandler(api, gid), "control socket", maxConns, s.log)
-	cl.maxStreams = streamCap(nofileLimit())
+	c.srv, c.cl = newHTTPServer(s.controlHandler(api, gid), "control socket", maxConns, s.log)
+	c.cl.maxStreams = streamCap(nofileLimit())
+	connCtx := c.srv.ConnContext
 	c.srv.ConnContext = func(ctx context.Context, conn net.Conn) context.Context {
-		return context.WithValue(ctx, credsKey{}, peerCreds(conn))
+		return context.WithValue(connCtx(ctx, conn), credsKey{}, peerCreds(conn))
 	}
-	go c.srv.Serve(cl.listener(nl))
+	go c.srv.Serve(c.cl.listener(nl))
 	adopted := s.adoptEndpoints(ctx) // an upgrade's: endpoint.go
 	if addr := s.master.MetricsAddr; addr != "" {
 		mm := http.NewServeMux()

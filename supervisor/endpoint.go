@@ -85,7 +85,7 @@ func (e *endpoint) pause(ctx context.Context) error {
 	e.nl.Close()
 	e.nl = nil
 	e.srv.SetKeepAlivesEnabled(false)
-	return e.cl.drain(ctx)
+	return e.cl.drain(ctx, nil)
 }
 
 // close shuts the server down and closes the socket.
@@ -179,12 +179,21 @@ func (c *control) handOverTCP(h *Handover) {
 	}
 }
 
-// pauseTCP pauses the servers of c's TCP endpoints before an exec,
-// waiting at most 2 s for the requests under way; resumeTCP starts them
-// again.
-func (c *control) pauseTCP(ctx context.Context) {
+// pause pauses the control socket's server and, with tcp, those of c's
+// TCP endpoints before an exec, their sockets kept: new connections wait
+// in the backlogs for the next binary. It waits at most 2 s for the
+// requests under way to be answered, all but self's (the connection of
+// the request that asked for the exec: the exec answers it by closing
+// it). resume starts them again.
+func (c *control) pause(ctx context.Context, self net.Conn, tcp bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	if err := c.pauseSocket(ctx, self); err != nil {
+		c.log.Warn("upgrade: control requests under way will be cut", "error", err)
+	}
+	if !tcp {
+		return
+	}
 	for _, e := range c.endpoints() {
 		if err := e.pause(ctx); err != nil {
 			c.log.Warn("upgrade: requests under way will be cut", "addr", e.addr, "error", err)
@@ -192,13 +201,51 @@ func (c *control) pauseTCP(ctx context.Context) {
 	}
 }
 
-// resumeTCP starts the servers pauseTCP paused, after a failed exec.
-func (c *control) resumeTCP() {
+// pauseSocket stops accepting on the control socket and waits until ctx
+// ends for its connections but self to be answered and closed.
+func (c *control) pauseSocket(ctx context.Context, self net.Conn) error {
+	c.mu.Lock()
+	nl := c.nl
+	c.nl = nil
+	c.mu.Unlock()
+	if nl == nil {
+		return nil
+	}
+	nl.Close()
+	c.srv.SetKeepAlivesEnabled(false)
+	return c.cl.drain(ctx, self)
+}
+
+// resume starts the servers pause paused, after a failed exec.
+func (c *control) resume(tcp bool) {
+	if err := c.resumeSocket(); err != nil {
+		c.log.Error("after a failed upgrade: cannot serve the control socket again", "error", err)
+	}
+	if !tcp {
+		return
+	}
 	for _, e := range c.endpoints() {
 		if err := e.start(); err != nil {
 			c.log.Error("after a failed upgrade: cannot serve again", "addr", e.addr, "error", err)
 		}
 	}
+}
+
+// resumeSocket serves the control socket again.
+func (c *control) resumeSocket() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.nl != nil {
+		return nil
+	}
+	nl, err := net.FileListener(c.l.File())
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.l, err)
+	}
+	c.nl = nl
+	c.srv.SetKeepAlivesEnabled(true)
+	go c.srv.Serve(c.cl.listener(nl))
+	return nil
 }
 
 // endpoints returns c's TCP endpoints that are set.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -214,15 +215,18 @@ type target struct {
 	tcpEndpoints bool
 }
 
-// doHandOver runs handOver on Run's goroutine. The servers of the TCP
-// endpoints pause first, off Run's goroutine (a metrics request waits for
-// it): requests under way are answered, those that come meanwhile wait in
-// the sockets' backlog for the new binary; they serve again if the exec
-// did not happen. herr is handOver's error, derr the one of reaching Run.
+// doHandOver runs handOver on Run's goroutine. The servers of the control
+// socket and of the TCP endpoints pause first, off Run's goroutine (a
+// request under way may wait for it): requests under way are answered,
+// but the one in ctx that asked for this, those that come meanwhile wait
+// in the sockets' backlog for the new binary; they serve again if the
+// exec did not happen. herr is handOver's error, derr the one of reaching
+// Run.
 func (s *Supervisor) doHandOver(ctx context.Context, t target, reason string) (herr, derr error) {
-	if t.tcpEndpoints {
-		s.up.ctl.pauseTCP(ctx)
-		defer s.up.ctl.resumeTCP()
+	if s.up.ctl != nil {
+		self, _ := ctx.Value(connKey{}).(net.Conn) // the request that asked for it, if one did
+		s.up.ctl.pause(ctx, self, t.tcpEndpoints)
+		defer s.up.ctl.resume(t.tcpEndpoints)
 	}
 	derr = s.do(ctx, func(runCtx context.Context) { herr = s.handOver(runCtx, t, reason) })
 	return herr, derr

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -19,13 +20,13 @@ import (
 	"github.com/nsfd/nsfd/internal/testport"
 )
 
-// The master's own TCP endpoints, metrics_addr and http_addr, keep their
-// sockets across a re-execution for a changed nsfd.ini and across
-// `nsfd upgrade`: the same port (127.0.0.1:0 stays the port it got), and
-// not one request refused or cut while the process execs, as clients poll
-// them (requests under way are answered first, those that come meanwhile
-// wait in the backlog for the new binary).
-func TestUpgradeKeepsMetricsAndWebPage(t *testing.T) {
+// The master's own sockets, the control socket and its TCP endpoints
+// metrics_addr and http_addr, are kept across a re-execution for a changed
+// nsfd.ini and across `nsfd upgrade`: the same port (127.0.0.1:0 stays the
+// port it got), and not one request refused or cut while the process
+// execs, as clients poll them (requests under way are answered first,
+// those that come meanwhile wait in the backlog for the new binary).
+func TestUpgradeKeepsControlMetricsAndWebPage(t *testing.T) {
 	needPump(t, "refuses nsfd upgrade (its workers' pipes and exits are not handed over)")
 	t.Parallel()
 	bin := buildNsfd(t, "-X main.Version=up-endpoints")
@@ -61,13 +62,28 @@ func TestUpgradeKeepsMetricsAndWebPage(t *testing.T) {
 		return true
 	})
 
-	// One poller per endpoint, a new connection per request, bounded.
+	// One poller per TCP endpoint and three on the control socket (so that
+	// a request is under way on it when the process execs), a new
+	// connection per request, bounded.
 	var ok, failed atomic.Int64
 	var firstErr atomic.Value
 	stop := make(chan struct{})
-	done := make(chan struct{}, 2)
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	for _, u := range []string{metricsURL, pageURL} {
+	ctlClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", filepath.Join(e.dir, "var/run/nsfd.sock"))
+		}}}
+	type poller struct {
+		c *http.Client
+		u string
+	}
+	pollers := []poller{{client, metricsURL}, {client, pageURL}}
+	for range 3 {
+		pollers = append(pollers, poller{ctlClient, "http://nsfd/v1/status"})
+	}
+	done := make(chan struct{}, len(pollers))
+	for _, p := range pollers {
 		go func() {
 			defer func() { done <- struct{}{} }()
 			for range 200000 {
@@ -76,12 +92,12 @@ func TestUpgradeKeepsMetricsAndWebPage(t *testing.T) {
 					return
 				default:
 				}
-				resp, err := client.Get(u)
+				resp, err := p.c.Get(p.u)
 				if err == nil {
 					_, err = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					if err == nil && resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("%s: %s", u, resp.Status)
+						err = fmt.Errorf("%s: %s", p.u, resp.Status)
 					}
 				}
 				if err != nil {
@@ -95,8 +111,9 @@ func TestUpgradeKeepsMetricsAndWebPage(t *testing.T) {
 	}
 	defer func() {
 		close(stop)
-		<-done
-		<-done
+		for range pollers {
+			<-done
+		}
 	}()
 	waitFor(t, "polling", 10*time.Second, func() bool { return ok.Load() > 50 })
 	inode := listenInode(t, maddr)
