@@ -30,8 +30,9 @@ import (
 // pump (nsfd forks nothing else; a test binary does) stays in its group and
 // is left to whoever forked it.
 //
-// A pass runs at every SIGCHLD, so at every worker's exit: it reads each
-// thread's children file, looks each child up in known, and reads /proc
+// A pass runs shortly after every SIGCHLD, so after every worker's exit:
+// it reads each thread's children file, looks each child up in known, and
+// reads /proc
 // only for the few that are not workers (with a stat read a child and
 // spawnMu held, a pass took tens of milliseconds at 1000 workers and the
 // replacement waited as long). One gap is left: between a pool's wait4 and
@@ -89,20 +90,31 @@ func newReaper() (*reaper, error) {
 	return r, nil
 }
 
-// run reaps at every SIGCHLD. A pass that must reap and finds a spawn
-// under way (a preloaded worker's fork waits for its fork-server's reply,
-// up to preloadReplyTimeout) does not queue for spawnMu at once: a waiting
-// writer would stop every other spawn of every daemon behind it. It tries
-// again every reapRetry, and queues after reapPatience.
+// run reaps reapDelay after a SIGCHLD, once for every SIGCHLD that came
+// meanwhile: most are a worker's, whose replacement the pool is spawning
+// then, and a pass (it reads every thread's children file, thousands of
+// pids at 1000 workers) on the same CPUs made it wait. A pass that must
+// reap and finds a spawn under way (a preloaded worker's fork waits for
+// its fork-server's reply, up to preloadReplyTimeout) does not queue for
+// spawnMu at once: a waiting writer would stop every other spawn of every
+// daemon behind it. It tries again every reapRetry, and queues after
+// reapPatience.
 func (r *reaper) run() {
 	defer close(r.done)
 	var (
+		pass  <-chan time.Time // a pass is due
 		retry <-chan time.Time
 		since time.Time // the first pass that could not reap
 	)
 	for {
 		select {
 		case <-r.sigs:
+			if pass == nil {
+				pass = time.After(reapDelay)
+			}
+			continue
+		case <-pass:
+			pass = nil
 		case <-retry:
 		case <-r.stop:
 			signal.Stop(r.sigs)
@@ -120,9 +132,11 @@ func (r *reaper) run() {
 	}
 }
 
-// reapRetry is how soon a pass that found a spawn under way tries again;
-// reapPatience, how long before it queues for its turn.
+// reapDelay is how long after a SIGCHLD a pass runs; reapRetry, how soon
+// a pass that found a spawn under way tries again; reapPatience, how long
+// before it queues for its turn.
 const (
+	reapDelay    = 10 * time.Millisecond
 	reapRetry    = 20 * time.Millisecond
 	reapPatience = 2 * time.Second
 )
