@@ -80,7 +80,7 @@ func (d *DaemonCgroup) SetLimits(l Limits) error {
 			errs = append(errs, fmt.Errorf("%s: no %s controller on this host", key, ctl))
 			return
 		}
-		if err := writeFile(filepath.Join(dir, file), val); err != nil {
+		if err := writeControl(filepath.Join(dir, file), val); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", key, err))
 		}
 	}
@@ -95,7 +95,7 @@ func (d *DaemonCgroup) SetLimits(l Limits) error {
 		if want(l.MemoryMax) || d.has("memory.max") {
 			set("memory", "memory.max", limit(l.MemoryMax, "max"), "memory_max")
 			if want(l.MemoryMax) {
-				_ = writeFile(filepath.Join(d.ctlDir("memory"), "memory.swap.max"), "0")
+				_ = writeControl(filepath.Join(d.ctlDir("memory"), "memory.swap.max"), "0")
 			}
 		}
 		if want(l.MemoryHigh) || d.has("memory.high") {
@@ -122,7 +122,7 @@ func (d *DaemonCgroup) SetLimits(l Limits) error {
 	if want(l.MemoryMax) || d.ctlDir("memory") != "" {
 		set("memory", "memory.limit_in_bytes", limit(l.MemoryMax, "-1"), "memory_max")
 		if want(l.MemoryMax) {
-			_ = writeFile(filepath.Join(d.ctlDir("memory"), "memory.swappiness"), "0")
+			_ = writeControl(filepath.Join(d.ctlDir("memory"), "memory.swappiness"), "0")
 		}
 	}
 	if want(l.MemoryHigh) || d.ctlDir("memory") != "" {
@@ -339,7 +339,7 @@ func (c *Cgroups) v1OOMKills(rel string) int {
 
 // intFile reads a control file holding one number; 0 if it cannot.
 func intFile(path string) int64 {
-	b, err := os.ReadFile(path)
+	b, err := readControl(path)
 	if err != nil {
 		return 0
 	}
@@ -349,7 +349,7 @@ func intFile(path string) int64 {
 
 // keyedValue reads the value of key in a "key value" control file.
 func keyedValue(path, key string) (int64, bool) {
-	b, err := os.ReadFile(path)
+	b, err := readControl(path)
 	if err != nil {
 		return 0, false
 	}

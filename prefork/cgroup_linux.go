@@ -116,7 +116,7 @@ func (c *Cgroups) open(root string) error {
 	if v2mount == "" {
 		return errors.New("no cgroup2 hierarchy mounted")
 	}
-	ctl, _ := os.ReadFile(filepath.Join(v2mount, "cgroup.controllers"))
+	ctl, _ := readControl(filepath.Join(v2mount, "cgroup.controllers"))
 	have := strings.Fields(string(ctl))
 	c.v2ctl = slices.Contains(have, "memory") && slices.Contains(have, "pids")
 	pid := strconv.Itoa(os.Getpid()) // what cgroup.procs takes, in this pid namespace
@@ -179,7 +179,7 @@ func (c *Cgroups) open(root string) error {
 		if err := os.MkdirAll(m, 0o755); err != nil {
 			return fmt.Errorf("make control group: %w", err)
 		}
-		if err := writeFile(filepath.Join(m, "cgroup.procs"), pid); err != nil {
+		if err := writeControl(filepath.Join(m, "cgroup.procs"), pid); err != nil {
 			return fmt.Errorf("join control group: %w", err)
 		}
 	}
@@ -258,7 +258,7 @@ func (c *Cgroups) Close() {
 		}
 		pid := strconv.Itoa(os.Getpid())
 		for _, o := range c.orig {
-			_ = writeFile(filepath.Join(o, "cgroup.procs"), pid)
+			_ = writeControl(filepath.Join(o, "cgroup.procs"), pid)
 		}
 		deadline := time.Now().Add(5 * time.Second)
 		for _, dir := range c.roots() {
@@ -318,7 +318,7 @@ func cgroupMounts() (map[string]string, error) {
 // ownCgroups returns the process's group in the cgroup2 hierarchy (key "")
 // and in each v1 controller's.
 func ownCgroups() (map[string]string, error) {
-	b, err := os.ReadFile(cgroupFS.self)
+	b, err := readControl(cgroupFS.self)
 	if err != nil {
 		return nil, fmt.Errorf("read own control groups: %w", err)
 	}
@@ -343,7 +343,7 @@ func ownCgroups() (map[string]string, error) {
 // on its own so that a missing one does not stop the others.
 func enableControllers(dir string, ctls ...string) {
 	for _, ctl := range ctls {
-		_ = writeFile(filepath.Join(dir, "cgroup.subtree_control"), "+"+ctl)
+		_ = writeControl(filepath.Join(dir, "cgroup.subtree_control"), "+"+ctl)
 	}
 }
 
@@ -362,7 +362,7 @@ func killTreeDirs(dir string) {
 // process listed, until none is left (a process forking meanwhile is listed
 // on a next read).
 func killGroupDir(dir string) bool {
-	if writeFile(filepath.Join(dir, "cgroup.kill"), "1") == nil {
+	if writeControl(filepath.Join(dir, "cgroup.kill"), "1") == nil {
 		return true
 	}
 	for range 100 {
@@ -388,7 +388,7 @@ func groupProcs(dir string, deep bool) []int {
 		if !deep && p != dir {
 			return filepath.SkipDir
 		}
-		b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		b, _ := readControl(filepath.Join(p, "cgroup.procs"))
 		for _, f := range strings.Fields(string(b)) {
 			if pid, err := strconv.Atoi(f); err == nil {
 				pids = append(pids, pid)

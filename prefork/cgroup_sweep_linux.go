@@ -128,7 +128,7 @@ func sweepStale(dir, v2dir, self string) {
 // (a master killed before it made it), the pid must name no process here
 // either.
 func masterGone(dir string, pid int) bool {
-	if b, err := os.ReadFile(filepath.Join(dir, "master", "cgroup.events")); err == nil {
+	if b, err := readControl(filepath.Join(dir, "master", "cgroup.events")); err == nil {
 		return !strings.Contains(string(b), "populated 1")
 	}
 	return syscall.Kill(pid, 0) != nil
