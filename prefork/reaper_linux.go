@@ -32,13 +32,12 @@ import (
 //
 // A pass runs shortly after every SIGCHLD, so after every worker's exit:
 // it reads each thread's children file, looks each child up in known, and
-// reads /proc
-// only for the few that are not workers (with a stat read a child and
-// spawnMu held, a pass took tens of milliseconds at 1000 workers and the
-// replacement waited as long). One gap is left: between a pool's wait4 and
-// its forget, the pid is free and known still names it; an orphan that got
-// that very pid in that window and exits is reaped at the next SIGCHLD, or
-// when the master stops.
+// reads /proc only for the few that are not workers (with a stat read a
+// child and spawnMu held, a pass took tens of milliseconds at 1000 workers
+// and the replacement waited as long). One gap is left: between a pool's
+// wait4 and its forget, the pid is free and known still names it; an
+// orphan that got that very pid in that window and exits is reaped after
+// the next SIGCHLD, or when the master stops.
 type reaper struct {
 	pgid    int // the master's process group
 	spawnMu sync.RWMutex

@@ -46,6 +46,9 @@ func runDirect(p *Pump, argv []string) (string, string, int, error) {
 	return startDirectOrShim(p, true, ExecOptions{Umask: -1, UID: -1, GID: -1}, argv, nil)
 }
 
+// startDirectOrShim is runDirectOrShim with its errors returned: it
+// watches the process under an owner of its own, so that calls at once on
+// one pump do not drop each other's watches.
 func startDirectOrShim(p *Pump, direct bool, o ExecOptions, argv []string, files []*os.File) (string, string, int, error) {
 	exe, err := os.Executable()
 	if err != nil {
