@@ -110,7 +110,14 @@ func Bind(ctx context.Context, spec ListenSpec) (*Listener, error) {
 		err  error
 	)
 	switch spec.Network {
-	case "tcp", "tcp4", "tcp6", "unix":
+	case "unix":
+		// Bound, not yet listening: nobody connects before the file has
+		// its mode and owner (below).
+		file, addr, err = bindUnixStream(spec.Address)
+		if err != nil {
+			return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
+		}
+	case "tcp", "tcp4", "tcp6":
 		var l net.Listener
 		l, err = lc.Listen(ctx, spec.Network, spec.Address)
 		if err != nil {
@@ -160,22 +167,31 @@ func Bind(ctx context.Context, spec ListenSpec) (*Listener, error) {
 			return nil, fmt.Errorf("bind %s: %w", l, err)
 		}
 	}
-	fd := int(file.Fd())
-	if spec.Backlog > 0 && (spec.Network == "unix" || spec.Proto() == "tcp") {
-		// Go listens with the kernel's somaxconn; listen(2) again sets the daemon's backlog.
-		if err := syscall.Listen(fd, spec.Backlog); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("bind %s: listen backlog %d: %w", l, spec.Backlog, err)
-		}
-	}
 	if l.IsUnix() {
 		if err := l.sock.setMode(socketMode(spec), spec.UID, spec.GID); err != nil {
 			l.Close()
 			return nil, fmt.Errorf("bind %s: %w", l, err)
 		}
 	}
+	fd := int(file.Fd())
+	if backlog := spec.Backlog; spec.Network == "unix" || (backlog > 0 && spec.Proto() == "tcp") {
+		// Go listens with the kernel's somaxconn, and a UNIX stream socket
+		// listens only now; listen(2) sets the daemon's backlog (a larger
+		// one than somaxconn is cut to it).
+		if backlog <= 0 {
+			backlog = maxBacklog
+		}
+		if err := syscall.Listen(fd, backlog); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("bind %s: listen backlog %d: %w", l, backlog, err)
+		}
+	}
 	return l, nil
 }
+
+// maxBacklog is the listen backlog of a UNIX stream socket whose spec sets
+// none: the kernel cuts it to its somaxconn, as Go's own listeners ask.
+const maxBacklog = 1<<16 - 1
 
 // socketMode is the mode of a UNIX socket file: spec.Mode, default 0660.
 func socketMode(spec ListenSpec) fs.FileMode {

@@ -1,7 +1,11 @@
 package prefork
 
 import (
+	"context"
 	"errors"
+	"net"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -49,4 +53,39 @@ func TestBindTCPIsPlainTCP(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A UNIX stream socket refuses connections until Bind has set its file's
+// mode and owner: a caller of control_group never meets the umask's mode
+// (a test saw 0755 where 0660 was asked, right after the master started).
+func TestBindUnixListensOnlyWithItsMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	f, _, err := bindUnixStream(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if c, err := net.Dial("unix", path); err == nil || !errors.Is(err, unix.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("dial of a socket bound but not yet set: %v, want connection refused", err)
+	}
+	f.Close()
+	os.Remove(path)
+
+	l, err := Bind(context.Background(), ListenSpec{Network: "unix", Address: path, Mode: 0o620, UID: -1, GID: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o620 {
+		t.Fatalf("socket file: %v, %v; want mode 0620", fi, err)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatalf("dial once bound: %v", err)
+	}
+	c.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"strconv"
 
@@ -21,6 +22,21 @@ var ErrReplaced = errors.New("socket file replaced since bind")
 type sockFile struct {
 	path     string
 	dev, ino uint64
+}
+
+// bindUnixStream binds a UNIX stream socket at path, without listening:
+// until it listens a connect is refused, so nobody connects to a file
+// whose mode and owner are not yet set.
+func bindUnixStream(path string) (*os.File, net.Addr, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, os.NewSyscallError("socket", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return nil, nil, os.NewSyscallError("bind", err)
+	}
+	return os.NewFile(uintptr(fd), path), &net.UnixAddr{Name: path, Net: "unix"}, nil
 }
 
 // statSocketFile records the socket file at path, which must be a socket.

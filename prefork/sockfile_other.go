@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -23,6 +24,22 @@ var ErrReplaced = errors.New("socket file replaced since bind")
 type sockFile struct {
 	path     string
 	dev, ino uint64
+}
+
+// bindUnixStream binds a UNIX stream socket at path; here it listens at
+// once (no SOCK_CLOEXEC to make one by hand without a race with a fork),
+// so a connect in the moment before Bind sets the file's mode and owner
+// meets the mode the umask gave it.
+func bindUnixStream(path string) (*os.File, net.Addr, error) {
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer l.Close()
+	ul := l.(*net.UnixListener)
+	ul.SetUnlinkOnClose(false)
+	f, err := ul.File()
+	return f, l.Addr(), err
 }
 
 // statSocketFile records the socket file at path, which must be a socket.
