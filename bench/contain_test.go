@@ -91,8 +91,8 @@ func recordContainment(n, rounds int, cw, uw, cc, uc time.Duration) {
 		note: "see § Containment"})
 	addSection(orderContain, "Containment", func(w io.Writer) {
 		fmt.Fprintf(w, "One daemon of %d `sleep` workers (`type = simple`), started by a master with its control groups "+
-			"(a group per daemon and one per worker, made by the master and joined by the forked child before the exec; on this "+
-			"hybrid host in five hierarchies: cgroup2 and the v1 memory, pids, cpu and cpuacct) and by one with "+
+			"(a group per daemon and one per worker, made by the master: the child is cloned into the worker's cgroup2 group "+
+			"and, on this hybrid host, joins the worker's v1 memory group and the daemon's v1 pids group before the exec) and by one with "+
 			"`NSFD_CGROUPS=off` (subreaper and process groups only), %d rounds each, the sides alternating. "+
 			"Wall: from the exec of the master until all run; CPU: the master's and the workers' (the forked child's "+
 			"work before its exec is counted in the worker).\n\n", n, rounds)

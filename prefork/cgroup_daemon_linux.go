@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -186,20 +187,35 @@ func (d *DaemonCgroup) Close() {
 type workerCgroup struct {
 	d    *DaemonCgroup
 	rel  string   // daemon/wN
-	dirs []string // the group in each hierarchy it is in, cgroup2's first
+	dirs []string // the group in each hierarchy it has one in, cgroup2's first
+	// joins are the daemon's groups the worker is in without one of its
+	// own: v1 pids and cpu on a hybrid host (see newWorker).
+	joins []string
 	// late: the worker joins it once running (a preloaded worker, moved
 	// after its fork), so what it starts first may be elsewhere.
 	late bool
 }
 
 // newWorker makes the group of the next worker.
+//
+// On a hybrid host the worker has a group of its own in cgroup2
+// (membership, cgroup.kill, cpu.stat) and in v1 memory (its memory and OOM
+// kills: v1 counts a kill only in the victim's own group). In v1 pids and
+// cpu it is put in its daemon's group, where the limits are: a group of
+// its own there would add nothing cgroup2's does not give, and costs a
+// mkdir and an rmdir per worker (and in cpu, a level of group scheduling
+// on every wakeup).
 func (d *DaemonCgroup) newWorker() (*workerCgroup, error) {
 	w := &workerCgroup{d: d, rel: filepath.Join(d.name, "w"+d.c.epoch+"-"+strconv.FormatInt(d.c.seq.Add(1), 10))}
 	for _, r := range d.c.roots() {
-		if d.c.isCPURoot(r) && !d.cpuSet.Load() {
-			continue // no cpu group without a cpu limit (see Cgroups.isCPURoot)
+		switch {
+		case d.c.isCPURoot(r) && !d.cpuSet.Load():
+			// no cpu group without a cpu limit (see Cgroups.isCPURoot)
+		case r == d.c.v2 || r == d.c.v1["memory"]:
+			w.dirs = append(w.dirs, filepath.Join(r, w.rel))
+		default:
+			w.joins = append(w.joins, filepath.Join(r, d.name))
 		}
-		w.dirs = append(w.dirs, filepath.Join(r, w.rel))
 	}
 	for _, dir := range w.dirs {
 		if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
@@ -226,10 +242,11 @@ func (w *workerCgroup) v2Dir() string {
 	return filepath.Join(w.d.c.v2, w.rel)
 }
 
-// procsFiles are the files the shim writes its pid to, to join the group.
+// procsFiles are the files the worker writes its pid to, to join its
+// groups.
 func (w *workerCgroup) procsFiles() []string {
 	var out []string
-	for _, d := range w.dirs {
+	for _, d := range slices.Concat(w.dirs, w.joins) {
 		out = append(out, filepath.Join(d, "cgroup.procs"))
 	}
 	return out

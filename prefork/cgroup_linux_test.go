@@ -2,7 +2,9 @@ package prefork
 
 import (
 	"maps"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -41,6 +43,54 @@ func TestCgroupLayoutParsing(t *testing.T) {
 				t.Errorf("own groups %v, want %v", o, tc.owns)
 			}
 		})
+	}
+}
+
+// TestWorkerGroupsOnAHybridHost: a worker has a group of its own in
+// cgroup2 and v1 memory and joins its daemon's v1 pids group; its daemon's
+// v1 cpu group too once the daemon has a cpu limit, none before.
+func TestWorkerGroupsOnAHybridHost(t *testing.T) {
+	tmp := t.TempDir()
+	root := func(n string) string { return filepath.Join(tmp, n) }
+	c := &Cgroups{v2: root("unified"), epoch: "e", v1: map[string]string{
+		"memory": root("memory"), "pids": root("pids"), "cpu": root("cpu,cpuacct"), "cpuacct": root("cpu,cpuacct")}}
+	d := &DaemonCgroup{c: c, name: "echo"}
+	for _, dir := range d.dirs() {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(w *workerCgroup, join []string) {
+		t.Helper()
+		own := []string{root("unified/" + w.rel), root("memory/" + w.rel)}
+		if !slices.Equal(w.dirs, own) || !slices.Equal(w.joins, join) {
+			t.Errorf("own groups %v and joined %v, want %v and %v", w.dirs, w.joins, own, join)
+		}
+		for _, dir := range own {
+			if _, err := os.Stat(dir); err != nil {
+				t.Errorf("group not made: %v", err)
+			}
+		}
+		var want []string
+		for _, dir := range append(own, join...) {
+			want = append(want, filepath.Join(dir, "cgroup.procs"))
+		}
+		if got := w.procsFiles(); !slices.Equal(got, want) {
+			t.Errorf("joins %v, want %v", got, want)
+		}
+	}
+	w, err := d.newWorker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(w, []string{root("pids/echo")})
+	d.cpuSet.Store(true)
+	if w, err = d.newWorker(); err != nil {
+		t.Fatal(err)
+	}
+	check(w, []string{root("pids/echo"), root("cpu,cpuacct/echo")})
+	if ents, _ := os.ReadDir(root("pids/echo")); len(ents) != 0 {
+		t.Errorf("worker groups made in v1 pids: %v", ents)
 	}
 }
 

@@ -218,7 +218,8 @@ while not stopping:
 // TestCPUGroupOnlyWithACPULimit: the cpu controller costs every wakeup, so
 // a daemon is put in a cpu group only when it sets cpu_weight or cpu_max
 // (as systemd does): a daemon without stays, with the master, in the cpu
-// group the master was started in; one with a limit gets it, applied.
+// group the master was started in; one with a limit gets it, applied, with
+// its workers in it (no level of their own).
 func TestCPUGroupOnlyWithACPULimit(t *testing.T) {
 	needCgroups(t)
 	e := newEnv(t)
@@ -249,12 +250,13 @@ func TestCPUGroupOnlyWithACPULimit(t *testing.T) {
 	if plain, _ := cpuLine(onePid(e.pids("plain"))); plain != master {
 		t.Errorf("a worker of a daemon without a cpu limit is in cpu group %s, want the master's %s", plain, master)
 	}
+	// In its daemon's group, where the limits are: not one of its own below it.
 	capped, _ := cpuLine(onePid(e.pids("capped")))
-	if !strings.Contains(capped, "/nsfd/"+strconv.Itoa(m.cmd.Process.Pid)+"/capped/") {
-		t.Fatalf("a worker of a daemon with cpu_max is in cpu group %s", capped)
+	if !strings.HasSuffix(capped, "/nsfd/"+strconv.Itoa(m.cmd.Process.Pid)+"/capped") {
+		t.Fatalf("a worker of a daemon with cpu_max is in cpu group %s, want its daemon's", capped)
 	}
 	mnt := cgroupV1Mount(t, "cpu")
-	daemonDir := filepath.Join(mnt, filepath.Dir(capped))
+	daemonDir := filepath.Join(mnt, capped)
 	if b, _ := os.ReadFile(filepath.Join(daemonDir, "cpu.cfs_quota_us")); strings.TrimSpace(string(b)) != "50000" {
 		t.Errorf("cpu_max 50%%: cpu.cfs_quota_us %q of %s", b, daemonDir)
 	}
