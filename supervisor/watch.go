@@ -68,6 +68,10 @@ type dirWatcher interface {
 	// Add watches the entries of dir, not its subdirectories. Adding a
 	// directory again after it was replaced watches the new one.
 	Add(dir string) error
+	// AddEntries watches only entries made, renamed in or out, or removed
+	// in dir, not writes to them or their attributes: what the parent of
+	// etc/ is watched for, without waking at every write to its other files.
+	AddEntries(dir string) error
 	// Events delivers the changes; it is closed by Close.
 	Events() <-chan fileEvent
 	// Errors delivers problems with the watch itself.
@@ -112,7 +116,7 @@ func (s *Supervisor) watch(ctx context.Context) (*watcher, error) {
 		fw.Close()
 		return nil, fmt.Errorf("watch %s: %w", etc, err)
 	}
-	if err := fw.Add(filepath.Dir(etc)); err != nil {
+	if err := fw.AddEntries(filepath.Dir(etc)); err != nil {
 		s.log.Debug("not watching the parent of etc/", "error", err)
 	}
 	w := &watcher{changes: make(chan struct{}, 1)}

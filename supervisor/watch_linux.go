@@ -18,6 +18,10 @@ import (
 const inotifyMask = unix.IN_CREATE | unix.IN_MODIFY | unix.IN_CLOSE_WRITE | unix.IN_MOVED_TO |
 	unix.IN_MOVED_FROM | unix.IN_DELETE | unix.IN_ATTRIB | unix.IN_ONLYDIR
 
+// entriesMask is what AddEntries asks for: entries made, renamed in or out
+// and removed.
+const entriesMask = unix.IN_CREATE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_DELETE | unix.IN_ONLYDIR
+
 // inotifyWatcher is the dirWatcher of Linux, on inotify(7) directly:
 // fsnotify folds IN_MOVED_TO into Create and does not export
 // IN_CLOSE_WRITE.
@@ -50,7 +54,10 @@ func newDirWatcher() (dirWatcher, error) {
 	return w, nil
 }
 
-func (w *inotifyWatcher) Add(dir string) error {
+func (w *inotifyWatcher) Add(dir string) error        { return w.add(dir, inotifyMask) }
+func (w *inotifyWatcher) AddEntries(dir string) error { return w.add(dir, entriesMask) }
+
+func (w *inotifyWatcher) add(dir string, mask uint32) error {
 	raw, err := w.f.SyscallConn()
 	if err != nil {
 		return err
@@ -58,7 +65,7 @@ func (w *inotifyWatcher) Add(dir string) error {
 	var wd int
 	var aerr error
 	if err := raw.Control(func(fd uintptr) {
-		wd, aerr = unix.InotifyAddWatch(int(fd), dir, inotifyMask)
+		wd, aerr = unix.InotifyAddWatch(int(fd), dir, mask)
 	}); err != nil {
 		return err
 	}

@@ -46,9 +46,12 @@ func newDirWatcher() (dirWatcher, error) {
 	return w, nil
 }
 
-func (w *fsnotifyWatcher) Add(dir string) error     { return w.w.Add(dir) }
-func (w *fsnotifyWatcher) Events() <-chan fileEvent { return w.events }
-func (w *fsnotifyWatcher) Errors() <-chan error     { return w.w.Errors }
+func (w *fsnotifyWatcher) Add(dir string) error { return w.w.Add(dir) }
+
+// AddEntries is Add: fsnotify cannot leave writes out.
+func (w *fsnotifyWatcher) AddEntries(dir string) error { return w.w.Add(dir) }
+func (w *fsnotifyWatcher) Events() <-chan fileEvent    { return w.events }
+func (w *fsnotifyWatcher) Errors() <-chan error        { return w.w.Errors }
 
 // Close stops watching; it is idempotent.
 func (w *fsnotifyWatcher) Close() error {

@@ -1,0 +1,61 @@
+package supervisor
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestEntriesWatchIgnoresWritesBesideEtc: the parent of etc/ is watched for
+// etc/ being replaced, not for the files beside it: a log written there
+// hundreds of times must not wake the master each time. Events come in
+// order, so the first one after the writes must be the marker made last.
+func TestEntriesWatchIgnoresWritesBesideEtc(t *testing.T) {
+	dir := t.TempDir()
+	w, err := newDirWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.AddEntries(dir); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "out.log")
+	f, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, w, log); ev.op != opWrite {
+		t.Errorf("a file made beside etc/: %v", ev.op)
+	}
+	for range 200 {
+		if _, err := f.WriteString("a line\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	os.Chmod(log, 0o600)
+	marker := filepath.Join(dir, "marker")
+	if err := os.Mkdir(marker, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-w.Events(); ev.path != marker {
+		t.Fatalf("event %s %v for a write or chmod beside etc/, want none before the marker", ev.path, ev.op)
+	}
+	etc := filepath.Join(dir, "etc")
+	if err := os.Rename(marker, etc); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, w, marker); ev.op != opRemove {
+		t.Errorf("renamed away: %v", ev.op)
+	}
+	if ev := nextEvent(t, w, etc); ev.op != opRenameIn {
+		t.Errorf("etc/ replaced by a rename: %v", ev.op)
+	}
+	if err := os.Remove(etc); err != nil {
+		t.Fatal(err)
+	}
+	if ev := nextEvent(t, w, etc); ev.op != opRemove {
+		t.Errorf("etc/ removed: %v", ev.op)
+	}
+}
