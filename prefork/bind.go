@@ -110,10 +110,10 @@ func Bind(ctx context.Context, spec ListenSpec) (*Listener, error) {
 		err  error
 	)
 	switch spec.Network {
-	case "unix":
-		// Bound, not yet listening: nobody connects before the file has
-		// its mode and owner (below).
-		file, addr, err = bindUnixStream(spec.Address)
+	case "unix", "unixgram":
+		// Born owner-only, and a stream socket not yet listening: nobody
+		// connects or sends before the file has its mode and owner (below).
+		file, addr, err = bindUnix(spec.Network, spec.Address)
 		if err != nil {
 			return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
 		}
@@ -124,27 +124,16 @@ func Bind(ctx context.Context, spec ListenSpec) (*Listener, error) {
 			return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
 		}
 		addr = l.Addr()
-		switch t := l.(type) {
-		case *net.TCPListener:
-			file, err = t.File()
-		case *net.UnixListener:
-			t.SetUnlinkOnClose(false)
-			file, err = t.File()
-		}
+		file, err = l.(*net.TCPListener).File()
 		l.Close()
-	case "udp", "udp4", "udp6", "unixgram":
+	case "udp", "udp4", "udp6":
 		var pc net.PacketConn
 		pc, err = lc.ListenPacket(ctx, spec.Network, spec.Address)
 		if err != nil {
 			return nil, fmt.Errorf("bind %s %s: %w", spec.Network, spec.Address, err)
 		}
 		addr = pc.LocalAddr()
-		switch t := pc.(type) {
-		case *net.UDPConn:
-			file, err = t.File()
-		case *net.UnixConn:
-			file, err = t.File()
-		}
+		file, err = pc.(*net.UDPConn).File()
 		pc.Close()
 	default:
 		return nil, fmt.Errorf("bind %q: unknown network", spec.Network)

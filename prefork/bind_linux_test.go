@@ -55,37 +55,60 @@ func TestBindTCPIsPlainTCP(t *testing.T) {
 	}
 }
 
-// A UNIX stream socket refuses connections until Bind has set its file's
-// mode and owner: a caller of control_group never meets the umask's mode
-// (a test saw 0755 where 0660 was asked, right after the master started).
+// A UNIX socket file is born readable and writable by the master alone,
+// whatever the umask, and a stream socket refuses connections until Bind
+// has set its file's mode and owner: a caller of control_group, or another
+// user sending a datagram, never meets the umask's mode (a test saw 0755
+// where 0660 was asked, right after the master started).
 func TestBindUnixListensOnlyWithItsMode(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s.sock")
-	f, _, err := bindUnixStream(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if c, err := net.Dial("unix", path); err == nil || !errors.Is(err, unix.ECONNREFUSED) {
-		if c != nil {
-			c.Close()
-		}
-		t.Fatalf("dial of a socket bound but not yet set: %v, want connection refused", err)
-	}
-	f.Close()
-	os.Remove(path)
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	for _, network := range []string{"unix", "unixgram"} {
+		t.Run(network, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.sock")
+			f, _, err := bindUnix(network, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("socket file right after bind, umask 0: %v, %v; want mode 0600", fi, err)
+			}
+			if network == "unix" {
+				if c, err := net.Dial("unix", path); err == nil || !errors.Is(err, unix.ECONNREFUSED) {
+					if c != nil {
+						c.Close()
+					}
+					t.Fatalf("dial of a socket bound but not yet set: %v, want connection refused", err)
+				}
+			}
+			f.Close()
+			os.Remove(path)
 
-	l, err := Bind(context.Background(), ListenSpec{Network: "unix", Address: path, Mode: 0o620, UID: -1, GID: -1})
-	if err != nil {
-		t.Fatal(err)
+			l, err := Bind(context.Background(), ListenSpec{Network: network, Address: path, Mode: 0o620, UID: -1, GID: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			fi, err := os.Stat(path)
+			if err != nil || fi.Mode().Perm() != 0o620 {
+				t.Fatalf("socket file: %v, %v; want mode 0620", fi, err)
+			}
+			c, err := net.Dial(network, path)
+			if err != nil {
+				t.Fatalf("dial once bound: %v", err)
+			}
+			defer c.Close()
+			if network == "unixgram" {
+				if _, err := c.Write([]byte("hello")); err != nil {
+					t.Fatal(err)
+				}
+				buf := make([]byte, 16)
+				n, err := unix.Read(int(l.file.Fd()), buf)
+				if err != nil || string(buf[:n]) != "hello" {
+					t.Fatalf("datagram read from the listener: %q, %v", buf[:n], err)
+				}
+			}
+		})
 	}
-	defer l.Close()
-	fi, err := os.Stat(path)
-	if err != nil || fi.Mode().Perm() != 0o620 {
-		t.Fatalf("socket file: %v, %v; want mode 0620", fi, err)
-	}
-	c, err := net.Dial("unix", path)
-	if err != nil {
-		t.Fatalf("dial once bound: %v", err)
-	}
-	c.Close()
 }

@@ -44,10 +44,18 @@ func listenNotify(path string, uid, gid int) (*notifySocket, error) {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("notify socket: %w", err)
 	}
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	// Born owner-only (bindUnix), until own gives it to the workers' user.
+	f, _, err := bindUnix("unixgram", path)
 	if err != nil {
 		return nil, fmt.Errorf("notify socket: %w", err)
 	}
+	pc, err := net.FilePacketConn(f)
+	f.Close()
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("notify socket: %w", err)
+	}
+	conn := pc.(*net.UnixConn)
 	raw, err := conn.SyscallConn()
 	if err != nil {
 		conn.Close()

@@ -24,19 +24,30 @@ type sockFile struct {
 	dev, ino uint64
 }
 
-// bindUnixStream binds a UNIX stream socket at path, without listening:
-// until it listens a connect is refused, so nobody connects to a file
-// whose mode and owner are not yet set.
-func bindUnixStream(path string) (*os.File, net.Addr, error) {
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+// bindUnix binds a UNIX socket of network "unix" (stream, not yet
+// listening: until it listens a connect is refused) or "unixgram" at path.
+// The file is born readable and writable by its owner, the master, alone:
+// bind(2) gives it the socket's own mode less the umask, and the socket's
+// is set first. So nobody connects or sends to a file whose mode and owner
+// Bind has not yet set.
+func bindUnix(network, path string) (*os.File, net.Addr, error) {
+	typ := unix.SOCK_STREAM
+	if network == "unixgram" {
+		typ = unix.SOCK_DGRAM
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, os.NewSyscallError("socket", err)
+	}
+	if err := unix.Fchmod(fd, 0o600); err != nil {
+		unix.Close(fd)
+		return nil, nil, os.NewSyscallError("fchmod", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrUnix{Name: path}); err != nil {
 		unix.Close(fd)
 		return nil, nil, os.NewSyscallError("bind", err)
 	}
-	return os.NewFile(uintptr(fd), path), &net.UnixAddr{Name: path, Net: "unix"}, nil
+	return os.NewFile(uintptr(fd), path), &net.UnixAddr{Name: path, Net: network}, nil
 }
 
 // statSocketFile records the socket file at path, which must be a socket.

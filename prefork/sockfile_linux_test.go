@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func bindUnix(t *testing.T) (*Listener, string) {
+func boundUnix(t *testing.T) (*Listener, string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "nsfd")
 	if err != nil {
@@ -36,7 +36,7 @@ func replace(t *testing.T, path string) {
 }
 
 func TestListenerCloseRemovesItsOwnSocketFile(t *testing.T) {
-	l, path := bindUnix(t)
+	l, path := boundUnix(t)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestListenerCloseRemovesItsOwnSocketFile(t *testing.T) {
 }
 
 func TestListenerCloseLeavesAReplacedFile(t *testing.T) {
-	l, path := bindUnix(t)
+	l, path := boundUnix(t)
 	replace(t, path)
 	err := l.Close()
 	if !errors.Is(err, ErrReplaced) {
@@ -58,7 +58,7 @@ func TestListenerCloseLeavesAReplacedFile(t *testing.T) {
 }
 
 func TestListenerCloseLeavesAnotherSocket(t *testing.T) {
-	l, path := bindUnix(t)
+	l, path := boundUnix(t)
 	os.Remove(path)
 	other, err := Bind(context.Background(), ListenSpec{Network: "unix", Address: path, UID: -1, GID: -1})
 	if err != nil {
@@ -76,7 +76,7 @@ func TestListenerCloseLeavesAnotherSocket(t *testing.T) {
 // A symlink swapped in for the socket file must not lead a reload's mode
 // and owner change to the file it points to.
 func TestListenerAdjustLeavesAReplacedFile(t *testing.T) {
-	l, path := bindUnix(t)
+	l, path := boundUnix(t)
 	defer l.Close()
 	target := filepath.Join(filepath.Dir(path), "target")
 	if err := os.WriteFile(target, []byte("x"), 0o600); err != nil {
@@ -98,7 +98,7 @@ func TestListenerAdjustLeavesAReplacedFile(t *testing.T) {
 }
 
 func TestListenerAdjustChangesItsOwnSocketFile(t *testing.T) {
-	l, path := bindUnix(t)
+	l, path := boundUnix(t)
 	defer l.Close()
 	spec := l.Spec
 	spec.Mode = 0o640

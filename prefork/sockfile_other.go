@@ -26,12 +26,22 @@ type sockFile struct {
 	dev, ino uint64
 }
 
-// bindUnixStream binds a UNIX stream socket at path; here it listens at
-// once (no SOCK_CLOEXEC to make one by hand without a race with a fork),
-// so a connect in the moment before Bind sets the file's mode and owner
-// meets the mode the umask gave it.
-func bindUnixStream(path string) (*os.File, net.Addr, error) {
-	l, err := net.Listen("unix", path)
+// bindUnix binds a UNIX socket of network "unix" (stream) or "unixgram"
+// at path. Here a stream socket listens at once (no SOCK_CLOEXEC to make
+// one by hand without a race with a fork), so a connect, or a datagram, in
+// the moment before Bind sets the file's mode and owner meets the mode the
+// umask gave it.
+func bindUnix(network, path string) (*os.File, net.Addr, error) {
+	if network == "unixgram" {
+		pc, err := net.ListenPacket(network, path)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer pc.Close()
+		f, err := pc.(*net.UnixConn).File()
+		return f, pc.LocalAddr(), err
+	}
+	l, err := net.Listen(network, path)
 	if err != nil {
 		return nil, nil, err
 	}
