@@ -342,8 +342,14 @@ func (c *Cgroups) stats(rel string) GroupStats {
 // v1OOMKills adds up the OOM kills of the v1 memory group rel and those
 // below it: v1 counts a kill only in the victim's own group.
 func (c *Cgroups) v1OOMKills(rel string) int {
+	root := filepath.Join(c.v1["memory"], rel)
+	var st syscall.Stat_t
+	if syscall.Lstat(root, &st) == nil && st.Nlink == 2 { // a cgroupfs directory has 2 links and one per group below it
+		k, _ := keyedValue(filepath.Join(root, "memory.oom_control"), "oom_kill")
+		return int(k)
+	}
 	n := 0
-	_ = filepath.WalkDir(filepath.Join(c.v1["memory"], rel), func(p string, d os.DirEntry, err error) error {
+	_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
 			if k, ok := keyedValue(filepath.Join(p, "memory.oom_control"), "oom_kill"); ok {
 				n += int(k)

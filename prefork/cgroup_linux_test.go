@@ -136,3 +136,33 @@ func TestMaxRSSReplacesAfterTwoReads(t *testing.T) {
 		t.Errorf("rss recycles %d, want 1", cp.rssRecycles)
 	}
 }
+
+// TestV1OOMKillsCountsGroupsBelow: v1 counts an OOM kill only in the
+// victim's own group, so a worker's count adds up its group and those its
+// processes made below it; a group with none below is read alone.
+func TestV1OOMKillsCountsGroupsBelow(t *testing.T) {
+	tmp := t.TempDir()
+	c := &Cgroups{v1: map[string]string{"memory": tmp}}
+	oom := func(dir string, n string) {
+		t.Helper()
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "memory.oom_control"), []byte("oom_kill_disable 0\nunder_oom 0\noom_kill "+n+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := filepath.Join(tmp, "echo", "w1")
+	oom(w, "1")
+	if n := c.v1OOMKills("echo/w1"); n != 1 {
+		t.Errorf("a group alone: %d OOM kills, want 1", n)
+	}
+	oom(filepath.Join(w, "job"), "2")
+	oom(filepath.Join(w, "job", "deeper"), "4")
+	if n := c.v1OOMKills("echo/w1"); n != 7 {
+		t.Errorf("with groups below: %d OOM kills, want 7", n)
+	}
+	if n := c.v1OOMKills("echo/gone"); n != 0 {
+		t.Errorf("a group that is gone: %d OOM kills", n)
+	}
+}

@@ -240,10 +240,9 @@ func (p *Pool) takeExited() []exitEvent {
 
 func (p *Pool) handleExit(ex exitEvent, now time.Time) {
 	w := p.workers[ex.pid]
-	oom, killed := false, false
+	killed := false
 	if w != nil && w.cg != nil {
 		killed = w.cg.kill()
-		oom = w.cg.oomKills() > 0
 	}
 	if p.sys.leftovers != nil && !killed {
 		// Whatever the worker started dies with it. Before the reaping:
@@ -263,12 +262,15 @@ func (p *Pool) handleExit(ex exitEvent, now time.Time) {
 	if w == nil {
 		return
 	}
+	code, sig := exitInfo(ws, werr)
+	// Only a worker killed by SIGKILL can be the OOM killer's victim: its
+	// group's count is read then alone, before the group is removed.
+	oom := sig == "killed" && w.cg != nil && w.cg.oomKills() > 0
 	if w.cg != nil {
 		w.cg.remove()
 	}
 	delete(p.workers, ex.pid)
-	code, sig := exitInfo(ws, werr)
-	if oom && sig == "killed" {
+	if oom {
 		p.oomKills++
 		p.cfg.Logger.Error("worker killed by the kernel's OOM killer: memory_max "+formatBytes(p.cfg.Cgroup.Limits().MemoryMax),
 			"pid", w.pid, "slot", w.slot)
