@@ -146,7 +146,10 @@ func writeSpawn(w io.Writer, c *svComparison) {
 		fmt.Fprintln(w, "one round, after nsfd's and supervisord's.")
 		fmt.Fprintln(w)
 	} else {
-		fmt.Fprintf(w, "%d rounds, the first nsfd, supervisord, floor, then each side first once.\n\n", len(c.spawn[sideFloor]))
+		fmt.Fprintf(w, "%d rounds: %d of the three sides, the first nsfd, supervisord, floor, then each side first once; "+
+			"then %d of nsfd and the floor alone (supervisord's round takes half a minute, theirs seconds), "+
+			"each first in turn. nsfd's figures are the median of its %d rounds.\n\n",
+			len(c.spawn[sideFloor]), len(c.spawn[sideFloor])-floorRounds, floorRounds, len(c.spawn[sideNsfd]))
 	}
 
 	fmt.Fprintln(w, "**CPU per spawned process** = (the master's utime+stime from its exec until all N run, from "+

@@ -302,7 +302,8 @@ func writeSupervisord(w io.Writer, c *svComparison) {
 		if r := len(c.up[size][sideNsfd]); r > 1 {
 			how := "alternating which side starts first"
 			if size == n && len(c.spawn[sideFloor]) > 1 {
-				how = "with the posix_spawn floor (§ Spawning) as a third side, each starting first once after the first round"
+				how = fmt.Sprintf("with the posix_spawn floor (§ Spawning) as a third side, each starting first once after the first round, "+
+					"%d of them nsfd's and the floor's alone (supervisord's: median of %d)", floorRounds, len(c.up[size][sideSv]))
 			}
 			fmt.Fprintf(w, " %d processes: median of %d rounds, %s.", size, r, how)
 		} else {
