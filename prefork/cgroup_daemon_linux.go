@@ -172,14 +172,19 @@ func (d *DaemonCgroup) Stats() GroupStats {
 // Close removes the daemon's group once the pool has stopped and its
 // workers' groups are gone. Its workers were killed with their groups as
 // they exited; the group stays if another pool of the same daemon (a
-// restart) already has workers in it.
+// restart) already has workers in it. The cgroup2 group goes first: every
+// worker has a group of its own below it, made before it starts, so while
+// another pool uses the daemon it stays, and so do the v1 pids and cpu
+// groups its workers join without a group of their own there.
 func (d *DaemonCgroup) Close() {
 	if d == nil {
 		return
 	}
 	d.removals.Wait()
 	for _, dir := range d.dirs() {
-		_ = syscall.Rmdir(dir)
+		if err := syscall.Rmdir(dir); err != nil && !errors.Is(err, syscall.ENOENT) {
+			return
+		}
 	}
 }
 

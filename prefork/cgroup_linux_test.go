@@ -166,3 +166,40 @@ func TestV1OOMKillsCountsGroupsBelow(t *testing.T) {
 		t.Errorf("a group that is gone: %d OOM kills", n)
 	}
 }
+
+// TestDaemonCloseKeepsGroupsAnotherPoolUses: a daemon's groups stay while
+// another pool of it (a restart) has a worker's group below its cgroup2
+// group, the v1 pids group too, where its workers are without one of their
+// own; once that is gone, all go.
+func TestDaemonCloseKeepsGroupsAnotherPoolUses(t *testing.T) {
+	tmp := t.TempDir()
+	root := func(n string) string { return filepath.Join(tmp, n) }
+	c := &Cgroups{v2: root("unified"), epoch: "e", v1: map[string]string{"memory": root("memory"), "pids": root("pids")}}
+	d := &DaemonCgroup{c: c, name: "echo"}
+	for _, dir := range d.dirs() {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := d.newWorker() // the other pool's next worker, not started yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	for _, dir := range d.dirs() {
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("removed while another pool uses it: %v", err)
+		}
+	}
+	for _, dir := range w.dirs {
+		if err := os.Remove(dir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	for _, dir := range d.dirs() {
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("%s left once unused", dir)
+		}
+	}
+}
