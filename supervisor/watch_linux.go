@@ -138,6 +138,12 @@ func (w *inotifyWatcher) event(wd int, mask uint32, name string) (fileEvent, boo
 		delete(w.dirs, wd) // the directory is gone
 		return fileEvent{}, false
 	}
+	if ok && name == "" && mask&unix.IN_ATTRIB != 0 {
+		// The watched directory itself: etc/'s mode or owner, which decide
+		// whether it is read at all (a chmod go-w makes a refused etc/
+		// good). Its parent's watch leaves attributes out.
+		return fileEvent{path: dir, op: opAttrib}, true
+	}
 	if !ok || name == "" {
 		return fileEvent{}, false
 	}

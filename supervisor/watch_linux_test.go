@@ -1,9 +1,15 @@
 package supervisor
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nsfd/nsfd/config"
 )
 
 // TestEntriesWatchIgnoresWritesBesideEtc: the parent of etc/ is watched for
@@ -57,5 +63,31 @@ func TestEntriesWatchIgnoresWritesBesideEtc(t *testing.T) {
 	}
 	if ev := nextEvent(t, w, etc); ev.op != opRemove {
 		t.Errorf("etc/ removed: %v", ev.op)
+	}
+}
+
+// TestChmodOfEtcReloads: etc/'s own mode and owner decide whether it is
+// read (one writable by others is refused), so changing them reloads, as a
+// change of a file in it does, though the parent's watch leaves attributes
+// out.
+func TestChmodOfEtcReloads(t *testing.T) {
+	etc := filepath.Join(t.TempDir(), "etc")
+	if err := os.Mkdir(etc, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	s := &Supervisor{master: &config.Master{Dir: etc}, log: hclog.NewNullLogger()}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w, err := s.watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(etc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.changes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no reload after etc/'s mode changed")
 	}
 }
