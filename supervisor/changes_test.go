@@ -44,13 +44,14 @@ func (s *scriptedWatch) Watch(ctx context.Context, ready func(), changed func(st
 // subscriber records one Watch of the hub.
 type subscriber struct {
 	mu    sync.Mutex
-	got   []string // "ready" or the name
+	got   []string    // "ready" or the name
+	heard chan string // each of got as it comes, while there is room
 	block chan struct{}
 	done  chan error
 }
 
 func subscribe(h *changeHub, block chan struct{}) *subscriber {
-	s := &subscriber{block: block, done: make(chan error, 1)}
+	s := &subscriber{block: block, heard: make(chan string, 4*subBuffer), done: make(chan error, 1)}
 	go func() {
 		s.done <- h.Watch(context.Background(), func() { s.add("ready") }, func(name string) {
 			if s.block != nil {
@@ -62,7 +63,31 @@ func subscribe(h *changeHub, block chan struct{}) *subscriber {
 	return s
 }
 
-func (s *subscriber) add(v string) { s.mu.Lock(); s.got = append(s.got, v); s.mu.Unlock() }
+func (s *subscriber) add(v string) {
+	s.mu.Lock()
+	s.got = append(s.got, v)
+	s.mu.Unlock()
+	select {
+	case s.heard <- v:
+	default:
+	}
+}
+
+// hears waits until s has heard name, skipping what it heard before.
+func (s *subscriber) hears(t *testing.T, name string) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case v := <-s.heard:
+			if v == name {
+				return
+			}
+		case <-timeout:
+			t.Fatalf("%s not heard; heard %s", name, s.seen())
+		}
+	}
+}
 func (s *subscriber) seen() string { s.mu.Lock(); defer s.mu.Unlock(); return strings.Join(s.got, ",") }
 
 func TestChangeHubFansOutAndFails(t *testing.T) {
@@ -103,6 +128,9 @@ func TestChangeHubFansOutAndFails(t *testing.T) {
 	waitUntil(t, "slow subscribed", func() bool { return slow.seen() == "ready" })
 	for range subBuffer + 2 {
 		w <- "x"
+		// c hears each change before the next is sent: only slow falls
+		// behind, however loaded the machine (c's buffer is no larger).
+		c.hears(t, "x")
 	}
 	// Every change is out (c heard them all) before slow may catch up.
 	waitUntil(t, "the others hear every change", func() bool { return strings.Count(c.seen(), "x") == subBuffer+2 })
