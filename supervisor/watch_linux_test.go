@@ -17,15 +17,7 @@ import (
 // hundreds of times must not wake the master each time. Events come in
 // order, so the first one after the writes must be the marker made last.
 func TestEntriesWatchIgnoresWritesBesideEtc(t *testing.T) {
-	dir := t.TempDir()
-	w, err := newDirWatcher()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	if err := w.AddEntries(dir); err != nil {
-		t.Fatal(err)
-	}
+	w, dir := watchTemp(t, dirWatcher.AddEntries)
 	log := filepath.Join(dir, "out.log")
 	f, err := os.Create(log)
 	if err != nil {

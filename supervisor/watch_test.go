@@ -67,16 +67,24 @@ func drain(w dirWatcher) {
 	}
 }
 
-func TestDirWatcherTellsRenamesFromWritesAndSeesTheClose(t *testing.T) {
+// watchTemp returns a dirWatcher watching a new temporary directory with
+// add (its Add or AddEntries), and the directory.
+func watchTemp(t *testing.T, add func(w dirWatcher, dir string) error) (dirWatcher, string) {
+	t.Helper()
 	dir := t.TempDir()
 	w, err := newDirWatcher()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
-	if err := w.Add(dir); err != nil {
+	t.Cleanup(func() { w.Close() })
+	if err := add(w, dir); err != nil {
 		t.Fatal(err)
 	}
+	return w, dir
+}
+
+func TestDirWatcherTellsRenamesFromWritesAndSeesTheClose(t *testing.T) {
+	w, dir := watchTemp(t, dirWatcher.Add)
 	a := filepath.Join(dir, "a.ini")
 	os.WriteFile(a+".tmp", []byte("x"), 0o644)
 	drain(w)
