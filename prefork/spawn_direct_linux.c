@@ -95,13 +95,15 @@ static int child(void *arg) {
 		close_from(s->max_fd + 1);
 	}
 	// Every handler back to the default while signals are still blocked
-	// (the parent blocked them all): none of the parent's runs here.
-	struct sigaction dfl;
+	// (the parent blocked them all): none of the parent's runs here. A
+	// signal the parent ignores stays ignored, as execve(2) and the exec
+	// shim (os/exec) leave it: SIGHUP and SIGINT under nohup, for one.
+	struct sigaction dfl, old;
 	memset(&dfl, 0, sizeof dfl);
 	dfl.sa_handler = SIG_DFL;
 	for (int sig = 1; sig < NSIG; sig++) {
-		if (sig != SIGKILL && sig != SIGSTOP) {
-			sigaction(sig, &dfl, NULL);
+		if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, &dfl, &old) == 0 && old.sa_handler == SIG_IGN) {
+			sigaction(sig, &old, NULL);
 		}
 	}
 	if (setpgid(0, 0) != 0) {

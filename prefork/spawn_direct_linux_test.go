@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -87,6 +88,10 @@ func TestDirectSpawnMatchesTheShim(t *testing.T) {
 	if !directSpawn {
 		t.Skip("direct spawn off (NSFD_SPAWN=shim)")
 	}
+	// A signal the master ignores (SIGHUP under nohup) stays ignored in
+	// its workers, as exec leaves it; one it catches is back to the default.
+	signal.Ignore(syscall.SIGHUP)
+	defer signal.Reset(syscall.SIGHUP)
 	p, err := OpenPump()
 	if err != nil {
 		t.Fatal(err)
