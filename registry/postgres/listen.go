@@ -36,6 +36,11 @@ func listen(ctx context.Context, s *sqlstore.Store, channel string, listening fu
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				// Ended by its caller: pgx words that as a timeout
+				// ("context already done"), not as ctx's error.
+				return ctx.Err()
+			}
 			return err
 		}
 		if n != nil { // nil: another message woke pgx
